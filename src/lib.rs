@@ -1,0 +1,29 @@
+//! Switchboard: a declarative, config-driven sync daemon for a company's communication
+//! integrations (chat channels and queues, mail, contact and calendar sync, lead capture).
+//!
+//! Admins keep YAML manifests in Git; Switchboard validates them against JSON Schemas generated
+//! from the Rust types in [`config`], previews changes against the applied state ([`plan`]),
+//! and runs them as a daemon ([`engine`]) that records what it applied and how each object is
+//! doing in one SQLite file ([`store`]), serves webhooks and the operator API ([`http`]) and
+//! exposes Prometheus metrics ([`telemetry`]).
+//!
+//! # Layout
+//! Layers point one way: `cli → engine → plan, config, store`; `http` and `telemetry` are
+//! edges the engine wires in. `ARCHITECTURE.md` at the top of the repository is the map.
+//!
+//! - [`config`]: the manifest model, the loader that keeps line/column for every node,
+//!   cross-reference checks and diagnostics. Pure: no I/O beyond reading the files.
+//! - [`plan`]: desired vs applied, object by object, field by field. Pure.
+//! - [`store`]: the only module that runs SQL.
+//! - [`engine`]: the running set: apply, reload, scheduler, connectors, shutdown, sd_notify.
+//! - [`http`]: axum router, auth, error JSON, `/metrics`.
+//! - [`telemetry`]: tracing setup and every metric, defined in one place.
+//! - [`cli`]: one file per verb.
+
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod http;
+pub mod plan;
+pub mod store;
+pub mod telemetry;
