@@ -1,1 +1,106 @@
-//! TODO module cli
+//! The `switchboard` command line: global flags and one file per verb.
+//!
+//! Each verb returns an [`ExitCode`]; `main.rs` only parses the arguments, sets up logging
+//! and calls [`main`]. Verbs print results to stdout and problems to stderr.
+
+mod plan;
+mod schema;
+mod status;
+mod sync;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::telemetry::LogFormat;
+
+/// Default config directory (systemd `ConfigurationDirectory=switchboard`).
+pub const DEFAULT_CONFIG_DIR: &str = "/etc/switchboard/config.d";
+/// Default state file (systemd `StateDirectory=switchboard`).
+pub const DEFAULT_STATE: &str = "/var/lib/switchboard/state.db";
+
+/// Declarative sync daemon for chat, mail, contacts, calendars and leads.
+#[derive(Debug, Parser)]
+#[command(name = "switchboard", version, about, propagate_version = true)]
+pub struct Cli {
+    /// Config directory; repeat for several (all `*.yaml`/`*.yml` below each, recursively).
+    #[arg(short = 'c', long = "config", global = true, env = "SWITCHBOARD_CONFIG", value_delimiter = ':', default_value = DEFAULT_CONFIG_DIR)]
+    pub config: Vec<PathBuf>,
+    /// The SQLite state file.
+    #[arg(long, global = true, env = "SWITCHBOARD_STATE", default_value = DEFAULT_STATE)]
+    pub state: PathBuf,
+    /// Log format (logs go to stderr).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Output format of `validate` and `status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// For people.
+    Text,
+    /// For tools.
+    Json,
+}
+
+/// The verbs.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Parse, schema-check and cross-check every manifest (exit 0 valid, 1 not).
+    Validate {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Show what applying the config would change against the applied state.
+    Plan {
+        /// Exit 0 when there are no changes and 2 when there are (1 on errors).
+        #[arg(long)]
+        detailed_exitcode: bool,
+    },
+    /// Run the daemon: apply the config, serve HTTP, run schedules, reload on change.
+    Run,
+    /// Every applied object with its state, last success, last error and counters.
+    Status {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
+    /// Run one object's sync now: `switchboard sync Mailbox/sales`.
+    Sync {
+        /// `Kind/name` of the object.
+        object: String,
+    },
+    /// Write the JSON Schemas of every kind.
+    Schema {
+        /// Directory to write into (stdout lists the files written).
+        #[arg(long, default_value = "schemas")]
+        out: PathBuf,
+    },
+}
+
+/// Runs the parsed command line.
+pub fn main(cli: Cli) -> ExitCode {
+    match &cli.command {
+        Command::Validate { format } => validate::run(&cli.config, *format),
+        Command::Plan { .. } => fail("plan is not built yet"),
+        Command::Run => crate::engine::run_daemon(crate::engine::DaemonOptions {
+            config_dirs: cli.config.clone(),
+            state: cli.state.clone(),
+        }),
+        Command::Status { .. } => fail("status is not built yet"),
+        Command::Sync { .. } => fail("sync is not built yet"),
+        Command::Schema { out } => schema::run(out),
+    }
+}
+
+/// Prints an error the way every verb does, and returns exit code 1.
+fn fail(message: impl std::fmt::Display) -> ExitCode {
+    eprintln!("error: {message}");
+    ExitCode::from(1)
+}

@@ -1,1 +1,1 @@
-//! TODO module http
+//! HTTP: being built.

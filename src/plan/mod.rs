@@ -1,1 +1,1 @@
-//! TODO module plan
+//! Plan: being built.

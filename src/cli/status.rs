@@ -1,0 +1,1 @@
+//! `switchboard status`: every applied object's state, read from the store.

@@ -1,0 +1,1 @@
+//! `switchboard sync KIND/NAME`.

@@ -1,0 +1,688 @@
+//! Checks that span fields or objects: unique names, references between objects, fields that
+//! depend on a provider or an auth method, and the mail domain directory (EP-07).
+//!
+//! Each check adds positioned diagnostics; none stops the others, so the admin sees every
+//! problem in one run. Pure: reads the [`ConfigSet`] only.
+
+use std::collections::{BTreeMap, HashMap};
+
+use super::diagnostics::{Diagnostic, code};
+use super::kinds::*;
+use super::yaml::PathSeg;
+use super::{ConfigSet, Kind, KindSpec, Object};
+use crate::field_path;
+
+/// Runs every cross-object check.
+pub(crate) fn check(set: &ConfigSet, broken: &super::loader::Broken) -> Vec<Diagnostic> {
+    let mut c = Checker {
+        set,
+        broken,
+        diags: Vec::new(),
+    };
+    c.unique_names();
+    c.settings();
+    c.identity();
+    c.chat();
+    c.mail();
+    c.sync();
+    c.leads();
+    c.diags
+}
+
+struct Checker<'a> {
+    set: &'a ConfigSet,
+    broken: &'a super::loader::Broken,
+    diags: Vec<Diagnostic>,
+}
+
+impl<'a> Checker<'a> {
+    fn at(
+        &mut self,
+        code: &'static str,
+        obj: &Object,
+        path: Vec<PathSeg>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        let d = obj.origin.diagnostic(code, &obj.id(), &path, message);
+        self.diags.push(d);
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    /// Reports `obj`'s reference at `path` unless an object of `T` named `target` exists.
+    fn reference<T: KindSpec>(
+        &mut self,
+        obj: &Object,
+        path: Vec<PathSeg>,
+        target: &str,
+    ) -> Option<&'a T> {
+        let found = self.set.get::<T>(target);
+        if found.is_none() && !self.broken.contains(&(T::KIND, target.to_owned())) {
+            let names: Vec<&str> = self
+                .set
+                .specs::<T>()
+                .map(|(o, _)| o.name.as_str())
+                .collect();
+            let hint = match super::diagnostics::did_you_mean(target, &names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None if names.is_empty() => format!("no {} is defined", T::KIND),
+                None => format!("defined {}s: {}", T::KIND, names.join(", ")),
+            };
+            self.at(
+                code::REFERENCE,
+                obj,
+                path,
+                format!("{} `{target}` does not exist", T::KIND),
+            )
+            .hint = Some(hint);
+        }
+        found
+    }
+
+    fn unique_names(&mut self) {
+        let mut seen: HashMap<(Kind, &str), &Object> = HashMap::new();
+        for obj in &self.set.objects {
+            if let Some(first) = seen.get(&(obj.kind(), obj.name.as_str())) {
+                let first_pos = first
+                    .origin
+                    .node
+                    .locate(&[PathSeg::from("metadata"), PathSeg::from("name")])
+                    .pos();
+                let hint = format!(
+                    "first defined at {}:{}:{}; names are unique per kind",
+                    first.origin.file.display(),
+                    first_pos.line,
+                    first_pos.col,
+                );
+                self.at(
+                    code::DUPLICATE,
+                    obj,
+                    field_path!["metadata", "name"],
+                    format!("duplicate {} name `{}`", obj.kind(), obj.name),
+                )
+                .hint = Some(hint);
+            } else {
+                seen.insert((obj.kind(), obj.name.as_str()), obj);
+            }
+        }
+    }
+
+    fn settings(&mut self) {
+        let mut count = 0;
+        for (obj, _) in self.set.specs::<SettingsSpec>() {
+            count += 1;
+            if obj.name != "default" {
+                self.at(
+                    code::ENVELOPE,
+                    obj,
+                    field_path!["metadata", "name"],
+                    "Settings must be named `default`",
+                )
+                .hint = Some("there is one Settings object per installation".into());
+            } else if count > 1 {
+                // Reported by unique_names.
+            }
+        }
+    }
+
+    fn identity(&mut self) {
+        for (obj, user) in self.set.specs::<UserSpec>() {
+            for (i, role) in user.roles.iter().enumerate() {
+                self.reference::<RoleSpec>(obj, field_path!["spec", "roles", i], role);
+            }
+        }
+    }
+
+    fn chat(&mut self) {
+        for (obj, queue) in self.set.specs::<ChatQueueSpec>() {
+            for (i, op) in queue.operators.iter().enumerate() {
+                match op {
+                    OperatorRef::User(u) => {
+                        self.reference::<UserSpec>(
+                            obj,
+                            field_path!["spec", "operators", i, "user"],
+                            u,
+                        );
+                    }
+                    OperatorRef::Role(r) => {
+                        self.reference::<RoleSpec>(
+                            obj,
+                            field_path!["spec", "operators", i, "role"],
+                            r,
+                        );
+                    }
+                }
+            }
+        }
+        for (obj, ch) in self.set.specs::<ChatChannelSpec>() {
+            self.reference::<ChatQueueSpec>(obj, field_path!["spec", "queue"], &ch.queue);
+            self.channel_fields(obj, ch);
+        }
+        for (obj, action) in self.set.specs::<ChatActionSpec>() {
+            self.reference::<ChatQueueSpec>(obj, field_path!["spec", "queue"], &action.queue);
+            match (&action.builtin, &action.webhook) {
+                (Some(_), None) | (None, Some(_)) => {}
+                _ => {
+                    self.at(
+                        code::CONFLICT,
+                        obj,
+                        field_path!["spec"],
+                        "a ChatAction has exactly one of `builtin` and `webhook`",
+                    )
+                    .hint = Some("use `builtin: createCase` or `webhook: {url, secret}`".into());
+                }
+            }
+        }
+        for (obj, reply) in self.set.specs::<QuickReplySpec>() {
+            for (i, q) in reply.queues.iter().flatten().enumerate() {
+                self.reference::<ChatQueueSpec>(obj, field_path!["spec", "queues", i], q);
+            }
+        }
+    }
+
+    /// Which provider-specific fields a channel must and may have.
+    fn channel_fields(&mut self, obj: &Object, ch: &ChatChannelSpec) {
+        let present: [(&str, bool); 14] = [
+            ("token", ch.token.is_some()),
+            ("pageId", ch.page_id.is_some()),
+            ("pageAccessToken", ch.page_access_token.is_some()),
+            ("appSecret", ch.app_secret.is_some()),
+            ("verifyToken", ch.verify_token.is_some()),
+            ("handover", ch.handover.is_some()),
+            ("phoneNumber", ch.phone_number.is_some()),
+            (
+                "verificationPhoneNumber",
+                ch.verification_phone_number.is_some(),
+            ),
+            ("accountSid", ch.account_sid.is_some()),
+            ("authToken", ch.auth_token.is_some()),
+            ("sandbox", ch.sandbox.is_some()),
+            ("inboundToken", ch.inbound_token.is_some()),
+            ("callbackUrl", ch.callback_url.is_some()),
+            ("callbackSecret", ch.callback_secret.is_some()),
+        ];
+        let (required, optional): (&[&str], &[&str]) = match ch.provider {
+            ChannelProvider::Telegram => (&["token"], &["apiBaseUrl"]),
+            ChannelProvider::FacebookMessenger => (
+                &["pageId", "pageAccessToken", "appSecret", "verifyToken"],
+                &["handover", "apiBaseUrl"],
+            ),
+            ChannelProvider::Whatsapp => (
+                &[
+                    "phoneNumber",
+                    "verificationPhoneNumber",
+                    "accountSid",
+                    "authToken",
+                ],
+                &["sandbox", "apiBaseUrl"],
+            ),
+            ChannelProvider::Api => (&["inboundToken"], &["callbackUrl", "callbackSecret"]),
+        };
+        let provider = ch.provider.as_str();
+        for (field, is_set) in present
+            .iter()
+            .chain([("apiBaseUrl", ch.api_base_url.is_some())].iter())
+        {
+            if required.contains(field) && !is_set {
+                self.at(
+                    code::MISSING_FIELD,
+                    obj,
+                    field_path!["spec"],
+                    format!("missing required field `{field}` for provider {provider}"),
+                )
+                .hint = Some(format!(
+                    "a {provider} channel needs {}",
+                    required.join(", ")
+                ));
+            } else if *is_set && !required.contains(field) && !optional.contains(field) {
+                self.at(
+                    code::UNKNOWN_FIELD,
+                    obj,
+                    field_path!["spec", *field],
+                    format!("field `{field}` does not apply to provider {provider}"),
+                )
+                .hint = Some(format!(
+                    "a {provider} channel takes {}",
+                    required
+                        .iter()
+                        .chain(optional)
+                        .copied()
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+        }
+        if ch.callback_url.is_some() != ch.callback_secret.is_some() {
+            self.at(
+                code::CONFLICT,
+                obj,
+                field_path!["spec"],
+                "`callbackUrl` and `callbackSecret` go together",
+            )
+            .hint = Some(
+                "operator messages POSTed to callbackUrl are signed with callbackSecret".into(),
+            );
+        }
+        if let Some(phone) = &ch.phone_number
+            && !is_e164(phone)
+        {
+            self.at(
+                code::INVALID_VALUE,
+                obj,
+                field_path!["spec", "phoneNumber"],
+                format!("invalid phone number `{phone}`"),
+            )
+            .hint = Some("write it in E.164 form, like +14155238886".into());
+        }
+        if let Some(phone) = &ch.verification_phone_number
+            && !is_e164(phone)
+        {
+            self.at(
+                code::INVALID_VALUE,
+                obj,
+                field_path!["spec", "verificationPhoneNumber"],
+                format!("invalid phone number `{phone}`"),
+            )
+            .hint = Some("write it in E.164 form, like +14155238886".into());
+        }
+    }
+
+    fn mail(&mut self) {
+        for (obj, p) in self.set.specs::<MailProviderSpec>() {
+            let t = p.provider_type.as_str();
+            if matches!(
+                p.provider_type,
+                MailProviderType::Imap | MailProviderType::Gmail
+            ) {
+                if p.imap.is_none() && p.load {
+                    self.at(
+                        code::MISSING_FIELD,
+                        obj,
+                        field_path!["spec"],
+                        format!("missing required field `imap` for type {t}"),
+                    )
+                    .hint =
+                        Some("give `imap: {host, port, security}`, or set `load: false`".into());
+                }
+                if p.smtp.is_none() && p.send {
+                    self.at(
+                        code::MISSING_FIELD,
+                        obj,
+                        field_path!["spec"],
+                        format!("missing required field `smtp` for type {t}"),
+                    )
+                    .hint =
+                        Some("give `smtp: {host, port, security}`, or set `send: false`".into());
+                }
+            }
+            if p.provider_type == MailProviderType::Exchange && p.exchange.is_none() {
+                self.at(
+                    code::MISSING_FIELD,
+                    obj,
+                    field_path!["spec"],
+                    "missing required field `exchange` for type exchange",
+                )
+                .hint = Some(
+                    "give `exchange: {serviceUrl: https://mail.example.com/EWS/Exchange.asmx}`"
+                        .into(),
+                );
+            }
+            if !p.load && !p.send {
+                self.at(
+                    code::CONFLICT,
+                    obj,
+                    field_path!["spec", "load"],
+                    "a provider must load or send mail (or both)",
+                )
+                .hint = Some("set `load: true` or `send: true`".into());
+            }
+            if p.auth == AuthMethod::Oauth2 && p.oauth2.is_none() {
+                self.at(code::MISSING_FIELD, obj, field_path!["spec", "auth"], "`auth: oauth2` needs `oauth2: {clientId, clientSecret, authUrl, tokenUrl, scopes}`");
+            }
+            for (i, d) in p.domains.iter().enumerate() {
+                if !super::types::is_hostname(d) || !d.contains('.') {
+                    self.at(
+                        code::INVALID_VALUE,
+                        obj,
+                        field_path!["spec", "domains", i],
+                        format!("invalid domain `{d}`"),
+                    );
+                }
+            }
+        }
+
+        // EP-07: the domain directory: providers' domains, plus the domains of mailboxes that
+        // name their provider explicitly.
+        let mut directory: BTreeMap<String, Vec<&str>> = BTreeMap::new();
+        for (obj, p) in self.set.specs::<MailProviderSpec>() {
+            for d in &p.domains {
+                directory
+                    .entry(d.to_ascii_lowercase())
+                    .or_default()
+                    .push(&obj.name);
+            }
+        }
+        for (obj, p) in self.set.specs::<MailProviderSpec>() {
+            for (i, d) in p.domains.iter().enumerate() {
+                let owners = &directory[&d.to_ascii_lowercase()];
+                if owners.len() > 1 && owners[0] != obj.name {
+                    self.at(
+                        code::CONFLICT,
+                        obj,
+                        field_path!["spec", "domains", i],
+                        format!(
+                            "domain `{d}` is also claimed by MailProvider `{}`",
+                            owners[0]
+                        ),
+                    )
+                    .hint =
+                        Some("a domain detects one provider; remove it from one of them".into());
+                }
+            }
+        }
+        let explicit: HashMap<String, &str> = self
+            .set
+            .specs::<MailboxSpec>()
+            .filter_map(|(_, m)| m.provider.as_deref().map(|p| (m.address.domain(), p)))
+            .collect();
+
+        for (obj, mb) in self.set.specs::<MailboxSpec>() {
+            self.reference::<UserSpec>(obj, field_path!["spec", "owner"], &mb.owner);
+            let provider = match &mb.provider {
+                Some(p) => {
+                    let found = self.set.get::<MailProviderSpec>(p);
+                    if found.is_none() {
+                        let users: Vec<String> = self
+                            .set
+                            .specs::<MailboxSpec>()
+                            .filter(|(_, m)| m.provider.as_deref() == Some(p))
+                            .map(|(o, _)| format!("Mailbox/{}", o.name))
+                            .collect();
+                        self.at(
+                            code::REFERENCE,
+                            obj,
+                            field_path!["spec", "provider"],
+                            format!("MailProvider `{p}` does not exist"),
+                        )
+                        .hint = Some(format!(
+                            "a provider cannot be removed while mailboxes use it: {}",
+                            users.join(", ")
+                        ));
+                    }
+                    found
+                }
+                None => {
+                    let domain = mb.address.domain();
+                    let by_provider = directory.get(&domain).and_then(|o| o.first().copied());
+                    let name = by_provider.or_else(|| explicit.get(&domain).copied());
+                    match name {
+                        Some(n) => self.set.get::<MailProviderSpec>(n),
+                        None => {
+                            self.at(
+                                code::REFERENCE,
+                                obj,
+                                field_path!["spec", "address"],
+                                format!("no MailProvider serves the domain `{domain}`"),
+                            )
+                            .hint = Some(format!(
+                                "add `{domain}` to a MailProvider's `domains`, or name one with `provider:`"
+                            ));
+                            None
+                        }
+                    }
+                }
+            };
+            if let Some(p) = provider {
+                self.mailbox_credentials(obj, mb, p);
+            }
+            for (i, a) in mb.access.iter().enumerate() {
+                match (&a.user, &a.role) {
+                    (Some(u), None) => {
+                        self.reference::<UserSpec>(
+                            obj,
+                            field_path!["spec", "access", i, "user"],
+                            u,
+                        );
+                    }
+                    (None, Some(r)) => {
+                        self.reference::<RoleSpec>(
+                            obj,
+                            field_path!["spec", "access", i, "role"],
+                            r,
+                        );
+                    }
+                    _ => {
+                        self.at(
+                            code::CONFLICT,
+                            obj,
+                            field_path!["spec", "access", i],
+                            "an access entry names exactly one of `user` and `role`",
+                        );
+                    }
+                }
+            }
+        }
+        // MB-03: at most one default sender per owner.
+        let mut defaults: HashMap<&str, &str> = HashMap::new();
+        for (obj, mb) in self.set.specs::<MailboxSpec>() {
+            if mb.send.default_sender {
+                if let Some(first) = defaults.get(mb.owner.as_str()) {
+                    self.at(
+                        code::CONFLICT,
+                        obj,
+                        field_path!["spec", "send", "defaultSender"],
+                        format!(
+                            "user `{}` already has a default sender: Mailbox/{first}",
+                            mb.owner
+                        ),
+                    );
+                } else {
+                    defaults.insert(&mb.owner, &obj.name);
+                }
+                if !mb.send.enabled {
+                    self.at(
+                        code::CONFLICT,
+                        obj,
+                        field_path!["spec", "send", "defaultSender"],
+                        "a mailbox with `send.enabled: false` cannot be the default sender",
+                    );
+                }
+            }
+        }
+    }
+
+    fn mailbox_credentials(&mut self, obj: &Object, mb: &MailboxSpec, p: &MailProviderSpec) {
+        if p.login_format == LoginFormat::Manual && mb.login.is_none() {
+            self.at(
+                code::MISSING_FIELD,
+                obj,
+                field_path!["spec"],
+                "missing required field `login`",
+            )
+            .hint = Some("the mailbox's provider has `loginFormat: manual`".into());
+        }
+        match p.auth {
+            AuthMethod::Basic => {
+                if mb.password.is_none() {
+                    self.at(code::MISSING_FIELD, obj, field_path!["spec"], "missing required field `password`")
+                        .hint = Some("the provider uses basic auth; give `password: {env|file|credential: ...}` (an app password where the provider requires one)".into());
+                }
+                if mb.oauth2_refresh_token.is_some() {
+                    self.at(
+                        code::CONFLICT,
+                        obj,
+                        field_path!["spec", "oauth2RefreshToken"],
+                        "the provider uses basic auth, not OAuth 2.0",
+                    );
+                }
+            }
+            AuthMethod::Oauth2 => {
+                if mb.password.is_some() {
+                    self.at(code::CONFLICT, obj, field_path!["spec", "password"], "the provider uses OAuth 2.0, not a password")
+                        .hint = Some("give `oauth2RefreshToken`, or complete the consent flow at /oauth/{google|microsoft}/callback".into());
+                }
+            }
+        }
+        if mb.load.enabled && !p.load {
+            self.at(
+                code::CONFLICT,
+                obj,
+                field_path!["spec", "load", "enabled"],
+                "the provider does not load mail",
+            )
+            .hint = Some("set `load: {enabled: false}` or use a provider with `load: true`".into());
+        }
+        if mb.send.enabled && !p.send {
+            self.at(
+                code::CONFLICT,
+                obj,
+                field_path!["spec", "send", "enabled"],
+                "the provider does not send mail",
+            )
+            .hint = Some("set `send: {enabled: false}` or use a provider with `send: true`".into());
+        }
+    }
+
+    fn sync(&mut self) {
+        for (obj, g) in self.set.specs::<GoogleAccountSpec>() {
+            self.reference::<UserSpec>(obj, field_path!["spec", "user"], &g.user);
+        }
+        for (obj, cs) in self.set.specs::<ContactSyncSpec>() {
+            let google = self.account(obj, &cs.account);
+            if google == Some(false) && cs.google.is_some() {
+                self.at(
+                    code::CONFLICT,
+                    obj,
+                    field_path!["spec", "google"],
+                    "`google` settings apply to a GoogleAccount only",
+                );
+            }
+            if google == Some(true) && cs.google.is_none() {
+                self.at(code::MISSING_FIELD, obj, field_path!["spec"], "missing required field `google` for a Google account")
+                    .hint = Some("give `google: {tag: ..., group: ...}`: only contacts with that personal tag are synced (CS-03)".into());
+            }
+        }
+        for (obj, cs) in self.set.specs::<CalendarSyncSpec>() {
+            self.account(obj, &cs.account);
+        }
+    }
+
+    /// Resolves a sync `account`: `Some(true)` for a GoogleAccount, `Some(false)` for a
+    /// Mailbox on exchange/microsoft365, `None` (reported) otherwise.
+    fn account(&mut self, obj: &Object, name: &str) -> Option<bool> {
+        if self.set.get::<GoogleAccountSpec>(name).is_some() {
+            return Some(true);
+        }
+        if let Some(mb) = self.set.get::<MailboxSpec>(name) {
+            let provider = mb
+                .provider
+                .as_deref()
+                .and_then(|p| self.set.get::<MailProviderSpec>(p))
+                .or_else(|| {
+                    let domain = mb.address.domain();
+                    self.set
+                        .specs::<MailProviderSpec>()
+                        .find(|(_, p)| p.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)))
+                        .map(|e| e.1)
+                });
+            return match provider.map(|p| p.provider_type) {
+                Some(MailProviderType::Exchange | MailProviderType::Microsoft365) => Some(false),
+                Some(t) => {
+                    self.at(code::REFERENCE, obj, field_path!["spec", "account"], format!("Mailbox `{name}` is on a provider of type {}", t.as_str()))
+                        .hint = Some("contact and calendar sync needs a Mailbox on exchange or microsoft365, or a GoogleAccount".into());
+                    None
+                }
+                None => None, // the mailbox's own check reports its provider
+            };
+        }
+        self.at(
+            code::REFERENCE,
+            obj,
+            field_path!["spec", "account"],
+            format!("account `{name}` does not exist"),
+        )
+        .hint = Some("name a Mailbox on exchange/microsoft365 or a GoogleAccount".into());
+        None
+    }
+
+    fn leads(&mut self) {
+        for (obj, li) in self.set.specs::<LeadIntegrationSpec>() {
+            if let Some(role) = &li.notify_role {
+                self.reference::<RoleSpec>(obj, field_path!["spec", "notifyRole"], role);
+            }
+            self.mapping(
+                obj,
+                &li.default_mapping,
+                field_path!["spec", "defaultMapping"],
+                true,
+            );
+            let mut ids: HashMap<&str, usize> = HashMap::new();
+            for (i, form) in li.forms.iter().enumerate() {
+                if let Some(first) = ids.insert(&form.id, i) {
+                    self.at(
+                        code::DUPLICATE,
+                        obj,
+                        field_path!["spec", "forms", i, "id"],
+                        format!(
+                            "form `{}` is listed twice (first at forms[{first}])",
+                            form.id
+                        ),
+                    );
+                }
+                if let Some(m) = &form.custom_mapping {
+                    self.mapping(
+                        obj,
+                        m,
+                        field_path!["spec", "forms", i, "customMapping"],
+                        true,
+                    );
+                }
+            }
+        }
+    }
+
+    /// LI-03/LI-04: each column has exactly one source; `not_mapped_fields` is mandatory.
+    fn mapping(
+        &mut self,
+        obj: &Object,
+        mapping: &[ColumnMapping],
+        path: Vec<PathSeg>,
+        needs_macro: bool,
+    ) {
+        let mut has_macro = false;
+        for (i, col) in mapping.iter().enumerate() {
+            let sources = [
+                col.field.is_some(),
+                col.constant.is_some(),
+                col.macro_.is_some(),
+            ]
+            .iter()
+            .filter(|b| **b)
+            .count();
+            has_macro |= col.macro_.is_some();
+            if sources != 1 {
+                let mut p = path.clone();
+                p.push(PathSeg::Index(i));
+                self.at(
+                    code::CONFLICT,
+                    obj,
+                    p,
+                    format!(
+                        "column `{}` needs exactly one of `field`, `constant`, `macro`",
+                        col.column
+                    ),
+                );
+            }
+        }
+        if needs_macro && !has_macro {
+            self.at(code::MISSING_FIELD, obj, path, "the mapping has no `macro: not_mapped_fields` column")
+                .hint = Some("all form values are kept in one column, Notes by default: add `{column: Notes, macro: not_mapped_fields}` (LI-04)".into());
+        }
+    }
+}
+
+fn is_e164(phone: &str) -> bool {
+    let digits = phone.strip_prefix('+').unwrap_or("");
+    (7..=15).contains(&digits.len())
+        && digits.bytes().all(|b| b.is_ascii_digit())
+        && !digits.starts_with('0')
+}

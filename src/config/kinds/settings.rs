@@ -1,0 +1,140 @@
+//! `Settings`: the installation-wide settings (at most one object, named `default`).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::duration;
+use crate::config::types::{Duration, HttpUrl, SecretRef};
+
+/// The listen address when `Settings.listen` is not given.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+
+/// Installation-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SettingsSpec {
+    /// Public base URL where providers deliver webhooks and OAuth redirects land (`SiteUrl`).
+    pub site_url: HttpUrl,
+    /// Address the HTTP listener binds.
+    #[serde(default = "default_listen")]
+    #[schemars(with = "String")]
+    pub listen: SocketAddr,
+    /// Chat settings.
+    #[serde(default)]
+    pub chat: ChatSettings,
+    /// Mail settings.
+    #[serde(default)]
+    pub mail: MailSettings,
+    /// Google application used for Gmail, Contacts and Calendar.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<GoogleSettings>,
+    /// Microsoft Entra ID application used for Microsoft 365.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub microsoft: Option<MicrosoftSettings>,
+    /// OIDC issuer whose tokens the operator API accepts.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_server: Option<IdentityServerSettings>,
+}
+
+fn default_listen() -> SocketAddr {
+    DEFAULT_LISTEN
+        .parse()
+        .expect("the default listen address parses")
+}
+
+/// Chat settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ChatSettings {
+    /// Chats one operator handles at once, across all channels (`SimultaneousChats`).
+    #[serde(default = "default_simultaneous_chats")]
+    #[schemars(range(min = 1))]
+    pub simultaneous_chats: u32,
+    /// Time an operator has to accept an offered chat (`OmniChatOperatorAcceptChatTimeout`).
+    #[serde(default = "default_accept_timeout")]
+    pub accept_timeout: Duration,
+    /// Sound file served to operator clients for new chats (`OmniChatNotificationSound`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub notification_sound: Option<PathBuf>,
+}
+
+impl Default for ChatSettings {
+    fn default() -> Self {
+        ChatSettings {
+            simultaneous_chats: default_simultaneous_chats(),
+            accept_timeout: default_accept_timeout(),
+            notification_sound: None,
+        }
+    }
+}
+
+fn default_simultaneous_chats() -> u32 {
+    2
+}
+
+fn default_accept_timeout() -> Duration {
+    duration("5m")
+}
+
+/// Mail settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MailSettings {
+    /// How often mailboxes are synced when not pushed by IDLE (`MailboxSyncInterval`).
+    #[serde(default = "default_sync_interval")]
+    pub sync_interval: Duration,
+}
+
+impl Default for MailSettings {
+    fn default() -> Self {
+        MailSettings {
+            sync_interval: default_sync_interval(),
+        }
+    }
+}
+
+fn default_sync_interval() -> Duration {
+    duration("5m")
+}
+
+/// Google application settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoogleSettings {
+    /// OAuth client ID.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// OAuth client secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<SecretRef>,
+    /// Use a shared application instead of the company's own (`UseSharedGoogleApp`).
+    #[serde(default)]
+    pub use_shared_app: bool,
+}
+
+/// Microsoft Entra ID application settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MicrosoftSettings {
+    /// Tenant ID or domain.
+    pub tenant: String,
+    /// Application (client) ID.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: SecretRef,
+}
+
+/// OIDC identity server settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct IdentityServerSettings {
+    /// Issuer URL.
+    pub url: HttpUrl,
+    /// Client ID.
+    pub client_id: String,
+    /// Client secret.
+    pub client_secret: SecretRef,
+}

@@ -1,0 +1,163 @@
+//! Contact and calendar sync kinds: `ContactSync` (CS-xx), `CalendarSync` (AS-xx) and
+//! `GoogleAccount` (AS-04).
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::types::{AllOrList, EmailAddress, Schedule, SecretRef};
+
+/// A user's connected Google account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoogleAccountSpec {
+    /// The user it belongs to.
+    pub user: String,
+    /// The Google account's address.
+    pub email: EmailAddress,
+    /// OAuth 2.0 refresh token.
+    pub refresh_token: SecretRef,
+}
+
+/// Which contacts to import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactImport {
+    /// Import at all.
+    pub enabled: bool,
+    /// `all`, or these folders.
+    #[serde(default)]
+    pub folders: AllOrList,
+}
+
+/// A category of contacts that can be exported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ContactCategory {
+    /// Colleagues.
+    Employee,
+    /// Customers.
+    Customer,
+}
+
+/// A selection of contacts to export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactScope {
+    /// Only these categories.
+    #[serde(default)]
+    pub categories: Vec<ContactCategory>,
+    /// Only these groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
+}
+
+/// `all`, or a selection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum ExportScope {
+    /// Every accessible contact.
+    All(crate::config::types::AllLiteral),
+    /// A selection.
+    Selected(ContactScope),
+}
+
+/// Which contacts to export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactExport {
+    /// Export at all.
+    pub enabled: bool,
+    /// What to export.
+    #[serde(default = "all_scope")]
+    pub scope: ExportScope,
+}
+
+fn all_scope() -> ExportScope {
+    ExportScope::All(crate::config::types::AllLiteral::All)
+}
+
+/// Google-specific contact sync settings (CS-03).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GoogleContactSettings {
+    /// Personal tag that marks records to sync.
+    pub tag: String,
+    /// Contact group created in Google.
+    #[serde(default = "default_group")]
+    pub group: String,
+}
+
+fn default_group() -> String {
+    "Creatio".to_owned()
+}
+
+/// Two-way contact sync with Exchange / Microsoft 365 or Google (CS-01..05).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ContactSyncSpec {
+    /// A Mailbox on exchange/microsoft365, or a GoogleAccount.
+    pub account: String,
+    /// When to sync; absent = manual only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Import settings.
+    pub import: ContactImport,
+    /// Export settings.
+    pub export: ContactExport,
+    /// Google settings (Google accounts).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub google: Option<GoogleContactSettings>,
+}
+
+/// Which meetings to import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct MeetingImport {
+    /// Import at all.
+    pub enabled: bool,
+    /// `all`, or these calendars.
+    #[serde(default)]
+    pub calendars: AllOrList,
+}
+
+/// Which tasks to import.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskImport {
+    /// Import at all.
+    pub enabled: bool,
+    /// `all`, or these folders.
+    #[serde(default)]
+    pub folders: AllOrList,
+}
+
+/// Which activities to export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ActivityExport {
+    /// Export at all.
+    pub enabled: bool,
+    /// `all`, or these groups.
+    #[serde(default)]
+    pub groups: AllOrList,
+}
+
+/// Two-way calendar and task sync (AS-01..04).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CalendarSyncSpec {
+    /// A Mailbox on exchange/microsoft365, or a GoogleAccount.
+    pub account: String,
+    /// When to sync; absent = manual only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<Schedule>,
+    /// Import activities starting from this date (ISO 8601).
+    #[schemars(with = "String")]
+    pub since: chrono::NaiveDate,
+    /// Meeting import.
+    pub import_meetings: MeetingImport,
+    /// Task import.
+    pub import_tasks: TaskImport,
+    /// Activity export.
+    pub export: ActivityExport,
+}
