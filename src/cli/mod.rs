@@ -88,12 +88,14 @@ pub enum Command {
 pub fn main(cli: Cli) -> ExitCode {
     match &cli.command {
         Command::Validate { format } => validate::run(&cli.config, *format),
-        Command::Plan { .. } => fail("plan is not built yet"),
+        Command::Plan { detailed_exitcode } => {
+            plan::run(&cli.config, &cli.state, *detailed_exitcode)
+        }
         Command::Run => crate::engine::run_daemon(crate::engine::DaemonOptions {
             config_dirs: cli.config.clone(),
             state: cli.state.clone(),
         }),
-        Command::Status { .. } => fail("status is not built yet"),
+        Command::Status { format } => status::run(&cli.state, *format),
         Command::Sync { .. } => fail("sync is not built yet"),
         Command::Schema { out } => schema::run(out),
     }

@@ -1,1 +1,121 @@
-//! `switchboard status`: every applied object's state, read from the store.
+//! `switchboard status`: every applied object's state, read from the store — works whether
+//! or not the daemon runs (SQLite WAL lets a reader in beside it).
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::Format;
+use crate::store::{ObjectStatus, Store, StoreError};
+
+/// One row of `status --format json`. Field names match the operator API's objects view.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Row<'a> {
+    kind: &'a str,
+    name: &'a str,
+    state: &'a str,
+    reason: Option<&'a str>,
+    last_success_at: Option<String>,
+    last_error: Option<&'a str>,
+    last_error_at: Option<String>,
+    runs_ok: i64,
+    runs_failed: i64,
+    items_in: i64,
+    items_out: i64,
+    generation: i64,
+    applied_at: String,
+}
+
+impl<'a> From<&'a ObjectStatus> for Row<'a> {
+    fn from(s: &'a ObjectStatus) -> Self {
+        Row {
+            kind: &s.kind,
+            name: &s.name,
+            state: s.state.as_str(),
+            reason: s.reason.as_deref(),
+            last_success_at: s.last_success_at.map(|t| t.to_rfc3339()),
+            last_error: s.last_error.as_deref(),
+            last_error_at: s.last_error_at.map(|t| t.to_rfc3339()),
+            runs_ok: s.runs_ok,
+            runs_failed: s.runs_failed,
+            items_in: s.items_in,
+            items_out: s.items_out,
+            generation: s.generation,
+            applied_at: s.applied_at.to_rfc3339(),
+        }
+    }
+}
+
+/// Prints every object's status; exit 1 only when the store cannot be read.
+pub fn run(state: &Path, format: Format) -> ExitCode {
+    let statuses = match Store::open_read_only(state).and_then(|s| s.statuses()) {
+        Ok(s) => s,
+        Err(StoreError::Missing(path)) => {
+            if format == Format::Json {
+                println!("[]");
+            } else {
+                println!(
+                    "nothing applied yet: no state file at {} (start the daemon with `switchboard run`)",
+                    path.display()
+                );
+            }
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => return super::fail(e),
+    };
+    match format {
+        Format::Json => {
+            let rows: Vec<Row> = statuses.iter().map(Row::from).collect();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows).expect("rows serialize")
+            );
+        }
+        Format::Text => print!("{}", table(&statuses)),
+    }
+    ExitCode::SUCCESS
+}
+
+fn table(statuses: &[ObjectStatus]) -> String {
+    let mut rows = vec![[
+        "OBJECT".to_owned(),
+        "STATE".to_owned(),
+        "LAST SUCCESS".to_owned(),
+        "RUNS OK/FAILED".to_owned(),
+        "ITEMS IN/OUT".to_owned(),
+        "DETAIL".to_owned(),
+    ]];
+    for s in statuses {
+        let detail = match (&s.state, &s.last_error, &s.reason) {
+            (crate::store::ObjectState::Error, Some(e), _) => e.clone(),
+            (_, _, Some(r)) => r.clone(),
+            _ => String::new(),
+        };
+        rows.push([
+            format!("{}/{}", s.kind, s.name),
+            s.state.as_str().to_owned(),
+            s.last_success_at.map_or("-".to_owned(), |t| {
+                t.format("%Y-%m-%d %H:%M:%S").to_string()
+            }),
+            format!("{}/{}", s.runs_ok, s.runs_failed),
+            format!("{}/{}", s.items_in, s.items_out),
+            detail.lines().next().unwrap_or("").to_owned(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..6)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in &rows {
+        let line: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| format!("{c:<w$}", w = widths[i]))
+            .collect();
+        out.push_str(line.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}

@@ -1,1 +1,225 @@
-//! Plan: being built.
+//! Desired vs applied: what applying the config would change, object by object and field by
+//! field, as data. Rendering lives in [`render`], apart from the diff.
+//!
+//! Pure: takes the loaded [`ConfigSet`] and the applied objects read by the caller; no store,
+//! no network. Specs are compared as the JSON the store records (defaults filled in), so a
+//! default that changes between releases shows as a change. Secret fields hold references
+//! (`{env: NAME}`), never values, so the plan can show them as they are.
+
+pub mod render;
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use crate::config::{ConfigSet, Kind};
+use crate::store::AppliedObject;
+
+/// What happens to one object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// New in the config.
+    Create,
+    /// In both, with different specs.
+    Update,
+    /// Applied, and gone from the config.
+    Delete,
+}
+
+/// One changed leaf of a spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldChange {
+    /// Path inside the object, e.g. `spec.operators[1].user`.
+    pub path: String,
+    /// The applied value (`None` when the field is new).
+    pub old: Option<Value>,
+    /// The desired value (`None` when the field goes away).
+    pub new: Option<Value>,
+}
+
+/// The plan for one object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ObjectPlan {
+    /// The kind's name.
+    pub kind: String,
+    /// `metadata.name`.
+    pub name: String,
+    /// What happens.
+    pub action: Action,
+    /// The changed fields: every field for a create or delete, the differing ones for an update.
+    pub changes: Vec<FieldChange>,
+}
+
+/// Every object that would change; unchanged objects are not listed.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Plan {
+    /// Changes, in kind order (as applied), then by name.
+    pub objects: Vec<ObjectPlan>,
+}
+
+impl Plan {
+    /// Counts of (create, update, delete).
+    pub fn counts(&self) -> (usize, usize, usize) {
+        let n = |a| self.objects.iter().filter(|o| o.action == a).count();
+        (n(Action::Create), n(Action::Update), n(Action::Delete))
+    }
+
+    /// Whether applying would change nothing.
+    pub fn is_empty(&self) -> bool {
+        self.objects.is_empty()
+    }
+}
+
+/// Compares the desired config with what the store says was applied.
+pub fn diff(desired: &ConfigSet, applied: &[AppliedObject]) -> Plan {
+    let rank = |kind: &str| {
+        Kind::parse(kind).map_or(usize::MAX, |k| {
+            Kind::ALL.iter().position(|x| *x == k).unwrap_or(usize::MAX)
+        })
+    };
+    let mut old: BTreeMap<(usize, String, String), &Value> = applied
+        .iter()
+        .map(|a| ((rank(&a.kind), a.kind.clone(), a.name.clone()), &a.spec))
+        .collect();
+    let mut new: BTreeMap<(usize, String, String), Value> = BTreeMap::new();
+    for o in &desired.objects {
+        let kind = o.kind().as_str().to_owned();
+        new.insert((rank(&kind), kind, o.name.clone()), o.spec.to_json());
+    }
+    let mut keys: Vec<_> = old.keys().chain(new.keys()).cloned().collect();
+    keys.sort();
+    keys.dedup();
+    let mut plan = Plan::default();
+    for key in keys {
+        let before = old.remove(&key);
+        let after = new.remove(&key);
+        let (action, changes) = match (before, after) {
+            (None, Some(n)) => (Action::Create, leaf_changes("spec", None, Some(&n))),
+            (Some(o), None) => (Action::Delete, leaf_changes("spec", Some(o), None)),
+            (Some(o), Some(n)) if *o != n => {
+                (Action::Update, leaf_changes("spec", Some(o), Some(&n)))
+            }
+            _ => continue,
+        };
+        plan.objects.push(ObjectPlan {
+            kind: key.1,
+            name: key.2,
+            action,
+            changes,
+        });
+    }
+    plan
+}
+
+/// Whether `v` is a secret reference (`{env|file|credential: ...}`), shown as one value.
+fn is_secret_ref(v: &Value) -> bool {
+    v.as_object().is_some_and(|m| {
+        m.len() == 1
+            && m.keys()
+                .all(|k| matches!(k.as_str(), "env" | "file" | "credential"))
+    })
+}
+
+/// Every leaf path where `old` and `new` differ.
+fn leaf_changes(path: &str, old: Option<&Value>, new: Option<&Value>) -> Vec<FieldChange> {
+    let mut out = Vec::new();
+    walk(path, old, new, &mut out);
+    out
+}
+
+fn walk(path: &str, old: Option<&Value>, new: Option<&Value>, out: &mut Vec<FieldChange>) {
+    if old == new {
+        return;
+    }
+    match (old, new) {
+        (Some(Value::Object(a)), Some(Value::Object(b)))
+            if !is_secret_ref(old.expect("matched")) && !is_secret_ref(new.expect("matched")) =>
+        {
+            let mut keys: Vec<&String> = a.keys().chain(b.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            for k in keys {
+                walk(&format!("{path}.{k}"), a.get(k), b.get(k), out);
+            }
+        }
+        (Some(Value::Array(a)), Some(Value::Array(b))) => {
+            for i in 0..a.len().max(b.len()) {
+                walk(&format!("{path}[{i}]"), a.get(i), b.get(i), out);
+            }
+        }
+        (Some(Value::Object(m)), None) | (None, Some(Value::Object(m)))
+            if !is_secret_ref(old.or(new).expect("one side")) && !m.is_empty() =>
+        {
+            for (k, v) in m {
+                let (o, n) = if old.is_some() {
+                    (Some(v), None)
+                } else {
+                    (None, Some(v))
+                };
+                walk(&format!("{path}.{k}"), o, n, out);
+            }
+        }
+        _ => out.push(FieldChange {
+            path: path.to_owned(),
+            old: old.cloned(),
+            new: new.cloned(),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn applied(kind: &str, name: &str, spec: Value) -> AppliedObject {
+        AppliedObject {
+            kind: kind.into(),
+            name: name.into(),
+            spec_hash: crate::store::spec_hash(&spec),
+            spec,
+            generation: 1,
+            applied_at: chrono::Utc::now(),
+        }
+    }
+
+    #[test]
+    fn update_lists_changed_leaves_with_old_and_new_values() {
+        let changes = leaf_changes(
+            "spec",
+            Some(&json!({"title": "A", "routing": "toAll", "operators": [{"user": "a"}]})),
+            Some(
+                &json!({"title": "A", "routing": "leastBusy", "operators": [{"user": "a"}, {"role": "r"}]}),
+            ),
+        );
+        let paths: Vec<_> = changes.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["spec.operators[1].role", "spec.routing"]);
+        assert_eq!(changes[1].old, Some(json!("toAll")));
+        assert_eq!(changes[1].new, Some(json!("leastBusy")));
+    }
+
+    #[test]
+    fn secret_references_change_as_one_value() {
+        let changes = leaf_changes(
+            "spec",
+            Some(&json!({"token": {"env": "A"}})),
+            Some(&json!({"token": {"file": "b"}})),
+        );
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].path, "spec.token");
+    }
+
+    #[test]
+    fn deleted_objects_are_planned_in_kind_order() {
+        let set = ConfigSet::default();
+        let plan = diff(
+            &set,
+            &[
+                applied("User", "u", json!({"a": 1})),
+                applied("Settings", "default", json!({"b": 2})),
+            ],
+        );
+        assert_eq!(plan.counts(), (0, 0, 2));
+        assert_eq!(plan.objects[0].kind, "Settings");
+    }
+}
