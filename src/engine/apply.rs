@@ -285,3 +285,96 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod engine_tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::engine::connector::{Connector, SyncContext, SyncFuture, SyncReport};
+    use crate::engine::handle::{StoreHandle, SyncRequestError};
+    use crate::store::Store;
+    use crate::telemetry::Metrics;
+
+    struct Counting(AtomicU32);
+
+    impl Connector for Counting {
+        fn sync<'a>(&'a self, _ctx: SyncContext<'a>) -> SyncFuture<'a> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(SyncReport::default()) })
+        }
+    }
+
+    fn load(dir: &std::path::Path, roles: &[&str]) -> ConfigSet {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            std::fs::remove_file(entry.expect("entry").path()).expect("remove");
+        }
+        for role in roles {
+            std::fs::write(
+                dir.join(format!("{role}.yaml")),
+                format!("apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: {role}}}\nspec: {{title: T}}\n"),
+            )
+            .expect("write");
+        }
+        crate::config::load(&[dir.to_path_buf()])
+            .into_result()
+            .expect("valid")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_adds_and_removes_scheduled_objects_and_their_metrics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let counting = Arc::new(Counting(AtomicU32::new(0)));
+        let mut registry = Registry::builtin();
+        let shared = Arc::clone(&counting);
+        // A test connector for Role, so pure bookkeeping kinds exercise the scheduler path.
+        registry.register(Kind::Role, move |_, _| {
+            Ok(shared.clone() as Arc<dyn Connector>)
+        });
+        let metrics = Metrics::new();
+        let store = StoreHandle::new(Store::open_in_memory().expect("store"));
+        let handle = EngineHandle::new(store.clone(), metrics.clone());
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let clock = Clock::tokio("2025-01-01T00:00:00Z".parse().expect("ts"));
+        let scheduler = Scheduler::new(
+            tracker.clone(),
+            cancel.clone(),
+            store.clone(),
+            metrics.clone(),
+            clock,
+        );
+        let mut engine = Engine::new(registry, handle.clone(), scheduler, clock);
+        assert!(!handle.is_ready());
+
+        engine
+            .apply(load(dir.path(), &["one", "two"]))
+            .await
+            .expect("apply");
+        assert!(handle.is_ready());
+        handle.request_sync(Kind::Role, "two").expect("syncable");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(counting.0.load(Ordering::SeqCst), 1);
+        assert!(metrics.render().contains("name=\"two\""));
+
+        // REQ: SPEC run (reload updates the running set; removed objects' series disappear)
+        engine
+            .apply(load(dir.path(), &["one"]))
+            .await
+            .expect("re-apply");
+        assert_eq!(
+            handle.request_sync(Kind::Role, "two"),
+            Err(SyncRequestError::Unknown)
+        );
+        assert!(!metrics.render().contains("name=\"two\""));
+        let statuses = store.call(|s| s.statuses()).await.expect("statuses");
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(engine.scheduler.scheduled().count(), 1);
+
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+}
