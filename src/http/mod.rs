@@ -1,1 +1,104 @@
-//! HTTP: being built.
+//! HTTP: the axum router on `Settings.listen`, the operator API's auth and errors, `/metrics`.
+//!
+//! This is the only JSON-DTO layer: store rows are mapped to the DTOs in [`api`] here. It reads
+//! the running set through [`EngineHandle`] and never changes it (a sync request is only a
+//! request). Every response is counted in `switchboard_http_requests_total{route,status}` with
+//! the matched route template, never the raw path.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::engine::EngineHandle;
+use crate::telemetry::Metrics;
+
+pub use auth::{Caller, authenticate};
+pub use error::ApiError;
+
+/// What every handler can reach.
+#[derive(Clone)]
+pub struct AppState {
+    /// The running set (read side).
+    pub engine: EngineHandle,
+    /// The metrics registry.
+    pub metrics: Metrics,
+}
+
+/// The route label for requests that matched no route.
+const UNMATCHED: &str = "unmatched";
+
+/// The router with every route.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/objects", get(api::list_objects))
+        .route("/api/v1/objects/{kind}/{name}/sync", post(api::sync_object))
+        .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), count))
+        .with_state(state)
+}
+
+/// Serves `router(state)` on `listener` until `shutdown` fires, then finishes in-flight
+/// requests (graceful shutdown).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: CancellationToken,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await
+}
+
+async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or(UNMATCHED.to_owned(), |p| p.as_str().to_owned());
+    let response = next.run(request).await;
+    state
+        .metrics
+        .http_requests_total
+        .with_label_values(&[&route, response.status().as_str()])
+        .inc();
+    response
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.engine.is_ready() {
+        "ready".into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not ready: the configuration is not applied yet",
+        )
+            .into_response()
+    }
+}
+
+async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, Metrics::CONTENT_TYPE)],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such route")
+}

@@ -1,0 +1,380 @@
+//! Applying a valid config: record it in the store, resolve secrets, build the running set,
+//! publish it to the HTTP view.
+//!
+//! [`Engine`] is the only writer of the running set. It is owned by one task (the reload
+//! loop), so applies never interleave. A failed apply leaves the previous running set in place.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use crate::config::kinds::{CalendarSyncSpec, ContactSyncSpec, MailboxSpec};
+use crate::config::types::{Secret, SecretError, SecretRef};
+use crate::config::{ConfigSet, Kind, Object};
+use crate::store::{ObjectChange, ObjectState, StoreError};
+
+use super::connector::{Built, Registry};
+use super::handle::{Clock, EngineHandle, Syncability};
+use super::scheduler::{Job, Scheduler, Trigger};
+
+/// Every secret reference in `spec`, by JSON pointer: each JSON object with exactly one key,
+/// `env`, `file` or `credential`, holding a string. Secret fields are typed [`SecretRef`] in
+/// the kinds, and validation rejects inline values, so this finds exactly the secret fields.
+pub fn secret_refs(spec: &serde_json::Value) -> Vec<(String, SecretRef)> {
+    let mut found = Vec::new();
+    walk(spec, String::new(), &mut found);
+    found
+}
+
+fn walk(value: &serde_json::Value, pointer: String, found: &mut Vec<(String, SecretRef)>) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if map.len() == 1
+                && let Some((key, inner)) = map.iter().next()
+                && matches!(key.as_str(), "env" | "file" | "credential")
+                && inner.is_string()
+                && let Ok(r) = serde_json::from_value::<SecretRef>(value.clone())
+            {
+                found.push((pointer, r));
+                return;
+            }
+            for (key, inner) in map {
+                let escaped = key.replace('~', "~0").replace('/', "~1");
+                walk(inner, format!("{pointer}/{escaped}"), found);
+            }
+        }
+        serde_json::Value::Array(items) => {
+            for (i, inner) in items.iter().enumerate() {
+                walk(inner, format!("{pointer}/{i}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Resolves every secret of `object` relative to its manifest's directory.
+pub fn resolve_secrets(object: &Object) -> Result<BTreeMap<String, Secret>, SecretError> {
+    secret_refs(&object.spec.to_json())
+        .into_iter()
+        .map(|(pointer, r)| r.resolve(object.origin.dir()).map(|s| (pointer, s)))
+        .collect()
+}
+
+/// When `object` runs on its own.
+pub fn trigger_of(object: &Object, set: &ConfigSet) -> Trigger {
+    let spec = &object.spec;
+    let scheduled = |s: &Option<crate::config::types::Schedule>| {
+        s.clone()
+            .map_or(Trigger::Manual, |s| Trigger::Cron(Box::new(s)))
+    };
+    if let Some(s) = <ContactSyncSpec as crate::config::KindSpec>::from_spec(spec) {
+        return scheduled(&s.schedule);
+    }
+    if let Some(s) = <CalendarSyncSpec as crate::config::KindSpec>::from_spec(spec) {
+        return scheduled(&s.schedule);
+    }
+    if let Some(m) = <MailboxSpec as crate::config::KindSpec>::from_spec(spec) {
+        if m.load.enabled && m.load.auto {
+            let every = set
+                .settings()
+                .map_or(DEFAULT_MAIL_SYNC_INTERVAL, |s| s.mail.sync_interval.get());
+            return Trigger::Interval(every);
+        }
+        return Trigger::Manual;
+    }
+    Trigger::Manual
+}
+
+/// `Settings.mail.syncInterval`'s default, when there is no `Settings` object.
+const DEFAULT_MAIL_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// The store changes that make the applied state equal to `set`: an upsert per object and a
+/// delete per applied object that left the config.
+pub fn changes(set: &ConfigSet, applied: &[(String, String)]) -> Vec<ObjectChange> {
+    let present: HashSet<(String, String)> = set
+        .objects
+        .iter()
+        .map(|o| (o.kind().as_str().to_owned(), o.name.clone()))
+        .collect();
+    let mut changes: Vec<ObjectChange> = set
+        .objects
+        .iter()
+        .map(|o| ObjectChange::Upsert {
+            kind: o.kind().as_str().to_owned(),
+            name: o.name.clone(),
+            spec: o.spec.to_json(),
+        })
+        .collect();
+    changes.extend(
+        applied
+            .iter()
+            .filter(|key| !present.contains(*key))
+            .map(|(kind, name)| ObjectChange::Delete {
+                kind: kind.clone(),
+                name: name.clone(),
+            }),
+    );
+    changes
+}
+
+/// The writer of the running set.
+pub struct Engine {
+    registry: Registry,
+    handle: EngineHandle,
+    scheduler: Scheduler,
+    clock: Clock,
+    current: Option<Arc<ConfigSet>>,
+}
+
+impl Engine {
+    /// An engine with nothing applied yet.
+    pub fn new(
+        registry: Registry,
+        handle: EngineHandle,
+        scheduler: Scheduler,
+        clock: Clock,
+    ) -> Engine {
+        Engine {
+            registry,
+            handle,
+            scheduler,
+            clock,
+            current: None,
+        }
+    }
+
+    /// The last config applied.
+    pub fn current(&self) -> Option<&Arc<ConfigSet>> {
+        self.current.as_ref()
+    }
+
+    /// The handle HTTP reads.
+    pub fn handle(&self) -> &EngineHandle {
+        &self.handle
+    }
+
+    /// Applies `set`: one store transaction, then object states, then the running set.
+    /// On a store error nothing of the running set changes.
+    pub async fn apply(&mut self, set: ConfigSet) -> Result<(), StoreError> {
+        let set = Arc::new(set);
+        let store = self.handle.store().clone();
+        let metrics = self.handle.metrics().clone();
+        let at = self.clock.now();
+
+        let applied = store.call(|s| s.applied_objects()).await?;
+        let applied: Vec<(String, String)> =
+            applied.into_iter().map(|o| (o.kind, o.name)).collect();
+        let changes = changes(&set, &applied);
+        store.call(move |s| s.apply(&changes, at)).await?;
+
+        // Secrets are read from env and files: blocking work.
+        let resolving = Arc::clone(&set);
+        let resolved: Vec<Result<BTreeMap<String, Secret>, SecretError>> =
+            tokio::task::spawn_blocking(move || {
+                resolving.objects.iter().map(resolve_secrets).collect()
+            })
+            .await
+            .expect("resolving secrets does not panic");
+
+        let mut states: Vec<(String, String, ObjectState, Option<String>)> = Vec::new();
+        let mut syncable = HashMap::new();
+        let mut keep = HashSet::new();
+        let mut per_kind: HashMap<Kind, std::time::Duration> = HashMap::new();
+        for (object, secrets) in set.objects.iter().zip(resolved) {
+            let started = std::time::Instant::now();
+            let kind = object.kind();
+            let key = (kind, object.name.clone());
+            let (kind_s, name) = (kind.as_str().to_owned(), object.name.clone());
+            match secrets {
+                Err(e) => {
+                    // The message names the reference, never the value.
+                    tracing::error!(object = %object.id(), error = %e, "a secret could not be read");
+                    let reason = e.to_string();
+                    syncable.insert(key, Syncability::NotSyncable(reason.clone()));
+                    states.push((kind_s, name, ObjectState::Error, Some(reason)));
+                }
+                Ok(secrets) => match self.registry.build(object, &set) {
+                    Built::Passive => {
+                        syncable.insert(
+                            key,
+                            Syncability::NotSyncable(format!(
+                                "{kind} is configuration only; there is nothing to sync"
+                            )),
+                        );
+                        states.push((kind_s, name, ObjectState::Ready, None));
+                    }
+                    Built::Pending(reason) => {
+                        syncable.insert(key, Syncability::NotSyncable(reason.clone()));
+                        states.push((kind_s, name, ObjectState::Pending, Some(reason)));
+                    }
+                    Built::Connector(connector) => {
+                        let trigger = trigger_of(object, &set);
+                        let fingerprint = format!(
+                            "{}|{}",
+                            crate::store::spec_hash(&object.spec.to_json()),
+                            trigger.describe()
+                        );
+                        let wake = self.scheduler.upsert(
+                            Job {
+                                object: object.clone(),
+                                connector,
+                                secrets,
+                                trigger,
+                            },
+                            fingerprint,
+                        );
+                        syncable.insert(key.clone(), Syncability::Syncable(wake));
+                        keep.insert(key);
+                    }
+                },
+            }
+            *per_kind.entry(kind).or_default() += started.elapsed();
+        }
+        for (kind, took) in per_kind {
+            metrics
+                .reconcile_duration_seconds
+                .with_label_values(&[kind.as_str()])
+                .observe(took.as_secs_f64());
+        }
+        self.scheduler.retain(&keep);
+
+        store
+            .call(move |s| {
+                for (kind, name, state, reason) in &states {
+                    s.set_state(kind, name, *state, reason.as_deref())?;
+                }
+                Ok(())
+            })
+            .await?;
+
+        if let Some(previous) = &self.current {
+            for o in &previous.objects {
+                if set.object(o.kind(), &o.name).is_none() {
+                    metrics.forget_object(o.kind().as_str(), &o.name);
+                }
+            }
+        }
+        store.refresh_objects_gauge(&metrics).await;
+        self.handle.publish(Arc::clone(&set), syncable);
+        self.current = Some(set);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_refs_finds_every_reference_by_pointer() {
+        let spec = serde_json::json!({
+            "token": {"env": "A"},
+            "nested": {"list": [{"secret": {"file": "x.txt"}}]},
+            "notSecret": {"env": 1},
+            "plain": "text"
+        });
+        let refs = secret_refs(&spec);
+        assert_eq!(
+            refs,
+            vec![
+                (
+                    "/nested/list/0/secret".to_owned(),
+                    SecretRef::File("x.txt".into())
+                ),
+                ("/token".to_owned(), SecretRef::Env("A".into())),
+            ]
+        );
+    }
+}
+
+#[cfg(test)]
+mod engine_tests {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    use tokio_util::sync::CancellationToken;
+    use tokio_util::task::TaskTracker;
+
+    use super::*;
+    use crate::engine::connector::{Connector, SyncContext, SyncFuture, SyncReport};
+    use crate::engine::handle::{StoreHandle, SyncRequestError};
+    use crate::store::Store;
+    use crate::telemetry::Metrics;
+
+    struct Counting(AtomicU32);
+
+    impl Connector for Counting {
+        fn sync<'a>(&'a self, _ctx: SyncContext<'a>) -> SyncFuture<'a> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Box::pin(async { Ok(SyncReport::default()) })
+        }
+    }
+
+    fn load(dir: &std::path::Path, roles: &[&str]) -> ConfigSet {
+        for entry in std::fs::read_dir(dir).expect("read dir") {
+            std::fs::remove_file(entry.expect("entry").path()).expect("remove");
+        }
+        for role in roles {
+            std::fs::write(
+                dir.join(format!("{role}.yaml")),
+                format!("apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: {role}}}\nspec: {{title: T}}\n"),
+            )
+            .expect("write");
+        }
+        crate::config::load(&[dir.to_path_buf()])
+            .into_result()
+            .expect("valid")
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_reload_adds_and_removes_scheduled_objects_and_their_metrics() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let counting = Arc::new(Counting(AtomicU32::new(0)));
+        let mut registry = Registry::builtin();
+        let shared = Arc::clone(&counting);
+        // A test connector for Role, so pure bookkeeping kinds exercise the scheduler path.
+        registry.register(Kind::Role, move |_, _| {
+            Ok(shared.clone() as Arc<dyn Connector>)
+        });
+        let metrics = Metrics::new();
+        let store = StoreHandle::new(Store::open_in_memory().expect("store"));
+        let handle = EngineHandle::new(store.clone(), metrics.clone());
+        let (cancel, tracker) = (CancellationToken::new(), TaskTracker::new());
+        let clock = Clock::tokio("2025-01-01T00:00:00Z".parse().expect("ts"));
+        let scheduler = Scheduler::new(
+            tracker.clone(),
+            cancel.clone(),
+            store.clone(),
+            metrics.clone(),
+            clock,
+        );
+        let mut engine = Engine::new(registry, handle.clone(), scheduler, clock);
+        assert!(!handle.is_ready());
+
+        engine
+            .apply(load(dir.path(), &["one", "two"]))
+            .await
+            .expect("apply");
+        assert!(handle.is_ready());
+        handle.request_sync(Kind::Role, "two").expect("syncable");
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        assert_eq!(counting.0.load(Ordering::SeqCst), 1);
+        assert!(metrics.render().contains("name=\"two\""));
+
+        // REQ: SPEC run (reload updates the running set; removed objects' series disappear)
+        engine
+            .apply(load(dir.path(), &["one"]))
+            .await
+            .expect("re-apply");
+        assert_eq!(
+            handle.request_sync(Kind::Role, "two"),
+            Err(SyncRequestError::Unknown)
+        );
+        assert!(!metrics.render().contains("name=\"two\""));
+        let statuses = store.call(|s| s.statuses()).await.expect("statuses");
+        assert_eq!(statuses.len(), 1);
+        assert_eq!(engine.scheduler.scheduled().count(), 1);
+
+        cancel.cancel();
+        tracker.close();
+        tracker.wait().await;
+    }
+}

@@ -1,0 +1,155 @@
+//! Operator API handlers and their DTOs: `/api/v1/objects` and the sync request.
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::config::Kind;
+use crate::config::kinds::Operation;
+use crate::engine::SyncRequestError;
+use crate::store::ObjectStatus;
+
+use super::AppState;
+use super::auth::Caller;
+use super::error::ApiError;
+
+/// `?limit=` when absent.
+pub const DEFAULT_LIMIT: usize = 100;
+/// The largest `?limit=`.
+pub const MAX_LIMIT: usize = 1000;
+
+/// `?limit=&cursor=` of list endpoints.
+#[derive(Debug, Deserialize)]
+pub struct Page {
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+/// A list answer.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct List<T> {
+    items: Vec<T>,
+    total: usize,
+    next_cursor: Option<String>,
+}
+
+/// One object's status (the `status` view).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectDto {
+    kind: String,
+    name: String,
+    state: &'static str,
+    reason: Option<String>,
+    last_success_at: Option<String>,
+    last_error: Option<String>,
+    last_error_at: Option<String>,
+    runs_ok: i64,
+    runs_failed: i64,
+    items_in: i64,
+    items_out: i64,
+    generation: i64,
+    applied_at: String,
+}
+
+fn ts(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+impl From<ObjectStatus> for ObjectDto {
+    fn from(s: ObjectStatus) -> Self {
+        ObjectDto {
+            state: s.state.as_str(),
+            last_success_at: s.last_success_at.map(ts),
+            last_error_at: s.last_error_at.map(ts),
+            applied_at: ts(s.applied_at),
+            kind: s.kind,
+            name: s.name,
+            reason: s.reason,
+            last_error: s.last_error,
+            runs_ok: s.runs_ok,
+            runs_failed: s.runs_failed,
+            items_in: s.items_in,
+            items_out: s.items_out,
+            generation: s.generation,
+        }
+    }
+}
+
+/// Checks `?limit=` and decodes `?cursor=` (an opaque offset) into `(offset, limit)`.
+pub fn page_bounds(page: &Page) -> Result<(usize, usize), ApiError> {
+    let limit = page.limit.unwrap_or(DEFAULT_LIMIT);
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(ApiError::bad_request(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
+    }
+    let offset = match &page.cursor {
+        None => 0,
+        Some(c) => c
+            .parse()
+            .map_err(|_| ApiError::bad_request("invalid cursor; pass back a nextCursor value"))?,
+    };
+    Ok((offset, limit))
+}
+
+/// `GET /api/v1/objects`.
+pub async fn list_objects(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<List<ObjectDto>>, ApiError> {
+    let (offset, limit) = page_bounds(&page)?;
+    let statuses = state
+        .engine
+        .store()
+        .call(|s| s.statuses())
+        .await
+        .map_err(ApiError::internal)?;
+    let total = statuses.len();
+    let items: Vec<ObjectDto> = statuses
+        .into_iter()
+        .skip(offset)
+        .take(limit)
+        .map(ObjectDto::from)
+        .collect();
+    let end = offset.saturating_add(items.len());
+    let next_cursor = (end < total).then(|| end.to_string());
+    Ok(Json(List {
+        items,
+        total,
+        next_cursor,
+    }))
+}
+
+/// The answer to an accepted sync request.
+#[derive(Debug, Serialize)]
+pub struct Queued {
+    queued: bool,
+}
+
+/// `POST /api/v1/objects/{kind}/{name}/sync`.
+pub async fn sync_object(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((kind, name)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<Queued>), ApiError> {
+    caller.require(Operation::CanManageAdministration)?;
+    let unknown = || {
+        ApiError::not_found(format!(
+            "no object {kind}/{name} in the running configuration"
+        ))
+    };
+    let parsed = Kind::parse(&kind).ok_or_else(unknown)?;
+    match state.engine.request_sync(parsed, &name) {
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(Queued { queued: true }))),
+        Err(SyncRequestError::Unknown) => Err(unknown()),
+        Err(SyncRequestError::NotSyncable(reason)) => Err(ApiError::conflict(
+            "not-syncable",
+            format!("{kind}/{name} cannot be synced: {reason}"),
+        )),
+    }
+}

@@ -1,0 +1,161 @@
+//! Bearer-token authentication of the operator API against `User.apiTokenSha256`.
+//!
+//! The token itself is never stored, logged or compared: only its SHA-256, in constant time.
+
+use std::collections::BTreeSet;
+
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use sha2::{Digest, Sha256};
+
+use crate::config::ConfigSet;
+use crate::config::kinds::{Operation, RoleSpec, UserSpec};
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The authenticated caller.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The `User`'s name.
+    pub user: String,
+    /// Its operations and those of its roles.
+    pub operations: BTreeSet<Operation>,
+}
+
+impl Caller {
+    /// 403 unless the caller may do `op`.
+    pub fn require(&self, op: Operation) -> Result<(), ApiError> {
+        if self.operations.contains(&op) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!(
+                "user {} lacks the operation {op:?}",
+                self.user
+            )))
+        }
+    }
+}
+
+/// Equal-length byte strings compared without an early exit.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The user whose `apiTokenSha256` lists the hash of `token`, with its effective operations.
+pub fn authenticate(set: &ConfigSet, token: &str) -> Option<Caller> {
+    let digest = hex::encode(Sha256::digest(token.as_bytes()));
+    let mut found: Option<(&str, &UserSpec)> = None;
+    for (object, user) in set.specs::<UserSpec>() {
+        for hash in &user.api_token_sha256 {
+            // No early exit: every hash is compared.
+            if constant_time_eq(hash.as_str().as_bytes(), digest.as_bytes()) && found.is_none() {
+                found = Some((object.name.as_str(), user));
+            }
+        }
+    }
+    let (name, user) = found?;
+    let mut operations: BTreeSet<Operation> = user.operations.iter().copied().collect();
+    for role in &user.roles {
+        if let Some(role) = set.get::<RoleSpec>(role) {
+            operations.extend(role.operations.iter().copied());
+        }
+    }
+    Some(Caller {
+        user: name.to_owned(),
+        operations,
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
+        let token = header
+            .to_str()
+            .ok()
+            .and_then(|h| h.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer <token>`"))?;
+        authenticate(&state.engine.config(), token)
+            .ok_or_else(|| ApiError::unauthorized("the token is not valid"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(yaml: &str) -> (tempfile::TempDir, ConfigSet) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("users.yaml"), yaml).expect("write");
+        let set = crate::config::load(&[dir.path().to_path_buf()])
+            .into_result()
+            .expect("valid config");
+        (dir, set)
+    }
+
+    fn hash(token: &str) -> String {
+        hex::encode(Sha256::digest(token.as_bytes()))
+    }
+
+    fn users() -> String {
+        format!(
+            "apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: admins}}\nspec: {{title: Admins, operations: [CanManageAdministration]}}\n---\n\
+             apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: alice}}\nspec:\n  displayName: Alice\n  email: alice@example.com\n  roles: [admins]\n  operations: [CanManageChats]\n  apiTokenSha256: [{}]\n---\n\
+             apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: bob}}\nspec:\n  displayName: Bob\n  email: bob@example.com\n  apiTokenSha256: [{}]\n",
+            hash("alice-token"),
+            hash("bob-token").to_uppercase()
+        )
+    }
+
+    #[test]
+    fn a_token_matches_by_its_sha256_and_gets_its_roles_operations() {
+        let (_dir, set) = config(&users());
+        let alice = authenticate(&set, "alice-token").expect("alice authenticates");
+        assert_eq!(alice.user, "alice");
+        assert_eq!(
+            alice.operations,
+            BTreeSet::from([
+                Operation::CanManageChats,
+                Operation::CanManageAdministration
+            ])
+        );
+        assert!(alice.require(Operation::CanManageAdministration).is_ok());
+    }
+
+    #[test]
+    fn upper_case_hashes_match_and_missing_operations_are_forbidden() {
+        let (_dir, set) = config(&users());
+        let bob = authenticate(&set, "bob-token").expect("bob authenticates");
+        assert!(bob.operations.is_empty());
+        let denied = bob
+            .require(Operation::CanManageAdministration)
+            .expect_err("bob is no admin");
+        assert_eq!(denied.status(), axum::http::StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn an_unknown_token_is_rejected() {
+        let (_dir, set) = config(&users());
+        assert_eq!(authenticate(&set, "nobody"), None);
+        assert_eq!(
+            authenticate(&set, &hash("alice-token")),
+            None,
+            "the hash is not the token"
+        );
+    }
+
+    #[test]
+    fn constant_time_eq_needs_equal_bytes_and_length() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

@@ -1,0 +1,281 @@
+//! `switchboard run`, driven as a real process: HTTP surface, reload, SIGHUP, SIGTERM, and
+//! secrets staying out of every output.
+
+mod support;
+
+use std::time::Duration;
+
+use support::{ADMIN_TOKEN, Daemon, VIEWER_TOKEN, base_config, eventually, find, free_port};
+
+/// A value that must never leave the process.
+const PLANTED_SECRET: &str = "sb-planted-secret-7f3a9c";
+
+#[tokio::test(flavor = "multi_thread")]
+async fn serves_health_metrics_and_the_objects_api_without_leaking_secrets() {
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        port,
+        &base_config(port),
+        &[("SB_TEST_SECRET", PLANTED_SECRET)],
+    );
+    daemon.wait_ready().await;
+
+    // REQ: SPEC HTTP (GET /healthz, /readyz, /metrics)
+    let health = daemon.get("/healthz", None).await;
+    assert_eq!(health.status(), 200);
+    assert_eq!(health.text().await.expect("body"), "ok");
+    assert_eq!(daemon.get("/readyz", None).await.status(), 200);
+    let metrics = daemon.get("/metrics", None).await;
+    assert_eq!(metrics.status(), 200);
+    assert!(
+        metrics.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let metrics = metrics.text().await.expect("body");
+    assert!(
+        metrics.contains("switchboard_config_last_reload_successful 1"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_objects{kind=\"Mailbox\",state=\"pending\"} 1"),
+        "{metrics}"
+    );
+
+    // REQ: SPEC HTTP (operator API: bearer-token auth, JSON errors)
+    let anonymous = daemon.get("/api/v1/objects", None).await;
+    assert_eq!(anonymous.status(), 401);
+    assert_eq!(anonymous.headers()["www-authenticate"], "Bearer");
+    let body: serde_json::Value = anonymous.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert_eq!(
+        daemon.get("/api/v1/objects", Some("wrong")).await.status(),
+        401
+    );
+
+    let objects = daemon.objects().await;
+    assert_eq!(objects["total"], 7, "{objects}");
+    assert_eq!(objects["nextCursor"], serde_json::Value::Null);
+    let role = find(&objects, "Role", "admins").expect("role listed");
+    assert_eq!(role["state"], "ready");
+    let mailbox = find(&objects, "Mailbox", "alice-mail").expect("mailbox listed");
+    assert_eq!(
+        mailbox["state"], "pending",
+        "never a fake success: {mailbox}"
+    );
+    assert!(
+        mailbox["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("not built yet")
+    );
+
+    // Paging: an opaque cursor walks the list.
+    let first: serde_json::Value = daemon
+        .get("/api/v1/objects?limit=5", Some(VIEWER_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(first["items"].as_array().expect("items").len(), 5);
+    let cursor = first["nextCursor"].as_str().expect("a next cursor");
+    let rest: serde_json::Value = daemon
+        .get(
+            &format!("/api/v1/objects?limit=5&cursor={cursor}"),
+            Some(VIEWER_TOKEN),
+        )
+        .await
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(rest["items"].as_array().expect("items").len(), 2);
+    assert_eq!(
+        daemon
+            .get("/api/v1/objects?limit=5000", Some(ADMIN_TOKEN))
+            .await
+            .status(),
+        400
+    );
+
+    // REQ: SPEC HTTP (POST /api/v1/objects/{Kind}/{name}/sync)
+    let sync = "/api/v1/objects/Mailbox/alice-mail/sync";
+    assert_eq!(daemon.post(sync, None).await.status(), 401);
+    assert_eq!(daemon.post(sync, Some(VIEWER_TOKEN)).await.status(), 403);
+    assert_eq!(
+        daemon
+            .post("/api/v1/objects/Mailbox/nope/sync", Some(ADMIN_TOKEN))
+            .await
+            .status(),
+        404
+    );
+    assert_eq!(
+        daemon
+            .post("/api/v1/objects/Bogus/x/sync", Some(ADMIN_TOKEN))
+            .await
+            .status(),
+        404
+    );
+    let pending = daemon.post(sync, Some(ADMIN_TOKEN)).await;
+    assert_eq!(pending.status(), 409);
+    let body: serde_json::Value = pending.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "not-syncable");
+    let passive = daemon
+        .post("/api/v1/objects/Role/admins/sync", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(passive.status(), 409);
+
+    // Route templates, never raw paths, label the request counter.
+    let metrics = daemon.metrics().await;
+    assert!(
+        metrics.contains("route=\"/api/v1/objects/{kind}/{name}/sync\",status=\"409\""),
+        "{metrics}"
+    );
+    assert!(!metrics.contains("alice-mail/sync"));
+
+    // REQ: SPEC Manifests (secrets are never printed: logs, status, metrics, errors)
+    let objects_text = daemon.objects().await.to_string();
+    for (what, text) in [
+        ("metrics", &metrics),
+        ("objects", &objects_text),
+        ("stderr", &daemon.stderr()),
+    ] {
+        assert!(
+            !text.contains(PLANTED_SECRET),
+            "the secret leaked into {what}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_secret_puts_the_object_in_error_naming_only_the_reference() {
+    let port = free_port();
+    let mut daemon = Daemon::start(port, &base_config(port), &[]);
+    daemon.wait_ready().await;
+    let objects = daemon.objects().await;
+    let mailbox = find(&objects, "Mailbox", "alice-mail").expect("mailbox listed");
+    assert_eq!(mailbox["state"], "error");
+    assert!(
+        mailbox["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("{env: SB_TEST_SECRET}")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reload_applies_good_edits_keeps_the_last_good_config_on_bad_ones_and_answers_sighup() {
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        port,
+        &base_config(port),
+        &[("SB_TEST_SECRET", PLANTED_SECRET)],
+    );
+    daemon.wait_ready().await;
+    let config = daemon.config_dir();
+
+    // REQ: SPEC run (reloads on file changes, debounced)
+    std::fs::write(
+        config.join("extra.yaml"),
+        "apiVersion: switchboard/v1\nkind: Role\nmetadata: {name: auditors}\nspec: {title: Auditors}\n",
+    )
+    .expect("write");
+    eventually("the new Role to be applied", &daemon, || async {
+        find(&daemon.objects().await, "Role", "auditors").is_some()
+    })
+    .await;
+
+    // REQ: SPEC run (an invalid new config is rejected whole; the last good one keeps running)
+    std::fs::write(
+        config.join("bad.yaml"),
+        "apiVersion: switchboard/v1\nkind: Role\nmetadata: {name: broken}\nspec: {title: Broken, colour: red}\n",
+    )
+    .expect("write");
+    eventually("the bad config to be rejected", &daemon, || async {
+        daemon
+            .metrics()
+            .await
+            .contains("switchboard_config_last_reload_successful 0")
+    })
+    .await;
+    let objects = daemon.objects().await;
+    assert!(
+        find(&objects, "Role", "auditors").is_some(),
+        "last good config still served"
+    );
+    assert!(find(&objects, "Role", "broken").is_none());
+    assert!(
+        daemon
+            .metrics()
+            .await
+            .contains("switchboard_config_reloads_total{result=\"failure\"}")
+    );
+    assert!(
+        daemon.stderr().contains("bad.yaml"),
+        "the diagnostic names the file"
+    );
+
+    std::fs::remove_file(config.join("bad.yaml")).expect("remove");
+    eventually("the fixed config to be applied", &daemon, || async {
+        daemon
+            .metrics()
+            .await
+            .contains("switchboard_config_last_reload_successful 1")
+    })
+    .await;
+
+    // REQ: SPEC run (reloads on SIGHUP)
+    let successes = |m: &str| {
+        m.lines()
+            .find(|l| l.starts_with("switchboard_config_reloads_total{result=\"success\"}"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    // Let any straggling file events settle first, so the next count is SIGHUP's alone.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let before = successes(&daemon.metrics().await);
+    daemon.signal("HUP");
+    eventually("SIGHUP to reload", &daemon, || async {
+        successes(&daemon.metrics().await) > before
+    })
+    .await;
+
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits within 10 s");
+    assert!(status.success(), "{status}\n{}", daemon.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_stops_the_daemon_with_status_zero() {
+    // REQ: SPEC run (graceful stop on SIGTERM/SIGINT)
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        port,
+        &base_config(port),
+        &[("SB_TEST_SECRET", PLANTED_SECRET)],
+    );
+    daemon.wait_ready().await;
+    daemon.signal("TERM");
+    let status = daemon
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits within 10 s");
+    assert_eq!(status.code(), Some(0), "{}", daemon.stderr());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_invalid_config_at_start_prints_diagnostics_and_exits_1() {
+    let port = free_port();
+    let mut files = base_config(port);
+    files.push((
+        "bad.yaml",
+        "apiVersion: switchboard/v1\nkind: Role\nmetadata: {name: broken}\nspec: {colour: red}\n"
+            .to_owned(),
+    ));
+    let mut daemon = Daemon::start(port, &files, &[]);
+    let status = daemon.wait_exit(Duration::from_secs(10)).expect("exits");
+    assert_eq!(status.code(), Some(1));
+    assert!(daemon.stderr().contains("bad.yaml"), "{}", daemon.stderr());
+}

@@ -1,0 +1,232 @@
+//! Runs the real `switchboard run` binary against a temporary config directory and state file,
+//! with its stderr captured to a file, and talks to it over loopback HTTP.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use sha2::{Digest, Sha256};
+
+/// The admin's bearer token (User `alice`, admin through Role `admins`).
+pub const ADMIN_TOKEN: &str = "test-admin-token";
+/// A user without operations (User `bob`).
+pub const VIEWER_TOKEN: &str = "test-viewer-token";
+
+/// A free loopback port (bound then released).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn sha256_hex(text: &str) -> String {
+    hex::encode(Sha256::digest(text.as_bytes()))
+}
+
+/// The base config: Settings on `port`, two users, a role, a queue, a mail provider and a
+/// mailbox whose password is `{env: SB_TEST_SECRET}`.
+pub fn base_config(port: u16) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "settings.yaml",
+            format!(
+                "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec:\n  siteUrl: http://127.0.0.1:{port}\n  listen: 127.0.0.1:{port}\n"
+            ),
+        ),
+        (
+            "users.yaml",
+            format!(
+                "apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: admins}}\nspec: {{title: Admins, operations: [CanManageAdministration]}}\n---\n\
+                 apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: alice}}\nspec:\n  displayName: Alice\n  email: alice@example.com\n  roles: [admins]\n  apiTokenSha256: [{}]\n---\n\
+                 apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: bob}}\nspec:\n  displayName: Bob\n  email: bob@example.com\n  apiTokenSha256: [{}]\n",
+                sha256_hex(ADMIN_TOKEN),
+                sha256_hex(VIEWER_TOKEN)
+            ),
+        ),
+        (
+            "chat.yaml",
+            "apiVersion: switchboard/v1\nkind: ChatQueue\nmetadata: {name: support}\nspec:\n  title: Support\n  routing: toAll\n  operators:\n    - user: alice\n"
+                .to_owned(),
+        ),
+        (
+            "mail.yaml",
+            "apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {name: corp}\nspec:\n  type: imap\n  title: Corp\n  domains: [example.com]\n  imap: {host: mail.example.com}\n  smtp: {host: mail.example.com}\n---\n\
+             apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {name: alice-mail}\nspec:\n  address: alice@example.com\n  owner: alice\n  password: {env: SB_TEST_SECRET}\n"
+                .to_owned(),
+        ),
+    ]
+}
+
+/// A running daemon; killed on drop if still running.
+pub struct Daemon {
+    pub dir: tempfile::TempDir,
+    pub child: Child,
+    pub base: String,
+    pub stderr: PathBuf,
+}
+
+impl Daemon {
+    /// Writes `files` into a fresh config dir and starts `switchboard run` with `env`.
+    pub fn start(port: u16, files: &[(&str, String)], env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = dir.path().join("config");
+        std::fs::create_dir(&config).expect("config dir");
+        for (name, text) in files {
+            std::fs::write(config.join(name), text).expect("write manifest");
+        }
+        let stderr = dir.path().join("stderr.log");
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .arg("--config")
+            .arg(&config)
+            .arg("--state")
+            .arg(dir.path().join("state.db"))
+            .arg("run")
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("SWITCHBOARD_STATE")
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr).expect("stderr file"));
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("start switchboard");
+        Daemon {
+            dir,
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            stderr,
+        }
+    }
+
+    /// The config directory.
+    pub fn config_dir(&self) -> PathBuf {
+        self.dir.path().join("config")
+    }
+
+    /// Everything the daemon wrote to stderr so far.
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr).unwrap_or_default()
+    }
+
+    /// Waits until `/readyz` answers 200 (panics with the daemon's stderr otherwise).
+    pub async fn wait_ready(&mut self) {
+        let client = reqwest::Client::new();
+        for _ in 0..200 {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("daemon exited early with {status}:\n{}", self.stderr());
+            }
+            if let Ok(r) = client.get(format!("{}/readyz", self.base)).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("daemon not ready after 10 s:\n{}", self.stderr());
+    }
+
+    /// Sends a signal with `kill`.
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits up to `limit` for the process to exit.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    /// GET `path` with an optional bearer token.
+    pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = reqwest::Client::new().get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send().await.expect("GET")
+    }
+
+    /// POST `path` (empty body) with an optional bearer token.
+    pub async fn post(&self, path: &str, token: Option<&str>) -> reqwest::Response {
+        let mut request = reqwest::Client::new().post(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            request = request.bearer_auth(t);
+        }
+        request.send().await.expect("POST")
+    }
+
+    /// `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics", None)
+            .await
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
+    /// `/api/v1/objects` JSON (as the admin).
+    pub async fn objects(&self) -> serde_json::Value {
+        self.get("/api/v1/objects?limit=1000", Some(ADMIN_TOKEN))
+            .await
+            .json()
+            .await
+            .expect("objects JSON")
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Polls `check` every 100 ms for up to 10 s (polling, not a timing assertion).
+pub async fn eventually<F, Fut>(what: &str, daemon: &Daemon, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    for _ in 0..100 {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "timed out waiting for: {what}\nstderr:\n{}",
+        daemon.stderr()
+    );
+}
+
+/// Finds `kind/name` in an `/api/v1/objects` answer.
+pub fn find<'a>(
+    objects: &'a serde_json::Value,
+    kind: &str,
+    name: &str,
+) -> Option<&'a serde_json::Value> {
+    objects["items"]
+        .as_array()?
+        .iter()
+        .find(|o| o["kind"] == kind && o["name"] == name)
+}
+
+/// Whether `path` exists, for readability in tests.
+pub fn exists(path: &Path) -> bool {
+    path.exists()
+}
