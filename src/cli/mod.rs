@@ -96,7 +96,7 @@ pub fn main(cli: Cli) -> ExitCode {
             state: cli.state.clone(),
         }),
         Command::Status { format } => status::run(&cli.state, *format),
-        Command::Sync { .. } => fail("sync is not built yet"),
+        Command::Sync { object } => sync::run(&cli.config, &cli.state, object),
         Command::Schema { out } => schema::run(out),
     }
 }
