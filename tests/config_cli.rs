@@ -1011,7 +1011,7 @@ fn missing_config_directory_is_an_error() {
 
 // REQ: SPEC manifests (secrets are never printed, not in error messages)
 #[test]
-#[ignore = "BUG: the unknown-field snippet prints the line, value included"]
+
 fn secret_under_a_misspelled_field_is_not_printed() {
     let channel = "\
 apiVersion: switchboard/v1
@@ -1037,7 +1037,7 @@ spec:
 
 // REQ: EP-07
 #[test]
-#[ignore = "BUG: check::account() ignores the explicit-mailbox part of the domain directory"]
+
 fn sync_account_resolves_a_detected_provider_like_the_mailbox_check() {
     // m2's provider is detected through m1 (EP-07): corp-imap, an imap provider, so m2 cannot
     // be a ContactSync account, exactly like m1.
@@ -1071,7 +1071,7 @@ spec: {account: m2, import: {enabled: true}, export: {enabled: false}}
 
 // REQ: SPEC cli (each error names what is wrong)
 #[test]
-#[ignore = "BUG: objects of a file with a YAML syntax error are reported as missing elsewhere"]
+
 fn syntax_error_does_not_cascade_into_unresolved_references() {
     let broken = format!(
         "{QUEUE_SUPPORT}---\napiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: x}}\nspec: {{title: [oops}}\n"
@@ -1094,7 +1094,7 @@ spec:
 
 // REQ: EP-08
 #[test]
-#[ignore = "BUG: a misspelled provider gets the EP-08 'cannot be removed' hint, no did-you-mean"]
+
 fn misspelled_provider_name_gets_a_did_you_mean() {
     let mailbox = "\
 apiVersion: switchboard/v1

@@ -4,7 +4,7 @@
 //! Each check adds positioned diagnostics; none stops the others, so the admin sees every
 //! problem in one run. Pure: reads the [`ConfigSet`] only.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use super::diagnostics::{Diagnostic, code};
 use super::kinds::*;
@@ -13,10 +13,24 @@ use super::{ConfigSet, Kind, KindSpec, Object};
 use crate::field_path;
 
 /// Runs every cross-object check.
-pub(crate) fn check(set: &ConfigSet, broken: &super::loader::Broken) -> Vec<Diagnostic> {
+///
+/// With `check_references` false (a file failed to parse, so its objects are unknown) no
+/// reference is reported: every one would be a guess.
+pub(crate) fn check(
+    set: &ConfigSet,
+    broken: &super::loader::Broken,
+    check_references: bool,
+) -> Vec<Diagnostic> {
     let mut c = Checker {
         set,
         broken,
+        check_references,
+        index: set
+            .objects
+            .iter()
+            .map(|o| ((o.kind(), o.name.as_str()), o))
+            .collect(),
+        directory: super::directory::MailDirectory::new(set),
         diags: Vec::new(),
     };
     c.unique_names();
@@ -32,6 +46,10 @@ pub(crate) fn check(set: &ConfigSet, broken: &super::loader::Broken) -> Vec<Diag
 struct Checker<'a> {
     set: &'a ConfigSet,
     broken: &'a super::loader::Broken,
+    check_references: bool,
+    /// (kind, name) → object: references are looked up here, not by scanning the set.
+    index: HashMap<(Kind, &'a str), &'a Object>,
+    directory: super::directory::MailDirectory,
     diags: Vec<Diagnostic>,
 }
 
@@ -48,6 +66,43 @@ impl<'a> Checker<'a> {
         self.diags.last_mut().expect("just pushed")
     }
 
+    /// The object of spec type `T` named `name`.
+    fn get<T: KindSpec>(&self, name: &str) -> Option<&'a T> {
+        self.index
+            .get(&(T::KIND, name))
+            .and_then(|o| T::from_spec(&o.spec))
+    }
+
+    /// Whether a reference to `name` of `kind` should be reported as unresolved: not when
+    /// references are not being checked, nor when the object exists but failed to load.
+    fn reportable(&self, kind: Kind, name: &str) -> bool {
+        self.check_references && !self.broken.contains(&(kind, name.to_owned()))
+    }
+
+    /// A hint for an unresolved reference: the closest name of that kind, or the names there are.
+    fn names_hint(&self, kind: Kind, target: &str) -> String {
+        let mut names: Vec<&str> = self
+            .set
+            .objects
+            .iter()
+            .filter(|o| o.kind() == kind)
+            .map(|o| o.name.as_str())
+            .chain(
+                self.broken
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, n)| n.as_str()),
+            )
+            .collect();
+        names.sort_unstable();
+        names.dedup();
+        match super::diagnostics::did_you_mean(target, &names) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None if names.is_empty() => format!("no {kind} is defined"),
+            None => format!("defined {kind}s: {}", names.join(", ")),
+        }
+    }
+
     /// Reports `obj`'s reference at `path` unless an object of `T` named `target` exists.
     fn reference<T: KindSpec>(
         &mut self,
@@ -55,18 +110,9 @@ impl<'a> Checker<'a> {
         path: Vec<PathSeg>,
         target: &str,
     ) -> Option<&'a T> {
-        let found = self.set.get::<T>(target);
-        if found.is_none() && !self.broken.contains(&(T::KIND, target.to_owned())) {
-            let names: Vec<&str> = self
-                .set
-                .specs::<T>()
-                .map(|(o, _)| o.name.as_str())
-                .collect();
-            let hint = match super::diagnostics::did_you_mean(target, &names) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None if names.is_empty() => format!("no {} is defined", T::KIND),
-                None => format!("defined {}s: {}", T::KIND, names.join(", ")),
-            };
+        let found = self.get::<T>(target);
+        if found.is_none() && self.reportable(T::KIND, target) {
+            let hint = self.names_hint(T::KIND, target);
             self.at(
                 code::REFERENCE,
                 obj,
@@ -226,7 +272,7 @@ impl<'a> Checker<'a> {
                 self.at(
                     code::MISSING_FIELD,
                     obj,
-                    field_path!["spec"],
+                    field_path!["spec", *field],
                     format!("missing required field `{field}` for provider {provider}"),
                 )
                 .hint = Some(format!(
@@ -252,10 +298,15 @@ impl<'a> Checker<'a> {
             }
         }
         if ch.callback_url.is_some() != ch.callback_secret.is_some() {
+            let present = if ch.callback_url.is_some() {
+                "callbackUrl"
+            } else {
+                "callbackSecret"
+            };
             self.at(
                 code::CONFLICT,
                 obj,
-                field_path!["spec"],
+                field_path!["spec", present],
                 "`callbackUrl` and `callbackSecret` go together",
             )
             .hint = Some(
@@ -297,7 +348,7 @@ impl<'a> Checker<'a> {
                     self.at(
                         code::MISSING_FIELD,
                         obj,
-                        field_path!["spec"],
+                        field_path!["spec", "imap"],
                         format!("missing required field `imap` for type {t}"),
                     )
                     .hint =
@@ -307,7 +358,7 @@ impl<'a> Checker<'a> {
                     self.at(
                         code::MISSING_FIELD,
                         obj,
-                        field_path!["spec"],
+                        field_path!["spec", "smtp"],
                         format!("missing required field `smtp` for type {t}"),
                     )
                     .hint =
@@ -318,7 +369,7 @@ impl<'a> Checker<'a> {
                 self.at(
                     code::MISSING_FIELD,
                     obj,
-                    field_path!["spec"],
+                    field_path!["spec", "exchange"],
                     "missing required field `exchange` for type exchange",
                 )
                 .hint = Some(
@@ -350,73 +401,81 @@ impl<'a> Checker<'a> {
             }
         }
 
-        // EP-07: the domain directory: providers' domains, plus the domains of mailboxes that
-        // name their provider explicitly.
-        let mut directory: BTreeMap<String, Vec<&str>> = BTreeMap::new();
-        for (obj, p) in self.set.specs::<MailProviderSpec>() {
-            for d in &p.domains {
-                directory
-                    .entry(d.to_ascii_lowercase())
-                    .or_default()
-                    .push(&obj.name);
-            }
-        }
+        // A domain claimed by two providers detects neither reliably.
+        let mut claimed: HashMap<String, &str> = HashMap::new();
         for (obj, p) in self.set.specs::<MailProviderSpec>() {
             for (i, d) in p.domains.iter().enumerate() {
-                let owners = &directory[&d.to_ascii_lowercase()];
-                if owners.len() > 1 && owners[0] != obj.name {
-                    self.at(
-                        code::CONFLICT,
-                        obj,
-                        field_path!["spec", "domains", i],
-                        format!(
-                            "domain `{d}` is also claimed by MailProvider `{}`",
-                            owners[0]
-                        ),
-                    )
-                    .hint =
-                        Some("a domain detects one provider; remove it from one of them".into());
+                match claimed.get(&d.to_ascii_lowercase()) {
+                    Some(first) if *first != obj.name => {
+                        let first = first.to_string();
+                        self.at(
+                            code::CONFLICT,
+                            obj,
+                            field_path!["spec", "domains", i],
+                            format!("domain `{d}` is also claimed by MailProvider `{first}`"),
+                        )
+                        .hint = Some(
+                            "a domain detects one provider; remove it from one of them".into(),
+                        );
+                    }
+                    _ => {
+                        claimed.insert(d.to_ascii_lowercase(), &obj.name);
+                    }
                 }
             }
         }
-        let explicit: HashMap<String, &str> = self
-            .set
-            .specs::<MailboxSpec>()
-            .filter_map(|(_, m)| m.provider.as_deref().map(|p| (m.address.domain(), p)))
-            .collect();
 
         for (obj, mb) in self.set.specs::<MailboxSpec>() {
             self.reference::<UserSpec>(obj, field_path!["spec", "owner"], &mb.owner);
+            let domain = mb.address.domain();
             let provider = match &mb.provider {
                 Some(p) => {
-                    let found = self.set.get::<MailProviderSpec>(p);
-                    if found.is_none() {
+                    let found = self.get::<MailProviderSpec>(p);
+                    if found.is_none() && self.reportable(Kind::MailProvider, p) {
                         let users: Vec<String> = self
                             .set
                             .specs::<MailboxSpec>()
                             .filter(|(_, m)| m.provider.as_deref() == Some(p))
                             .map(|(o, _)| format!("Mailbox/{}", o.name))
                             .collect();
+                        let hint = format!(
+                            "{}; a provider cannot be removed while mailboxes use it: {}",
+                            self.names_hint(Kind::MailProvider, p),
+                            users.join(", ")
+                        );
                         self.at(
                             code::REFERENCE,
                             obj,
                             field_path!["spec", "provider"],
                             format!("MailProvider `{p}` does not exist"),
                         )
+                        .hint = Some(hint);
+                    }
+                    // EP-07: two mailboxes of one domain naming different providers make the
+                    // domain's provider ambiguous for a third.
+                    if let Some(other) = self.directory.provider_for_domain(&domain)
+                        && other != p
+                        && !claimed.contains_key(&domain)
+                    {
+                        let other = other.to_owned();
+                        self.at(
+                            code::CONFLICT,
+                            obj,
+                            field_path!["spec", "provider"],
+                            format!(
+                                "another mailbox of `{domain}` uses MailProvider `{other}`; mailboxes of one domain share a provider"
+                            ),
+                        )
                         .hint = Some(format!(
-                            "a provider cannot be removed while mailboxes use it: {}",
-                            users.join(", ")
+                            "use `provider: {other}`, or list `{domain}` in a provider's `domains`"
                         ));
                     }
                     found
                 }
-                None => {
-                    let domain = mb.address.domain();
-                    let by_provider = directory.get(&domain).and_then(|o| o.first().copied());
-                    let name = by_provider.or_else(|| explicit.get(&domain).copied());
-                    match name {
-                        Some(n) => self.set.get::<MailProviderSpec>(n),
-                        None => {
+                None => match self.directory.provider_for_domain(&domain) {
+                    Some(n) => self.get::<MailProviderSpec>(n),
+                    None => {
+                        if self.check_references {
                             self.at(
                                 code::REFERENCE,
                                 obj,
@@ -426,10 +485,10 @@ impl<'a> Checker<'a> {
                             .hint = Some(format!(
                                 "add `{domain}` to a MailProvider's `domains`, or name one with `provider:`"
                             ));
-                            None
                         }
+                        None
                     }
-                }
+                },
             };
             if let Some(p) = provider {
                 self.mailbox_credentials(obj, mb, p);
@@ -495,7 +554,7 @@ impl<'a> Checker<'a> {
             self.at(
                 code::MISSING_FIELD,
                 obj,
-                field_path!["spec"],
+                field_path!["spec", "login"],
                 "missing required field `login`",
             )
             .hint = Some("the mailbox's provider has `loginFormat: manual`".into());
@@ -503,7 +562,7 @@ impl<'a> Checker<'a> {
         match p.auth {
             AuthMethod::Basic => {
                 if mb.password.is_none() {
-                    self.at(code::MISSING_FIELD, obj, field_path!["spec"], "missing required field `password`")
+                    self.at(code::MISSING_FIELD, obj, field_path!["spec", "password"], "missing required field `password`")
                         .hint = Some("the provider uses basic auth; give `password: {env|file|credential: ...}` (an app password where the provider requires one)".into());
                 }
                 if mb.oauth2_refresh_token.is_some() {
@@ -557,7 +616,7 @@ impl<'a> Checker<'a> {
                 );
             }
             if google == Some(true) && cs.google.is_none() {
-                self.at(code::MISSING_FIELD, obj, field_path!["spec"], "missing required field `google` for a Google account")
+                self.at(code::MISSING_FIELD, obj, field_path!["spec", "google"], "missing required field `google` for a Google account")
                     .hint = Some("give `google: {tag: ..., group: ...}`: only contacts with that personal tag are synced (CS-03)".into());
             }
         }
@@ -569,21 +628,14 @@ impl<'a> Checker<'a> {
     /// Resolves a sync `account`: `Some(true)` for a GoogleAccount, `Some(false)` for a
     /// Mailbox on exchange/microsoft365, `None` (reported) otherwise.
     fn account(&mut self, obj: &Object, name: &str) -> Option<bool> {
-        if self.set.get::<GoogleAccountSpec>(name).is_some() {
+        if self.get::<GoogleAccountSpec>(name).is_some() {
             return Some(true);
         }
-        if let Some(mb) = self.set.get::<MailboxSpec>(name) {
-            let provider = mb
-                .provider
-                .as_deref()
-                .and_then(|p| self.set.get::<MailProviderSpec>(p))
-                .or_else(|| {
-                    let domain = mb.address.domain();
-                    self.set
-                        .specs::<MailProviderSpec>()
-                        .find(|(_, p)| p.domains.iter().any(|d| d.eq_ignore_ascii_case(&domain)))
-                        .map(|e| e.1)
-                });
+        if let Some(mb) = self.get::<MailboxSpec>(name) {
+            let provider = self
+                .directory
+                .provider_name(mb)
+                .and_then(|p| self.get::<MailProviderSpec>(p));
             return match provider.map(|p| p.provider_type) {
                 Some(MailProviderType::Exchange | MailProviderType::Microsoft365) => Some(false),
                 Some(t) => {
@@ -593,6 +645,9 @@ impl<'a> Checker<'a> {
                 }
                 None => None, // the mailbox's own check reports its provider
             };
+        }
+        if !self.reportable(Kind::Mailbox, name) || !self.reportable(Kind::GoogleAccount, name) {
+            return None;
         }
         self.at(
             code::REFERENCE,

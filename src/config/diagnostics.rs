@@ -126,8 +126,20 @@ pub fn render_text(diags: &[Diagnostic], sources: &HashMap<PathBuf, Arc<str>>) -
                     .take(d.column.saturating_sub(1))
                     .map(|c| if c == '\t' { '\t' } else { ' ' })
                     .collect();
+                // An unknown field may be a misspelled secret field: show the line only up to
+                // the end of its key, never the value.
+                let shown: String = if d.code == code::UNKNOWN_FIELD {
+                    let cut: String = text.chars().take(d.column - 1 + d.width).collect();
+                    if cut.chars().count() < text.chars().count() {
+                        format!("{cut}: …")
+                    } else {
+                        cut
+                    }
+                } else {
+                    text.to_owned()
+                };
                 let _ = writeln!(out, "{pad} |");
-                let _ = writeln!(out, "{} | {}", d.line, text);
+                let _ = writeln!(out, "{} | {}", d.line, shown);
                 let _ = writeln!(out, "{pad} | {caret_pad}{}", "^".repeat(d.width.max(1)));
             }
         }
@@ -168,25 +180,36 @@ pub fn render_json(diags: &[Diagnostic]) -> String {
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
-        .map(|c| (levenshtein(&word.to_lowercase(), &c.to_lowercase()), *c))
+        .map(|c| (edit_distance(&word.to_lowercase(), &c.to_lowercase()), *c))
         .filter(|(d, c)| *d <= (c.len() / 3).max(1))
         .min_by_key(|(d, _)| *d)
         .map(|(_, c)| c)
 }
 
-fn levenshtein(a: &str, b: &str) -> usize {
+/// Optimal string alignment distance: edits, with a swap of two neighbours counting as one
+/// (`tokne` is one edit from `token`).
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
     }
-    prev[b.len()]
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
 }
 
 #[cfg(test)]
@@ -200,6 +223,7 @@ mod tests {
             Some("routing")
         );
         assert_eq!(did_you_mean("colour", &["routing", "title"]), None);
+        assert_eq!(did_you_mean("tokne", &["token", "title"]), Some("token"));
     }
 
     #[test]

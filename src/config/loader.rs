@@ -80,7 +80,10 @@ pub fn load(dirs: &[PathBuf]) -> LoadOutcome {
         }
     }
     let set = ConfigSet { objects };
-    outcome.diagnostics.extend(check::check(&set, &broken));
+    let parsed_all = !outcome.diagnostics.iter().any(|d| d.code == code::SYNTAX);
+    outcome
+        .diagnostics
+        .extend(check::check(&set, &broken, parsed_all));
     if outcome.diagnostics.is_empty() {
         outcome.set = Some(set);
     }
@@ -265,7 +268,7 @@ fn read_document(
                 Err(e) => {
                     report(serde_diagnostic(
                         file,
-                        meta,
+                        root,
                         &[PathSeg::Key("metadata".into())],
                         &e,
                     ));
@@ -285,7 +288,7 @@ fn read_document(
             Err(e) => {
                 report(serde_diagnostic(
                     file,
-                    spec_node,
+                    root,
                     &[PathSeg::Key("spec".into())],
                     &e,
                 ));
@@ -335,10 +338,11 @@ pub fn is_dns_label(name: &str) -> bool {
         && !name.ends_with('-')
 }
 
-/// Turns a serde error at `base` + its path into a positioned diagnostic with a hint.
+/// Turns a serde error at `base` (inside `root`) + its path into a positioned diagnostic with a
+/// hint.
 fn serde_diagnostic(
     file: &Path,
-    node: &Node,
+    root: &Node,
     base: &[PathSeg],
     err: &serde_path_to_error::Error<super::de::Error>,
 ) -> Diagnostic {
@@ -361,9 +365,9 @@ fn serde_diagnostic(
             rel.pop();
         }
     }
-    let target = node.locate(&rel);
     let mut full: Vec<PathSeg> = base.to_vec();
     full.extend(rel.iter().cloned());
+    let target = root.locate(&full);
 
     let (code, message, hint, pos, width) = if let Some(rest) = raw.strip_prefix("unknown field `")
     {
@@ -412,12 +416,15 @@ fn serde_diagnostic(
     } else if let Some(rest) = raw.strip_prefix("missing field `") {
         let field = rest.split_once('`').map_or(rest, |(f, _)| f);
         let message = format!("missing required field `{field}`");
+        // Point at the key of the mapping that lacks the field (`spec:`).
+        let (pos, width) = root.point(&full);
+        full.push(PathSeg::Key(field.to_owned()));
         (
             code::MISSING_FIELD,
             message,
-            None,
-            target.pos(),
-            target.width(),
+            Some(format!("add `{field}:`")),
+            pos,
+            width,
         )
     } else {
         (

@@ -13,6 +13,7 @@
 pub mod check;
 pub mod de;
 pub mod diagnostics;
+pub mod directory;
 pub mod kinds;
 mod loader;
 pub mod schema;
@@ -155,9 +156,9 @@ impl Origin {
         path: &[yaml::PathSeg],
         message: impl Into<String>,
     ) -> Diagnostic {
-        let node = self.node.locate(path);
-        Diagnostic::new(code, &self.file, node.pos(), message)
-            .width(node.width())
+        let (pos, width) = self.node.point(path);
+        Diagnostic::new(code, &self.file, pos, message)
+            .width(width)
             .object(Some(object.to_owned()))
             .field(render_path(path))
     }

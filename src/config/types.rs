@@ -485,7 +485,17 @@ impl FromStr for Pattern {
     fn from_str(text: &str) -> Result<Self, String> {
         regex::Regex::new(text)
             .map(Pattern)
-            .map_err(|e| format!("invalid regular expression: {e}"))
+            // The regex crate's message repeats the pattern with a caret over several lines;
+            // its last line says what is wrong, and the diagnostic already shows where.
+            .map_err(|e| {
+                let text = e.to_string();
+                let reason = text
+                    .lines()
+                    .last()
+                    .unwrap_or("")
+                    .trim_start_matches("error: ");
+                format!("invalid regular expression: {reason}")
+            })
     }
 }
 string_value!(Pattern);

@@ -141,6 +141,34 @@ impl Node {
         node
     }
 
+    /// Where a diagnostic about `path` should point, and how wide: the deepest node reached;
+    /// but when that is a mapping or sequence reached through a key, the key itself (`spec:`),
+    /// since a collection's own position is that of its first child.
+    pub fn point(&self, path: &[PathSeg]) -> (Pos, usize) {
+        let mut node = self;
+        let mut via_key: Option<(&Node, &str)> = None;
+        for seg in path {
+            let next = match (seg, node) {
+                (PathSeg::Key(k), Node::Map { .. }) => node.get(k),
+                (PathSeg::Index(i), Node::Seq { items, .. }) => items.get(*i),
+                _ => None,
+            };
+            let Some(next) = next else { break };
+            via_key = match seg {
+                PathSeg::Key(k) => Some((node, k.as_str())),
+                PathSeg::Index(_) => None,
+            };
+            node = next;
+        }
+        match (node, via_key) {
+            (Node::Map { .. } | Node::Seq { .. }, Some((parent, key))) => (
+                parent.key_pos(key).unwrap_or(node.pos()),
+                key.chars().count(),
+            ),
+            _ => (node.pos(), node.width()),
+        }
+    }
+
     /// Converts to JSON using the YAML 1.2 core schema for plain scalars: `null`/`~`/empty,
     /// `true`/`false`, integers and floats are typed; everything quoted is a string.
     pub fn to_json(&self) -> serde_json::Value {
