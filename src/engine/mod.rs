@@ -18,6 +18,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -59,6 +60,9 @@ pub fn run_daemon(opts: DaemonOptions) -> ExitCode {
 }
 
 async fn daemon(opts: DaemonOptions) -> ExitCode {
+    // Take over SIGHUP, SIGTERM and SIGINT before anything slow: their default action kills
+    // the process, and systemd may send a reload as soon as the unit is up.
+    let signals = Signals::install();
     let dirs = opts.config_dirs.clone();
     let outcome = tokio::task::spawn_blocking(move || crate::config::load(&dirs))
         .await
@@ -127,9 +131,15 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
             }
         }
     });
+    let Signals {
+        hangup,
+        terminate,
+        interrupt,
+    } = signals;
     tracker.spawn(reload::run(
         engine,
         opts.config_dirs.clone(),
+        hangup,
         cancel.clone(),
     ));
     if let Some(every) = systemd::watchdog_interval() {
@@ -138,7 +148,7 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
     systemd::ready();
     tracing::info!("switchboard is running");
 
-    wait_for_stop(&cancel).await;
+    wait_for_stop(terminate, interrupt, &cancel).await;
     // REQ: SPEC run (graceful stop on SIGTERM/SIGINT; in-flight syncs checkpoint)
     systemd::stopping();
     tracing::info!("stopping");
@@ -157,22 +167,47 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// Resolves on SIGTERM, SIGINT, or when `cancel` fires (a fatal task error).
-async fn wait_for_stop(cancel: &CancellationToken) {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).ok();
-    let mut int = signal(SignalKind::interrupt()).ok();
-    async fn recv(s: &mut Option<tokio::signal::unix::Signal>) {
-        match s {
-            Some(s) => {
-                s.recv().await;
+/// The signals the daemon handles, registered once at start.
+struct Signals {
+    hangup: Option<Signal>,
+    terminate: Option<Signal>,
+    interrupt: Option<Signal>,
+}
+
+impl Signals {
+    fn install() -> Signals {
+        let install = |kind: SignalKind, name: &str| match signal(kind) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot handle {name}");
+                None
             }
-            None => std::future::pending().await,
+        };
+        Signals {
+            hangup: install(SignalKind::hangup(), "SIGHUP"),
+            terminate: install(SignalKind::terminate(), "SIGTERM"),
+            interrupt: install(SignalKind::interrupt(), "SIGINT"),
         }
     }
+}
+
+/// Receives one delivery of `s`; never resolves when the signal could not be installed.
+pub(crate) async fn next_signal(s: &mut Option<Signal>) -> Option<()> {
+    match s {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Resolves on SIGTERM, SIGINT, or when `cancel` fires (a fatal task error).
+async fn wait_for_stop(
+    mut term: Option<Signal>,
+    mut int: Option<Signal>,
+    cancel: &CancellationToken,
+) {
     tokio::select! {
-        () = recv(&mut term) => tracing::info!("SIGTERM received"),
-        () = recv(&mut int) => tracing::info!("SIGINT received"),
+        _ = next_signal(&mut term) => tracing::info!("SIGTERM received"),
+        _ = next_signal(&mut int) => tracing::info!("SIGINT received"),
         () = cancel.cancelled() => {}
     }
 }

@@ -51,16 +51,15 @@ pub fn watch(
     (Some(watcher), rx)
 }
 
-/// The reload loop: owns the engine until `cancel` fires.
-pub async fn run(mut engine: Engine, dirs: Vec<PathBuf>, cancel: CancellationToken) {
+/// The reload loop: owns the engine until `cancel` fires. `hangups` is the SIGHUP stream the
+/// daemon installed at start (`None` when it could not).
+pub async fn run(
+    mut engine: Engine,
+    dirs: Vec<PathBuf>,
+    mut hangups: Option<tokio::signal::unix::Signal>,
+    cancel: CancellationToken,
+) {
     let (_watcher, mut changes) = watch(&dirs);
-    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGHUP");
-            None
-        }
-    };
     loop {
         let why = tokio::select! {
             () = cancel.cancelled() => return,
@@ -69,19 +68,12 @@ pub async fn run(mut engine: Engine, dirs: Vec<PathBuf>, cancel: CancellationTok
                 while let Ok(Some(())) = tokio::time::timeout(DEBOUNCE, changes.recv()).await {}
                 "config files changed"
             }
-            Some(()) = recv_hangup(&mut hangups) => "SIGHUP",
+            Some(()) = super::next_signal(&mut hangups) => "SIGHUP",
         };
         tracing::info!(trigger = why, "reloading the configuration");
         systemd::reloading();
         reload(&mut engine, &dirs).await;
         systemd::ready();
-    }
-}
-
-async fn recv_hangup(s: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
-    match s {
-        Some(s) => s.recv().await,
-        None => std::future::pending().await,
     }
 }
 
