@@ -179,3 +179,56 @@ async fn secrets_from_env_file_and_credential_never_appear_in_any_output() {
         }
     }
 }
+
+// REQ: SPEC metrics (`promtool check metrics` clean on what the daemon serves)
+// REQ: SPEC cli (--log-format json)
+#[tokio::test(flavor = "multi_thread")]
+async fn live_metrics_pass_promtool_and_json_logs_are_one_object_per_line() {
+    let port = free_port();
+    let mut daemon = Daemon::start_with_args(
+        port,
+        &base_config(port),
+        &[("SB_TEST_SECRET", "x")],
+        &["--log-format", "json"],
+    );
+    daemon.wait_ready().await;
+    // Some traffic, so the per-route and per-object series exist.
+    daemon.objects().await;
+    daemon.get("/api/v1/objects", None).await;
+    daemon
+        .post("/api/v1/objects/Mailbox/alice-mail/sync", Some(ADMIN_TOKEN))
+        .await;
+    let metrics = daemon.metrics().await;
+
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool is installed (Debian package `prometheus`; .ci/run installs it)");
+    use std::io::Write as _;
+    promtool
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let out = promtool.wait_with_output().unwrap();
+    assert!(
+        out.status.success() && out.stdout.is_empty() && out.stderr.is_empty(),
+        "promtool: {}{}\n{metrics}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    daemon.signal("TERM");
+    daemon.wait_exit(Duration::from_secs(10)).expect("exits");
+    let log = daemon.stderr();
+    assert!(log.lines().count() >= 3, "{log}");
+    for line in log.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        assert!(v["level"].is_string() && v["fields"].is_object(), "{line}");
+    }
+}

@@ -69,6 +69,16 @@ pub struct Daemon {
 impl Daemon {
     /// Writes `files` into a fresh config dir and starts `switchboard run` with `env`.
     pub fn start(port: u16, files: &[(&str, String)], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_with_args(port, files, env, &[])
+    }
+
+    /// [`Daemon::start`] with extra global flags (such as `--log-format json`).
+    pub fn start_with_args(
+        port: u16,
+        files: &[(&str, String)],
+        env: &[(&str, &str)],
+        args: &[&str],
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
         let config = dir.path().join("config");
         std::fs::create_dir(&config).expect("config dir");
@@ -82,6 +92,7 @@ impl Daemon {
             .arg(&config)
             .arg("--state")
             .arg(dir.path().join("state.db"))
+            .args(args)
             .arg("run")
             .env_remove("NOTIFY_SOCKET")
             .env_remove("SWITCHBOARD_CONFIG")
