@@ -101,6 +101,21 @@ pub fn main(cli: Cli) -> ExitCode {
     }
 }
 
+/// Loads the config; when it is invalid, prints the diagnostics and gives exit code 1.
+fn load_valid(dirs: &[PathBuf]) -> Result<crate::config::ConfigSet, ExitCode> {
+    let outcome = crate::config::load(dirs);
+    match outcome.set {
+        Some(set) => Ok(set),
+        None => {
+            eprint!(
+                "{}",
+                crate::config::diagnostics::render_text(&outcome.diagnostics, &outcome.sources)
+            );
+            Err(ExitCode::from(1))
+        }
+    }
+}
+
 /// Prints an error the way every verb does, and returns exit code 1.
 fn fail(message: impl std::fmt::Display) -> ExitCode {
     eprintln!("error: {message}");

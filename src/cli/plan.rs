@@ -3,20 +3,15 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::config::{self, diagnostics};
 use crate::plan;
 use crate::store::{Store, StoreError};
 
 /// Prints the plan. Exit 1 on an invalid config or unreadable store; otherwise 0, or with
 /// `detailed_exitcode` 0 for no changes and 2 for changes (as `terraform plan`).
 pub fn run(dirs: &[PathBuf], state: &Path, detailed_exitcode: bool) -> ExitCode {
-    let outcome = config::load(dirs);
-    let Some(set) = &outcome.set else {
-        eprint!(
-            "{}",
-            diagnostics::render_text(&outcome.diagnostics, &outcome.sources)
-        );
-        return ExitCode::from(1);
+    let set = match super::load_valid(dirs) {
+        Ok(set) => set,
+        Err(code) => return code,
     };
     let applied = match Store::open_read_only(state) {
         Ok(store) => match store.applied_objects() {
@@ -26,7 +21,7 @@ pub fn run(dirs: &[PathBuf], state: &Path, detailed_exitcode: bool) -> ExitCode 
         Err(StoreError::Missing(_)) => Vec::new(),
         Err(e) => return super::fail(e),
     };
-    let plan = plan::diff(set, &applied);
+    let plan = plan::diff(&set, &applied);
     print!("{}", plan::render::text(&plan));
     if detailed_exitcode && !plan.is_empty() {
         ExitCode::from(2)

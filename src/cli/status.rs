@@ -4,49 +4,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use serde::Serialize;
-
 use super::Format;
+use crate::http::api::ObjectDto;
 use crate::store::{ObjectStatus, Store, StoreError};
-
-/// One row of `status --format json`. Field names match the operator API's objects view.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-struct Row<'a> {
-    kind: &'a str,
-    name: &'a str,
-    state: &'a str,
-    reason: Option<&'a str>,
-    last_success_at: Option<String>,
-    last_error: Option<&'a str>,
-    last_error_at: Option<String>,
-    runs_ok: i64,
-    runs_failed: i64,
-    items_in: i64,
-    items_out: i64,
-    generation: i64,
-    applied_at: String,
-}
-
-impl<'a> From<&'a ObjectStatus> for Row<'a> {
-    fn from(s: &'a ObjectStatus) -> Self {
-        Row {
-            kind: &s.kind,
-            name: &s.name,
-            state: s.state.as_str(),
-            reason: s.reason.as_deref(),
-            last_success_at: s.last_success_at.map(|t| t.to_rfc3339()),
-            last_error: s.last_error.as_deref(),
-            last_error_at: s.last_error_at.map(|t| t.to_rfc3339()),
-            runs_ok: s.runs_ok,
-            runs_failed: s.runs_failed,
-            items_in: s.items_in,
-            items_out: s.items_out,
-            generation: s.generation,
-            applied_at: s.applied_at.to_rfc3339(),
-        }
-    }
-}
 
 /// Prints every object's status; exit 1 only when the store cannot be read.
 pub fn run(state: &Path, format: Format) -> ExitCode {
@@ -67,7 +27,8 @@ pub fn run(state: &Path, format: Format) -> ExitCode {
     };
     match format {
         Format::Json => {
-            let rows: Vec<Row> = statuses.iter().map(Row::from).collect();
+            // The same shape as the operator API's `GET /api/v1/objects` items.
+            let rows: Vec<ObjectDto> = statuses.iter().cloned().map(ObjectDto::from).collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&rows).expect("rows serialize")

@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use crate::config::{self, Kind, diagnostics};
+use crate::config::Kind;
 use crate::engine::{self, DaemonOptions};
 
 /// Environment variable holding the bearer token `sync` presents to the daemon.
@@ -27,13 +27,9 @@ pub fn run(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
             names.join(", ")
         ));
     };
-    let outcome = config::load(dirs);
-    let Some(set) = &outcome.set else {
-        eprint!(
-            "{}",
-            diagnostics::render_text(&outcome.diagnostics, &outcome.sources)
-        );
-        return ExitCode::from(1);
+    let set = match super::load_valid(dirs) {
+        Ok(set) => set,
+        Err(code) => return code,
     };
     if set.object(kind, name).is_none() {
         return super::fail(format!("no {kind} named `{name}` in the configuration"));

@@ -37,6 +37,7 @@ pub struct List<T> {
 }
 
 /// One object's status (the `status` view).
+/// One object of the status view: `GET /api/v1/objects` items and `status --format json` rows.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectDto {
