@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod dovecot;
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
