@@ -1,0 +1,18 @@
+//! Mail: providers and mailboxes made into running connectors, IMAP sync, MIME parsing.
+//!
+//! - [`mailbox`]: the `Mailbox` connector — resolves its provider (EP-07), login (EP-03) and
+//!   folders (MB-02) from the config, and runs one sync through [`imap`].
+//! - [`imap`]: connect (TLS / STARTTLS / plain), log in, list and sync folders from their
+//!   checkpoints in pipelined batches.
+//! - [`tls`]: rustls (ring) with Web PKI roots plus a provider's `caFile`.
+//! - [`mime`]: raw message → headers, capped bodies, attachment metadata.
+//!
+//! This module must not run SQL (it calls the store's mail API), build HTTP DTOs, or read
+//! secrets itself: the engine resolves them and hands them over in the sync context.
+
+pub mod imap;
+pub mod mailbox;
+pub mod mime;
+pub mod tls;
+
+pub use mailbox::{MailboxConnector, build};
