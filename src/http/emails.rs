@@ -1,16 +1,26 @@
 //! `GET /api/v1/emails`: stored e-mail the caller may read (MB-04), with SPEC's shape, filters
 //! (`mailbox`, `folder`, `messageId`) and paging (`limit`, opaque `cursor`).
 //!
+//! `POST /api/v1/emails`: send (MB-03). The message is composed, stored (direction `out`) and
+//! queued in the durable outbox in one transaction, and the answer is 202 with the stored
+//! e-mail; the mailbox's connector delivers it (asked to run at once), retrying temporary
+//! failures, so a crash between the answer and the delivery loses nothing.
+//!
 //! Rights come from [`crate::mail::access`]; rows from the store's mail API. Paging is keyset
 //! (newest stored first, the cursor is the last id seen), so mail arriving between two pages
 //! neither repeats nor skips an item.
 
 use axum::Json;
+use axum::body::Bytes;
 use axum::extract::{Query, State};
+use axum::http::StatusCode;
 use chrono::SecondsFormat;
 use serde::{Deserialize, Serialize};
 
+use crate::config::Kind;
 use crate::mail::access;
+use crate::mail::mailbox::{SendRefusal, sender};
+use crate::mail::smtp::{SENT_FOLDER, compose};
 use crate::store::mail::{EmailQuery, EmailRecord};
 
 use super::AppState;
@@ -56,6 +66,18 @@ pub struct EmailDto {
     html: Option<String>,
     attachments: Vec<AttachmentDto>,
     contact_ids: Vec<String>,
+    /// Sent mail only: where its delivery stands.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    delivery: Option<DeliveryDto>,
+}
+
+/// The delivery of a sent e-mail.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeliveryDto {
+    state: String,
+    attempts: i64,
+    last_error: Option<String>,
 }
 
 impl From<EmailRecord> for EmailDto {
@@ -85,6 +107,11 @@ impl From<EmailRecord> for EmailDto {
                 })
                 .collect(),
             contact_ids: e.contact_ids.iter().map(i64::to_string).collect(),
+            delivery: e.delivery.map(|d| DeliveryDto {
+                state: d.state,
+                attempts: d.attempts,
+                last_error: d.last_error,
+            }),
         }
     }
 }
@@ -130,6 +157,7 @@ pub async fn list_emails(
         mailbox: q.mailbox,
         folder: q.folder,
         message_id: q.message_id,
+        id: None,
         before,
         limit,
     };
@@ -144,4 +172,73 @@ pub async fn list_emails(
         total: page.total,
         next_cursor: page.next_before.map(|id| id.to_string()),
     }))
+}
+
+/// The body of `POST /api/v1/emails`.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct SendRequest {
+    mailbox: Option<String>,
+    to: Vec<String>,
+    #[serde(default)]
+    cc: Vec<String>,
+    subject: String,
+    text: Option<String>,
+    html: Option<String>,
+}
+
+/// `POST /api/v1/emails`.
+pub async fn send_email(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Bytes,
+) -> Result<(StatusCode, Json<EmailDto>), ApiError> {
+    let request: SendRequest = serde_json::from_slice(&body)
+        .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+    let (mailbox, mut draft) = sender(
+        &state.engine.config(),
+        &caller.user,
+        request.mailbox.as_deref(),
+    )
+    .map_err(|refusal| match refusal {
+        SendRefusal::Unknown(_) => ApiError::not_found(refusal.to_string()),
+        SendRefusal::Forbidden { .. } => ApiError::forbidden(refusal.to_string()),
+        SendRefusal::Unprocessable(_) => ApiError::unprocessable(refusal.to_string()),
+    })?;
+    draft.to = request.to;
+    draft.cc = request.cc;
+    draft.subject = request.subject;
+    draft.text = request.text;
+    draft.html = request.html;
+    let now = chrono::Utc::now();
+    let composed = compose(&draft, now).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let name = mailbox.clone();
+    let id = state
+        .engine
+        .store()
+        .call(move |s| s.enqueue_mail(&name, SENT_FOLDER, &composed.email, &composed.outgoing, now))
+        .await
+        .map_err(ApiError::internal)?;
+    // Deliver now. When the mailbox cannot run (its secret is missing, say), the message stays
+    // queued and its state says so; the request itself was accepted.
+    if let Err(e) = state.engine.request_sync(Kind::Mailbox, &mailbox) {
+        tracing::warn!(%mailbox, error = ?e, "a sent message waits: the mailbox cannot run now");
+    }
+    let page = state
+        .engine
+        .store()
+        .call(move |s| {
+            s.emails(&EmailQuery {
+                id: Some(id),
+                limit: 1,
+                ..EmailQuery::default()
+            })
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let email =
+        page.items.into_iter().next().ok_or_else(|| {
+            ApiError::internal(format!("e-mail {id} vanished after it was stored"))
+        })?;
+    Ok((StatusCode::ACCEPTED, Json(EmailDto::from(email))))
 }

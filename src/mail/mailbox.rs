@@ -15,7 +15,12 @@ use crate::config::types::AllOrList;
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
 use crate::engine::connector::{Connector, ConnectorError, SyncContext, SyncFuture, SyncReport};
 
+use crate::config::kinds::MailProviderSpec;
+use crate::store::mail::OutboxOutcome;
+
+use super::access::{self, Right};
 use super::imap::{self, FolderSync, ImapError, Server};
+use super::smtp::{self, Draft, SendError, SmtpServer};
 
 /// The pending reason of an `exchange` mailbox.
 pub const EXCHANGE_PENDING: &str = "on-premises Exchange (EWS) is not supported yet";
@@ -40,6 +45,8 @@ pub struct MailboxConnector {
     pub folders: Option<Vec<String>>,
     /// How far back the first sync reaches.
     pub period: Duration,
+    /// The SMTP server, when the mailbox may send.
+    pub smtp: Option<SmtpServer>,
 }
 
 /// The registry factory for `Mailbox` objects.
@@ -84,6 +91,15 @@ impl MailboxConnector {
                 base.join(p)
             }
         });
+        let smtp = (spec.send.enabled && provider.send)
+            .then_some(provider.smtp.as_ref())
+            .flatten()
+            .map(|smtp| SmtpServer {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                security: smtp.security,
+                ca_file: ca_file.clone(),
+            });
         let server = (spec.load.enabled && provider.load)
             .then_some(provider.imap.as_ref())
             .flatten()
@@ -107,24 +123,102 @@ impl MailboxConnector {
                 AllOrList::List(list) => Some(list.clone()),
             },
             period: spec.load.period.get(),
+            smtp,
         })
     }
 
-    async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ImapError> {
-        let Some(server) = &self.server else {
-            // A send-only mailbox: there is nothing to load.
-            return Ok(SyncReport::default());
-        };
+    async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, RunError> {
         let password = ctx
             .secrets
             .get("/password")
             .map(|s| s.expose().to_owned())
             .unwrap_or_default();
-        let mut session = imap::connect(server, &self.login, &password).await?;
-        let result = self.sync_folders(&mut session, ctx).await;
-        // Best effort: the server closes idle sessions anyway.
-        let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
-        result
+        // The outbox first: sending is what a user waits for.
+        let (sent, waiting) = self.flush_outbox(ctx, &password).await?;
+        let mut report = match &self.server {
+            None => SyncReport::default(),
+            Some(server) => {
+                let mut session = imap::connect(server, &self.login, &password).await?;
+                let result = self.sync_folders(&mut session, ctx).await;
+                // Best effort: the server closes idle sessions anyway.
+                let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+                result?
+            }
+        };
+        report.items_out += sent;
+        if let Some(error) = waiting {
+            // Loading succeeded, but mail waits: fail the run so the scheduler retries soon.
+            return Err(RunError::Waiting(error));
+        }
+        Ok(report)
+    }
+
+    /// Sends the due messages of the outbox. Returns how many went out, and the error of the
+    /// first one that must wait for a retry.
+    async fn flush_outbox(
+        &self,
+        ctx: &SyncContext<'_>,
+        password: &str,
+    ) -> Result<(u64, Option<String>), RunError> {
+        let Some(server) = &self.smtp else {
+            return Ok((0, None));
+        };
+        let name = self.name.clone();
+        let due = ctx
+            .store
+            .call(move |s| s.due_outbox(&name, chrono::Utc::now()))
+            .await
+            .map_err(ImapError::Store)?;
+        let counter = ctx
+            .metrics
+            .mail_messages_total
+            .with_label_values(&[self.name.as_str(), "out"]);
+        let (mut sent, mut waiting) = (0u64, None);
+        for item in due {
+            if ctx.cancel.is_cancelled() {
+                return Err(ImapError::Cancelled.into());
+            }
+            let result = smtp::deliver(
+                server,
+                &self.login,
+                password,
+                &item.envelope_from,
+                &item.envelope_to,
+                &item.raw,
+            )
+            .await;
+            let now = chrono::Utc::now();
+            let outcome = match result {
+                Ok(()) => {
+                    sent += 1;
+                    counter.inc();
+                    OutboxOutcome::Sent
+                }
+                Err(SendError::Permanent(error)) => {
+                    tracing::warn!(mailbox = %self.name, email = item.email_id, %error, "a message could not be delivered");
+                    OutboxOutcome::Failed { error }
+                }
+                Err(SendError::Temporary(error)) => {
+                    let delay = smtp::retry_delay(item.attempts + 1);
+                    waiting.get_or_insert_with(|| {
+                        format!(
+                            "a message waits to be sent (retry in {}s): {error}",
+                            delay.as_secs()
+                        )
+                    });
+                    OutboxOutcome::Retry {
+                        at: now + chrono::Duration::from_std(delay).unwrap_or_default(),
+                        error,
+                    }
+                }
+            };
+            let id = item.email_id;
+            ctx.store
+                .call(move |s| s.outbox_result(id, &outcome, now))
+                .await
+                .map_err(ImapError::Store)?;
+        }
+        Ok((sent, waiting))
     }
 
     async fn sync_folders(
@@ -166,14 +260,110 @@ impl MailboxConnector {
     }
 }
 
+/// Why a run did not succeed.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// Loading failed.
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    /// Sending must be retried.
+    #[error("{0}")]
+    Waiting(String),
+}
+
 impl Connector for MailboxConnector {
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
         Box::pin(async move {
             match self.run(&ctx).await {
                 Ok(report) => Ok(report),
-                Err(ImapError::Cancelled) => Err(ConnectorError::Cancelled),
+                Err(RunError::Imap(ImapError::Cancelled)) => Err(ConnectorError::Cancelled),
                 Err(e) => Err(ConnectorError::Failed(e.to_string())),
             }
         })
     }
+}
+
+/// Why a send request is refused (each maps to an HTTP status).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendRefusal {
+    /// No such mailbox (404).
+    #[error("no mailbox named {0}")]
+    Unknown(String),
+    /// The caller may not send with it (403).
+    #[error("user {user} may not send with mailbox {mailbox}")]
+    Forbidden {
+        /// Caller.
+        user: String,
+        /// Mailbox.
+        mailbox: String,
+    },
+    /// It cannot send (422).
+    #[error("{0}")]
+    Unprocessable(String),
+}
+
+/// The mailbox `user` sends with — `requested`, or their default sender (MB-03) — and the
+/// draft's sender fields from its settings (alias, signature when `useSignature`).
+pub fn sender(
+    set: &ConfigSet,
+    user: &str,
+    requested: Option<&str>,
+) -> Result<(String, Draft), SendRefusal> {
+    let (object, spec) = match requested {
+        Some(name) => set
+            .specs::<MailboxSpec>()
+            .find(|(o, _)| o.name == name)
+            .ok_or_else(|| SendRefusal::Unknown(name.to_owned()))?,
+        None => set
+            .specs::<MailboxSpec>()
+            .find(|(_, m)| m.owner == user && m.send.default_sender)
+            .ok_or_else(|| {
+                SendRefusal::Unprocessable(format!(
+                    "no `mailbox` given and user {user} has no default sender mailbox (send.defaultSender)"
+                ))
+            })?,
+    };
+    if !access::allowed(set, user, spec, Right::Send) {
+        return Err(SendRefusal::Forbidden {
+            user: user.to_owned(),
+            mailbox: object.name.clone(),
+        });
+    }
+    if !spec.send.enabled {
+        return Err(SendRefusal::Unprocessable(format!(
+            "mailbox {} has send.enabled: false and cannot be used as a sender",
+            object.name
+        )));
+    }
+    let provider: Option<&MailProviderSpec> = set.mail_provider_of(spec).map(|(_, p)| p);
+    let can = provider.is_some_and(|p| {
+        p.send
+            && p.smtp.is_some()
+            && p.auth == AuthMethod::Basic
+            && matches!(
+                p.provider_type,
+                MailProviderType::Imap | MailProviderType::Gmail
+            )
+    });
+    if !can {
+        return Err(SendRefusal::Unprocessable(format!(
+            "mailbox {} cannot send yet: its provider has no SMTP server with basic auth (Exchange, Microsoft 365 and OAuth 2.0 sending are not built yet)",
+            object.name
+        )));
+    }
+    let draft = Draft {
+        from: spec.address.as_str().to_owned(),
+        alias: spec.send.alias.clone(),
+        to: Vec::new(),
+        cc: Vec::new(),
+        subject: String::new(),
+        text: None,
+        html: None,
+        signature: spec
+            .send
+            .use_signature
+            .then(|| spec.send.signature.clone())
+            .flatten(),
+    };
+    Ok((object.name.clone(), draft))
 }

@@ -6,6 +6,7 @@
 //! - [`imap`]: connect (TLS / STARTTLS / plain), log in, list and sync folders from their
 //!   checkpoints in pipelined batches.
 //! - [`tls`]: rustls (ring) with Web PKI roots plus a provider's `caFile`.
+//! - [`smtp`]: composing (alias, signature) and delivering queued mail with lettre.
 //! - [`mime`]: raw message → headers, capped bodies, attachment metadata.
 //!
 //! This module must not run SQL (it calls the store's mail API), build HTTP DTOs, or read
@@ -15,6 +16,7 @@ pub mod access;
 pub mod imap;
 pub mod mailbox;
 pub mod mime;
+pub mod smtp;
 pub mod tls;
 
 pub use mailbox::{MailboxConnector, build};

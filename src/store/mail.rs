@@ -148,6 +148,64 @@ pub struct EmailRecord {
     pub attachments: Vec<AttachmentMeta>,
     /// Linked contacts.
     pub contact_ids: Vec<i64>,
+    /// For mail sent through Switchboard: where its delivery stands.
+    pub delivery: Option<Delivery>,
+}
+
+/// The delivery state of a sent e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// `queued`, `sent` or `failed`.
+    pub state: String,
+    /// Delivery attempts so far.
+    pub attempts: i64,
+    /// The last error (the server's reply), if any.
+    pub last_error: Option<String>,
+}
+
+/// What goes on the wire for a sent e-mail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Envelope sender.
+    pub envelope_from: String,
+    /// Envelope recipients.
+    pub envelope_to: Vec<String>,
+    /// The RFC 5322 bytes.
+    pub raw: Vec<u8>,
+}
+
+/// A message waiting in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxItem {
+    /// The stored e-mail's id.
+    pub email_id: i64,
+    /// Envelope sender.
+    pub envelope_from: String,
+    /// Envelope recipients.
+    pub envelope_to: Vec<String>,
+    /// The message as sent.
+    pub raw: Vec<u8>,
+    /// Attempts so far.
+    pub attempts: i64,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboxOutcome {
+    /// Accepted by the server.
+    Sent,
+    /// A temporary failure: try again at `at`.
+    Retry {
+        /// When.
+        at: DateTime<Utc>,
+        /// The server's reply or the transport error.
+        error: String,
+    },
+    /// A permanent failure.
+    Failed {
+        /// The server's reply.
+        error: String,
+    },
 }
 
 /// Which e-mails to list. Newest stored first; `before` is the keyset cursor (an id).
@@ -161,6 +219,8 @@ pub struct EmailQuery {
     pub folder: Option<String>,
     /// Only this Message-ID (with or without angle brackets).
     pub message_id: Option<String>,
+    /// Only this id.
+    pub id: Option<i64>,
     /// Only ids below this one.
     pub before: Option<i64>,
     /// At most this many.
@@ -247,6 +307,112 @@ impl Store {
             .map_err(|e| db_error(&self.path, e))?;
         tx.commit().map_err(|e| db_error(&self.path, e))?;
         Ok(new)
+    }
+
+    /// Stores an e-mail sent through `mailbox` (direction `out`, folder `folder`) and queues it
+    /// for delivery, in ONE transaction. Returns its id.
+    pub fn enqueue_mail(
+        &mut self,
+        mailbox: &str,
+        folder: &str,
+        email: &NewEmail,
+        outgoing: &Outgoing,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        let (envelope_from, envelope_to, raw) = (
+            &outgoing.envelope_from,
+            &outgoing.envelope_to,
+            &outgoing.raw,
+        );
+        self.ensure_writable()?;
+        let at = format_ts(at);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, e))?;
+        let id = store_email(
+            &tx,
+            mailbox,
+            folder,
+            None,
+            email,
+            &[envelope_from.to_owned()],
+            &at,
+        )
+        .and_then(|id| {
+            let id = id.ok_or(rusqlite::Error::QueryReturnedNoRows)?;
+            tx.execute(
+                "INSERT INTO mail_outbox
+                         (email_id, mailbox, envelope_from, envelope_to, raw, state,
+                          next_attempt_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?6)",
+                params![
+                    id,
+                    mailbox,
+                    envelope_from,
+                    serde_json::Value::from(envelope_to.to_vec()).to_string(),
+                    raw,
+                    at
+                ],
+            )?;
+            Ok(id)
+        })
+        .map_err(|e| db_error(&self.path, e))?;
+        tx.commit().map_err(|e| db_error(&self.path, e))?;
+        Ok(id)
+    }
+
+    /// Queued messages of `mailbox` due at `now`, oldest first.
+    pub fn due_outbox(
+        &self,
+        mailbox: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<OutboxItem>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT email_id, envelope_from, envelope_to, raw, attempts FROM mail_outbox
+                 WHERE mailbox = ?1 AND state = 'queued' AND next_attempt_at <= ?2
+                 ORDER BY email_id",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![mailbox, format_ts(now)], |row| {
+            let to: String = row.get(2)?;
+            Ok(OutboxItem {
+                email_id: row.get(0)?,
+                envelope_from: row.get(1)?,
+                envelope_to: serde_json::from_str(&to).unwrap_or_default(),
+                raw: row.get(3)?,
+                attempts: row.get(4)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Records a delivery attempt of a queued message.
+    pub fn outbox_result(
+        &mut self,
+        email_id: i64,
+        outcome: &OutboxOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        let at = format_ts(at);
+        let (state, next, error) = match outcome {
+            OutboxOutcome::Sent => ("sent", at.clone(), None),
+            OutboxOutcome::Retry { at: next, error } => ("queued", format_ts(*next), Some(error)),
+            OutboxOutcome::Failed { error } => ("failed", at.clone(), Some(error)),
+        };
+        self.conn
+            .execute(
+                "UPDATE mail_outbox SET state = ?2, attempts = attempts + 1, next_attempt_at = ?3,
+                     last_error = COALESCE(?4, last_error), updated_at = ?5
+                 WHERE email_id = ?1",
+                params![email_id, state, next, error, at],
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(())
     }
 
     /// Lists e-mails, newest stored first.
@@ -511,12 +677,22 @@ fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPag
     let filter = "(?1 IS NULL OR mailbox IN (SELECT value FROM json_each(?1)))
          AND (?2 IS NULL OR mailbox = ?2)
          AND (?3 IS NULL OR folder = ?3)
-         AND (?4 IS NULL OR message_id = ?4)";
+         AND (?4 IS NULL OR message_id = ?4)
+         AND (?7 IS NULL OR id = ?7)";
     let total: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM emails WHERE {filter}"))?
-        .query_row(params![allowed, q.mailbox, q.folder, message_id], |r| {
-            r.get(0)
-        })?;
+        .query_row(
+            params![
+                allowed,
+                q.mailbox,
+                q.folder,
+                message_id,
+                None::<i64>,
+                None::<i64>,
+                q.id
+            ],
+            |r| r.get(0),
+        )?;
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, mailbox, folder, message_id, direction, from_address, from_name, to_json,
@@ -532,7 +708,8 @@ fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPag
                 q.folder,
                 message_id,
                 q.before,
-                limit + 1
+                limit + 1,
+                q.id
             ],
             |row| {
                 let from_address: Option<String> = row.get(5)?;
@@ -560,6 +737,7 @@ fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPag
                     html: row.get(12)?,
                     attachments: attachments_from_json(&row.get::<_, String>(13)?),
                     contact_ids: Vec::new(),
+                    delivery: None,
                 })
             },
         )?
@@ -573,10 +751,22 @@ fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPag
     let mut contacts = conn.prepare_cached(
         "SELECT contact_id FROM email_contacts WHERE email_id = ?1 ORDER BY contact_id",
     )?;
+    let mut delivery = conn.prepare_cached(
+        "SELECT state, attempts, last_error FROM mail_outbox WHERE email_id = ?1",
+    )?;
     for item in &mut items {
         item.contact_ids = contacts
             .query_map([item.id], |r| r.get(0))?
             .collect::<rusqlite::Result<_>>()?;
+        item.delivery = delivery
+            .query_row([item.id], |r| {
+                Ok(Delivery {
+                    state: r.get(0)?,
+                    attempts: r.get(1)?,
+                    last_error: r.get(2)?,
+                })
+            })
+            .optional()?;
     }
     Ok(EmailPage {
         items,

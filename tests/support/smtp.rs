@@ -1,8 +1,8 @@
 //! A real SMTP server with AUTH on loopback (aiosmtpd, Debian's `python3-aiosmtpd`), one per
 //! test binary, for the sending tests.
 //!
-//! [`smtp()`] starts `tests/support/smtp_sink.py` on first use with its own throwaway CA and
-//! certificate, a plaintext+STARTTLS port and an implicit-TLS port, and returns once it says it
+//! [`smtp()`] starts `tests/support/smtp_sink.py` on first use with the test Dovecot's
+//! certificate (one test CA for both), a plaintext+STARTTLS port and an implicit-TLS port, and returns once it says it
 //! is up. Accepted mail lands in a Maildir the tests read ([`Smtp::received`]). Recipients named
 //! `tempfail@…` get a 451 and `reject@…` a 550, for the outbox tests. Like Dovecot, it is
 //! stopped by a watchdog once the test binary exits (a `static` is never dropped).
@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
-use super::dovecot::{make_certificates, reap_after_exit};
+use super::dovecot::{dovecot, reap_after_exit};
 
 /// The test SMTP user and password.
 pub const SMTP_USER: &str = "sender@example.test";
@@ -54,8 +54,8 @@ impl Smtp {
             .tempdir()
             .expect("tempdir")
             .keep();
-        let tls = dir.join("tls");
-        make_certificates(&tls);
+        // Dovecot's certificate: one test CA, so one provider `caFile` trusts IMAP and SMTP.
+        let tls = dovecot().dir.join("tls");
         let (port, tls_port) = (free_port(), free_port());
         let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/support/smtp_sink.py");
         let mut child = Command::new("/usr/bin/python3")

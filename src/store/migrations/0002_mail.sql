@@ -81,3 +81,23 @@ CREATE TABLE email_contacts (
     PRIMARY KEY (email_id, contact_id)
 );
 CREATE INDEX email_contacts_contact ON email_contacts (contact_id);
+
+-- The durable outbox: a sent e-mail is stored (direction 'out') together with its row here, in
+-- one transaction, before anything goes on the wire. Delivery retries temporary failures
+-- (4xx, connection errors) at `next_attempt_at`; a permanent one (5xx) fails the message with
+-- the server's reply.
+CREATE TABLE mail_outbox (
+    email_id        INTEGER PRIMARY KEY REFERENCES emails (id) ON DELETE CASCADE,
+    mailbox         TEXT    NOT NULL,
+    envelope_from   TEXT    NOT NULL,
+    -- JSON array of addresses.
+    envelope_to     TEXT    NOT NULL,
+    -- The RFC 5322 message as sent.
+    raw             BLOB    NOT NULL,
+    state           TEXT    NOT NULL CHECK (state IN ('queued', 'sent', 'failed')),
+    attempts        INTEGER NOT NULL DEFAULT 0 CHECK (attempts >= 0),
+    next_attempt_at TEXT    NOT NULL,
+    last_error      TEXT,
+    updated_at      TEXT    NOT NULL
+);
+CREATE INDEX mail_outbox_due ON mail_outbox (mailbox, state, next_attempt_at);
