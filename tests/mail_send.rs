@@ -230,7 +230,7 @@ async fn mail_is_sent_through_smtp_from_the_durable_outbox() {
                 .unwrap_or_default();
             mailbox["lastError"]
                 .as_str()
-                .is_some_and(|e| e.contains("waits to be sent"))
+                .is_some_and(|e| e.contains("to be sent"))
         },
     )
     .await;

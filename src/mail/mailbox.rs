@@ -218,6 +218,21 @@ impl MailboxConnector {
                 .await
                 .map_err(ImapError::Store)?;
         }
+        if waiting.is_none() {
+            // Messages deferred earlier and not due yet still wait: say so, so the run fails
+            // and the scheduler's backoff brings the next attempt forward.
+            let name = self.name.clone();
+            let queued = ctx
+                .store
+                .call(move |s| s.outbox_waiting(&name))
+                .await
+                .map_err(ImapError::Store)?;
+            if queued > 0 {
+                waiting = Some(format!(
+                    "{queued} message(s) wait to be sent after a temporary failure"
+                ));
+            }
+        }
         Ok((sent, waiting))
     }
 

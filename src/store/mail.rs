@@ -390,6 +390,17 @@ impl Store {
         .map_err(|e| self.err(e))
     }
 
+    /// How many messages of `mailbox` are still queued (due or not).
+    pub fn outbox_waiting(&self, mailbox: &str) -> Result<i64, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT count(*) FROM mail_outbox WHERE mailbox = ?1 AND state = 'queued'",
+                [mailbox],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Records a delivery attempt of a queued message.
     pub fn outbox_result(
         &mut self,
