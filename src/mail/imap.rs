@@ -410,8 +410,11 @@ pub async fn sync_folder(
             last_uid: 0,
             highest_modseq: None,
             initial_complete: false,
-            since: Utc::now()
-                - chrono::Duration::from_std(sync.period).unwrap_or(chrono::Duration::MAX),
+            // A period reaching before 1970 (or past chrono's range) means "everything".
+            since: chrono::Duration::from_std(sync.period)
+                .ok()
+                .and_then(|p| Utc::now().checked_sub_signed(p))
+                .map_or(DateTime::UNIX_EPOCH, |at| at.max(DateTime::UNIX_EPOCH)),
         },
     };
     let uid_next = selected.uid_next;
