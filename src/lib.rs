@@ -17,6 +17,7 @@
 //! - [`store`]: the only module that runs SQL.
 //! - [`engine`]: the running set: apply, reload, scheduler, connectors, shutdown, sd_notify.
 //! - [`http`]: axum router, auth, error JSON, `/metrics`.
+//! - [`mail`]: the Mailbox connector: IMAP sync, TLS, MIME parsing.
 //! - [`telemetry`]: tracing setup and every metric, defined in one place.
 //! - [`cli`]: one file per verb.
 
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod http;
+pub mod mail;
 pub mod plan;
 pub mod store;
 pub mod telemetry;

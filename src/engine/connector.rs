@@ -16,6 +16,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::types::Secret;
 use crate::config::{ConfigSet, Kind, Object};
+use crate::telemetry::Metrics;
+
+use super::handle::StoreHandle;
 
 /// What one successful run moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,6 +50,11 @@ pub struct SyncContext<'a> {
     pub secrets: &'a BTreeMap<String, Secret>,
     /// Fires on shutdown or when the object is replaced; stop at the next checkpoint.
     pub cancel: CancellationToken,
+    /// The store, for connectors that keep data and checkpoints (mail). The engine still
+    /// records the run's status itself.
+    pub store: &'a StoreHandle,
+    /// The metrics, for domain counters such as `mail_messages_total`.
+    pub metrics: &'a Metrics,
 }
 
 /// The boxed future of [`Connector::sync`].
@@ -107,9 +115,13 @@ fn pending_issue(kind: Kind) -> &'static str {
 }
 
 impl Registry {
-    /// The registry of the shipped connectors (none yet: every connector kind is pending).
+    /// The registry of the shipped connectors. Kinds not registered here are pending.
     pub fn builtin() -> Registry {
-        Registry::default()
+        let mut registry = Registry::default();
+        // Mail: imap/gmail providers sync over IMAP; exchange and microsoft365 mailboxes are
+        // pending with their reason (the factory's `Err`).
+        registry.register(Kind::Mailbox, crate::mail::build);
+        registry
     }
 
     /// Registers (or replaces) the factory of `kind`; tests use this for a fake connector.

@@ -266,10 +266,15 @@ pub fn sync_once_with(
     store
         .record_sync_start(kind.as_str(), name, started)
         .map_err(|e| e.to_string())?;
+    // The connector's own connection to the same file (WAL: both may be open at once).
+    let connector_store = StoreHandle::new(Store::open(&opts.state).map_err(|e| e.to_string())?);
+    let metrics = Metrics::new();
     let result = runtime.block_on(connector.sync(SyncContext {
         object: &object,
         secrets: &secrets,
         cancel: CancellationToken::new(),
+        store: &connector_store,
+        metrics: &metrics,
     }));
     let at = chrono::Utc::now();
     let k = kind.as_str();

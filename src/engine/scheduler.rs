@@ -265,6 +265,8 @@ impl Runner {
             object,
             secrets: &self.job.secrets,
             cancel: self.cancel.clone(),
+            store: &self.store,
+            metrics: &self.metrics,
         };
         let result = self.job.connector.sync(ctx).await;
         let at = self.clock.now();

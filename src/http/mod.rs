@@ -7,6 +7,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod emails;
 pub mod error;
 
 use axum::Router;
@@ -44,6 +45,11 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/objects", get(api::list_objects))
         .route("/api/v1/objects/{kind}/{name}/sync", post(api::sync_object))
+        // Mail (issue 5).
+        .route(
+            "/api/v1/emails",
+            get(emails::list_emails).post(emails::send_email),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)

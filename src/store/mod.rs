@@ -30,6 +30,8 @@
 //!   must redact errors before passing them to [`Store::record_sync_result`].
 //! - It does no logging and no scheduling; it does not decide *what* to apply, only records it.
 
+pub mod mail;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -41,10 +43,16 @@ use sha2::{Digest, Sha256};
 
 /// The schema migrations, in order. Migration `i` (0-based) brings the file to
 /// `user_version = i + 1`. Append only: never edit or reorder a released entry.
-const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_init",
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_init",
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        name: "0002_mail",
+        sql: include_str!("migrations/0002_mail.sql"),
+    },
+];
 
 /// How long a connection waits for a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

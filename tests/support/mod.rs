@@ -3,6 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod dovecot;
+pub mod smtp;
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
@@ -49,9 +52,11 @@ pub fn base_config(port: u16) -> Vec<(&'static str, String)> {
             "apiVersion: switchboard/v1\nkind: ChatQueue\nmetadata: {name: support}\nspec:\n  title: Support\n  routing: toAll\n  operators:\n    - user: alice\n"
                 .to_owned(),
         ),
+        // A microsoft365 provider: its connector is not built, so the mailbox stays `pending`
+        // and these daemon tests never reach for a real mail server (tests/mail_*.rs do).
         (
             "mail.yaml",
-            "apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {name: corp}\nspec:\n  type: imap\n  title: Corp\n  domains: [example.com]\n  imap: {host: mail.example.com}\n  smtp: {host: mail.example.com}\n---\n\
+            "apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {name: corp}\nspec:\n  type: microsoft365\n  title: Corp\n  domains: [example.com]\n---\n\
              apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {name: alice-mail}\nspec:\n  address: alice@example.com\n  owner: alice\n  password: {env: SB_TEST_SECRET}\n"
                 .to_owned(),
         ),

@@ -1,0 +1,384 @@
+//! The `Mailbox` connector: one run loads new mail from every chosen folder into the store.
+//!
+//! Built from the object and the whole config: the provider is the one `validate` resolved
+//! (explicit, or by domain, EP-07), the login follows the provider's `loginFormat` (EP-03),
+//! and the password arrives resolved in the sync context (EP-01 app passwords are just
+//! passwords here). Provider types without a built transport stay `pending` with a reason,
+//! never a fake success.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::config::kinds::{AuthMethod, LoginFormat, MailProviderType, MailboxSpec};
+use crate::config::types::AllOrList;
+use crate::config::{ConfigSet, Kind, KindSpec, Object};
+use crate::engine::connector::{Connector, ConnectorError, SyncContext, SyncFuture, SyncReport};
+
+use crate::config::kinds::MailProviderSpec;
+use crate::store::mail::OutboxOutcome;
+
+use super::access::{self, Right};
+use super::imap::{self, FolderSync, ImapError, Server};
+use super::smtp::{self, Draft, SendError, SmtpServer};
+
+/// The pending reason of an `exchange` mailbox.
+pub const EXCHANGE_PENDING: &str = "on-premises Exchange (EWS) is not supported yet";
+/// The pending reason of a `microsoft365` mailbox.
+pub const MICROSOFT365_PENDING: &str =
+    "the Microsoft 365 (Graph) mail connector is not built yet (issue: mail)";
+/// The pending reason of an OAuth 2.0 mailbox.
+pub const OAUTH2_PENDING: &str = "OAuth 2.0 (XOAUTH2) mail login is not built yet (issue: mail); use basic auth with an app password";
+
+/// A mailbox ready to sync.
+#[derive(Debug, Clone)]
+pub struct MailboxConnector {
+    /// The Mailbox object's name.
+    pub name: String,
+    /// The IMAP server (`None` for a mailbox that does not load mail).
+    pub server: Option<Server>,
+    /// The login name.
+    pub login: String,
+    /// The mailbox's own addresses (not made contacts).
+    pub own: Vec<String>,
+    /// Folders: `None` = all.
+    pub folders: Option<Vec<String>>,
+    /// How far back the first sync reaches.
+    pub period: Duration,
+    /// The SMTP server, when the mailbox may send.
+    pub smtp: Option<SmtpServer>,
+}
+
+/// The registry factory for `Mailbox` objects.
+pub fn build(object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
+    MailboxConnector::new(object, set).map(|c| Arc::new(c) as Arc<dyn Connector>)
+}
+
+impl MailboxConnector {
+    /// Resolves `object`'s provider, login and folders; `Err` is the pending reason.
+    pub fn new(object: &Object, set: &ConfigSet) -> Result<MailboxConnector, String> {
+        let spec = MailboxSpec::from_spec(&object.spec)
+            .ok_or_else(|| format!("{} is not a Mailbox", object.id()))?;
+        let (provider_name, provider) = set
+            .mail_provider_of(spec)
+            .ok_or_else(|| format!("no MailProvider serves {}", spec.address.as_str()))?;
+        match provider.provider_type {
+            MailProviderType::Exchange => return Err(EXCHANGE_PENDING.into()),
+            MailProviderType::Microsoft365 => return Err(MICROSOFT365_PENDING.into()),
+            MailProviderType::Imap | MailProviderType::Gmail => {}
+        }
+        if provider.auth == AuthMethod::Oauth2 {
+            return Err(OAUTH2_PENDING.into());
+        }
+        let address = spec.address.as_str().to_owned();
+        let login = match provider.login_format {
+            LoginFormat::Email => address.clone(),
+            LoginFormat::LocalPart => spec.address.local_part().to_owned(),
+            LoginFormat::Manual => spec
+                .login
+                .clone()
+                .ok_or("the provider's loginFormat is manual and the mailbox has no login")?,
+        };
+        // A relative caFile is relative to the provider's manifest, like secret files.
+        let base = set
+            .object(Kind::MailProvider, provider_name)
+            .map(|o| o.origin.dir().to_path_buf())
+            .unwrap_or_default();
+        let ca_file = provider.ca_file.as_ref().map(|p| -> PathBuf {
+            if p.is_absolute() {
+                p.clone()
+            } else {
+                base.join(p)
+            }
+        });
+        let smtp = (spec.send.enabled && provider.send)
+            .then_some(provider.smtp.as_ref())
+            .flatten()
+            .map(|smtp| SmtpServer {
+                host: smtp.host.clone(),
+                port: smtp.port,
+                security: smtp.security,
+                ca_file: ca_file.clone(),
+            });
+        let server = (spec.load.enabled && provider.load)
+            .then_some(provider.imap.as_ref())
+            .flatten()
+            .map(|imap| Server {
+                host: imap.host.clone(),
+                port: imap.port,
+                security: imap.security,
+                ca_file,
+            });
+        let mut own = vec![address];
+        if !own.contains(&login) {
+            own.push(login.clone());
+        }
+        Ok(MailboxConnector {
+            name: object.name.clone(),
+            server,
+            login,
+            own,
+            folders: match &spec.load.folders {
+                AllOrList::All(_) => None,
+                AllOrList::List(list) => Some(list.clone()),
+            },
+            period: spec.load.period.get(),
+            smtp,
+        })
+    }
+
+    async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, RunError> {
+        let password = ctx
+            .secrets
+            .get("/password")
+            .map(|s| s.expose().to_owned())
+            .unwrap_or_default();
+        // The outbox first: sending is what a user waits for.
+        let (sent, waiting) = self.flush_outbox(ctx, &password).await?;
+        let mut report = match &self.server {
+            None => SyncReport::default(),
+            Some(server) => {
+                let mut session = imap::connect(server, &self.login, &password).await?;
+                let result = self.sync_folders(&mut session, ctx).await;
+                // Best effort: the server closes idle sessions anyway.
+                let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
+                result?
+            }
+        };
+        report.items_out += sent;
+        if let Some(error) = waiting {
+            // Loading succeeded, but mail waits: fail the run so the scheduler retries soon.
+            return Err(RunError::Waiting(error));
+        }
+        Ok(report)
+    }
+
+    /// Sends the due messages of the outbox. Returns how many went out, and the error of the
+    /// first one that must wait for a retry.
+    async fn flush_outbox(
+        &self,
+        ctx: &SyncContext<'_>,
+        password: &str,
+    ) -> Result<(u64, Option<String>), RunError> {
+        let Some(server) = &self.smtp else {
+            return Ok((0, None));
+        };
+        let name = self.name.clone();
+        let due = ctx
+            .store
+            .call(move |s| s.due_outbox(&name, chrono::Utc::now()))
+            .await
+            .map_err(ImapError::Store)?;
+        let counter = ctx
+            .metrics
+            .mail_messages_total
+            .with_label_values(&[self.name.as_str(), "out"]);
+        let (mut sent, mut waiting) = (0u64, None);
+        for item in due {
+            if ctx.cancel.is_cancelled() {
+                return Err(ImapError::Cancelled.into());
+            }
+            let result = smtp::deliver(
+                server,
+                &self.login,
+                password,
+                &item.envelope_from,
+                &item.envelope_to,
+                &item.raw,
+            )
+            .await;
+            let now = chrono::Utc::now();
+            let outcome = match result {
+                Ok(()) => {
+                    sent += 1;
+                    counter.inc();
+                    OutboxOutcome::Sent
+                }
+                Err(SendError::Permanent(error)) => {
+                    tracing::warn!(mailbox = %self.name, email = item.email_id, %error, "a message could not be delivered");
+                    OutboxOutcome::Failed { error }
+                }
+                Err(SendError::Temporary(error)) => {
+                    let delay = smtp::retry_delay(item.attempts + 1);
+                    waiting.get_or_insert_with(|| {
+                        format!(
+                            "a message waits to be sent (retry in {}s): {error}",
+                            delay.as_secs()
+                        )
+                    });
+                    OutboxOutcome::Retry {
+                        at: now + chrono::Duration::from_std(delay).unwrap_or_default(),
+                        error,
+                    }
+                }
+            };
+            let id = item.email_id;
+            ctx.store
+                .call(move |s| s.outbox_result(id, &outcome, now))
+                .await
+                .map_err(ImapError::Store)?;
+        }
+        if waiting.is_none() {
+            // Messages deferred earlier and not due yet still wait: say so, so the run fails
+            // and the scheduler's backoff brings the next attempt forward.
+            let name = self.name.clone();
+            let queued = ctx
+                .store
+                .call(move |s| s.outbox_waiting(&name))
+                .await
+                .map_err(ImapError::Store)?;
+            if queued > 0 {
+                waiting = Some(format!(
+                    "{queued} message(s) wait to be sent after a temporary failure"
+                ));
+            }
+        }
+        Ok((sent, waiting))
+    }
+
+    async fn sync_folders(
+        &self,
+        session: &mut imap::ImapSession,
+        ctx: &SyncContext<'_>,
+    ) -> Result<SyncReport, ImapError> {
+        let condstore = session
+            .capabilities()
+            .await
+            .map(|c| c.has_str("CONDSTORE"))
+            .unwrap_or(false);
+        let on_server = imap::list_folders(session).await?;
+        let (folders, missing) = imap::choose_folders(&on_server, self.folders.as_deref());
+        let counter = ctx
+            .metrics
+            .mail_messages_total
+            .with_label_values(&[self.name.as_str(), "in"]);
+        let on_commit = move |new: u64| counter.inc_by(new);
+        let sync = FolderSync {
+            mailbox: &self.name,
+            store: ctx.store,
+            period: self.period,
+            own: &self.own,
+            cancel: &ctx.cancel,
+            on_commit: &on_commit,
+        };
+        let mut report = SyncReport::default();
+        for folder in &folders {
+            if ctx.cancel.is_cancelled() {
+                return Err(ImapError::Cancelled);
+            }
+            report.items_in += imap::sync_folder(session, folder, &sync, condstore).await?;
+        }
+        if !missing.is_empty() {
+            return Err(ImapError::MissingFolders(missing));
+        }
+        Ok(report)
+    }
+}
+
+/// Why a run did not succeed.
+#[derive(Debug, thiserror::Error)]
+enum RunError {
+    /// Loading failed.
+    #[error(transparent)]
+    Imap(#[from] ImapError),
+    /// Sending must be retried.
+    #[error("{0}")]
+    Waiting(String),
+}
+
+impl Connector for MailboxConnector {
+    fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
+        Box::pin(async move {
+            match self.run(&ctx).await {
+                Ok(report) => Ok(report),
+                Err(RunError::Imap(ImapError::Cancelled)) => Err(ConnectorError::Cancelled),
+                Err(e) => Err(ConnectorError::Failed(e.to_string())),
+            }
+        })
+    }
+}
+
+/// Why a send request is refused (each maps to an HTTP status).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SendRefusal {
+    /// No such mailbox (404).
+    #[error("no mailbox named {0}")]
+    Unknown(String),
+    /// The caller may not send with it (403).
+    #[error("user {user} may not send with mailbox {mailbox}")]
+    Forbidden {
+        /// Caller.
+        user: String,
+        /// Mailbox.
+        mailbox: String,
+    },
+    /// It cannot send (422).
+    #[error("{0}")]
+    Unprocessable(String),
+}
+
+/// The mailbox `user` sends with — `requested`, or their default sender (MB-03) — and the
+/// draft's sender fields from its settings (alias, signature when `useSignature`).
+pub fn sender(
+    set: &ConfigSet,
+    user: &str,
+    requested: Option<&str>,
+) -> Result<(String, Draft), SendRefusal> {
+    let (object, spec) = match requested {
+        Some(name) => set
+            .specs::<MailboxSpec>()
+            .find(|(o, _)| o.name == name)
+            .ok_or_else(|| SendRefusal::Unknown(name.to_owned()))?,
+        None => set
+            .specs::<MailboxSpec>()
+            .find(|(_, m)| m.owner == user && m.send.default_sender)
+            .ok_or_else(|| {
+                SendRefusal::Unprocessable(format!(
+                    "no `mailbox` given and user {user} has no default sender mailbox (send.defaultSender)"
+                ))
+            })?,
+    };
+    if !access::allowed(set, user, spec, Right::Send) {
+        return Err(SendRefusal::Forbidden {
+            user: user.to_owned(),
+            mailbox: object.name.clone(),
+        });
+    }
+    if !spec.send.enabled {
+        return Err(SendRefusal::Unprocessable(format!(
+            "mailbox {} has send.enabled: false and cannot be used as a sender",
+            object.name
+        )));
+    }
+    let provider: Option<&MailProviderSpec> = set.mail_provider_of(spec).map(|(_, p)| p);
+    let can = provider.is_some_and(|p| {
+        p.send
+            && p.smtp.is_some()
+            && p.auth == AuthMethod::Basic
+            && matches!(
+                p.provider_type,
+                MailProviderType::Imap | MailProviderType::Gmail
+            )
+    });
+    if !can {
+        return Err(SendRefusal::Unprocessable(format!(
+            "mailbox {} cannot send yet: its provider has no SMTP server with basic auth (Exchange, Microsoft 365 and OAuth 2.0 sending are not built yet)",
+            object.name
+        )));
+    }
+    let draft = Draft {
+        from: spec.address.as_str().to_owned(),
+        alias: spec.send.alias.clone(),
+        to: Vec::new(),
+        cc: Vec::new(),
+        subject: String::new(),
+        text: None,
+        html: None,
+        signature: spec
+            .send
+            .use_signature
+            .then(|| spec.send.signature.clone())
+            .flatten(),
+    };
+    Ok((object.name.clone(), draft))
+}

@@ -1,0 +1,22 @@
+//! Mail: providers and mailboxes made into running connectors, IMAP sync, MIME parsing.
+//!
+//! - [`access`]: who may read and send with a mailbox (MB-04).
+//! - [`mailbox`]: the `Mailbox` connector — resolves its provider (EP-07), login (EP-03) and
+//!   folders (MB-02) from the config, and runs one sync through [`imap`].
+//! - [`imap`]: connect (TLS / STARTTLS / plain), log in, list and sync folders from their
+//!   checkpoints in pipelined batches.
+//! - [`tls`]: rustls (ring) with Web PKI roots plus a provider's `caFile`.
+//! - [`smtp`]: composing (alias, signature) and delivering queued mail with lettre.
+//! - [`mime`]: raw message → headers, capped bodies, attachment metadata.
+//!
+//! This module must not run SQL (it calls the store's mail API), build HTTP DTOs, or read
+//! secrets itself: the engine resolves them and hands them over in the sync context.
+
+pub mod access;
+pub mod imap;
+pub mod mailbox;
+pub mod mime;
+pub mod smtp;
+pub mod tls;
+
+pub use mailbox::{MailboxConnector, build};
