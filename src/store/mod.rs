@@ -35,16 +35,28 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod chat;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
 
 /// The schema migrations, in order. Migration `i` (0-based) brings the file to
 /// `user_version = i + 1`. Append only: never edit or reorder a released entry.
-const MIGRATIONS: &[Migration] = &[Migration {
-    name: "0001_init",
-    sql: include_str!("migrations/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        name: "0001_init",
+        sql: include_str!("migrations/0001_init.sql"),
+    },
+    Migration {
+        name: "0002_mail",
+        sql: include_str!("migrations/0002_mail.sql"),
+    },
+    Migration {
+        name: "0003_chat",
+        sql: include_str!("migrations/0003_chat.sql"),
+    },
+];
 
 /// How long a connection waits for a lock held by another connection before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);

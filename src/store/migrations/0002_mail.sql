@@ -1,0 +1,6 @@
+-- 0002_mail: reserved for the mail domain (issue: mail), which is written on another branch.
+--
+-- The store numbers migrations contiguously (migration i brings the file to user_version i),
+-- so the chat migration 0003 needs a 0002 to exist. This placeholder is intentionally empty and
+-- exists only on the chat branch; when the mail branch lands, its 0002_mail.sql replaces this
+-- file (take theirs on merge). Never ship this placeholder in a release.
