@@ -7,7 +7,9 @@
 
 pub mod api;
 pub mod auth;
+pub mod chat;
 pub mod error;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -31,6 +33,8 @@ pub struct AppState {
     pub engine: EngineHandle,
     /// The metrics registry.
     pub metrics: Metrics,
+    /// The chat engine (webhooks and the chat operator API).
+    pub chat: crate::chat::ChatService,
 }
 
 /// The route label for requests that matched no route.
@@ -44,6 +48,8 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/objects", get(api::list_objects))
         .route("/api/v1/objects/{kind}/{name}/sync", post(api::sync_object))
+        // Chat: the api channel's webhook.
+        .route("/webhooks/api/{channel}", post(webhooks::api_inbound))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
