@@ -16,7 +16,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -48,8 +48,17 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/api/v1/objects", get(api::list_objects))
         .route("/api/v1/objects/{kind}/{name}/sync", post(api::sync_object))
-        // Chat: the api channel's webhook.
+        // Chat: the api channel's webhook and the operator API.
         .route("/webhooks/api/{channel}", post(webhooks::api_inbound))
+        .route("/api/v1/chats", get(chat::list_chats))
+        .route("/api/v1/chats/{id}", get(chat::get_chat))
+        .route("/api/v1/chats/{id}/accept", post(chat::accept))
+        .route("/api/v1/chats/{id}/complete", post(chat::complete))
+        .route("/api/v1/chats/{id}/messages", post(chat::post_message))
+        .route("/api/v1/operators", get(chat::list_operators))
+        .route("/api/v1/operators/me/status", put(chat::put_status))
+        .route("/api/v1/quick-replies", get(chat::quick_replies))
+        .route("/api/v1/events", get(chat::events))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
