@@ -260,7 +260,12 @@ struct Work<'w, 'c> {
     snapshot: &'w Snapshot,
     at: DateTime<Utc>,
     fx: Effects,
+    /// Queues whose waiting chats need routing (an operator may have room now).
     dirty: BTreeSet<String>,
+    /// New chats to route. Only they need routing, not their queue's backlog: a backlog chat
+    /// still waits because no operator had room, and every change that gives an operator room
+    /// marks the queue dirty.
+    fresh: Vec<ChatRow>,
 }
 
 impl<'w, 'c> Work<'w, 'c> {
@@ -271,6 +276,7 @@ impl<'w, 'c> Work<'w, 'c> {
             at,
             fx: Effects::default(),
             dirty: BTreeSet::new(),
+            fresh: Vec::new(),
         }
     }
 
@@ -359,11 +365,10 @@ impl<'w, 'c> Work<'w, 'c> {
             Some(chat) => chat,
             None => {
                 let id = self.tx.create_chat(&m.channel, &queue, contact, self.at)?;
-                self.fx
-                    .transitions
-                    .push((queue.clone(), None, ChatState::Offered));
-                self.dirty.insert(queue);
-                self.chat(id)?
+                self.fx.transitions.push((queue, None, ChatState::Offered));
+                let chat = self.chat(id)?;
+                self.fresh.push(chat.clone());
+                chat
             }
         };
         let message = NewMessage {
@@ -617,32 +622,50 @@ impl<'w, 'c> Work<'w, 'c> {
         Ok(())
     }
 
-    /// Routes the waiting chats of the dirty queues, oldest first across them, with one load
-    /// per operator across all queues (CH-06).
+    /// The loads of a queue's members, read once per command (one load per operator across
+    /// all queues, CH-06).
+    fn members(
+        &mut self,
+        queue: &str,
+        loads: &mut BTreeMap<String, OperatorLoad>,
+    ) -> Result<Vec<OperatorLoad>, StoreError> {
+        let Some(setup) = self.snapshot.queues.get(queue) else {
+            return Ok(Vec::new()); // a queue that left the config: its chats wait
+        };
+        let mut members = Vec::with_capacity(setup.members.len());
+        for name in &setup.members {
+            if !loads.contains_key(name) {
+                let load = self.tx.operator(name)?;
+                loads.insert(name.clone(), load);
+            }
+            members.push(loads[name].clone());
+        }
+        Ok(members)
+    }
+
+    /// Routes the new chats and the waiting chats of the dirty queues, oldest first across
+    /// them. A queue where nobody has room is not even read.
     fn distribute(&mut self) -> Result<(), StoreError> {
         let dirty = std::mem::take(&mut self.dirty);
-        let mut waiting = Vec::new();
-        for queue in dirty
-            .iter()
-            .filter(|q| self.snapshot.queues.contains_key(*q))
-        {
-            waiting.extend(self.tx.waiting_chats(queue)?);
-        }
-        waiting.sort_by_key(|c| c.id);
+        let mut waiting = std::mem::take(&mut self.fresh);
         let mut loads: BTreeMap<String, OperatorLoad> = BTreeMap::new();
         let capacity = self.snapshot.capacity;
-        for chat in waiting {
-            let setup = &self.snapshot.queues[&chat.queue];
-            let mut members = Vec::with_capacity(setup.members.len());
-            for name in &setup.members {
-                if !loads.contains_key(name) {
-                    let load = self.tx.operator(name)?;
-                    loads.insert(name.clone(), load);
-                }
-                members.push(loads[name].clone());
+        for queue in &dirty {
+            let members = self.members(queue, &mut loads)?;
+            if members.iter().any(|l| routing::has_room(l, capacity)) {
+                waiting.extend(self.tx.waiting_chats(queue)?);
             }
+        }
+        waiting.sort_by_key(|c| c.id);
+        waiting.dedup_by_key(|c| c.id);
+        for chat in waiting {
+            let members = self.members(&chat.queue, &mut loads)?;
+            if !members.iter().any(|l| routing::has_room(l, capacity)) {
+                continue;
+            }
+            let rule = self.snapshot.queues[&chat.queue].routing;
             let offers = self.tx.offers(chat.id)?;
-            let (chosen, exclusive): (Vec<String>, bool) = match setup.routing {
+            let (chosen, exclusive): (Vec<String>, bool) = match rule {
                 Routing::LeastBusy if offers.is_empty() => (
                     routing::least_busy(&members, capacity)
                         .map(|i| members[i].name.clone())
