@@ -85,6 +85,16 @@ impl Rig {
         (self.chat, self.cancel, self.tracker) = (chat, cancel, tracker);
     }
 
+    /// Applies a new config, as a reload does.
+    fn reload(&self, yaml: &str) {
+        let config = self.dir.path().join("config");
+        std::fs::write(config.join("chat.yaml"), yaml).expect("write");
+        let set = crate::config::load(&[config])
+            .into_result()
+            .expect("valid config");
+        self.engine.publish(Arc::new(set), HashMap::new());
+    }
+
     async fn message(&self, queue: &str, from: &str, id: &str) -> i64 {
         let (chat, _) = self
             .chat
@@ -631,4 +641,31 @@ async fn accept_deadlines_survive_a_restart() {
         .await
         .expect("list");
     assert_eq!(all.1, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_reload_that_gives_an_operator_room_routes_the_waiting_chats_on_its_own() {
+    // REQ: CH-06
+    let rig = Rig::new(&config(
+        1,
+        &queue("sales", "leastBusy", None, "[{user: ann}]"),
+    ))
+    .await;
+    rig.active(&["ann"]).await;
+    let first = rig.message("sales", "u1", "m1").await;
+    rig.chat.accept("ann", first).await.expect("accepted");
+    let waiting = rig.message("sales", "u2", "m2").await;
+    assert!(rig.offered_to(waiting).await.is_empty(), "ann is full");
+    rig.reload(&config(
+        2,
+        &queue("sales", "leastBusy", None, "[{user: ann}]"),
+    ));
+    // No command is sent: the timer task's periodic tick picks the new config up.
+    tokio::time::sleep(timers::RESYNC + Duration::from_secs(1)).await;
+    assert_eq!(rig.offered_to(waiting).await, names(&["ann"]));
+    let text = rig.engine.metrics().render();
+    assert!(
+        text.contains(r#"switchboard_operators{queue="sales",status="active"} 1"#),
+        "{text}"
+    );
 }
