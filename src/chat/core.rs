@@ -433,7 +433,7 @@ impl<'w, 'c> Work<'w, 'c> {
                 ChatError::Forbidden(format!("chat {chat_id} is not offered to {user}"))
             })?;
         let load = self.tx.operator(user)?;
-        let others = load.in_work - u32::from(offer.exclusive);
+        let others = load.in_work.saturating_sub(u32::from(offer.exclusive));
         if others >= self.snapshot.capacity {
             // REQ: CH-06
             return Err(conflict(

@@ -80,10 +80,13 @@ pub(super) async fn run(service: ChatService) {
             }
         };
         for item in &due {
-            if inner.cancel.is_cancelled() {
-                return;
-            }
-            let outcome = deliver(&service, item).await;
+            // Stopping abandons an attempt in flight: it was not recorded, so it is sent again
+            // after the restart (at-least-once).
+            let outcome = tokio::select! {
+                biased;
+                () = inner.cancel.cancelled() => return,
+                outcome = deliver(&service, item) => outcome,
+            };
             let command = match outcome {
                 Ok(()) => Command::Delivered { outbox_id: item.id },
                 Err(failure) => {
