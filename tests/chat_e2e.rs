@@ -81,6 +81,7 @@ async fn a_chat_arrives_is_accepted_answered_through_the_signed_callback_and_com
     assert_eq!(code, 200);
     let mut events = Events::open(&daemon, ANN).await;
 
+    // REQ: CH-03, CH-05, CH-11, SPEC HTTP (api channel callback signed with X-Switchboard-Signature)
     // In: the visitor writes; the chat is offered to ann.
     let chat = send(&daemon, "web", "w-1", "visitor-1", "Hello, anyone there?").await;
     let offered = events.next("chat.offered").await;

@@ -53,6 +53,7 @@ async fn the_api_webhook_stores_each_message_once_and_refuses_what_it_must() {
     daemon.wait_ready().await;
     let body = |id: &str| serde_json::to_vec(&message(id, "visitor-1", "Hi there")).expect("JSON");
 
+    // REQ: SPEC HTTP (the api channel: token first, 2xx only once stored, one message per messageId)
     // A forged or missing token is refused before anything is read, and nothing is stored.
     let forged = post(&daemon, "web", Some("not-the-token"), body("m1")).await;
     assert_eq!(forged.headers()["www-authenticate"], "Bearer");
