@@ -90,7 +90,9 @@ CREATE TABLE chat_offers (
     deadline   TEXT,
     PRIMARY KEY (chat_id, operator)
 );
-CREATE INDEX chat_offers_by_operator ON chat_offers (operator);
+-- (operator, exclusive): an operator's load counts only their exclusive offers, which must not
+-- mean walking every toAll offer they hold (one per waiting chat of their queues).
+CREATE INDEX chat_offers_by_operator ON chat_offers (operator, exclusive);
 CREATE INDEX chat_offers_by_deadline ON chat_offers (deadline) WHERE deadline IS NOT NULL;
 
 -- Outgoing messages to deliver through their channel, retried with backoff until sent or
