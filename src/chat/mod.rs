@@ -5,17 +5,17 @@
 //! [`ChatService`] is a cheap handle. Behind it run three tasks, all on the daemon's
 //! [`TaskTracker`] and stopped by its [`CancellationToken`]:
 //!
-//! - the **writer** ([`writer`]): the only code that changes chat state. Requests become
+//! - the **writer** (`writer.rs`): the only code that changes chat state. Requests become
 //!   [`Command`]s on a bounded channel; the writer takes what has queued up (up to
 //!   [`MAX_BATCH`]), runs it in ONE store transaction on the blocking pool — each command in
-//!   its own savepoint, routing included ([`core`]) — commits, and only then answers each
+//!   its own savepoint, routing included ([`commands`]) — commits, and only then answers each
 //!   request and publishes its events. That is group commit: one fsync for many webhooks, and
 //!   a 2xx always means "durably stored". One writer also means accepts and routing never race.
-//! - the **timer** task ([`timers`]): sleeps until the earliest durable deadline in the store
+//! - the **timer** task (`timers.rs`): sleeps until the earliest durable deadline in the store
 //!   (an accept deadline, a completion timeout) and sends a [`Command::Tick`]. Deadlines live in
 //!   the store, so they survive a restart; time comes from the engine's [`Clock`], so tests
 //!   drive it with `tokio::time::pause`.
-//! - the **outbox** task ([`outbox`]): delivers operator messages through their channel,
+//! - the **outbox** task (`outbox.rs`): delivers operator messages through their channel,
 //!   retrying with backoff; its attempts are recorded through the writer.
 //!
 //! Reads (lists, a chat with its messages) use a separate connection ([`ChatService::store`]):
@@ -27,7 +27,7 @@
 //! - Sleep or spawn detached tasks: every wait is on the engine's clock, every task tracked.
 
 pub mod channels;
-pub mod core;
+pub mod commands;
 pub mod events;
 mod outbox;
 pub mod routing;
@@ -47,7 +47,7 @@ use crate::engine::{Clock, EngineHandle, StoreHandle};
 use crate::store::chat::{ChatRow, MessageRow, OperatorStatus};
 use crate::store::{Store, StoreError};
 
-pub use self::core::{ChatError, Command, Inbound, Reply};
+pub use commands::{ChatError, Command, Inbound, Reply};
 pub use events::{ChatEvent, EventKind};
 pub use snapshot::Snapshot;
 

@@ -13,7 +13,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::ConfigSet;
 use crate::engine::StoreHandle;
 
-use super::core::{self, BatchOutcome, ChatError, Command, Reply};
+use super::commands::{self, BatchOutcome, ChatError, Command, Reply};
 use super::{ChatService, MAX_BATCH};
 
 /// A command on its way to the writer.
@@ -80,7 +80,7 @@ async fn commit(
         commands.push((envelope.command, envelope.at));
     }
     let result = store
-        .call(move |s| s.chat_batch(|tx| core::execute(tx, &snapshot, redistribute, commands)))
+        .call(move |s| s.chat_batch(|tx| commands::execute(tx, &snapshot, redistribute, commands)))
         .await;
     match result {
         Ok(outcome) => {
@@ -111,7 +111,7 @@ async fn commit(
 
 fn publish(
     service: &ChatService,
-    effects: core::Effects,
+    effects: commands::Effects,
     operators: Option<Vec<(String, crate::store::chat::OperatorStatus, i64)>>,
 ) {
     let metrics = service.inner.engine.metrics();

@@ -20,7 +20,7 @@ use crate::engine::connector::SyncFuture;
 use crate::engine::{ConnectorError, SyncContext, SyncReport};
 use crate::store::chat::OutboxItem;
 
-use super::super::core::Inbound;
+use super::super::commands::Inbound;
 use super::super::outbox::Failure;
 use super::super::snapshot::ChannelSetup;
 
