@@ -14,6 +14,8 @@
 //! - [`config`]: the manifest model, the loader that keeps line/column for every node,
 //!   cross-reference checks and diagnostics. Pure: no I/O beyond reading the files.
 //! - [`plan`]: desired vs applied, object by object, field by field. Pure.
+//! - [`chat`]: the chat engine: channels, routing, durable timers, the outbox (a domain the
+//!   engine runs).
 //! - [`store`]: the only module that runs SQL.
 //! - [`engine`]: the running set: apply, reload, scheduler, connectors, shutdown, sd_notify.
 //! - [`http`]: axum router, auth, error JSON, `/metrics`.
@@ -21,6 +23,7 @@
 //! - [`telemetry`]: tracing setup and every metric, defined in one place.
 //! - [`cli`]: one file per verb.
 
+pub mod chat;
 pub mod cli;
 pub mod config;
 pub mod engine;

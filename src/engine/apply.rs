@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::config::kinds::{CalendarSyncSpec, ContactSyncSpec, MailboxSpec};
+use crate::config::kinds::{CalendarSyncSpec, ChatChannelSpec, ContactSyncSpec, MailboxSpec};
 use crate::config::types::{Secret, SecretError, SecretRef};
 use crate::config::{ConfigSet, Kind, Object};
 use crate::store::{ObjectChange, ObjectState, StoreError};
@@ -66,6 +66,9 @@ pub fn trigger_of(object: &Object, set: &ConfigSet) -> Trigger {
         s.clone()
             .map_or(Trigger::Manual, |s| Trigger::Cron(Box::new(s)))
     };
+    if <ChatChannelSpec as crate::config::KindSpec>::from_spec(spec).is_some() {
+        return Trigger::Interval(crate::chat::channels::RECONCILE_INTERVAL);
+    }
     if let Some(s) = <ContactSyncSpec as crate::config::KindSpec>::from_spec(spec) {
         return scheduled(&s.schedule);
     }

@@ -121,6 +121,8 @@ impl Registry {
         // Mail: imap/gmail providers sync over IMAP; exchange and microsoft365 mailboxes are
         // pending with their reason (the factory's `Err`).
         registry.register(Kind::Mailbox, crate::mail::build);
+        // Chat channels: the api provider reconciles; the others are pending with a reason.
+        registry.register(Kind::ChatChannel, crate::chat::channels::build);
         registry
     }
 

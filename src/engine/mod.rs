@@ -105,6 +105,25 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
     }
     reload::succeeded(&metrics);
 
+    let chat = match crate::chat::ChatService::start(
+        &opts.state,
+        handle.clone(),
+        clock,
+        &tracker,
+        cancel.clone(),
+    )
+    .await
+    {
+        Ok(chat) => chat,
+        Err(e) => {
+            eprintln!("error: cannot start the chat engine: {e}");
+            cancel.cancel();
+            tracker.close();
+            tracker.wait().await;
+            return ExitCode::from(1);
+        }
+    };
+
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -121,6 +140,7 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
     let state = crate::http::AppState {
         engine: handle.clone(),
         metrics: metrics.clone(),
+        chat,
     };
     tracker.spawn({
         let cancel = cancel.clone();

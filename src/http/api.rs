@@ -36,6 +36,19 @@ pub struct List<T> {
     next_cursor: Option<String>,
 }
 
+impl<T> List<T> {
+    /// One page of `total` items that started at `offset`; `nextCursor` points past it while
+    /// more remain.
+    pub fn page(items: Vec<T>, total: usize, offset: usize) -> List<T> {
+        let end = offset.saturating_add(items.len());
+        List {
+            items,
+            total,
+            next_cursor: (end < total).then(|| end.to_string()),
+        }
+    }
+}
+
 /// One object's status (the `status` view).
 /// One object of the status view: `GET /api/v1/objects` items and `status --format json` rows.
 #[derive(Debug, Serialize)]
@@ -56,7 +69,7 @@ pub struct ObjectDto {
     applied_at: String,
 }
 
-fn ts(at: DateTime<Utc>) -> String {
+pub(super) fn ts(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 

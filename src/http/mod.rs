@@ -7,15 +7,17 @@
 
 pub mod api;
 pub mod auth;
+pub mod chat;
 pub mod emails;
 pub mod error;
+pub mod webhooks;
 
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -32,6 +34,8 @@ pub struct AppState {
     pub engine: EngineHandle,
     /// The metrics registry.
     pub metrics: Metrics,
+    /// The chat engine (webhooks and the chat operator API).
+    pub chat: crate::chat::ChatService,
 }
 
 /// The route label for requests that matched no route.
@@ -50,6 +54,17 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/emails",
             get(emails::list_emails).post(emails::send_email),
         )
+        // Chat: the api channel's webhook and the operator API.
+        .route("/webhooks/api/{channel}", post(webhooks::api_inbound))
+        .route("/api/v1/chats", get(chat::list_chats))
+        .route("/api/v1/chats/{id}", get(chat::get_chat))
+        .route("/api/v1/chats/{id}/accept", post(chat::accept))
+        .route("/api/v1/chats/{id}/complete", post(chat::complete))
+        .route("/api/v1/chats/{id}/messages", post(chat::post_message))
+        .route("/api/v1/operators", get(chat::list_operators))
+        .route("/api/v1/operators/me/status", put(chat::put_status))
+        .route("/api/v1/quick-replies", get(chat::quick_replies))
+        .route("/api/v1/events", get(chat::events))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)

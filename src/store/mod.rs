@@ -37,6 +37,8 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod chat;
+
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
 use sha2::{Digest, Sha256};
@@ -51,6 +53,10 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0002_mail",
         sql: include_str!("migrations/0002_mail.sql"),
+    },
+    Migration {
+        name: "0003_chat",
+        sql: include_str!("migrations/0003_chat.sql"),
     },
 ];
 

@@ -1,0 +1,489 @@
+//! The operator API of the chat engine and its DTOs: chats, operators, quick replies and the
+//! per-operator event stream (SSE).
+//!
+//! Rights (CH-01): an operator sees the chats offered to them, their own, and every chat of
+//! the queues they operate in; a holder of `CanManageChats` sees and may complete every chat.
+//! A chat the caller may not see is answered 404, as if it did not exist.
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
+use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::chat::{ChatError, ChatEvent, EventKind};
+use crate::config::kinds::{Operation, QuickReplySpec, UserSpec};
+use crate::store::chat::{ChatFilter, ChatRow, ChatState, MessageRow, OperatorStatus};
+
+use super::AppState;
+use super::api::{List, Page, page_bounds, ts};
+use super::auth::Caller;
+use super::error::ApiError;
+
+/// The longest operator message.
+pub const MAX_TEXT: usize = 16 * 1024;
+
+impl From<ChatError> for ApiError {
+    fn from(e: ChatError) -> ApiError {
+        match e {
+            ChatError::NotFound(m) => ApiError::not_found(m),
+            ChatError::Forbidden(m) => ApiError::forbidden(m),
+            ChatError::Conflict { code, message } => ApiError::conflict(code, message),
+            ChatError::Unavailable(m) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
+            }
+            ChatError::Store(e) => ApiError::internal(e),
+        }
+    }
+}
+
+/// A chat, as SPEC shapes it. `messages` is left out of events (read the chat for them).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatDto {
+    id: String,
+    channel: String,
+    queue: String,
+    state: &'static str,
+    operator: Option<String>,
+    contact: ContactDto,
+    created_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages: Option<Vec<MessageDto>>,
+}
+
+/// A chat's contact.
+#[derive(Debug, Serialize)]
+pub struct ContactDto {
+    id: String,
+    name: String,
+}
+
+/// One message.
+#[derive(Debug, Serialize)]
+pub struct MessageDto {
+    id: String,
+    direction: &'static str,
+    text: String,
+    at: String,
+}
+
+impl ChatDto {
+    fn new(chat: ChatRow, messages: Option<Vec<MessageRow>>) -> ChatDto {
+        ChatDto {
+            id: chat.id.to_string(),
+            channel: chat.channel,
+            queue: chat.queue,
+            state: chat.state.as_str(),
+            operator: chat.operator,
+            contact: ContactDto {
+                id: chat.contact_id.to_string(),
+                name: chat.contact_name,
+            },
+            created_at: ts(chat.created_at),
+            messages: messages.map(|m| m.into_iter().map(MessageDto::from).collect()),
+        }
+    }
+}
+
+impl From<MessageRow> for MessageDto {
+    fn from(m: MessageRow) -> MessageDto {
+        MessageDto {
+            id: m.id.to_string(),
+            direction: m.direction.as_str(),
+            text: m.text,
+            at: ts(m.at),
+        }
+    }
+}
+
+fn supervisor(caller: &Caller) -> bool {
+    caller.operations.contains(&Operation::CanManageChats)
+}
+
+fn chat_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::not_found(format!("no chat {id}")))
+}
+
+/// `?state=&queue=` of `GET /api/v1/chats`.
+#[derive(Debug, Deserialize)]
+pub struct ChatQuery {
+    state: Option<String>,
+    queue: Option<String>,
+}
+
+/// `GET /api/v1/chats`: the chats the caller may see, oldest first, each with its messages.
+pub async fn list_chats(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+    Query(query): Query<ChatQuery>,
+) -> Result<Json<List<ChatDto>>, ApiError> {
+    let (offset, limit) = page_bounds(&page)?;
+    let wanted = query
+        .state
+        .as_deref()
+        .map(|s| {
+            ChatState::parse(s).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown state {s:?}; use offered, active or completed"
+                ))
+            })
+        })
+        .transpose()?;
+    let snapshot = state.chat.snapshot().await;
+    let filter = ChatFilter {
+        state: wanted,
+        queue: query.queue,
+        viewer: snapshot.viewer(&caller.user, supervisor(&caller)),
+    };
+    let (chats, total, messages) = state
+        .chat
+        .store()
+        .call(move |s| {
+            let (chats, total) = s.chats(&filter, offset, limit)?;
+            let ids: Vec<i64> = chats.iter().map(|c| c.id).collect();
+            let messages = s.chat_messages(&ids)?;
+            Ok((chats, total, messages))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let mut by_chat: BTreeMap<i64, Vec<MessageRow>> = BTreeMap::new();
+    for m in messages {
+        by_chat.entry(m.chat_id).or_default().push(m);
+    }
+    let items = chats
+        .into_iter()
+        .map(|c| {
+            let messages = by_chat.remove(&c.id).unwrap_or_default();
+            ChatDto::new(c, Some(messages))
+        })
+        .collect();
+    Ok(Json(List::page(items, total, offset)))
+}
+
+/// `GET /api/v1/chats/{id}`: the chat with every message, oldest first (CH-11).
+pub async fn get_chat(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ChatDto>, ApiError> {
+    let id = chat_id(&id)?;
+    Ok(Json(read_visible(&state, &caller, id).await?))
+}
+
+/// The chat with its messages, or 404 when the caller may not see it.
+async fn read_visible(state: &AppState, caller: &Caller, id: i64) -> Result<ChatDto, ApiError> {
+    let snapshot = state.chat.snapshot().await;
+    let found = state
+        .chat
+        .store()
+        .call(move |s| {
+            let Some(chat) = s.chat(id)? else {
+                return Ok(None);
+            };
+            let offered: Vec<String> = s.chat_offers(id)?.into_iter().map(|o| o.operator).collect();
+            Ok(Some((chat, offered, s.chat_messages(&[id])?)))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let missing = || ApiError::not_found(format!("no chat {id}"));
+    let (chat, offered, messages) = found.ok_or_else(missing)?;
+    let visible = supervisor(caller)
+        || chat.operator.as_deref() == Some(caller.user.as_str())
+        || offered.contains(&caller.user)
+        || snapshot.queues_of(&caller.user).contains(&chat.queue);
+    if !visible {
+        return Err(missing());
+    }
+    Ok(ChatDto::new(chat, Some(messages)))
+}
+
+/// `POST /api/v1/chats/{id}/accept`: 409 `chat-taken` when another operator was first.
+pub async fn accept(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ChatDto>, ApiError> {
+    let id = chat_id(&id)?;
+    state.chat.accept(&caller.user, id).await?;
+    Ok(Json(read_visible(&state, &caller, id).await?))
+}
+
+/// `POST /api/v1/chats/{id}/complete`.
+pub async fn complete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<ChatDto>, ApiError> {
+    let id = chat_id(&id)?;
+    state
+        .chat
+        .complete(&caller.user, id, supervisor(&caller))
+        .await?;
+    Ok(Json(read_visible(&state, &caller, id).await?))
+}
+
+/// `{"text": "..."}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewMessageDto {
+    text: String,
+}
+
+/// `POST /api/v1/chats/{id}/messages`: stores the message and queues it for the channel;
+/// answers 202 with the stored message (delivery follows, retried from the outbox).
+pub async fn post_message(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    body: Result<Json<NewMessageDto>, JsonRejection>,
+) -> Result<(StatusCode, Json<MessageDto>), ApiError> {
+    let id = chat_id(&id)?;
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    if body.text.trim().is_empty() {
+        return Err(ApiError::bad_request("`text` must not be empty"));
+    }
+    if body.text.len() > MAX_TEXT {
+        return Err(ApiError::payload_too_large(format!(
+            "`text` is longer than {MAX_TEXT} bytes"
+        )));
+    }
+    let message = state.chat.send(&caller.user, id, &body.text).await?;
+    Ok((StatusCode::ACCEPTED, Json(MessageDto::from(message))))
+}
+
+/// `{"status": "active" | "inactive"}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StatusDto {
+    status: String,
+}
+
+/// An operator with their status and active chats per queue.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OperatorDto {
+    name: String,
+    display_name: String,
+    status: &'static str,
+    queues: Vec<QueueLoadDto>,
+}
+
+/// Active chats of one operator in one queue.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueueLoadDto {
+    queue: String,
+    active_chats: i64,
+}
+
+/// `PUT /api/v1/operators/me/status`: answers the caller as an operator.
+pub async fn put_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<StatusDto>, JsonRejection>,
+) -> Result<Json<OperatorDto>, ApiError> {
+    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let status = OperatorStatus::parse(&body.status).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "unknown status {:?}; use active or inactive",
+            body.status
+        ))
+    })?;
+    state.chat.set_status(&caller.user, status).await?;
+    let mut operators = operators(&state, vec![caller.user.clone()]).await?;
+    Ok(Json(operators.remove(0)))
+}
+
+/// `GET /api/v1/operators`: every operator of the caller's queues (all, for `CanManageChats`).
+pub async fn list_operators(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<List<OperatorDto>>, ApiError> {
+    let (offset, limit) = page_bounds(&page)?;
+    let snapshot = state.chat.snapshot().await;
+    let mine = snapshot.queues_of(&caller.user);
+    let names: Vec<String> = if supervisor(&caller) {
+        snapshot.operators()
+    } else {
+        snapshot
+            .operators()
+            .into_iter()
+            .filter(|o| snapshot.queues_of(o).iter().any(|q| mine.contains(q)))
+            .collect()
+    };
+    let total = names.len();
+    let names = names.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(List::page(
+        operators(&state, names).await?,
+        total,
+        offset,
+    )))
+}
+
+async fn operators(state: &AppState, names: Vec<String>) -> Result<Vec<OperatorDto>, ApiError> {
+    let snapshot = state.chat.snapshot().await;
+    let config = state.engine.config();
+    let rows = state
+        .chat
+        .store()
+        .call(move |s| {
+            let loads = s.chat_operators(&names)?;
+            loads
+                .into_iter()
+                .map(|l| {
+                    let active = s.chat_active_by_queue(&l.name)?;
+                    Ok((l, active))
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|(load, active)| {
+            let active: BTreeMap<String, i64> = active.into_iter().collect();
+            OperatorDto {
+                display_name: config
+                    .get::<UserSpec>(&load.name)
+                    .map_or_else(|| load.name.clone(), |u| u.display_name.clone()),
+                status: load.status.as_str(),
+                queues: snapshot
+                    .queues_of(&load.name)
+                    .into_iter()
+                    .map(|queue| QueueLoadDto {
+                        active_chats: active.get(&queue).copied().unwrap_or(0),
+                        queue,
+                    })
+                    .collect(),
+                name: load.name,
+            }
+        })
+        .collect())
+}
+
+/// `?language=&queue=` of `GET /api/v1/quick-replies`.
+#[derive(Debug, Deserialize)]
+pub struct QuickReplyQuery {
+    language: Option<String>,
+    queue: Option<String>,
+}
+
+/// A quick reply.
+#[derive(Debug, Serialize)]
+pub struct QuickReplyDto {
+    name: String,
+    language: String,
+    text: String,
+    queues: Option<Vec<String>>,
+}
+
+/// `GET /api/v1/quick-replies?language=&queue=`: the replies in that language (BCP 47,
+/// compared case-insensitively) offered in that queue (a reply without `queues` is offered in
+/// all).
+pub async fn quick_replies(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(page): Query<Page>,
+    Query(query): Query<QuickReplyQuery>,
+) -> Result<Json<List<QuickReplyDto>>, ApiError> {
+    let (offset, limit) = page_bounds(&page)?;
+    let config = state.engine.config();
+    let all: Vec<QuickReplyDto> = config
+        .specs::<QuickReplySpec>()
+        .filter(|(_, r)| {
+            query
+                .language
+                .as_deref()
+                .is_none_or(|l| r.language.as_str().eq_ignore_ascii_case(l))
+        })
+        .filter(|(_, r)| {
+            query.queue.as_deref().is_none_or(|q| {
+                r.queues
+                    .as_ref()
+                    .is_none_or(|queues| queues.iter().any(|x| x == q))
+            })
+        })
+        .map(|(o, r)| QuickReplyDto {
+            name: o.name.clone(),
+            language: r.language.as_str().to_owned(),
+            text: r.text.clone(),
+            queues: r.queues.clone(),
+        })
+        .collect();
+    let total = all.len();
+    let items = all.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(List::page(items, total, offset)))
+}
+
+/// `GET /api/v1/events`: the caller's events as server-sent events (`chat.offered`,
+/// `chat.assigned`, `chat.message`, `chat.completed`, `operator.status`); a `CanManageChats`
+/// holder gets every event. A subscriber that falls too far behind is disconnected: it
+/// reconnects and re-reads the chats, which are the truth.
+pub async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let receiver = state.chat.subscribe();
+    let stopping = state.chat.stopping();
+    let everything = supervisor(&caller);
+    let stream = futures_util::stream::unfold(
+        (receiver, stopping, caller.user),
+        move |(mut receiver, stopping, user)| async move {
+            loop {
+                let next = tokio::select! {
+                    () = stopping.cancelled() => return None,
+                    next = receiver.recv() => next,
+                };
+                match next {
+                    Ok(event) if everything || event.recipients.contains(&user) => {
+                        let sse = sse_event(&event);
+                        return Some((Ok(sse), (receiver, stopping, user)));
+                    }
+                    Ok(_) => {}
+                    Err(RecvError::Lagged(_) | RecvError::Closed) => return None,
+                }
+            }
+        },
+    );
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}
+
+/// The SSE form of an event: its SPEC name and a JSON body.
+pub fn sse_event(event: &Arc<ChatEvent>) -> Event {
+    let data = match &event.kind {
+        EventKind::Offered { chat, accept_by } => serde_json::json!({
+            "chat": ChatDto::new(chat.clone(), None),
+            "acceptBy": accept_by.map(ts),
+        }),
+        EventKind::Assigned { chat } | EventKind::Completed { chat } => {
+            serde_json::json!({ "chat": ChatDto::new(chat.clone(), None) })
+        }
+        EventKind::Message { chat_id, message } => serde_json::json!({
+            "chatId": chat_id.to_string(),
+            "message": MessageDto::from(message.clone()),
+        }),
+        EventKind::OperatorStatus {
+            operator,
+            status,
+            reason,
+        } => serde_json::json!({
+            "operator": operator,
+            "status": status.as_str(),
+            "reason": reason,
+        }),
+    };
+    Event::default()
+        .event(event.kind.name())
+        .data(data.to_string())
+}

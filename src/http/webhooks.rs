@@ -1,0 +1,148 @@
+//! Inbound webhooks of the chat channels. Each handler finds the channel, lets the channel
+//! check the token or signature *before* reading the body, bounds the body, lets the channel
+//! parse it, and answers 2xx only once the chat engine has durably committed the message.
+//!
+//! Every request is counted in `switchboard_webhook_requests_total{provider,outcome}`.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+use crate::chat::channels::api;
+use crate::config::kinds::ChannelProvider;
+
+use super::AppState;
+use super::error::ApiError;
+
+/// The answer to a stored inbound message.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ChatIdDto {
+    chat_id: String,
+}
+
+/// `POST /webhooks/api/{channel}`.
+///
+/// 404 for no such api channel; 401 for a missing or wrong token (nothing is read or stored);
+/// 403 `channel-inactive` for a deactivated channel (checked after the token, so only the
+/// channel's own client learns it); 413 beyond [`api::MAX_BODY`]; 400 for a malformed body;
+/// 200 `{"chatId"}` once stored — the same for a repeated `messageId`.
+pub async fn api_inbound(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (outcome, result) = receive_api(&state, &channel, &headers, body).await;
+    state
+        .metrics
+        .webhook_requests_total
+        .with_label_values(&["api", outcome])
+        .inc();
+    result.into_response()
+}
+
+async fn receive_api(
+    state: &AppState,
+    channel: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> (&'static str, Result<Json<ChatIdDto>, ApiError>) {
+    let snapshot = state.chat.snapshot().await;
+    let Some(setup) = snapshot
+        .channels
+        .get(channel)
+        .filter(|c| c.provider == ChannelProvider::Api)
+    else {
+        return (
+            "not-found",
+            Err(ApiError::not_found(format!(
+                "no api ChatChannel named {channel}"
+            ))),
+        );
+    };
+    let token = match &setup.inbound_token {
+        Ok(token) => token,
+        Err(e) => {
+            tracing::error!(channel, error = %e, "the channel's inboundToken cannot be read");
+            return (
+                "error",
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    "the channel's inboundToken cannot be read; see `switchboard status`",
+                )),
+            );
+        }
+    };
+    let authorization = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    if !api::token_matches(token, authorization) {
+        return (
+            "unauthorized",
+            Err(ApiError::unauthorized(
+                "expected `Authorization: Bearer <the channel's inboundToken>`",
+            )),
+        );
+    }
+    if !setup.active {
+        return (
+            "inactive",
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "channel-inactive",
+                format!("ChatChannel {channel} is deactivated and accepts no messages"),
+            )),
+        );
+    }
+    let bytes = match read_body(headers, body, api::MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => return ("invalid", Err(e)),
+    };
+    let inbound = match api::parse_inbound(channel, &bytes) {
+        Ok(inbound) => inbound,
+        Err(message) => return ("invalid", Err(ApiError::bad_request(message))),
+    };
+    match state.chat.inbound(inbound).await {
+        Ok((chat_id, duplicate)) => (
+            if duplicate { "duplicate" } else { "accepted" },
+            Ok(Json(ChatIdDto {
+                chat_id: chat_id.to_string(),
+            })),
+        ),
+        Err(e) => ("error", Err(e.into())),
+    }
+}
+
+/// Reads at most `limit` bytes of `body`: 413 beyond (told by `Content-Length` before reading,
+/// or found while reading a chunked body), 400 when the body cannot be read.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<axum::body::Bytes, ApiError> {
+    let too_large =
+        || ApiError::payload_too_large(format!("the body is larger than {limit} bytes"));
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let inner = e.into_inner();
+        if inner
+            .downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
+            too_large()
+        } else {
+            ApiError::bad_request(format!("the body could not be read: {inner}"))
+        }
+    })
+}
