@@ -204,21 +204,52 @@ async fn timed<T>(
         .unwrap_or_else(|_| Err(ImapError::Timeout(what.to_owned())))
 }
 
+/// How a session proves who it is.
+#[derive(Clone, Copy)]
+pub enum Auth<'a> {
+    /// LOGIN with a password (or an app password, EP-01).
+    Password(&'a str),
+    /// AUTHENTICATE XOAUTH2 with an OAuth 2.0 access token (EP-04..06).
+    XOAuth2(&'a str),
+}
+
+/// The SASL exchange of XOAUTH2: the initial response, then an empty answer to the error
+/// challenge a server sends before its NO (RFC 7628 style, as Gmail and Dovecot do).
+struct XOAuth2 {
+    initial: Option<String>,
+}
+
+impl async_imap::Authenticator for XOAuth2 {
+    type Response = String;
+    fn process(&mut self, _challenge: &[u8]) -> String {
+        self.initial.take().unwrap_or_default()
+    }
+}
+
 /// Connects with `server.security` and logs in as `login`.
 pub async fn connect(
     server: &Server,
     login: &str,
-    password: &str,
+    auth: Auth<'_>,
 ) -> Result<ImapSession, ImapError> {
     timed("connect and login", CONNECT_TIMEOUT, async {
         let client = open(server).await?;
-        client
-            .login(login, password)
-            .await
-            .map_err(|(e, _)| ImapError::Login {
-                login: login.to_owned(),
-                answer: server_answer(&e),
-            })
+        let refused = |(e, _): (async_imap::error::Error, _)| ImapError::Login {
+            login: login.to_owned(),
+            answer: server_answer(&e),
+        };
+        match auth {
+            Auth::Password(password) => client.login(login, password).await.map_err(refused),
+            Auth::XOAuth2(token) => client
+                .authenticate(
+                    "XOAUTH2",
+                    XOAuth2 {
+                        initial: Some(super::oauth::xoauth2(login, token)),
+                    },
+                )
+                .await
+                .map_err(refused),
+        }
     })
     .await
 }

@@ -19,7 +19,8 @@ use crate::config::kinds::MailProviderSpec;
 use crate::store::mail::OutboxOutcome;
 
 use super::access::{self, Right};
-use super::imap::{self, FolderSync, ImapError, Server};
+use super::imap::{self, Auth, FolderSync, ImapError, Server};
+use super::oauth::{OAuthApp, OAuthError, TokenSource};
 use super::smtp::{self, Draft, SendError, SmtpServer};
 
 /// The pending reason of an `exchange` mailbox.
@@ -27,8 +28,6 @@ pub const EXCHANGE_PENDING: &str = "on-premises Exchange (EWS) is not supported 
 /// The pending reason of a `microsoft365` mailbox.
 pub const MICROSOFT365_PENDING: &str =
     "the Microsoft 365 (Graph) mail connector is not built yet (issue: mail)";
-/// The pending reason of an OAuth 2.0 mailbox.
-pub const OAUTH2_PENDING: &str = "OAuth 2.0 (XOAUTH2) mail login is not built yet (issue: mail); use basic auth with an app password";
 
 /// A mailbox ready to sync.
 #[derive(Debug, Clone)]
@@ -47,6 +46,9 @@ pub struct MailboxConnector {
     pub period: Duration,
     /// The SMTP server, when the mailbox may send.
     pub smtp: Option<SmtpServer>,
+    /// OAuth 2.0 access tokens, for a provider with `auth: oauth2` (shared across runs, so a
+    /// valid token is reused).
+    pub oauth: Option<Arc<TokenSource>>,
 }
 
 /// The registry factory for `Mailbox` objects.
@@ -67,9 +69,35 @@ impl MailboxConnector {
             MailProviderType::Microsoft365 => return Err(MICROSOFT365_PENDING.into()),
             MailProviderType::Imap | MailProviderType::Gmail => {}
         }
-        if provider.auth == AuthMethod::Oauth2 {
-            return Err(OAUTH2_PENDING.into());
-        }
+        let oauth = match (&provider.auth, &provider.oauth2) {
+            (AuthMethod::Basic, _) => None,
+            (AuthMethod::Oauth2, None) => {
+                return Err("the provider has auth: oauth2 but no oauth2 application".into());
+            }
+            (AuthMethod::Oauth2, Some(app)) => {
+                // The client secret is the provider's; resolve it the way the engine resolves
+                // the mailbox's own secrets.
+                let provider_object = set
+                    .object(Kind::MailProvider, provider_name)
+                    .ok_or("the provider object is missing")?;
+                let secrets = crate::engine::apply::resolve_secrets(provider_object)
+                    .map_err(|e| format!("provider {provider_name}: {e}"))?;
+                let client_secret = secrets
+                    .get("/oauth2/clientSecret")
+                    .cloned()
+                    .ok_or("the provider's oauth2.clientSecret did not resolve")?;
+                Some(Arc::new(TokenSource::new(
+                    &object.name,
+                    OAuthApp {
+                        client_id: app.client_id.clone(),
+                        client_secret,
+                        auth_url: app.auth_url.as_str().to_owned(),
+                        token_url: app.token_url.as_str().to_owned(),
+                        scopes: app.scopes.clone(),
+                    },
+                )))
+            }
+        };
         let address = spec.address.as_str().to_owned();
         let login = match provider.login_format {
             LoginFormat::Email => address.clone(),
@@ -124,21 +152,53 @@ impl MailboxConnector {
             },
             period: spec.load.period.get(),
             smtp,
+            oauth,
         })
     }
 
+    /// The password, or with OAuth 2.0 an access token (a new one with `force`).
+    async fn credential(&self, ctx: &SyncContext<'_>, force: bool) -> Result<String, RunError> {
+        match &self.oauth {
+            None => Ok(ctx
+                .secrets
+                .get("/password")
+                .map(|s| s.expose().to_owned())
+                .unwrap_or_default()),
+            Some(source) => Ok(source
+                .token(ctx.store, ctx.secrets.get("/oauth2RefreshToken"), force)
+                .await?),
+        }
+    }
+
+    /// Connects and logs in; with OAuth 2.0 a refused token is refreshed once and retried
+    /// (it may have been revoked before it expired).
+    async fn login(
+        &self,
+        server: &Server,
+        ctx: &SyncContext<'_>,
+        credential: &str,
+    ) -> Result<imap::ImapSession, RunError> {
+        if self.oauth.is_none() {
+            return Ok(imap::connect(server, &self.login, Auth::Password(credential)).await?);
+        }
+        match imap::connect(server, &self.login, Auth::XOAuth2(credential)).await {
+            Err(ImapError::Login { answer, .. }) => {
+                tracing::info!(mailbox = %self.name, %answer, "XOAUTH2 refused; refreshing the access token once");
+                let token = self.credential(ctx, true).await?;
+                Ok(imap::connect(server, &self.login, Auth::XOAuth2(&token)).await?)
+            }
+            other => Ok(other?),
+        }
+    }
+
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, RunError> {
-        let password = ctx
-            .secrets
-            .get("/password")
-            .map(|s| s.expose().to_owned())
-            .unwrap_or_default();
+        let password = self.credential(ctx, false).await?;
         // The outbox first: sending is what a user waits for.
         let (sent, waiting) = self.flush_outbox(ctx, &password).await?;
         let mut report = match &self.server {
             None => SyncReport::default(),
             Some(server) => {
-                let mut session = imap::connect(server, &self.login, &password).await?;
+                let mut session = self.login(server, ctx, &password).await?;
                 let result = self.sync_folders(&mut session, ctx).await;
                 // Best effort: the server closes idle sessions anyway.
                 let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
@@ -178,15 +238,28 @@ impl MailboxConnector {
             if ctx.cancel.is_cancelled() {
                 return Err(ImapError::Cancelled.into());
             }
-            let result = smtp::deliver(
-                server,
-                &self.login,
-                password,
-                &item.envelope_from,
-                &item.envelope_to,
-                &item.raw,
-            )
-            .await;
+            let deliver = |credential: String| {
+                let item = &item;
+                async move {
+                    smtp::deliver(
+                        server,
+                        &self.login,
+                        &credential,
+                        self.oauth.is_some(),
+                        &item.envelope_from,
+                        &item.envelope_to,
+                        &item.raw,
+                    )
+                    .await
+                }
+            };
+            let mut result = deliver(password.to_owned()).await;
+            // A refused XOAUTH2 token (535) is refreshed once, not reported as undeliverable.
+            if self.oauth.is_some()
+                && matches!(&result, Err(SendError::Permanent(e)) if e.contains("535"))
+            {
+                result = deliver(self.credential(ctx, true).await?).await;
+            }
             let now = chrono::Utc::now();
             let outcome = match result {
                 Ok(()) => {
@@ -284,6 +357,9 @@ enum RunError {
     /// Sending must be retried.
     #[error("{0}")]
     Waiting(String),
+    /// No OAuth 2.0 access token.
+    #[error(transparent)]
+    OAuth(#[from] OAuthError),
 }
 
 impl Connector for MailboxConnector {
@@ -354,7 +430,6 @@ pub fn sender(
     let can = provider.is_some_and(|p| {
         p.send
             && p.smtp.is_some()
-            && p.auth == AuthMethod::Basic
             && matches!(
                 p.provider_type,
                 MailProviderType::Imap | MailProviderType::Gmail
@@ -362,7 +437,7 @@ pub fn sender(
     });
     if !can {
         return Err(SendRefusal::Unprocessable(format!(
-            "mailbox {} cannot send yet: its provider has no SMTP server with basic auth (Exchange, Microsoft 365 and OAuth 2.0 sending are not built yet)",
+            "mailbox {} cannot send yet: its provider has no SMTP server (Exchange and Microsoft 365 sending are not built yet)",
             object.name
         )));
     }

@@ -8,6 +8,7 @@
 //! - [`tls`]: rustls (ring) with Web PKI roots plus a provider's `caFile`.
 //! - [`smtp`]: composing (alias, signature) and delivering queued mail with lettre.
 //! - [`mime`]: raw message → headers, capped bodies, attachment metadata.
+//! - [`oauth`]: OAuth 2.0 access tokens (refresh grant, sealed at rest) and XOAUTH2.
 //!
 //! This module must not run SQL (it calls the store's mail API), build HTTP DTOs, or read
 //! secrets itself: the engine resolves them and hands them over in the sync context.
@@ -16,6 +17,7 @@ pub mod access;
 pub mod imap;
 pub mod mailbox;
 pub mod mime;
+pub mod oauth;
 pub mod smtp;
 pub mod tls;
 

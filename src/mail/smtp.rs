@@ -12,7 +12,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
 use lettre::message::{Mailbox, MultiPart, SinglePart, header::ContentType};
-use lettre::transport::smtp::authentication::Credentials;
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
@@ -224,11 +224,13 @@ pub fn retry_delay(attempts: i64) -> Duration {
         .min(Duration::from_secs(3600))
 }
 
-/// Sends `raw` to `to` through `server`, logged in as `login`.
+/// Sends `raw` to `to` through `server`, logged in as `login` with a password, or with an
+/// OAuth 2.0 access token (XOAUTH2) when `oauth` is set.
 pub async fn deliver(
     server: &SmtpServer,
     login: &str,
     password: &str,
+    oauth: bool,
     from: &str,
     to: &[String],
     raw: &[u8],
@@ -259,6 +261,11 @@ pub async fn deliver(
         .port(server.port)
         .tls(tls)
         .credentials(Credentials::new(login.to_owned(), password.to_owned()))
+        .authentication(if oauth {
+            vec![Mechanism::Xoauth2]
+        } else {
+            vec![Mechanism::Plain, Mechanism::Login]
+        })
         .timeout(Some(SEND_TIMEOUT))
         .build();
     let envelope = Envelope::new(

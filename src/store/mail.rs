@@ -249,7 +249,77 @@ pub struct ContactRecord {
     pub name: Option<String>,
 }
 
+/// A mailbox's OAuth 2.0 tokens obtained at run time, sealed by the caller (the store never
+/// sees them in clear).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OAuthTokens {
+    /// The sealed access token.
+    pub access_token: Option<Vec<u8>>,
+    /// When the access token expires.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The sealed refresh token; `None` keeps the one stored before (or the configured one).
+    pub refresh_token: Option<Vec<u8>>,
+}
+
 impl Store {
+    /// The state file's path (`:memory:` for an in-memory store): secrets sealed for this
+    /// store keep their key beside it.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// `mailbox`'s stored OAuth 2.0 tokens.
+    pub fn mail_oauth_tokens(&self, mailbox: &str) -> Result<Option<OAuthTokens>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT access_token, expires_at, refresh_token FROM mail_oauth_tokens
+                  WHERE mailbox = ?1",
+                params![mailbox],
+                |row| {
+                    Ok(OAuthTokens {
+                        access_token: row.get(0)?,
+                        expires_at: row
+                            .get::<_, Option<String>>(1)?
+                            .as_deref()
+                            .and_then(parse_ts),
+                        refresh_token: row.get(2)?,
+                    })
+                },
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Stores `mailbox`'s tokens; a `None` refresh token keeps the stored one.
+    pub fn set_mail_oauth_tokens(
+        &mut self,
+        mailbox: &str,
+        tokens: &OAuthTokens,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "INSERT INTO mail_oauth_tokens
+                        (mailbox, access_token, expires_at, refresh_token, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT (mailbox) DO UPDATE SET
+                        access_token = excluded.access_token,
+                        expires_at = excluded.expires_at,
+                        refresh_token = coalesce(excluded.refresh_token, refresh_token),
+                        updated_at = excluded.updated_at",
+                params![
+                    mailbox,
+                    tokens.access_token,
+                    tokens.expires_at.map(format_ts),
+                    tokens.refresh_token,
+                    format_ts(at)
+                ],
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
     /// The checkpoint of `mailbox`'s `folder`, if it was ever synced.
     pub fn mail_folder(
         &self,

@@ -58,6 +58,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0003_chat",
         sql: include_str!("migrations/0003_chat.sql"),
     },
+    Migration {
+        name: "0004_mail_oauth",
+        sql: include_str!("migrations/0004_mail_oauth.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock held by another connection before giving up.
@@ -1181,9 +1185,10 @@ mod tests {
             .map(|m| format!("{}.sql", m.name))
             .collect();
         assert_eq!(files, registered);
-        for (index, name) in files.iter().enumerate() {
+        // The schema version is the position in the list: numbers increase by one.
+        for (i, name) in files.iter().enumerate() {
             assert!(
-                name.starts_with(&format!("{:04}_", index + 1)),
+                name.starts_with(&format!("{:04}_", i + 1)),
                 "{name} is out of sequence"
             );
         }
