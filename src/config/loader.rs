@@ -283,18 +283,53 @@ fn read_document(
         report(envelope(&[], "missing field `spec`".into()));
     }
     let spec = match (kind, spec_node) {
-        (Some(kind), Some(spec_node)) => match kind.read_spec(spec_node) {
-            Ok(spec) => Some(spec),
-            Err(e) => {
-                report(serde_diagnostic(
-                    file,
-                    root,
-                    &[PathSeg::Key("spec".into())],
-                    &e,
-                ));
-                None
+        (Some(kind), Some(spec_node)) => {
+            // Every unknown key at once; serde would stop at the first.
+            let spec_path = [PathSeg::Key("spec".into())];
+            let unknown = super::unknown::unknown_fields(kind, spec_node, &spec_path);
+            for u in &unknown {
+                let mut field = u.parent.clone();
+                field.push(PathSeg::Key(u.key.clone()));
+                let allowed: Vec<&str> = u.allowed.iter().map(String::as_str).collect();
+                let hint = match did_you_mean(&u.key, &allowed) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!("expected one of {}", allowed.join(", ")),
+                };
+                report(
+                    Diagnostic::new(
+                        code::UNKNOWN_FIELD,
+                        file,
+                        u.pos,
+                        format!("unknown field `{}`", u.key),
+                    )
+                    .width(u.key.chars().count())
+                    .field(render_path(&field))
+                    .hint(hint),
+                );
             }
-        },
+            // With the unknown keys taken out, serde reports the first error of another sort
+            // (positions still come from the document as written).
+            let pruned;
+            let readable = if unknown.is_empty() {
+                spec_node
+            } else {
+                pruned = super::unknown::without(spec_node, &spec_path, &unknown);
+                &pruned
+            };
+            match kind.read_spec(readable) {
+                Ok(spec) if unknown.is_empty() => Some(spec),
+                Ok(_) => None,
+                Err(e) => {
+                    report(serde_diagnostic(
+                        file,
+                        root,
+                        &[PathSeg::Key("spec".into())],
+                        &e,
+                    ));
+                    None
+                }
+            }
+        }
         _ => None,
     };
     let valid = problems.is_empty();
@@ -493,6 +528,28 @@ mod tests {
         assert_eq!((d.line, d.column), (6, 3));
         assert_eq!(d.field.as_deref(), Some("spec.rooting"));
         assert_eq!(d.hint.as_deref(), Some("did you mean `routing`?"));
+    }
+
+    #[test]
+    fn every_unknown_field_of_a_document_and_one_more_error_are_reported() {
+        let out = load_str(
+            "apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {name: corp}\nspec:\n  type: imap\n  titel: Corp\n  imap: {host: h, prot: 993}\n  smtp: {host: h}\n  loginFormat: emial\n",
+        );
+        let found: Vec<(&str, Option<&str>)> = out
+            .diagnostics
+            .iter()
+            .map(|d| (d.code, d.field.as_deref()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (code::UNKNOWN_FIELD, Some("spec.titel")),
+                (code::UNKNOWN_FIELD, Some("spec.imap.prot")),
+                (code::INVALID_VALUE, Some("spec.loginFormat")),
+            ],
+            "{:#?}",
+            out.diagnostics
+        );
     }
 
     #[test]

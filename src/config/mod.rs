@@ -18,6 +18,7 @@ pub mod kinds;
 mod loader;
 pub mod schema;
 pub mod types;
+pub mod unknown;
 pub mod yaml;
 
 use std::collections::BTreeMap;

@@ -54,6 +54,28 @@ fn envelope(kind: Option<Kind>, spec: Value) -> Value {
     })
 }
 
+/// The schema of one kind's whole document, with its `$defs`.
+pub fn kind_document(kind: Kind) -> Value {
+    let mut generator = generator();
+    let spec = kind.spec_schema(&mut generator).to_value();
+    let mut doc = envelope(Some(kind), spec);
+    let obj = doc.as_object_mut().expect("envelope is an object");
+    obj.insert(
+        "$schema".into(),
+        json!("https://json-schema.org/draft/2020-12/schema"),
+    );
+    obj.insert(
+        "$id".into(),
+        json!(format!("{ID_BASE}{}.schema.json", kind.as_str())),
+    );
+    obj.insert("title".into(), json!(kind.as_str()));
+    obj.insert(
+        "$defs".into(),
+        Value::Object(generator.definitions().clone()),
+    );
+    doc
+}
+
 /// Every schema file, by file name: `<Kind>.schema.json` for each kind and
 /// [`MANIFEST_SCHEMA`] for a document of any kind.
 pub fn all() -> BTreeMap<String, String> {

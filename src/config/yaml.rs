@@ -141,6 +141,21 @@ impl Node {
         node
     }
 
+    /// The node at exactly `path`, mutably.
+    pub fn locate_mut(&mut self, path: &[PathSeg]) -> Option<&mut Node> {
+        let mut node = self;
+        for seg in path {
+            node = match (seg, node) {
+                (PathSeg::Key(k), Node::Map { entries, .. }) => {
+                    &mut entries.iter_mut().find(|(key, _, _)| key == k)?.2
+                }
+                (PathSeg::Index(i), Node::Seq { items, .. }) => items.get_mut(*i)?,
+                _ => return None,
+            };
+        }
+        Some(node)
+    }
+
     /// Where a diagnostic about `path` should point, and how wide: the deepest node reached;
     /// but when that is a mapping or sequence reached through a key, the key itself (`spec:`),
     /// since a collection's own position is that of its first child.
