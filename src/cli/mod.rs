@@ -3,6 +3,7 @@
 //! Each verb returns an [`ExitCode`]; `main.rs` only parses the arguments, sets up logging
 //! and calls [`main`]. Verbs print results to stdout and problems to stderr.
 
+mod oauth;
 mod plan;
 mod schema;
 mod status;
@@ -76,11 +77,27 @@ pub enum Command {
         /// `Kind/name` of the object.
         object: String,
     },
+    /// OAuth 2.0 consent for a mailbox: `switchboard oauth url Mailbox/sales`.
+    Oauth {
+        /// What to do.
+        #[command(subcommand)]
+        action: OauthAction,
+    },
     /// Write the JSON Schemas of every kind.
     Schema {
         /// Directory to write into (stdout lists the files written).
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
+    },
+}
+
+/// `switchboard oauth` actions.
+#[derive(Debug, Subcommand)]
+pub enum OauthAction {
+    /// Print the provider's consent URL for `Mailbox/NAME`; open it as the mailbox's user.
+    Url {
+        /// `Mailbox/name`.
+        object: String,
     },
 }
 
@@ -97,6 +114,9 @@ pub fn main(cli: Cli) -> ExitCode {
         }),
         Command::Status { format } => status::run(&cli.state, *format),
         Command::Sync { object } => sync::run(&cli.config, &cli.state, object),
+        Command::Oauth {
+            action: OauthAction::Url { object },
+        } => oauth::url(&cli.config, &cli.state, object),
         Command::Schema { out } => schema::run(out),
     }
 }

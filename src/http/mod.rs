@@ -10,6 +10,7 @@ pub mod auth;
 pub mod chat;
 pub mod emails;
 pub mod error;
+pub mod oauth;
 pub mod webhooks;
 
 use axum::Router;
@@ -54,6 +55,8 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/emails",
             get(emails::list_emails).post(emails::send_email),
         )
+        .route("/oauth/google/callback", get(oauth::google))
+        .route("/oauth/microsoft/callback", get(oauth::microsoft))
         // Chat: the api channel's webhook and the operator API.
         .route("/webhooks/api/{channel}", post(webhooks::api_inbound))
         .route("/api/v1/chats", get(chat::list_chats))

@@ -19,6 +19,7 @@ use crate::config::kinds::MailProviderSpec;
 use crate::store::mail::OutboxOutcome;
 
 use super::access::{self, Right};
+use super::consent::Callback;
 use super::imap::{self, Auth, FolderSync, ImapError, Server};
 use super::oauth::{OAuthApp, OAuthError, TokenSource};
 use super::smtp::{self, Draft, SendError, SmtpServer};
@@ -69,35 +70,8 @@ impl MailboxConnector {
             MailProviderType::Microsoft365 => return Err(MICROSOFT365_PENDING.into()),
             MailProviderType::Imap | MailProviderType::Gmail => {}
         }
-        let oauth = match (&provider.auth, &provider.oauth2) {
-            (AuthMethod::Basic, _) => None,
-            (AuthMethod::Oauth2, None) => {
-                return Err("the provider has auth: oauth2 but no oauth2 application".into());
-            }
-            (AuthMethod::Oauth2, Some(app)) => {
-                // The client secret is the provider's; resolve it the way the engine resolves
-                // the mailbox's own secrets.
-                let provider_object = set
-                    .object(Kind::MailProvider, provider_name)
-                    .ok_or("the provider object is missing")?;
-                let secrets = crate::engine::apply::resolve_secrets(provider_object)
-                    .map_err(|e| format!("provider {provider_name}: {e}"))?;
-                let client_secret = secrets
-                    .get("/oauth2/clientSecret")
-                    .cloned()
-                    .ok_or("the provider's oauth2.clientSecret did not resolve")?;
-                Some(Arc::new(TokenSource::new(
-                    &object.name,
-                    OAuthApp {
-                        client_id: app.client_id.clone(),
-                        client_secret,
-                        auth_url: app.auth_url.as_str().to_owned(),
-                        token_url: app.token_url.as_str().to_owned(),
-                        scopes: app.scopes.clone(),
-                    },
-                )))
-            }
-        };
+        let oauth = oauth_app(set, provider_name, provider)?
+            .map(|app| Arc::new(TokenSource::new(&object.name, app)));
         let address = spec.address.as_str().to_owned();
         let login = match provider.login_format {
             LoginFormat::Email => address.clone(),
@@ -346,6 +320,88 @@ impl MailboxConnector {
         }
         Ok(report)
     }
+}
+
+/// The provider's OAuth 2.0 application with its client secret resolved; `None` for basic
+/// auth, `Err` (a pending reason) when it cannot be built.
+fn oauth_app(
+    set: &ConfigSet,
+    provider_name: &str,
+    provider: &MailProviderSpec,
+) -> Result<Option<OAuthApp>, String> {
+    match (&provider.auth, &provider.oauth2) {
+        (AuthMethod::Basic, _) => Ok(None),
+        (AuthMethod::Oauth2, None) => {
+            Err("the provider has auth: oauth2 but no oauth2 application".into())
+        }
+        (AuthMethod::Oauth2, Some(app)) => {
+            // The client secret is the provider's; resolve it the way the engine resolves
+            // the mailbox's own secrets.
+            let provider_object = set
+                .object(Kind::MailProvider, provider_name)
+                .ok_or("the provider object is missing")?;
+            let secrets = crate::engine::apply::resolve_secrets(provider_object)
+                .map_err(|e| format!("provider {provider_name}: {e}"))?;
+            let client_secret = secrets
+                .get("/oauth2/clientSecret")
+                .cloned()
+                .ok_or("the provider's oauth2.clientSecret did not resolve")?;
+            Ok(Some(OAuthApp {
+                client_id: app.client_id.clone(),
+                client_secret,
+                auth_url: app.auth_url.as_str().to_owned(),
+                token_url: app.token_url.as_str().to_owned(),
+                scopes: app.scopes.clone(),
+            }))
+        }
+    }
+}
+
+/// Where a mailbox's consent flow goes and comes back.
+#[derive(Debug, Clone)]
+pub struct ConsentTarget {
+    /// The Mailbox object's name.
+    pub mailbox: String,
+    /// Its provider's OAuth 2.0 application.
+    pub app: OAuthApp,
+    /// The callback the provider redirects to.
+    pub callback: Callback,
+    /// `{Settings.siteUrl}/oauth/{callback}/callback`.
+    pub redirect_uri: String,
+}
+
+/// The consent flow of mailbox `name` (EP-05, EP-06): its provider's application and the
+/// callback — `google` for `gmail`, `microsoft` for `microsoft365` and `exchange`, and for
+/// `imap` by the host of `oauth2.authUrl`. `Err` says what to fix.
+pub fn consent_target(set: &ConfigSet, name: &str) -> Result<ConsentTarget, String> {
+    let object = set
+        .object(Kind::Mailbox, name)
+        .ok_or_else(|| format!("no Mailbox named `{name}` in the configuration"))?;
+    let spec = MailboxSpec::from_spec(&object.spec)
+        .ok_or_else(|| format!("{} is not a Mailbox", object.id()))?;
+    let (provider_name, provider) = set
+        .mail_provider_of(spec)
+        .ok_or_else(|| format!("no MailProvider serves {}", spec.address.as_str()))?;
+    let app = oauth_app(set, provider_name, provider)?.ok_or_else(|| {
+        format!(
+            "mailbox {name}'s provider {provider_name} uses basic auth; the consent flow is for `auth: oauth2` providers"
+        )
+    })?;
+    let callback = match provider.provider_type {
+        MailProviderType::Gmail => Callback::Google,
+        MailProviderType::Microsoft365 | MailProviderType::Exchange => Callback::Microsoft,
+        MailProviderType::Imap => Callback::by_auth_url(&app.auth_url),
+    };
+    let site_url = set
+        .settings()
+        .map(|s| s.site_url.as_str().to_owned())
+        .ok_or("the consent flow needs Settings.siteUrl (the public address the provider redirects to)")?;
+    Ok(ConsentTarget {
+        mailbox: name.to_owned(),
+        redirect_uri: callback.redirect_uri(&site_url),
+        app,
+        callback,
+    })
 }
 
 /// Why a run did not succeed.

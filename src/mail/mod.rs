@@ -9,11 +9,13 @@
 //! - [`smtp`]: composing (alias, signature) and delivering queued mail with lettre.
 //! - [`mime`]: raw message → headers, capped bodies, attachment metadata.
 //! - [`oauth`]: OAuth 2.0 access tokens (refresh grant, sealed at rest) and XOAUTH2.
+//! - [`consent`]: the authorization-code flow — signed `state`, consent URL, code exchange.
 //!
 //! This module must not run SQL (it calls the store's mail API), build HTTP DTOs, or read
 //! secrets itself: the engine resolves them and hands them over in the sync context.
 
 pub mod access;
+pub mod consent;
 pub mod imap;
 pub mod mailbox;
 pub mod mime;
@@ -21,4 +23,4 @@ pub mod oauth;
 pub mod smtp;
 pub mod tls;
 
-pub use mailbox::{MailboxConnector, build};
+pub use mailbox::{ConsentTarget, MailboxConnector, build, consent_target};

@@ -21,11 +21,14 @@ use std::time::Duration;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
 
 use crate::config::types::Secret;
 use crate::engine::StoreHandle;
 use crate::store::StoreError;
 use crate::store::mail::OAuthTokens;
+
+type HmacSha256 = Hmac<sha2::Sha256>;
 
 /// A token is refreshed when it has less than this left.
 pub const REFRESH_EARLY: Duration = Duration::from_secs(60);
@@ -68,11 +71,11 @@ pub enum OAuthError {
     /// The endpoint could not be reached or answered nonsense.
     #[error("token endpoint: {0}")]
     Transport(String),
-    /// There is no refresh token at all.
+    /// There is no refresh token at all (for this mailbox).
     #[error(
-        "no OAuth 2.0 refresh token: set the mailbox's oauth2RefreshToken or complete the consent flow (`switchboard oauth url Mailbox/NAME`)"
+        "no OAuth 2.0 refresh token: set the mailbox's oauth2RefreshToken or complete the consent flow (`switchboard oauth url Mailbox/{0}`)"
     )]
-    NoRefreshToken,
+    NoRefreshToken(String),
     /// The sealing key could not be read or created.
     #[error("the token sealing key {path}: {reason}")]
     Key {
@@ -86,8 +89,8 @@ pub enum OAuthError {
     Store(#[from] StoreError),
 }
 
-/// What a token endpoint granted.
-#[derive(Debug, Clone, serde::Deserialize)]
+/// What a token endpoint granted. Its `Debug` shows no token.
+#[derive(Clone, serde::Deserialize)]
 pub struct Grant {
     /// The access token.
     pub access_token: String,
@@ -97,6 +100,19 @@ pub struct Grant {
     /// A new refresh token (rotation, or the authorization-code flow).
     #[serde(default)]
     pub refresh_token: Option<String>,
+}
+
+impl std::fmt::Debug for Grant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Grant")
+            .field("access_token", &"(sensitive)")
+            .field("expires_in", &self.expires_in)
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "(sensitive)"),
+            )
+            .finish()
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -116,7 +132,7 @@ pub fn http_client() -> reqwest::Client {
 }
 
 /// POSTs a grant (`grant_type` and its fields) with the app's client credentials.
-async fn grant(
+pub(crate) async fn grant(
     http: &reqwest::Client,
     app: &OAuthApp,
     fields: &[(&str, &str)],
@@ -185,9 +201,15 @@ pub fn xoauth2(user: &str, access_token: &str) -> String {
 /// `$CREDENTIALS_DIRECTORY` has it, otherwise from `<state file>.key`, created mode 0600 on
 /// first use. Each sealed value is `nonce (24 random bytes) ‖ ciphertext`, and the mailbox
 /// name and field are bound as associated data, so a value moved to another row does not open.
+///
+/// The same key also signs the consent flow's `state` (see [`super::consent`]) through a
+/// subkey derived with HMAC-SHA256 under a fixed label: one secret to provision and rotate,
+/// and the CLI that prints a consent URL and the daemon that verifies it agree without
+/// sharing anything else. The derived key never encrypts and the cipher key never signs.
 #[derive(Clone)]
 pub struct Sealer {
     cipher: XChaCha20Poly1305,
+    signing_key: [u8; 32],
 }
 
 impl Sealer {
@@ -252,9 +274,29 @@ impl Sealer {
 
     /// A sealer with this key.
     pub fn from_key(key: &[u8; 32]) -> Sealer {
+        let mut derive = <HmacSha256 as Mac>::new_from_slice(key)
+            .expect("HMAC-SHA256 takes a key of any length");
+        derive.update(b"switchboard/oauth-state/v1");
         Sealer {
             cipher: XChaCha20Poly1305::new(key.into()),
+            signing_key: derive.finalize().into_bytes().into(),
         }
+    }
+
+    /// The HMAC-SHA256 of `data` under the signing subkey.
+    pub fn sign(&self, data: &[u8]) -> [u8; 32] {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.signing_key)
+            .expect("HMAC-SHA256 takes a key of any length");
+        mac.update(data);
+        mac.finalize().into_bytes().into()
+    }
+
+    /// Whether `tag` is the signature of `data` (compared in constant time).
+    pub fn verify(&self, data: &[u8], tag: &[u8]) -> bool {
+        let mut mac = <HmacSha256 as Mac>::new_from_slice(&self.signing_key)
+            .expect("HMAC-SHA256 takes a key of any length");
+        mac.update(data);
+        mac.verify_slice(tag).is_ok()
     }
 
     /// Seals `plain` for `(mailbox, field)`.
@@ -377,7 +419,7 @@ impl TokenSource {
             .and_then(|s| s.refresh_token.as_deref())
             .and_then(|sealed| sealer.open(&self.mailbox, "refresh", sealed))
             .or_else(|| configured.map(|s| s.expose().to_owned()))
-            .ok_or(OAuthError::NoRefreshToken)?;
+            .ok_or_else(|| OAuthError::NoRefreshToken(self.mailbox.clone()))?;
         let granted = refresh(&self.http, &self.app, &refresh_token).await?;
         let c = self.remember(store, &sealer, granted).await?;
         *cached = Some(c.clone());
@@ -391,25 +433,37 @@ impl TokenSource {
         sealer: &Sealer,
         granted: Grant,
     ) -> Result<Cached, OAuthError> {
-        let now = Utc::now();
-        let expires_at = now + chrono::Duration::seconds(granted.expires_in.unwrap_or(3600) as i64);
-        let tokens = OAuthTokens {
-            access_token: Some(sealer.seal(&self.mailbox, "access", &granted.access_token)),
-            expires_at: Some(expires_at),
-            refresh_token: granted
-                .refresh_token
-                .as_deref()
-                .map(|r| sealer.seal(&self.mailbox, "refresh", r)),
-        };
-        let mailbox = self.mailbox.clone();
-        store
-            .call(move |s| s.set_mail_oauth_tokens(&mailbox, &tokens, now))
-            .await?;
+        let expires_at = store_grant(store, sealer, &self.mailbox, &granted).await?;
         Ok(Cached {
             token: granted.access_token,
             expires_at,
         })
     }
+}
+
+/// Seals and stores `granted` as `mailbox`'s tokens (a grant without a refresh token keeps
+/// the stored one). Returns when the access token expires.
+pub async fn store_grant(
+    store: &StoreHandle,
+    sealer: &Sealer,
+    mailbox: &str,
+    granted: &Grant,
+) -> Result<DateTime<Utc>, OAuthError> {
+    let now = Utc::now();
+    let expires_at = now + chrono::Duration::seconds(granted.expires_in.unwrap_or(3600) as i64);
+    let tokens = OAuthTokens {
+        access_token: Some(sealer.seal(mailbox, "access", &granted.access_token)),
+        expires_at: Some(expires_at),
+        refresh_token: granted
+            .refresh_token
+            .as_deref()
+            .map(|r| sealer.seal(mailbox, "refresh", r)),
+    };
+    let mailbox = mailbox.to_owned();
+    store
+        .call(move |s| s.set_mail_oauth_tokens(&mailbox, &tokens, now))
+        .await?;
+    Ok(expires_at)
 }
 
 #[cfg(test)]

@@ -42,7 +42,14 @@ static DOVECOT: OnceLock<Dovecot> = OnceLock::new();
 
 /// The test binary's Dovecot, started on first use.
 pub fn dovecot() -> &'static Dovecot {
-    DOVECOT.get_or_init(Dovecot::start)
+    DOVECOT.get_or_init(|| Dovecot::start(None))
+}
+
+/// A second Dovecot that also accepts `AUTHENTICATE XOAUTH2`, checking each bearer token at
+/// `introspection_url` (RFC 7662, `POST token=…`; the token's `email` must be the login).
+/// Passwords in the users file still work for PLAIN/LOGIN (the test's own probes).
+pub fn dovecot_with_oauth2(introspection_url: &str) -> Dovecot {
+    Dovecot::start(Some(introspection_url))
 }
 
 /// A free loopback port (bound then released).
@@ -145,7 +152,7 @@ impl Dovecot {
         clippy::zombie_processes,
         reason = "lives until the test binary exits; the watchdog reaps it"
     )]
-    fn start() -> Dovecot {
+    fn start(oauth2_introspection: Option<&str>) -> Dovecot {
         let dir = tempfile::Builder::new()
             .prefix("sb-dovecot-")
             .tempdir()
@@ -159,9 +166,32 @@ impl Dovecot {
         run(Command::new("chown").arg(MAIL_OWNER).arg(dir.join("home")));
         let tls = dir.join("tls");
         make_certificates(&tls);
-        std::fs::write(dir.join("users"), "").expect("users");
+        // The probe user that start() waits for (written before Dovecot reads the file).
+        std::fs::write(dir.join("users"), "probe@example.test:{PLAIN}probe::::::\n")
+            .expect("users");
         let (imap_port, imaps_port) = (free_port(), free_port());
         let d = dir.display();
+        // Dovecot 2.3's oauth2 passdb after the passwd-file one: a token is not a password, so
+        // passwd-file fails it (result_failure = continue) and the oauth2 passdb asks the
+        // introspection endpoint.
+        let (mechanisms, oauth2_passdb) = match oauth2_introspection {
+            None => ("plain login", String::new()),
+            Some(url) => {
+                std::fs::write(
+                    dir.join("oauth2.conf.ext"),
+                    format!(
+                        "introspection_mode = post\nintrospection_url = {url}\nusername_attribute = email\nactive_attribute = active\nactive_value = true\n"
+                    ),
+                )
+                .expect("oauth2.conf.ext");
+                (
+                    "plain login xoauth2 oauthbearer",
+                    format!(
+                        "passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {d}/oauth2.conf.ext\n}}\n"
+                    ),
+                )
+            }
+        };
         let config = format!(
             r#"# written by tests/support/dovecot.rs: standalone, nothing from /etc/dovecot
 protocols = imap
@@ -173,7 +203,7 @@ info_log_path = {d}/dovecot.log
 instance_name = sbtest-{imap_port}
 # LOGIN without TLS on loopback (the plaintext tests)
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = {mechanisms}
 # the default 2 s delay would slow every wrong-password test
 auth_failure_delay = 0
 ssl = yes
@@ -184,7 +214,7 @@ passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {d}/users
 }}
-userdb {{
+{oauth2_passdb}userdb {{
   driver = passwd-file
   args = username_format=%u {d}/users
   default_fields = uid=nobody gid=nogroup home={d}/home/%u
@@ -245,7 +275,6 @@ service stats {{
             imap_port,
             imaps_port,
         };
-        server.add_user("probe@example.test", "probe");
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if server.try_login("probe@example.test", "probe") {
@@ -268,9 +297,6 @@ service stats {{
             .expect("users file");
         writeln!(file, "{user}:{{PLAIN}}{password}::::::").expect("append user");
         drop(file);
-        if !DOVECOT.get().is_some_and(|d| std::ptr::eq(d, self)) {
-            return; // still starting: start() waits for the probe user itself
-        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.try_login(user, password) {
             assert!(

@@ -1,0 +1,135 @@
+//! `GET /oauth/{google|microsoft}/callback`: where a provider's consent page sends the browser
+//! back (EP-05, EP-06).
+//!
+//! The handler verifies the signed `state` (which mailbox, not expired), checks that the
+//! mailbox's provider uses this callback, exchanges the code through
+//! [`crate::mail::consent::complete`] (which stores the tokens sealed), and asks the mailbox to
+//! sync. A person reads the answer in a browser, so it is a short plain-text page (plain text,
+//! with `nosniff`, so a provider's `error_description` echoed back cannot become markup); the
+//! person's mistakes answer 400 with what to do next, ours answer 500 with details only in
+//! the log. Neither ever carries a code, a token or a secret.
+
+use axum::extract::{Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::config::Kind;
+use crate::engine::SyncRequestError;
+use crate::mail::consent::{self, Callback, ConsentError};
+use crate::mail::oauth::{Sealer, http_client};
+
+use super::AppState;
+
+/// The callback's query.
+#[derive(Debug, Deserialize)]
+pub struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// `GET /oauth/google/callback`.
+pub async fn google(state: State<AppState>, query: Query<CallbackQuery>) -> Response {
+    callback(Callback::Google, state, query).await
+}
+
+/// `GET /oauth/microsoft/callback`.
+pub async fn microsoft(state: State<AppState>, query: Query<CallbackQuery>) -> Response {
+    callback(Callback::Microsoft, state, query).await
+}
+
+fn page(status: StatusCode, text: String) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        text,
+    )
+        .into_response()
+}
+
+fn refused(error: ConsentError) -> Response {
+    tracing::info!(%error, "an OAuth 2.0 consent was refused");
+    page(StatusCode::BAD_REQUEST, format!("Switchboard: {error}\n"))
+}
+
+fn internal(error: impl std::fmt::Display) -> Response {
+    tracing::error!(%error, "an OAuth 2.0 consent could not be completed");
+    page(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        "Switchboard: internal error while completing the consent; see the daemon's log\n".into(),
+    )
+}
+
+async fn callback(
+    callback: Callback,
+    State(app_state): State<AppState>,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    if let Some(error) = query.error {
+        let reason = match query.error_description {
+            Some(d) => format!("{error} ({d})"),
+            None => error,
+        };
+        return refused(ConsentError::Denied(reason));
+    }
+    let (Some(code), Some(state)) = (query.code, query.state) else {
+        return refused(ConsentError::Denied(
+            "the callback has no `code` and `state`; open the consent URL again".into(),
+        ));
+    };
+    let store = app_state.engine.store();
+    let sealer = match store.call(|s| Ok(Sealer::for_state(s.path()))).await {
+        Ok(Ok(sealer)) => sealer,
+        Ok(Err(e)) => return internal(e),
+        Err(e) => return internal(e),
+    };
+    let mailbox = match consent::verify_state(&sealer, &state, chrono::Utc::now()) {
+        Ok(m) => m,
+        Err(e) => return refused(e),
+    };
+    let config = app_state.engine.config();
+    let target = match crate::mail::consent_target(&config, &mailbox) {
+        Ok(t) => t,
+        Err(reason) => return refused(ConsentError::Mailbox(reason)),
+    };
+    if target.callback != callback {
+        return refused(ConsentError::Mailbox(format!(
+            "mailbox {mailbox} completes its consent at /oauth/{}/callback, not /oauth/{}/callback",
+            target.callback.as_str(),
+            callback.as_str()
+        )));
+    }
+    match consent::complete(
+        &http_client(),
+        store,
+        &sealer,
+        &mailbox,
+        &target.app,
+        &code,
+        &target.redirect_uri,
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(ConsentError::Store(e)) => return internal(e),
+        Err(e) => return refused(e),
+    }
+    tracing::info!(%mailbox, "OAuth 2.0 consent completed; tokens stored sealed");
+    let next = match app_state.engine.request_sync(Kind::Mailbox, &mailbox) {
+        Ok(()) => "It is syncing now.".to_owned(),
+        Err(SyncRequestError::NotSyncable(reason)) => {
+            format!("It does not sync yet: {reason}.")
+        }
+        Err(SyncRequestError::Unknown) => "It will sync once the daemon applies it.".to_owned(),
+    };
+    page(
+        StatusCode::OK,
+        format!("Switchboard: mailbox {mailbox} is connected. {next} You can close this page.\n"),
+    )
+}
