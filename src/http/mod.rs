@@ -56,6 +56,10 @@ pub fn router(state: AppState) -> Router {
         )
         // Chat: the api channel's webhook and the operator API.
         .route("/webhooks/api/{channel}", post(webhooks::api_inbound))
+        .route(
+            "/webhooks/telegram/{channel}",
+            post(webhooks::telegram_inbound),
+        )
         .route("/api/v1/chats", get(chat::list_chats))
         .route("/api/v1/chats/{id}", get(chat::get_chat))
         .route("/api/v1/chats/{id}/accept", post(chat::accept))

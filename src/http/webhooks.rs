@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::chat::channels::api;
+use crate::chat::channels::{api, telegram};
 use crate::config::kinds::ChannelProvider;
 
 use super::AppState;
@@ -116,6 +116,106 @@ async fn receive_api(
         ),
         Err(e) => ("error", Err(e.into())),
     }
+}
+
+/// `POST /webhooks/telegram/{channel}` (TG-01..TG-03).
+///
+/// 404 for no such telegram channel; 401 unless `X-Telegram-Bot-Api-Secret-Token` is the
+/// channel's secret token (checked first: nothing is read or stored); 403 for a deactivated
+/// channel; 413/400 for an oversized or malformed update; an empty 200 once stored — the same
+/// for a repeated `update_id`, and for an update that carries no message (not stored).
+pub async fn telegram_inbound(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (outcome, result) = receive_telegram(&state, &channel, &headers, body).await;
+    state
+        .metrics
+        .webhook_requests_total
+        .with_label_values(&["telegram", outcome])
+        .inc();
+    match result {
+        Ok(()) => StatusCode::OK.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive_telegram(
+    state: &AppState,
+    channel: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> (&'static str, Result<(), ApiError>) {
+    let snapshot = state.chat.snapshot().await;
+    let Some(setup) = snapshot
+        .channels
+        .get(channel)
+        .filter(|c| c.provider == ChannelProvider::Telegram)
+    else {
+        return (
+            "not-found",
+            Err(ApiError::not_found(format!(
+                "no telegram ChatChannel named {channel}"
+            ))),
+        );
+    };
+    let token = match setup.secret("/token") {
+        Ok(token) => token,
+        Err(e) => return unreadable_secret(channel, "token", &e),
+    };
+    let presented = headers
+        .get(telegram::SECRET_HEADER)
+        .and_then(|v| v.to_str().ok());
+    if !telegram::secret_matches(&telegram::secret_token(token, channel), presented) {
+        return (
+            "unauthorized",
+            Err(ApiError::unauthorized(
+                "the X-Telegram-Bot-Api-Secret-Token header is missing or wrong",
+            )),
+        );
+    }
+    if !setup.active {
+        return ("inactive", Err(inactive(channel)));
+    }
+    let bytes = match read_body(headers, body, telegram::MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => return ("invalid", Err(e)),
+    };
+    let inbound = match telegram::parse_update(channel, &bytes) {
+        Ok(Some(inbound)) => inbound,
+        Ok(None) => return ("ignored", Ok(())),
+        Err(message) => return ("invalid", Err(ApiError::bad_request(message))),
+    };
+    match state.chat.inbound(inbound).await {
+        Ok((_, duplicate)) => (if duplicate { "duplicate" } else { "accepted" }, Ok(())),
+        Err(e) => ("error", Err(e.into())),
+    }
+}
+
+fn unreadable_secret<T>(
+    channel: &str,
+    field: &str,
+    error: &str,
+) -> (&'static str, Result<T, ApiError>) {
+    tracing::error!(channel, field, error, "a channel secret cannot be read");
+    (
+        "error",
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the channel's {field} cannot be read; see `switchboard status`"),
+        )),
+    )
+}
+
+fn inactive(channel: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "channel-inactive",
+        format!("ChatChannel {channel} is deactivated and accepts no messages"),
+    )
 }
 
 /// Reads at most `limit` bytes of `body`: 413 beyond (told by `Content-Length` before reading,

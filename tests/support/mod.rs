@@ -5,6 +5,7 @@
 
 pub mod dovecot;
 pub mod smtp;
+pub mod telegram_fake;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
