@@ -74,6 +74,8 @@ pub struct Snapshot {
     pub queues: BTreeMap<String, QueueSetup>,
     /// Channels by name.
     pub channels: BTreeMap<String, ChannelSetup>,
+    /// The public base URL providers call (`Settings.siteUrl`, or derived from `listen`).
+    pub site: url::Url,
 }
 
 impl Snapshot {
@@ -131,6 +133,7 @@ impl Snapshot {
             accept_timeout: chat.map_or(DEFAULT_ACCEPT_TIMEOUT, |c| c.accept_timeout.get()),
             queues,
             channels,
+            site: super::channels::site_url(set),
         }
     }
 

@@ -60,6 +60,7 @@ pub fn router(state: AppState) -> Router {
             "/webhooks/telegram/{channel}",
             post(webhooks::telegram_inbound),
         )
+        .route("/webhooks/twilio/{channel}", post(webhooks::twilio_inbound))
         .route("/api/v1/chats", get(chat::list_chats))
         .route("/api/v1/chats/{id}", get(chat::get_chat))
         .route("/api/v1/chats/{id}/accept", post(chat::accept))

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::chat::channels::{api, telegram};
+use crate::chat::channels::{api, telegram, twilio};
 use crate::config::kinds::ChannelProvider;
 
 use super::AppState;
@@ -192,6 +192,148 @@ async fn receive_telegram(
         Ok((_, duplicate)) => (if duplicate { "duplicate" } else { "accepted" }, Ok(())),
         Err(e) => ("error", Err(e.into())),
     }
+}
+
+/// `POST /webhooks/twilio/{channel}` (WA-01..WA-05).
+///
+/// 404 for no such whatsapp channel; 413 beyond [`twilio::MAX_BODY`]; 401 without
+/// `X-Twilio-Signature`, 403 with a wrong one (nothing stored); 403 for a deactivated channel
+/// or a message for another account or number; 503 until the Twilio account has been verified
+/// (WA-03); 200 with TwiML once stored — the same for a repeated `MessageSid` — whose
+/// `<Message>` tells the client about refused files (WA-02).
+pub async fn twilio_inbound(
+    State(state): State<AppState>,
+    Path(channel): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (outcome, result) = receive_twilio(&state, &channel, uri.query(), &headers, body).await;
+    state
+        .metrics
+        .webhook_requests_total
+        .with_label_values(&["twilio", outcome])
+        .inc();
+    match result {
+        Ok(xml) => ([(header::CONTENT_TYPE, "text/xml; charset=utf-8")], xml).into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive_twilio(
+    state: &AppState,
+    channel: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    body: Body,
+) -> (&'static str, Result<String, ApiError>) {
+    let snapshot = state.chat.snapshot().await;
+    let Some(setup) = snapshot
+        .channels
+        .get(channel)
+        .filter(|c| c.provider == ChannelProvider::Whatsapp)
+    else {
+        return (
+            "not-found",
+            Err(ApiError::not_found(format!(
+                "no whatsapp ChatChannel named {channel}"
+            ))),
+        );
+    };
+    let token = match setup.secret("/authToken") {
+        Ok(token) => token,
+        Err(e) => return unreadable_secret(channel, "authToken", &e),
+    };
+    let Some(presented) = headers
+        .get(twilio::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (
+            "unauthorized",
+            Err(ApiError::unauthorized(
+                "the X-Twilio-Signature header is missing",
+            )),
+        );
+    };
+    // The signature covers the form, so the (bounded) body is read first; nothing of it is
+    // used before the signature matched.
+    let bytes = match read_body(headers, body, twilio::MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => return ("invalid", Err(e)),
+    };
+    let params: Vec<(String, String)> = url::form_urlencoded::parse(&bytes)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let url = twilio::signed_url(&snapshot.site, channel, query);
+    if !twilio::signature_matches(token, &url, &params, Some(presented)) {
+        return (
+            "forbidden",
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "invalid-signature",
+                format!(
+                    "X-Twilio-Signature does not match this request to {url}; is siteUrl the URL configured in Twilio?"
+                ),
+            )),
+        );
+    }
+    if !setup.active {
+        return ("inactive", Err(inactive(channel)));
+    }
+    match verified(state, channel).await {
+        Ok(true) => {}
+        Ok(false) => {
+            return (
+                "unverified",
+                Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "channel-unverified",
+                    format!(
+                        "ChatChannel {channel}'s Twilio account is not verified yet; see `switchboard status`"
+                    ),
+                )),
+            );
+        }
+        Err(e) => return ("error", Err(e)),
+    }
+    let received = match twilio::parse_inbound(channel, &setup.spec, &params) {
+        Ok(received) => received,
+        Err(message) => {
+            return (
+                "forbidden",
+                Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "wrong-channel",
+                    message,
+                )),
+            );
+        }
+    };
+    match state.chat.inbound(received.inbound).await {
+        Ok((_, duplicate)) => (
+            if duplicate { "duplicate" } else { "accepted" },
+            Ok(twilio::twiml(&received.refused)),
+        ),
+        Err(e) => ("error", Err(e.into())),
+    }
+}
+
+/// Whether the channel's current generation has been reconciled successfully: for whatsapp,
+/// that its Twilio account was verified active (WA-03).
+async fn verified(state: &AppState, channel: &str) -> Result<bool, ApiError> {
+    let name = channel.to_owned();
+    let statuses = state
+        .chat
+        .store()
+        .call(|s| s.statuses())
+        .await
+        .map_err(ApiError::internal)?;
+    Ok(statuses.iter().any(|s| {
+        s.kind == "ChatChannel"
+            && s.name == name
+            && s.state == crate::store::ObjectState::Ready
+            && s.last_success_at.is_some_and(|at| at >= s.applied_at)
+    }))
 }
 
 fn unreadable_secret<T>(

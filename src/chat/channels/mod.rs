@@ -9,6 +9,7 @@
 
 pub mod api;
 pub mod telegram;
+pub mod twilio;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +28,7 @@ pub fn build(object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, Str
     match spec.provider {
         ChannelProvider::Api => Ok(Arc::new(api::Reconciler)),
         ChannelProvider::Telegram => Ok(Arc::new(telegram::build(object, set)?)),
+        ChannelProvider::Whatsapp => Ok(Arc::new(twilio::build(object, set)?)),
         other => Err(format!(
             "the {} channel provider is not built yet (issue: chat)",
             other.as_str()
