@@ -61,6 +61,10 @@ pub fn router(state: AppState) -> Router {
             post(webhooks::telegram_inbound),
         )
         .route("/webhooks/twilio/{channel}", post(webhooks::twilio_inbound))
+        .route(
+            "/webhooks/messenger",
+            get(webhooks::messenger_verify).post(webhooks::messenger_inbound),
+        )
         .route("/api/v1/chats", get(chat::list_chats))
         .route("/api/v1/chats/{id}", get(chat::get_chat))
         .route("/api/v1/chats/{id}/accept", post(chat::accept))

@@ -11,7 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
-use crate::chat::channels::{api, telegram, twilio};
+use crate::chat::channels::{api, messenger, telegram, twilio};
 use crate::config::kinds::ChannelProvider;
 
 use super::AppState;
@@ -316,6 +316,139 @@ async fn receive_twilio(
         ),
         Err(e) => ("error", Err(e.into())),
     }
+}
+
+/// `GET /webhooks/messenger`: the subscription handshake. Echoes `hub.challenge` when
+/// `hub.mode` is `subscribe` and `hub.verify_token` is one of the messenger channels'
+/// `verifyToken`; 403 otherwise.
+pub async fn messenger_verify(
+    State(state): State<AppState>,
+    axum::extract::Query(query): axum::extract::Query<std::collections::HashMap<String, String>>,
+) -> Response {
+    let snapshot = state.chat.snapshot().await;
+    let presented = query
+        .get("hub.verify_token")
+        .map(String::as_str)
+        .unwrap_or_default();
+    let known = snapshot.channels.values().any(|c| {
+        c.provider == ChannelProvider::FacebookMessenger
+            && c.secret("/verifyToken")
+                .is_ok_and(|t| messenger::token_matches(t, presented))
+    });
+    let outcome = match (
+        query.get("hub.mode").map(String::as_str),
+        query.get("hub.challenge"),
+    ) {
+        (Some("subscribe"), Some(challenge)) if known => Ok(challenge.clone()),
+        _ => Err(ApiError::forbidden(
+            "hub.verify_token does not match any messenger channel",
+        )),
+    };
+    state
+        .metrics
+        .webhook_requests_total
+        .with_label_values(&[
+            "messenger",
+            if outcome.is_ok() {
+                "verified"
+            } else {
+                "forbidden"
+            },
+        ])
+        .inc();
+    match outcome {
+        Ok(challenge) => challenge.into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+/// `POST /webhooks/messenger` (FB-01, FB-04): 401 without `X-Hub-Signature-256`, 403 when it
+/// matches no channel's app secret (nothing stored); 413/400 for oversized or malformed
+/// bodies; 200 once every message of a page we serve is stored (a repeated `mid` is stored
+/// once). Entries for pages no matching channel serves are skipped.
+pub async fn messenger_inbound(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let (outcome, result) = receive_messenger(&state, &headers, body).await;
+    state
+        .metrics
+        .webhook_requests_total
+        .with_label_values(&["messenger", outcome])
+        .inc();
+    match result {
+        Ok(()) => "EVENT_RECEIVED".into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn receive_messenger(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> (&'static str, Result<(), ApiError>) {
+    let Some(signature) = headers
+        .get(messenger::SIGNATURE_HEADER)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return (
+            "unauthorized",
+            Err(ApiError::unauthorized(
+                "the X-Hub-Signature-256 header is missing",
+            )),
+        );
+    };
+    let bytes = match read_body(headers, body, messenger::MAX_BODY).await {
+        Ok(bytes) => bytes,
+        Err(e) => return ("invalid", Err(e)),
+    };
+    let snapshot = state.chat.snapshot().await;
+    let matching: Vec<(&String, &crate::chat::snapshot::ChannelSetup)> = snapshot
+        .channels
+        .iter()
+        .filter(|(_, c)| c.provider == ChannelProvider::FacebookMessenger)
+        .filter(|(_, c)| {
+            c.secret("/appSecret")
+                .is_ok_and(|s| messenger::signature_matches(s, &bytes, Some(signature)))
+        })
+        .collect();
+    if matching.is_empty() {
+        return (
+            "forbidden",
+            Err(ApiError::forbidden(
+                "X-Hub-Signature-256 does not match the app secret of any messenger channel",
+            )),
+        );
+    }
+    let messages = match messenger::parse(&bytes) {
+        Ok(messages) => messages,
+        Err(message) => return ("invalid", Err(ApiError::bad_request(message))),
+    };
+    let mut outcome = "accepted";
+    for (page, mut inbound) in messages {
+        // FB-01: a page is routed to its channel; handover channels are pending, not served.
+        let Some((name, setup)) = matching
+            .iter()
+            .find(|(_, c)| c.spec.page_id.as_deref() == Some(page.as_str()))
+        else {
+            tracing::warn!(
+                page,
+                "a Messenger message for a page no channel serves was skipped"
+            );
+            outcome = "ignored";
+            continue;
+        };
+        if !setup.active || setup.spec.handover.is_some() {
+            outcome = "ignored";
+            continue;
+        }
+        inbound.channel = (*name).clone();
+        if let Err(e) = state.chat.inbound(inbound).await {
+            return ("error", Err(e.into()));
+        }
+    }
+    (outcome, Ok(()))
 }
 
 /// Whether the channel's current generation has been reconciled successfully: for whatsapp,

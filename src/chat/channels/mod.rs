@@ -8,6 +8,7 @@
 //! success).
 
 pub mod api;
+pub mod messenger;
 pub mod telegram;
 pub mod twilio;
 
@@ -29,10 +30,7 @@ pub fn build(object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, Str
         ChannelProvider::Api => Ok(Arc::new(api::Reconciler)),
         ChannelProvider::Telegram => Ok(Arc::new(telegram::build(object, set)?)),
         ChannelProvider::Whatsapp => Ok(Arc::new(twilio::build(object, set)?)),
-        other => Err(format!(
-            "the {} channel provider is not built yet (issue: chat)",
-            other.as_str()
-        )),
+        ChannelProvider::FacebookMessenger => Ok(Arc::new(messenger::build(object, set)?)),
     }
 }
 
