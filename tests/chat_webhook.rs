@@ -145,7 +145,7 @@ async fn the_api_webhook_stores_each_message_once_and_refuses_what_it_must() {
         assert!(metrics.contains(line), "{line} missing from\n{metrics}");
     }
 
-    // The api channel reconciles to ready; a telegram one is pending, never a fake success.
+    // The api channel reconciles to ready.
     eventually("the web channel is reconciled", &daemon, || async {
         find(
             &chat_support::objects(&daemon, SUE).await,
@@ -155,16 +155,21 @@ async fn the_api_webhook_stores_each_message_once_and_refuses_what_it_must() {
         .is_some_and(|o| o["state"] == "ready")
     })
     .await;
-    let objects = chat_support::objects(&daemon, SUE).await;
-    let bot = find(&objects, "ChatChannel", "bot").expect("listed");
-    assert_eq!(bot["state"], "pending", "{bot}");
-    assert!(
-        bot["reason"]
-            .as_str()
-            .expect("reason")
-            .contains("not built yet"),
-        "{bot}"
-    );
+    // A telegram channel whose Bot API cannot be reached is an error naming the failed
+    // call, never a fake success.
+    eventually(
+        "the bot channel reports its unreachable Bot API",
+        &daemon,
+        || async {
+            find(
+                &chat_support::objects(&daemon, SUE).await,
+                "ChatChannel",
+                "bot",
+            )
+            .is_some_and(|o| o["state"] == "error" && o.to_string().contains("getMe failed"))
+        },
+    )
+    .await;
     assert!(
         !daemon.stderr().contains(INBOUND),
         "the inbound token must never be logged"

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::config::kinds::ChannelProvider;
 use crate::store::chat::OutboxItem;
 
-use super::channels::api;
+use super::channels::{api, messenger, telegram, twilio};
 use super::timers::sleep_until;
 use super::{ChatService, Command};
 
@@ -135,10 +135,11 @@ async fn deliver(service: &ChatService, item: &OutboxItem) -> Result<(), Failure
     })?;
     match channel.provider {
         ChannelProvider::Api => api::deliver(&service.inner.http, channel, item).await,
-        other => Err(Failure::permanent(format!(
-            "sending through a {} channel is not built yet",
-            other.as_str()
-        ))),
+        ChannelProvider::Telegram => telegram::deliver(&service.inner.http, channel, item).await,
+        ChannelProvider::Whatsapp => twilio::deliver(&service.inner.http, channel, item).await,
+        ChannelProvider::FacebookMessenger => {
+            messenger::deliver(&service.inner.http, channel, item).await
+        }
     }
 }
 

@@ -45,6 +45,22 @@ pub struct ChannelSetup {
     pub inbound_token: Result<Secret, String>,
     /// api: where operator messages go, and the key that signs them.
     pub callback: Option<(url::Url, Result<Secret, String>)>,
+    /// The channel's spec (provider fields: page id, account SID, apiBaseUrl, ...).
+    pub spec: ChatChannelSpec,
+    /// Its resolved secrets by JSON pointer (`/token`), or why they could not be read.
+    pub secrets: Result<BTreeMap<String, Secret>, String>,
+}
+
+impl ChannelSetup {
+    /// The secret at `pointer` (`/token`), or why it is unavailable (never the value).
+    pub fn secret(&self, pointer: &str) -> Result<&Secret, String> {
+        match &self.secrets {
+            Err(e) => Err(e.clone()),
+            Ok(map) => map
+                .get(pointer)
+                .ok_or_else(|| format!("the channel has no {}", &pointer[1..])),
+        }
+    }
 }
 
 /// The chat view of one applied config.
@@ -58,6 +74,8 @@ pub struct Snapshot {
     pub queues: BTreeMap<String, QueueSetup>,
     /// Channels by name.
     pub channels: BTreeMap<String, ChannelSetup>,
+    /// The public base URL providers call (`Settings.siteUrl`, or derived from `listen`).
+    pub site: url::Url,
 }
 
 impl Snapshot {
@@ -101,6 +119,11 @@ impl Snapshot {
                             .callback_url
                             .as_ref()
                             .map(|u| (u.url().clone(), secret("/callbackSecret"))),
+                        spec: channel.clone(),
+                        secrets: secrets
+                            .as_ref()
+                            .map(Clone::clone)
+                            .map_err(ToString::to_string),
                     },
                 )
             })
@@ -110,6 +133,7 @@ impl Snapshot {
             accept_timeout: chat.map_or(DEFAULT_ACCEPT_TIMEOUT, |c| c.accept_timeout.get()),
             queues,
             channels,
+            site: super::channels::site_url(set),
         }
     }
 

@@ -258,10 +258,45 @@ impl Engine {
         }
         store.refresh_objects_gauge(&metrics).await;
         self.handle.publish(Arc::clone(&set), syncable);
-        self.current = Some(set);
+        let previous = self.current.replace(set);
+        if let Some(previous) = previous {
+            self.retire_removed(&previous).await;
+        }
         Ok(())
     }
 }
+
+impl Engine {
+    /// Lets channels that left the config undo what they registered with their provider (a
+    /// Telegram webhook, TG-02). Bounded, so a slow provider cannot hold a reload up; the
+    /// outcome is logged by the channel.
+    async fn retire_removed(&self, previous: &ConfigSet) {
+        let current = self.current.as_ref().expect("retire runs after publish");
+        let removed: Vec<&Object> = previous
+            .objects
+            .iter()
+            .filter(|o| {
+                o.kind() == Kind::ChatChannel && current.object(o.kind(), &o.name).is_none()
+            })
+            .collect();
+        if removed.is_empty() {
+            return;
+        }
+        let all = async {
+            for object in removed {
+                crate::chat::channels::retire(object, previous).await;
+            }
+        };
+        if tokio::time::timeout(RETIRE_TIMEOUT, all).await.is_err() {
+            tracing::warn!(
+                "removing the provider registrations of removed channels took too long; stopped"
+            );
+        }
+    }
+}
+
+/// How long an apply waits for removed channels to clean up at their provider.
+const RETIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
 
 #[cfg(test)]
 mod tests {

@@ -59,6 +59,15 @@ pub fn router(state: AppState) -> Router {
         .route("/oauth/microsoft/callback", get(oauth::microsoft))
         // Chat: the api channel's webhook and the operator API.
         .route("/webhooks/api/{channel}", post(webhooks::api_inbound))
+        .route(
+            "/webhooks/telegram/{channel}",
+            post(webhooks::telegram_inbound),
+        )
+        .route("/webhooks/twilio/{channel}", post(webhooks::twilio_inbound))
+        .route(
+            "/webhooks/messenger",
+            get(webhooks::messenger_verify).post(webhooks::messenger_inbound),
+        )
         .route("/api/v1/chats", get(chat::list_chats))
         .route("/api/v1/chats/{id}", get(chat::get_chat))
         .route("/api/v1/chats/{id}/accept", post(chat::accept))

@@ -1,5 +1,5 @@
 //! The chat tests' config: operators with tokens, a queue, api channels (one inactive) and a
-//! telegram channel that stays pending, written next to the secrets they reference.
+//! telegram channel whose Bot API cannot be reached (port 9), written next to the secrets they reference.
 
 #![allow(dead_code)]
 
@@ -50,7 +50,7 @@ pub fn files(port: u16, callback: &str, routing: &str) -> Vec<(&'static str, Str
                  apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {{name: web}}\nspec:\n  provider: api\n  title: Web site\n  queue: support\n  language: en-US\n  inboundToken: {{file: inbound.txt}}\n  callbackUrl: {callback}\n  callbackSecret: {{file: callback.txt}}\n---\n\
                  apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {{name: shop}}\nspec: {{provider: api, title: Shop, queue: sales, language: en-US, inboundToken: {{file: inbound.txt}}}}\n---\n\
                  apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {{name: legacy}}\nspec: {{provider: api, title: Old site, active: false, queue: support, language: en-US, inboundToken: {{file: inbound.txt}}}}\n---\n\
-                 apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {{name: bot}}\nspec: {{provider: telegram, title: Bot, queue: support, language: ru-RU, token: {{file: inbound.txt}}}}\n---\n\
+                 apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {{name: bot}}\nspec: {{provider: telegram, title: Bot, queue: support, language: ru-RU, token: {{file: inbound.txt}}, apiBaseUrl: 'http://127.0.0.1:9'}}\n---\n\
                  apiVersion: switchboard/v1\nkind: QuickReply\nmetadata: {{name: hello-en}}\nspec: {{language: en-US, text: 'Hello! How can I help?'}}\n---\n\
                  apiVersion: switchboard/v1\nkind: QuickReply\nmetadata: {{name: hello-ru}}\nspec: {{language: ru-RU, text: 'Здравствуйте!', queues: [support]}}\n---\n\
                  apiVersion: switchboard/v1\nkind: QuickReply\nmetadata: {{name: sales-en}}\nspec: {{language: en-US, text: 'Our prices', queues: [sales]}}\n"

@@ -5,6 +5,8 @@
 
 pub mod dovecot;
 pub mod smtp;
+pub mod telegram_fake;
+pub mod twilio_fake;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

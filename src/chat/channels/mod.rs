@@ -1,10 +1,16 @@
 //! The channels chats arrive on. Each provider owns its wire format, its signature or token
 //! check and its outbound call; the HTTP layer only routes requests to it.
 //!
-//! Only the `api` channel is built; telegram, facebookMessenger and whatsapp channels are
-//! `pending` with a reason until theirs are (never a fake success).
+//! Each provider module has the same parts: its inbound check and parser (called by
+//! `http::webhooks`), `deliver` (called by the outbox) and a `Reconciler` (a connector the
+//! scheduler runs on apply and every [`RECONCILE_INTERVAL`]) that reads the provider's live
+//! state and repairs drift. A provider not built yet is `pending` with a reason (never a fake
+//! success).
 
 pub mod api;
+pub mod messenger;
+pub mod telegram;
+pub mod twilio;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,14 +23,36 @@ use crate::engine::Connector;
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Builds a `ChatChannel`'s connector (its reconciler), or says why it is pending.
-pub fn build(object: &Object, _set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
+pub fn build(object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
     let spec = ChatChannelSpec::from_spec(&object.spec)
         .ok_or_else(|| format!("{} is not a ChatChannel", object.id()))?;
     match spec.provider {
         ChannelProvider::Api => Ok(Arc::new(api::Reconciler)),
-        other => Err(format!(
-            "the {} channel provider is not built yet (issue: chat)",
-            other.as_str()
-        )),
+        ChannelProvider::Telegram => Ok(Arc::new(telegram::build(object, set)?)),
+        ChannelProvider::Whatsapp => Ok(Arc::new(twilio::build(object, set)?)),
+        ChannelProvider::FacebookMessenger => Ok(Arc::new(messenger::build(object, set)?)),
+    }
+}
+
+/// The public base URL providers deliver webhooks to: `Settings.siteUrl`, or without a
+/// `Settings` object `http://{listen}` (TG-02: derived when unset).
+pub fn site_url(set: &ConfigSet) -> url::Url {
+    set.settings().map_or_else(
+        || {
+            url::Url::parse(&format!("http://{}", set.listen()))
+                .expect("a socket address makes a URL")
+        },
+        |s| s.site_url.url().clone(),
+    )
+}
+
+/// Undoes what a channel registered with its provider when its manifest leaves the config
+/// (a Telegram webhook). Best effort and bounded: the outcome is logged, never an apply error.
+pub async fn retire(object: &Object, previous: &ConfigSet) {
+    let Some(spec) = ChatChannelSpec::from_spec(&object.spec) else {
+        return;
+    };
+    if spec.provider == ChannelProvider::Telegram {
+        telegram::retire(object, previous).await;
     }
 }
