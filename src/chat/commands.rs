@@ -17,8 +17,8 @@ use chrono::{DateTime, Utc};
 use crate::config::kinds::Routing;
 use crate::store::StoreError;
 use crate::store::chat::{
-    ChatRow, ChatState, ChatTx, CompletedBy, Direction, MessageRow, NewContact, NewMessage,
-    OfferRow, OperatorLoad, OperatorStatus,
+    ActionKind, ActionRunRow, ChatRow, ChatState, ChatTx, CompletedBy, Direction, MessageRow,
+    NewContact, NewMessage, OfferRow, OperatorLoad, OperatorStatus,
 };
 
 use super::events::{ChatEvent, EventKind};
@@ -88,6 +88,24 @@ pub enum Command {
         /// The outbox entry.
         outbox_id: i64,
     },
+    /// An operator runs a chat action (CH-07) on a chat they may see (http checked that).
+    RunAction {
+        /// The operator.
+        user: String,
+        /// The chat.
+        chat_id: i64,
+        /// The `ChatAction` name.
+        action: String,
+    },
+    /// The outbox made a delivery attempt of a webhook action run.
+    ActionAttempted {
+        /// The run.
+        run_id: i64,
+        /// What went wrong (no secret); `None` = delivered.
+        error: Option<String>,
+        /// When to try again; `None` gives up (ignored when delivered).
+        retry_at: Option<DateTime<Utc>>,
+    },
     /// The outbox failed to deliver a message.
     DeliveryFailed {
         /// The outbox entry.
@@ -115,6 +133,8 @@ pub enum Reply {
     Message(MessageRow),
     /// The operator's status after the change.
     Status(OperatorStatus),
+    /// The recorded action run.
+    Action(ActionRunRow),
     /// Done.
     Done,
 }
@@ -296,6 +316,20 @@ impl<'w, 'c> Work<'w, 'c> {
             } => self.send(&user, chat_id, &text),
             Command::SetStatus { user, status } => self.set_status(&user, status),
             Command::Tick => self.tick().map(|()| Reply::Done),
+            Command::RunAction {
+                user,
+                chat_id,
+                action,
+            } => self.run_action(&user, chat_id, &action),
+            Command::ActionAttempted {
+                run_id,
+                error,
+                retry_at,
+            } => {
+                self.tx
+                    .action_attempted(run_id, error.as_deref(), retry_at, self.at)?;
+                Ok(Reply::Done)
+            }
             Command::Delivered { outbox_id } => {
                 self.tx.outbox_sent(outbox_id, self.at)?;
                 Ok(Reply::Done)
@@ -553,6 +587,42 @@ impl<'w, 'c> Work<'w, 'c> {
             },
         );
         Ok(Reply::Message(message))
+    }
+
+    /// REQ: CH-07 — a builtin `createCase` stores the case with its run; a webhook run is
+    /// queued for the outbox task, which POSTs it and records the outcome on the run.
+    fn run_action(&mut self, user: &str, chat_id: i64, name: &str) -> Result<Reply, ChatError> {
+        let chat = self.chat(chat_id)?;
+        let action = self
+            .snapshot
+            .actions
+            .get(name)
+            .ok_or_else(|| ChatError::NotFound(format!("no chat action {name}")))?;
+        if action.queue != chat.queue {
+            return Err(conflict(
+                "action-not-in-queue",
+                format!(
+                    "action {name} is bound to queue {}, and chat {chat_id} is in queue {}",
+                    action.queue, chat.queue
+                ),
+            ));
+        }
+        let run = if action.webhook.is_some() {
+            self.fx.wake_outbox = true;
+            self.tx
+                .add_action_run(chat_id, name, ActionKind::Webhook, user, None, self.at)?
+        } else {
+            let case = self.tx.create_case(&chat, &action.title, user, self.at)?;
+            self.tx.add_action_run(
+                chat_id,
+                name,
+                ActionKind::CreateCase,
+                user,
+                Some(case),
+                self.at,
+            )?
+        };
+        Ok(Reply::Action(run))
     }
 
     fn set_status(&mut self, user: &str, status: OperatorStatus) -> Result<Reply, ChatError> {

@@ -16,7 +16,8 @@
 //!   the store, so they survive a restart; time comes from the engine's [`Clock`], so tests
 //!   drive it with `tokio::time::pause`.
 //! - the **outbox** task (`outbox.rs`): delivers operator messages through their channel,
-//!   retrying with backoff; its attempts are recorded through the writer.
+//!   and webhook chat actions (`actions.rs`), retrying with backoff; its attempts are recorded
+//!   through the writer.
 //!
 //! Reads (lists, a chat with its messages) use a separate connection ([`ChatService::store`]):
 //! WAL lets them run beside the writer and they see only committed data.
@@ -26,6 +27,7 @@
 //! - Acknowledge anything before its batch committed, or deduplicate in memory.
 //! - Sleep or spawn detached tasks: every wait is on the engine's clock, every task tracked.
 
+mod actions;
 pub mod channels;
 pub mod commands;
 pub mod events;
@@ -44,7 +46,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::ConfigSet;
 use crate::engine::{Clock, EngineHandle, StoreHandle};
-use crate::store::chat::{ChatRow, MessageRow, OperatorStatus};
+use crate::store::chat::{ActionRunRow, ChatRow, MessageRow, OperatorStatus};
 use crate::store::{Store, StoreError};
 
 pub use commands::{ChatError, Command, Inbound, Reply};
@@ -242,6 +244,24 @@ impl ChatService {
         };
         match self.command(command).await? {
             Reply::Status(status) => Ok(status),
+            other => Err(unexpected(&other)),
+        }
+    }
+
+    /// `user` runs the chat action `action` on a chat they may see (CH-07).
+    pub async fn run_action(
+        &self,
+        user: &str,
+        chat_id: i64,
+        action: &str,
+    ) -> Result<ActionRunRow, ChatError> {
+        let command = Command::RunAction {
+            user: user.to_owned(),
+            chat_id,
+            action: action.to_owned(),
+        };
+        match self.command(command).await? {
+            Reply::Action(run) => Ok(run),
             other => Err(unexpected(&other)),
         }
     }

@@ -1,5 +1,5 @@
-//! The outbox task: delivers queued operator messages through their channel and records each
-//! attempt through the writer; failures are retried with exponential backoff (a `Retry-After`
+//! The outbox task: delivers queued operator messages through their channel, and webhook chat
+//! actions (`actions.rs`), and records each attempt through the writer; failures are retried with exponential backoff (a `Retry-After`
 //! from the receiver is honoured) until [`MAX_ATTEMPTS`], then the message is marked failed.
 //!
 //! The outbox rows are written in the same transaction as the message, so a message is never
@@ -13,6 +13,7 @@ use chrono::{DateTime, Utc};
 use crate::config::kinds::ChannelProvider;
 use crate::store::chat::OutboxItem;
 
+use super::actions;
 use super::channels::{api, messenger, telegram, twilio};
 use super::timers::sleep_until;
 use super::{ChatService, Command};
@@ -108,11 +109,62 @@ pub(super) async fn run(service: ChatService) {
                 tracing::warn!(error = %e, "could not record a delivery attempt; it is retried");
             }
         }
-        if due.len() == ROUND {
+        let runs = match inner
+            .reader
+            .call(move |s| s.chat_actions_due(now, ROUND))
+            .await
+        {
+            Ok(runs) => runs,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the due chat actions; retrying");
+                Vec::new()
+            }
+        };
+        for run in &runs {
+            let snapshot = service.snapshot().await;
+            let outcome = tokio::select! {
+                biased;
+                () = inner.cancel.cancelled() => return,
+                outcome = actions::deliver(&inner.http, &snapshot, run) => outcome,
+            };
+            let command = match outcome {
+                Ok(()) => Command::ActionAttempted {
+                    run_id: run.id,
+                    error: None,
+                    retry_at: None,
+                },
+                Err(failure) => {
+                    let failures = run.attempts.saturating_add(1);
+                    let retry_at = next_attempt(&failure, failures, inner.clock.now());
+                    tracing::warn!(
+                        action = %run.action, chat = run.chat_id, run = run.id,
+                        error = %failure.error, attempts = failures, gives_up = retry_at.is_none(),
+                        "a chat action webhook could not be delivered"
+                    );
+                    Command::ActionAttempted {
+                        run_id: run.id,
+                        error: Some(failure.error),
+                        retry_at,
+                    }
+                }
+            };
+            if let Err(e) = service.command(command).await {
+                tracing::warn!(error = %e, "could not record an action attempt; it is retried");
+            }
+        }
+        if due.len() == ROUND || runs.len() == ROUND {
             continue;
         }
-        let next = match inner.reader.call(|s| s.chat_outbox_next_at()).await {
-            Ok(next) => next.map(|at| inner.clock.instant_at(at)),
+        let next = match inner
+            .reader
+            .call(|s| Ok((s.chat_outbox_next_at()?, s.chat_actions_next_at()?)))
+            .await
+        {
+            Ok((a, b)) => match (a, b) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            }
+            .map(|at| inner.clock.instant_at(at)),
             Err(_) => Some(tokio::time::Instant::now() + RETRY_BASE),
         };
         tokio::select! {

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::config::kinds::{
-    ChannelProvider, ChatChannelSpec, ChatQueueSpec, OperatorRef, Routing, UserSpec,
+    ChannelProvider, ChatActionSpec, ChatChannelSpec, ChatQueueSpec, OperatorRef, Routing, UserSpec,
 };
 use crate::config::types::Secret;
 use crate::config::{ConfigSet, Kind};
@@ -63,6 +63,18 @@ impl ChannelSetup {
     }
 }
 
+/// One chat action (CH-07).
+#[derive(Debug, Clone)]
+pub struct ActionSetup {
+    /// Its title (a `createCase` run names the case after it).
+    pub title: String,
+    /// The queue whose chats offer it.
+    pub queue: String,
+    /// `None` for the built-in `createCase`; otherwise where to POST and the key that signs
+    /// the body (or why it could not be read, never the value).
+    pub webhook: Option<(url::Url, Result<Secret, String>)>,
+}
+
 /// The chat view of one applied config.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
@@ -74,6 +86,8 @@ pub struct Snapshot {
     pub queues: BTreeMap<String, QueueSetup>,
     /// Channels by name.
     pub channels: BTreeMap<String, ChannelSetup>,
+    /// Chat actions by name.
+    pub actions: BTreeMap<String, ActionSetup>,
     /// The public base URL providers call (`Settings.siteUrl`, or derived from `listen`).
     pub site: url::Url,
 }
@@ -128,7 +142,30 @@ impl Snapshot {
                 )
             })
             .collect();
+        let actions = set
+            .specs::<ChatActionSpec>()
+            .map(|(object, action)| {
+                let webhook = action.webhook.as_ref().map(|w| {
+                    let secret = crate::engine::apply::resolve_secrets(object)
+                        .map_err(|e| e.to_string())
+                        .and_then(|mut map| {
+                            map.remove("/webhook/secret")
+                                .ok_or_else(|| format!("{} has no webhook secret", object.id()))
+                        });
+                    (w.url.url().clone(), secret)
+                });
+                (
+                    object.name.clone(),
+                    ActionSetup {
+                        title: action.title.clone(),
+                        queue: action.queue.clone(),
+                        webhook,
+                    },
+                )
+            })
+            .collect();
         Snapshot {
+            actions,
             capacity: chat.map_or(DEFAULT_CAPACITY, |c| c.simultaneous_chats),
             accept_timeout: chat.map_or(DEFAULT_ACCEPT_TIMEOUT, |c| c.accept_timeout.get()),
             queues,

@@ -20,7 +20,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::chat::{ChatError, ChatEvent, EventKind};
 use crate::config::kinds::{Operation, QuickReplySpec, UserSpec};
-use crate::store::chat::{ChatFilter, ChatRow, ChatState, MessageRow, OperatorStatus};
+use crate::store::chat::{
+    ActionRunRow, CaseRow, ChatFilter, ChatRow, ChatState, MessageRow, OperatorStatus,
+};
 
 use super::AppState;
 use super::api::{List, Page, page_bounds, ts};
@@ -57,6 +59,73 @@ pub struct ChatDto {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<Vec<MessageDto>>,
+    /// The chat actions run on it and their outcomes (CH-07); only with the messages.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    actions: Option<Vec<ActionRunDto>>,
+}
+
+/// One run of a chat action: `state` is `pending` (a webhook being delivered), `done` or
+/// `failed` (given up; `lastError` says why).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ActionRunDto {
+    id: String,
+    action: String,
+    kind: &'static str,
+    operator: String,
+    state: String,
+    attempts: u32,
+    last_error: Option<String>,
+    case_id: Option<String>,
+    at: String,
+    finished_at: Option<String>,
+}
+
+impl From<ActionRunRow> for ActionRunDto {
+    fn from(r: ActionRunRow) -> ActionRunDto {
+        ActionRunDto {
+            id: r.id.to_string(),
+            action: r.action,
+            kind: r.kind.as_str(),
+            operator: r.operator,
+            state: r.state,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            case_id: r.case_id.map(|id| id.to_string()),
+            at: ts(r.created_at),
+            finished_at: r.finished_at.map(ts),
+        }
+    }
+}
+
+/// A case created from a chat (CH-07).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CaseDto {
+    id: String,
+    title: String,
+    chat_id: String,
+    contact: ContactDto,
+    queue: String,
+    created_by: String,
+    created_at: String,
+}
+
+impl From<CaseRow> for CaseDto {
+    fn from(c: CaseRow) -> CaseDto {
+        CaseDto {
+            id: c.id.to_string(),
+            title: c.title,
+            chat_id: c.chat_id.to_string(),
+            contact: ContactDto {
+                id: c.contact_id.to_string(),
+                name: c.contact_name,
+            },
+            queue: c.queue,
+            created_by: c.created_by,
+            created_at: ts(c.created_at),
+        }
+    }
 }
 
 /// A chat's contact.
@@ -89,6 +158,7 @@ impl ChatDto {
             },
             created_at: ts(chat.created_at),
             messages: messages.map(|m| m.into_iter().map(MessageDto::from).collect()),
+            actions: None,
         }
     }
 }
@@ -191,12 +261,13 @@ async fn read_visible(state: &AppState, caller: &Caller, id: i64) -> Result<Chat
                 return Ok(None);
             };
             let offered: Vec<String> = s.chat_offers(id)?.into_iter().map(|o| o.operator).collect();
-            Ok(Some((chat, offered, s.chat_messages(&[id])?)))
+            let messages = s.chat_messages(&[id])?;
+            Ok(Some((chat, offered, messages, s.chat_action_runs(id)?)))
         })
         .await
         .map_err(ApiError::internal)?;
     let missing = || ApiError::not_found(format!("no chat {id}"));
-    let (chat, offered, messages) = found.ok_or_else(missing)?;
+    let (chat, offered, messages, runs) = found.ok_or_else(missing)?;
     let visible = supervisor(caller)
         || chat.operator.as_deref() == Some(caller.user.as_str())
         || offered.contains(&caller.user)
@@ -204,7 +275,51 @@ async fn read_visible(state: &AppState, caller: &Caller, id: i64) -> Result<Chat
     if !visible {
         return Err(missing());
     }
-    Ok(ChatDto::new(chat, Some(messages)))
+    let mut dto = ChatDto::new(chat, Some(messages));
+    dto.actions = Some(runs.into_iter().map(ActionRunDto::from).collect());
+    Ok(dto)
+}
+
+/// `POST /api/v1/chats/{id}/actions/{action}` (CH-07): runs an action bound to the chat's
+/// queue on a chat the caller may see. Answers 200 with the run when it is done (`createCase`,
+/// with its `caseId`), 202 when a webhook run is queued; its outcome shows in the chat's
+/// `actions`.
+pub async fn run_action(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<(StatusCode, Json<ActionRunDto>), ApiError> {
+    let id = chat_id(&id)?;
+    read_visible(&state, &caller, id).await?;
+    let run = state.chat.run_action(&caller.user, id, &action).await?;
+    let status = if run.state == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(ActionRunDto::from(run))))
+}
+
+/// `GET /api/v1/cases`: the cases created from chats the caller may see, oldest first.
+pub async fn list_cases(
+    State(state): State<AppState>,
+    caller: Caller,
+    Query(page): Query<Page>,
+) -> Result<Json<List<CaseDto>>, ApiError> {
+    let (offset, limit) = page_bounds(&page)?;
+    let viewer = state
+        .chat
+        .snapshot()
+        .await
+        .viewer(&caller.user, supervisor(&caller));
+    let (cases, total) = state
+        .chat
+        .store()
+        .call(move |s| s.chat_cases(viewer.as_ref(), offset, limit))
+        .await
+        .map_err(ApiError::internal)?;
+    let items = cases.into_iter().map(CaseDto::from).collect();
+    Ok(Json(List::page(items, total, offset)))
 }
 
 /// `POST /api/v1/chats/{id}/accept`: 409 `chat-taken` when another operator was first.

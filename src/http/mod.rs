@@ -73,6 +73,11 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/chats/{id}/accept", post(chat::accept))
         .route("/api/v1/chats/{id}/complete", post(chat::complete))
         .route("/api/v1/chats/{id}/messages", post(chat::post_message))
+        .route(
+            "/api/v1/chats/{id}/actions/{action}",
+            post(chat::run_action),
+        )
+        .route("/api/v1/cases", get(chat::list_cases))
         .route("/api/v1/operators", get(chat::list_operators))
         .route("/api/v1/operators/me/status", put(chat::put_status))
         .route("/api/v1/quick-replies", get(chat::quick_replies))

@@ -251,6 +251,85 @@ pub struct OutboxItem {
     pub attempts: u32,
 }
 
+/// What a chat action runs (CH-07).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ActionKind {
+    /// The built-in `createCase`.
+    CreateCase,
+    /// A POST to the action's webhook.
+    Webhook,
+}
+
+impl ActionKind {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActionKind::CreateCase => "createCase",
+            ActionKind::Webhook => "webhook",
+        }
+    }
+
+    fn parse(text: &str) -> Option<ActionKind> {
+        match text {
+            "createCase" => Some(ActionKind::CreateCase),
+            "webhook" => Some(ActionKind::Webhook),
+            _ => None,
+        }
+    }
+}
+
+/// One run of a chat action and its outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActionRunRow {
+    /// The run.
+    pub id: i64,
+    /// The chat it ran on.
+    pub chat_id: i64,
+    /// The `ChatAction` name.
+    pub action: String,
+    /// What it runs.
+    pub kind: ActionKind,
+    /// Who ran it.
+    pub operator: String,
+    /// `pending`, `done` or `failed`.
+    pub state: String,
+    /// Delivery attempts so far (webhooks).
+    pub attempts: u32,
+    /// The last failure, if any (no secret).
+    pub last_error: Option<String>,
+    /// The case a `createCase` run made.
+    pub case_id: Option<i64>,
+    /// When it was asked for.
+    pub created_at: DateTime<Utc>,
+    /// When it was done or given up.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// The contact of its chat.
+    pub contact_id: i64,
+    /// The queue of its chat.
+    pub queue: String,
+}
+
+/// A case created from a chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CaseRow {
+    /// The case.
+    pub id: i64,
+    /// The chat it came from.
+    pub chat_id: i64,
+    /// The chat's contact.
+    pub contact_id: i64,
+    /// The contact's name.
+    pub contact_name: String,
+    /// The chat's queue.
+    pub queue: String,
+    /// The case's title.
+    pub title: String,
+    /// The operator who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+}
+
 /// Which chats a list shows.
 #[derive(Debug, Clone, Default)]
 pub struct ChatFilter {
@@ -432,6 +511,53 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(text.as_deref().and_then(parse_ts))
+    }
+
+    /// The action runs of a chat, oldest first.
+    pub fn chat_action_runs(&self, chat_id: i64) -> Result<Vec<ActionRunRow>, StoreError> {
+        select_runs(&self.conn, "r.chat_id = ?1 ORDER BY r.id", chat_id).map_err(|e| self.err(e))
+    }
+
+    /// Up to `limit` webhook action runs due at `now`, oldest first.
+    pub fn chat_actions_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<ActionRunRow>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        select_runs(
+            &self.conn,
+            &format!(
+                "r.state = 'pending' AND r.next_attempt_at <= ?1
+                 ORDER BY r.next_attempt_at, r.id LIMIT {limit}"
+            ),
+            format_ts(now),
+        )
+        .map_err(|e| self.err(e))
+    }
+
+    /// When the next pending action run is due, if any.
+    pub fn chat_actions_next_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let text: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT min(next_attempt_at) FROM chat_action_runs WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.err(e))?;
+        Ok(text.as_deref().and_then(parse_ts))
+    }
+
+    /// The cases `viewer` may see (those of chats it may see; all for `None`), oldest first,
+    /// `limit` from `offset`, and how many there are.
+    pub fn chat_cases(
+        &self,
+        viewer: Option<&Viewer>,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<CaseRow>, usize), StoreError> {
+        list_cases(&self.conn, viewer, offset, limit).map_err(|e| self.err(e))
     }
 
     /// The delivery state of an outgoing message: `pending`, `sent` or `failed`.
@@ -816,6 +942,100 @@ impl ChatTx<'_> {
             .map_err(|e| self.err(e))
     }
 
+    /// Stores a case made from `chat` by `operator`; answers its id.
+    pub fn create_case(
+        &mut self,
+        chat: &ChatRow,
+        title: &str,
+        operator: &str,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO chat_cases (chat_id, contact_id, queue, title, created_by, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    chat.id,
+                    chat.contact_id,
+                    chat.queue,
+                    title,
+                    operator,
+                    format_ts(at)
+                ])
+            })
+            .map_err(|e| self.err(e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Records a run of `action` on `chat_id`: done at once with its case (`createCase`), or
+    /// pending delivery from `at` (webhook). Answers the run.
+    pub fn add_action_run(
+        &mut self,
+        chat_id: i64,
+        action: &str,
+        kind: ActionKind,
+        operator: &str,
+        case_id: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<ActionRunRow, StoreError> {
+        let (state, next, finished) = match kind {
+            ActionKind::CreateCase => ("done", None, Some(format_ts(at))),
+            ActionKind::Webhook => ("pending", Some(format_ts(at)), None),
+        };
+        self.conn
+            .prepare_cached(
+                "INSERT INTO chat_action_runs (chat_id, action, kind, operator, state,
+                    next_attempt_at, case_id, created_at, finished_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    chat_id,
+                    action,
+                    kind.as_str(),
+                    operator,
+                    state,
+                    next,
+                    case_id,
+                    format_ts(at),
+                    finished
+                ])
+            })
+            .map_err(|e| self.err(e))?;
+        let id = self.conn.last_insert_rowid();
+        select_runs(self.conn, "r.id = ?1", id)
+            .map_err(|e| self.err(e))?
+            .pop()
+            .ok_or_else(|| self.err(rusqlite::Error::QueryReturnedNoRows))
+    }
+
+    /// Records a delivery attempt of a webhook run: done (`error` is `None`), retried at
+    /// `retry_at`, or given up.
+    pub fn action_attempted(
+        &mut self,
+        id: i64,
+        error: Option<&str>,
+        retry_at: Option<DateTime<Utc>>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let (state, next, finished) = match (error, retry_at) {
+            (None, _) => ("done", None, Some(format_ts(at))),
+            (Some(_), Some(retry)) => ("pending", Some(format_ts(retry)), None),
+            (Some(_), None) => ("failed", None, Some(format_ts(at))),
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE chat_action_runs SET state = ?2, attempts = attempts + 1,
+                    last_error = coalesce(?3, last_error), next_attempt_at = ?4, finished_at = ?5
+                 WHERE id = ?1 AND state = 'pending'",
+            )
+            .and_then(|mut s| s.execute(params![id, state, error, next, finished]))
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
     /// Runs one statement from the statement cache (savepoints run for every command: parsing
     /// them each time showed in profiles).
     fn exec(&self, sql: &str) -> Result<(), StoreError> {
@@ -967,6 +1187,82 @@ fn select_messages(conn: &Connection, chats: &[i64]) -> rusqlite::Result<Vec<Mes
         })
     })?
     .collect()
+}
+
+fn select_runs(
+    conn: &Connection,
+    condition: &str,
+    arg: impl rusqlite::ToSql,
+) -> rusqlite::Result<Vec<ActionRunRow>> {
+    conn.prepare_cached(&format!(
+        "SELECT r.id, r.chat_id, r.action, r.kind, r.operator, r.state, r.attempts, r.last_error,
+                r.case_id, r.created_at, r.finished_at, c.contact_id, c.queue
+         FROM chat_action_runs r JOIN chats c ON c.id = r.chat_id
+         WHERE {condition}"
+    ))?
+    .query_map([arg], |r| {
+        let kind: String = r.get(3)?;
+        Ok(ActionRunRow {
+            id: r.get(0)?,
+            chat_id: r.get(1)?,
+            action: r.get(2)?,
+            kind: ActionKind::parse(&kind).ok_or_else(|| bad_column(3, "an action kind"))?,
+            operator: r.get(4)?,
+            state: r.get(5)?,
+            attempts: r.get(6)?,
+            last_error: r.get(7)?,
+            case_id: r.get(8)?,
+            created_at: ts_col(r, 9)?,
+            finished_at: opt_ts_col(r, 10)?,
+            contact_id: r.get(11)?,
+            queue: r.get(12)?,
+        })
+    })?
+    .collect()
+}
+
+fn list_cases(
+    conn: &Connection,
+    viewer: Option<&Viewer>,
+    offset: usize,
+    limit: usize,
+) -> rusqlite::Result<(Vec<CaseRow>, usize)> {
+    // The rights of chats (CH-01): a case is visible with the chat it came from.
+    let condition = "(?1 IS NULL OR c.operator = ?1
+             OR c.queue IN (SELECT value FROM json_each(?2))
+             OR EXISTS (SELECT 1 FROM chat_offers o WHERE o.chat_id = c.id AND o.operator = ?1))";
+    let user = viewer.map(|v| v.user.as_str());
+    let queues = serde_json::to_string(viewer.map_or(&[][..], |v| v.queues.as_slice()))
+        .expect("a list of strings serializes");
+    let total: i64 = conn
+        .prepare_cached(&format!(
+            "SELECT count(*) FROM chat_cases k JOIN chats c ON c.id = k.chat_id WHERE {condition}"
+        ))?
+        .query_row(params![user, queues], |r| r.get(0))?;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let offset = i64::try_from(offset).unwrap_or(i64::MAX);
+    let rows = conn
+        .prepare_cached(&format!(
+            "SELECT k.id, k.chat_id, k.contact_id,
+                    (SELECT p.name FROM chat_contacts p WHERE p.id = k.contact_id),
+                    k.queue, k.title, k.created_by, k.created_at
+             FROM chat_cases k JOIN chats c ON c.id = k.chat_id
+             WHERE {condition} ORDER BY k.id LIMIT ?3 OFFSET ?4"
+        ))?
+        .query_map(params![user, queues, limit, offset], |r| {
+            Ok(CaseRow {
+                id: r.get(0)?,
+                chat_id: r.get(1)?,
+                contact_id: r.get(2)?,
+                contact_name: r.get(3)?,
+                queue: r.get(4)?,
+                title: r.get(5)?,
+                created_by: r.get(6)?,
+                created_at: ts_col(r, 7)?,
+            })
+        })?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok((rows, usize::try_from(total).unwrap_or(0)))
 }
 
 fn select_offers(
@@ -1285,6 +1581,66 @@ mod tests {
         let row = store.chat(chat).expect("read").expect("exists");
         assert_eq!(row.state, ChatState::Completed);
         assert_eq!(row.completed_at, Some(t(62)));
+    }
+
+    // REQ: CH-07
+    #[test]
+    fn action_runs_record_cases_and_webhook_attempts_and_cases_follow_chat_rights() {
+        let (mut store, contact, chat) = with_chat();
+        let (case_run, hook_run) = store
+            .chat_batch(|tx| {
+                let row = tx.chat(chat)?.expect("chat");
+                let case = tx.create_case(&row, "Refund", "ann", t(1))?;
+                let case_run = tx.add_action_run(
+                    chat,
+                    "case",
+                    ActionKind::CreateCase,
+                    "ann",
+                    Some(case),
+                    t(1),
+                )?;
+                let hook_run =
+                    tx.add_action_run(chat, "notify", ActionKind::Webhook, "ann", None, t(2))?;
+                Ok((case_run, hook_run))
+            })
+            .expect("batch");
+        assert_eq!(
+            (case_run.state.as_str(), case_run.case_id),
+            ("done", Some(1))
+        );
+        assert_eq!(hook_run.state, "pending");
+        assert_eq!(hook_run.contact_id, contact);
+        assert_eq!(store.chat_actions_next_at().expect("next"), Some(t(2)));
+        assert!(store.chat_actions_due(t(1), 10).expect("due").is_empty());
+        assert_eq!(store.chat_actions_due(t(2), 10).expect("due").len(), 1);
+
+        store
+            .chat_batch(|tx| tx.action_attempted(hook_run.id, Some("503"), Some(t(10)), t(3)))
+            .expect("retry");
+        assert!(store.chat_actions_due(t(9), 10).expect("due").is_empty());
+        store
+            .chat_batch(|tx| tx.action_attempted(hook_run.id, None, None, t(10)))
+            .expect("done");
+        let runs = store.chat_action_runs(chat).expect("runs");
+        let hook = &runs[1];
+        assert_eq!(
+            (
+                hook.state.as_str(),
+                hook.attempts,
+                hook.last_error.as_deref()
+            ),
+            ("done", 2, Some("503"))
+        );
+        assert_eq!(store.chat_actions_next_at().expect("next"), None);
+
+        let viewer = |user: &str, queues: &[&str]| Viewer {
+            user: user.into(),
+            queues: queues.iter().map(|q| q.to_string()).collect(),
+        };
+        let total = |v: Option<&Viewer>| store.chat_cases(v, 0, 100).expect("cases").1;
+        assert_eq!(total(None), 1);
+        assert_eq!(total(Some(&viewer("ann", &["support"]))), 1);
+        assert_eq!(total(Some(&viewer("bob", &["sales"]))), 0);
     }
 
     #[test]

@@ -62,6 +62,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0004_mail_oauth",
         sql: include_str!("migrations/0004_mail_oauth.sql"),
     },
+    Migration {
+        name: "0005_chat_actions",
+        sql: include_str!("migrations/0005_chat_actions.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock held by another connection before giving up.

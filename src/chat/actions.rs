@@ -1,0 +1,113 @@
+//! Chat actions (CH-07): the webhook delivery of an action run.
+//!
+//! An operator's `POST /api/v1/chats/{id}/actions/{action}` becomes a [`Command::RunAction`]
+//! (see `commands.rs`): the built-in `createCase` is done inside that command; a webhook run is
+//! stored `pending` and delivered here, by the outbox task, with the outbox's timeout, backoff
+//! and `Retry-After` handling. Each attempt is recorded on the run through the writer, so the
+//! outcome shows on the chat. Delivery is at-least-once: the body carries `runId` for the
+//! receiver to deduplicate.
+//!
+//! The body is `{"chatId", "contactId", "action", "runId", "queue", "operator", "at"}`, signed
+//! as the api channel signs callbacks: `X-Switchboard-Signature: sha256=<hex HMAC-SHA256 of the
+//! body keyed by the action's secret>`.
+//!
+//! This module must not write the store: it answers the attempt's outcome, the caller records it.
+//!
+//! [`Command::RunAction`]: super::Command::RunAction
+
+use serde::Serialize;
+
+use crate::store::chat::ActionRunRow;
+
+use super::channels::api::{SIGNATURE_HEADER, sign};
+use super::outbox::Failure;
+use super::snapshot::Snapshot;
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct WebhookBody<'a> {
+    chat_id: String,
+    contact_id: String,
+    action: &'a str,
+    run_id: String,
+    queue: &'a str,
+    operator: &'a str,
+    at: String,
+}
+
+/// The JSON body POSTed for `run`.
+pub fn webhook_body(run: &ActionRunRow) -> Vec<u8> {
+    serde_json::to_vec(&WebhookBody {
+        chat_id: run.chat_id.to_string(),
+        contact_id: run.contact_id.to_string(),
+        action: &run.action,
+        run_id: run.id.to_string(),
+        queue: &run.queue,
+        operator: &run.operator,
+        at: run
+            .created_at
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    })
+    .expect("the action body serializes")
+}
+
+/// One delivery attempt of a webhook action run.
+pub(super) async fn deliver(
+    http: &reqwest::Client,
+    snapshot: &Snapshot,
+    run: &ActionRunRow,
+) -> Result<(), Failure> {
+    let permanent = |error: String| Failure {
+        error,
+        retry: false,
+        after: None,
+    };
+    let action = snapshot.actions.get(&run.action).ok_or_else(|| {
+        permanent(format!(
+            "chat action {} is no longer configured; the run is given up",
+            run.action
+        ))
+    })?;
+    let Some((url, secret)) = &action.webhook else {
+        return Err(permanent(format!(
+            "chat action {} is no longer a webhook; the run is given up",
+            run.action
+        )));
+    };
+    let secret = secret.as_ref().map_err(|e| Failure {
+        error: format!("the action's webhook secret cannot be read: {e}"),
+        retry: true,
+        after: None,
+    })?;
+    let body = webhook_body(run);
+    let response = http
+        .post(url.clone())
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(SIGNATURE_HEADER, sign(secret, &body))
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| Failure {
+            // Without the URL: it may carry credentials in its query.
+            error: format!("the action webhook request failed: {}", e.without_url()),
+            retry: true,
+            after: None,
+        })?;
+    let status = response.status();
+    if status.is_success() {
+        return Ok(());
+    }
+    let after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs);
+    Err(Failure {
+        error: format!("the action webhook answered {status}"),
+        retry: status.is_server_error()
+            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+            || status == reqwest::StatusCode::REQUEST_TIMEOUT,
+        after,
+    })
+}
