@@ -13,15 +13,19 @@ pub fn run(dirs: &[PathBuf], state: &Path, detailed_exitcode: bool) -> ExitCode 
         Ok(set) => set,
         Err(code) => return code,
     };
-    let applied = match Store::open_read_only(state) {
-        Ok(store) => match store.applied_objects() {
-            Ok(a) => a,
+    // The channels with chats come from the store as data, so plan::diff stays pure (CH-10).
+    let (applied, with_chats) = match Store::open_read_only(state) {
+        Ok(store) => match store
+            .applied_objects()
+            .and_then(|a| Ok((a, store.chat_channels_with_chats()?)))
+        {
+            Ok(read) => read,
             Err(e) => return super::fail(e),
         },
-        Err(StoreError::Missing(_)) => Vec::new(),
+        Err(StoreError::Missing(_)) => Default::default(),
         Err(e) => return super::fail(e),
     };
-    let plan = plan::diff(&set, &applied);
+    let plan = plan::diff(&set, &applied, &with_chats);
     print!("{}", plan::render::text(&plan));
     if detailed_exitcode && !plan.is_empty() {
         ExitCode::from(2)

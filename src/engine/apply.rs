@@ -119,6 +119,31 @@ pub fn changes(set: &ConfigSet, applied: &[(String, String)]) -> Vec<ObjectChang
     changes
 }
 
+/// CH-10: a removed `ChatChannel` that has chats is not deleted but kept in the store with
+/// `active: false` (its history stays readable; its webhooks answer 403 channel-inactive).
+pub fn keep_channels_with_chats(
+    changes: Vec<ObjectChange>,
+    applied: &[crate::store::AppliedObject],
+    with_chats: &std::collections::BTreeSet<String>,
+) -> Vec<ObjectChange> {
+    changes
+        .into_iter()
+        .map(|change| match change {
+            ObjectChange::Delete { kind, name }
+                if kind == Kind::ChatChannel.as_str() && with_chats.contains(&name) =>
+            {
+                let spec = applied
+                    .iter()
+                    .find(|o| o.kind == kind && o.name == name)
+                    .map(|o| crate::plan::deactivated(&o.spec))
+                    .unwrap_or_default();
+                ObjectChange::Upsert { kind, name, spec }
+            }
+            other => other,
+        })
+        .collect()
+}
+
 /// The writer of the running set.
 pub struct Engine {
     registry: Registry,
@@ -163,10 +188,26 @@ impl Engine {
         let metrics = self.handle.metrics().clone();
         let at = self.clock.now();
 
-        let applied = store.call(|s| s.applied_objects()).await?;
-        let applied: Vec<(String, String)> =
-            applied.into_iter().map(|o| (o.kind, o.name)).collect();
-        let changes = changes(&set, &applied);
+        let (applied, with_chats) = store
+            .call(|s| Ok((s.applied_objects()?, s.chat_channels_with_chats()?)))
+            .await?;
+        let keys: Vec<(String, String)> = applied
+            .iter()
+            .map(|o| (o.kind.clone(), o.name.clone()))
+            .collect();
+        let changes = keep_channels_with_chats(changes(&set, &keys), &applied, &with_chats);
+        let deactivated: Vec<String> = changes
+            .iter()
+            .filter_map(|c| match c {
+                ObjectChange::Upsert { kind, name, .. }
+                    if kind == Kind::ChatChannel.as_str()
+                        && set.object(Kind::ChatChannel, name).is_none() =>
+                {
+                    Some(name.clone())
+                }
+                _ => None,
+            })
+            .collect();
         store.call(move |s| s.apply(&changes, at)).await?;
 
         // Secrets are read from env and files: blocking work.
@@ -239,6 +280,17 @@ impl Engine {
                 .observe(took.as_secs_f64());
         }
         self.scheduler.retain(&keep);
+        for name in deactivated {
+            states.push((
+                Kind::ChatChannel.as_str().to_owned(),
+                name,
+                ObjectState::Pending,
+                Some(
+                    "deactivated: its manifest was removed and it has chats; its history is kept"
+                        .into(),
+                ),
+            ));
+        }
 
         store
             .call(move |s| {

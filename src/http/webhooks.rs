@@ -57,12 +57,7 @@ async fn receive_api(
         .get(channel)
         .filter(|c| c.provider == ChannelProvider::Api)
     else {
-        return (
-            "not-found",
-            Err(ApiError::not_found(format!(
-                "no api ChatChannel named {channel}"
-            ))),
-        );
+        return unknown_channel(state, channel, "api").await;
     };
     let token = match &setup.inbound_token {
         Ok(token) => token,
@@ -154,12 +149,7 @@ async fn receive_telegram(
         .get(channel)
         .filter(|c| c.provider == ChannelProvider::Telegram)
     else {
-        return (
-            "not-found",
-            Err(ApiError::not_found(format!(
-                "no telegram ChatChannel named {channel}"
-            ))),
-        );
+        return unknown_channel(state, channel, "telegram").await;
     };
     let token = match setup.secret("/token") {
         Ok(token) => token,
@@ -233,12 +223,7 @@ async fn receive_twilio(
         .get(channel)
         .filter(|c| c.provider == ChannelProvider::Whatsapp)
     else {
-        return (
-            "not-found",
-            Err(ApiError::not_found(format!(
-                "no whatsapp ChatChannel named {channel}"
-            ))),
-        );
+        return unknown_channel(state, channel, "whatsapp").await;
     };
     let token = match setup.secret("/authToken") {
         Ok(token) => token,
@@ -483,6 +468,33 @@ fn unreadable_secret<T>(
             format!("the channel's {field} cannot be read; see `switchboard status`"),
         )),
     )
+}
+
+/// A channel the config does not hold: 403 `channel-inactive` when it was removed while it had
+/// chats (CH-10: it is kept deactivated with its history), otherwise 404. The removed channel's
+/// credentials left the config with it, so this answer is given without checking them; it tells
+/// only that the channel once had chats.
+async fn unknown_channel<T>(
+    state: &AppState,
+    channel: &str,
+    provider: &str,
+) -> (&'static str, Result<T, ApiError>) {
+    let name = channel.to_owned();
+    let kept = state
+        .chat
+        .store()
+        .call(move |s| Ok(s.chat_channels_with_chats()?.contains(&name)))
+        .await;
+    match kept {
+        Ok(true) => ("inactive", Err(inactive(channel))),
+        Ok(false) => (
+            "not-found",
+            Err(ApiError::not_found(format!(
+                "no {provider} ChatChannel named {channel}"
+            ))),
+        ),
+        Err(e) => ("error", Err(ApiError::internal(e))),
+    }
 }
 
 fn inactive(channel: &str) -> ApiError {

@@ -1,14 +1,14 @@
 //! Desired vs applied: what applying the config would change, object by object and field by
 //! field, as data. Rendering lives in [`render`], apart from the diff.
 //!
-//! Pure: takes the loaded [`ConfigSet`] and the applied objects read by the caller; no store,
-//! no network. Specs are compared as the JSON the store records (defaults filled in), so a
+//! Pure: takes the loaded [`ConfigSet`], the applied objects and the names of the chat channels
+//! that have chats, all read by the caller; no store, no network. Specs are compared as the JSON the store records (defaults filled in), so a
 //! default that changes between releases shows as a change. Secret fields hold references
 //! (`{env: NAME}`), never values, so the plan can show them as they are.
 
 pub mod render;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::Value;
 
@@ -24,6 +24,9 @@ pub enum Action {
     Update,
     /// Applied, and gone from the config.
     Delete,
+    /// A `ChatChannel` gone from the config that has chats: kept, inactive, with its history
+    /// (CH-10).
+    Deactivate,
 }
 
 /// One changed leaf of a spec.
@@ -58,10 +61,14 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// Counts of (create, update, delete).
+    /// Counts of (create, change, delete); a deactivation is a change.
     pub fn counts(&self) -> (usize, usize, usize) {
         let n = |a| self.objects.iter().filter(|o| o.action == a).count();
-        (n(Action::Create), n(Action::Update), n(Action::Delete))
+        (
+            n(Action::Create),
+            n(Action::Update) + n(Action::Deactivate),
+            n(Action::Delete),
+        )
     }
 
     /// Whether applying would change nothing.
@@ -70,8 +77,10 @@ impl Plan {
     }
 }
 
-/// Compares the desired config with what the store says was applied.
-pub fn diff(desired: &ConfigSet, applied: &[AppliedObject]) -> Plan {
+/// Compares the desired config with what the store says was applied. `with_chats` names the
+/// chat channels that have at least one chat: removing one deactivates it instead of deleting
+/// it (CH-10); one already deactivated that way is no change.
+pub fn diff(desired: &ConfigSet, applied: &[AppliedObject], with_chats: &BTreeSet<String>) -> Plan {
     let rank = |kind: &str| {
         Kind::parse(kind).map_or(usize::MAX, |k| {
             Kind::ALL.iter().position(|x| *x == k).unwrap_or(usize::MAX)
@@ -93,8 +102,19 @@ pub fn diff(desired: &ConfigSet, applied: &[AppliedObject]) -> Plan {
     for key in keys {
         let before = old.remove(&key);
         let after = new.remove(&key);
+        let kept = key.1 == Kind::ChatChannel.as_str() && with_chats.contains(&key.2);
         let (action, changes) = match (before, after) {
             (None, Some(n)) => (Action::Create, leaf_changes("spec", None, Some(&n))),
+            (Some(o), None) if kept => {
+                let inactive = deactivated(o);
+                if inactive == *o {
+                    continue;
+                }
+                (
+                    Action::Deactivate,
+                    leaf_changes("spec", Some(o), Some(&inactive)),
+                )
+            }
             (Some(o), None) => (Action::Delete, leaf_changes("spec", Some(o), None)),
             (Some(o), Some(n)) if *o != n => {
                 (Action::Update, leaf_changes("spec", Some(o), Some(&n)))
@@ -109,6 +129,16 @@ pub fn diff(desired: &ConfigSet, applied: &[AppliedObject]) -> Plan {
         });
     }
     plan
+}
+
+/// The spec a removed `ChatChannel` with chats keeps in the store: the same, with
+/// `active: false` (CH-10).
+pub fn deactivated(spec: &Value) -> Value {
+    let mut spec = spec.clone();
+    if let Some(map) = spec.as_object_mut() {
+        map.insert("active".into(), Value::Bool(false));
+    }
+    spec
 }
 
 /// Whether `v` is a secret reference (`{env|file|credential: ...}`), shown as one value.
@@ -218,8 +248,30 @@ mod tests {
                 applied("User", "u", json!({"a": 1})),
                 applied("Settings", "default", json!({"b": 2})),
             ],
+            &BTreeSet::new(),
         );
         assert_eq!(plan.counts(), (0, 0, 2));
         assert_eq!(plan.objects[0].kind, "Settings");
+    }
+
+    // REQ: CH-10
+    #[test]
+    fn a_removed_channel_with_chats_is_deactivated_once_and_one_without_is_deleted() {
+        let set = ConfigSet::default();
+        let spec = json!({"provider": "api", "active": true, "queue": "q"});
+        let objects = [
+            applied("ChatChannel", "old", spec.clone()),
+            applied("ChatChannel", "unused", spec.clone()),
+        ];
+        let with_chats = BTreeSet::from(["old".to_owned()]);
+        let plan = diff(&set, &objects, &with_chats);
+        assert_eq!(plan.counts(), (0, 1, 1));
+        assert_eq!(plan.objects[0].action, Action::Deactivate);
+        assert_eq!(plan.objects[0].name, "old");
+        assert_eq!(plan.objects[0].changes[0].path, "spec.active");
+        assert_eq!(plan.objects[1].action, Action::Delete);
+
+        let after = [applied("ChatChannel", "old", deactivated(&spec))];
+        assert!(diff(&set, &after, &with_chats).is_empty());
     }
 }

@@ -20,6 +20,7 @@ pub fn text(plan: &Plan) -> String {
             Action::Create => ('+', "will be created"),
             Action::Update => ('~', "will be updated in place"),
             Action::Delete => ('-', "will be destroyed"),
+            Action::Deactivate => ('~', "will be deactivated (it has chats; history is kept)"),
         };
         let _ = writeln!(out, "  {sign} {}/{} {what}", o.kind, o.name);
         for c in &o.changes {

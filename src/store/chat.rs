@@ -14,6 +14,7 @@
 //! - Deduplicate in memory: a delivery stored twice is refused by `UNIQUE (channel,
 //!   provider_id)`, and a second open chat per contact by a partial unique index.
 
+use std::collections::BTreeSet;
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -558,6 +559,15 @@ impl Store {
         limit: usize,
     ) -> Result<(Vec<CaseRow>, usize), StoreError> {
         list_cases(&self.conn, viewer, offset, limit).map_err(|e| self.err(e))
+    }
+
+    /// The names of the channels that have at least one chat: they cannot be deleted, only
+    /// deactivated (CH-10).
+    pub fn chat_channels_with_chats(&self) -> Result<BTreeSet<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT DISTINCT channel FROM chats")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
+            .map_err(|e| self.err(e))
     }
 
     /// The delivery state of an outgoing message: `pending`, `sent` or `failed`.
