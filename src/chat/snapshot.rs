@@ -88,6 +88,9 @@ pub struct Snapshot {
     pub channels: BTreeMap<String, ChannelSetup>,
     /// Chat actions by name.
     pub actions: BTreeMap<String, ActionSetup>,
+    /// `Settings.chat.notificationSound`, resolved against the Settings manifest's directory
+    /// (CH-08).
+    pub notification_sound: Option<std::path::PathBuf>,
     /// The public base URL providers call (`Settings.siteUrl`, or derived from `listen`).
     pub site: url::Url,
 }
@@ -164,8 +167,16 @@ impl Snapshot {
                 )
             })
             .collect();
+        let notification_sound = set
+            .specs::<crate::config::kinds::SettingsSpec>()
+            .next()
+            .and_then(|(object, settings)| {
+                let path = settings.chat.notification_sound.as_ref()?;
+                Some(object.origin.dir().join(path))
+            });
         Snapshot {
             actions,
+            notification_sound,
             capacity: chat.map_or(DEFAULT_CAPACITY, |c| c.simultaneous_chats),
             accept_timeout: chat.map_or(DEFAULT_ACCEPT_TIMEOUT, |c| c.accept_timeout.get()),
             queues,

@@ -300,6 +300,61 @@ pub async fn run_action(
     Ok((status, Json(ActionRunDto::from(run))))
 }
 
+/// The largest notification sound served.
+pub const MAX_SOUND: u64 = 16 * 1024 * 1024;
+
+/// The content type of a sound file, by its extension.
+fn sound_type(path: &std::path::Path) -> &'static str {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        Some("mp3") => "audio/mpeg",
+        Some("ogg" | "oga" | "opus") => "audio/ogg",
+        Some("wav") => "audio/wav",
+        _ => "application/octet-stream",
+    }
+}
+
+/// `GET /api/v1/notification-sound` (CH-08): the file of `Settings.chat.notificationSound`
+/// for operator clients to play on a new chat; 404 when none is set.
+pub async fn notification_sound(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let snapshot = state.chat.snapshot().await;
+    let Some(path) = snapshot.notification_sound.clone() else {
+        return Err(ApiError::not_found(
+            "no notification sound is configured (Settings.chat.notificationSound)",
+        ));
+    };
+    let unreadable = |e: std::io::Error| {
+        tracing::warn!(path = %path.display(), error = %e, "the notification sound cannot be read");
+        ApiError::not_found(
+            "the configured notification sound cannot be read; see the daemon's log",
+        )
+    };
+    let size = tokio::fs::metadata(&path).await.map_err(unreadable)?.len();
+    if size > MAX_SOUND {
+        return Err(ApiError::internal(format!(
+            "the notification sound {} is larger than {MAX_SOUND} bytes",
+            path.display()
+        )));
+    }
+    let bytes = tokio::fs::read(&path).await.map_err(unreadable)?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, sound_type(&path)),
+            (axum::http::header::CACHE_CONTROL, "private, max-age=300"),
+        ],
+        bytes,
+    )
+        .into_response())
+}
+
 /// `GET /api/v1/cases`: the cases created from chats the caller may see, oldest first.
 pub async fn list_cases(
     State(state): State<AppState>,
@@ -601,4 +656,20 @@ pub fn sse_event(event: &Arc<ChatEvent>) -> Event {
     Event::default()
         .event(event.kind.name())
         .data(data.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // REQ: CH-08
+    #[test]
+    fn sound_types_follow_the_file_extension() {
+        let t = |p: &str| sound_type(std::path::Path::new(p));
+        assert_eq!(t("ding.mp3"), "audio/mpeg");
+        assert_eq!(t("ding.MP3"), "audio/mpeg");
+        assert_eq!(t("ding.ogg"), "audio/ogg");
+        assert_eq!(t("ding.wav"), "audio/wav");
+        assert_eq!(t("ding"), "application/octet-stream");
+    }
 }

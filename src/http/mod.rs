@@ -78,6 +78,7 @@ pub fn router(state: AppState) -> Router {
             post(chat::run_action),
         )
         .route("/api/v1/cases", get(chat::list_cases))
+        .route("/api/v1/notification-sound", get(chat::notification_sound))
         .route("/api/v1/operators", get(chat::list_operators))
         .route("/api/v1/operators/me/status", put(chat::put_status))
         .route("/api/v1/quick-replies", get(chat::quick_replies))
