@@ -275,3 +275,47 @@ async fn a_telegram_bot_is_registered_receives_once_replies_and_repairs_its_webh
         "the secret token is never logged"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_first_reconcile_registers_the_webhook_even_when_its_url_already_matches() {
+    // REQ: TG-02 (getWebhookInfo cannot show the secret_token, so a URL that looks right may
+    // carry a stale secret; the first run of a reconciler registers again, later runs do not)
+    let fake = TelegramFake::start(BOT_TOKEN).await;
+    let port = free_port();
+    let ours = format!("http://127.0.0.1:{port}/webhooks/telegram/bot");
+    {
+        let mut state = fake.lock();
+        state.webhook_url = ours.clone();
+        state.secret_token = Some("stale-secret-from-an-older-registration".into());
+        state.allowed_updates = Some(vec!["message".into()]);
+    }
+    let mut daemon = Daemon::start(port, &files(port, &fake.base, ""), &[]);
+    daemon.wait_ready().await;
+    eventually("the webhook is registered again", &daemon, || async {
+        fake.count("setWebhook") == 1
+    })
+    .await;
+    let secret = fake.lock().secret_token.clone().expect("secret");
+    assert_ne!(secret, "stale-secret-from-an-older-registration");
+    assert_eq!(
+        deliver(&daemon, Some(&secret), &update(1, 1001, "hi")).await,
+        200
+    );
+
+    // A later reconcile finds it in place and leaves it.
+    let (code, _) = call(
+        &daemon,
+        Method::POST,
+        "/api/v1/objects/ChatChannel/bot/sync",
+        ALICE,
+        None,
+    )
+    .await;
+    assert_eq!(code, 202);
+    eventually("the second reconcile ran", &daemon, || async {
+        fake.count("getWebhookInfo") >= 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.count("setWebhook"), 1);
+}

@@ -8,6 +8,8 @@
 //!   - a URL on *another* host: another installation uses the bot. Switchboard does not steal it
 //!     (TG-03): the object goes to `error` with that reason until an admin resolves it.
 //!   - a deactivated channel: `deleteWebhook` (only when the webhook is ours).
+//!   - the first run of a reconciler (daemon start, changed spec) calls `setWebhook` even when
+//!     the URL matches: the registered `secret_token` cannot be read back to compare.
 //! - **Inbound**: `POST /webhooks/telegram/{channel}` must carry
 //!   `X-Telegram-Bot-Api-Secret-Token` equal to [`secret_token`], checked in constant time before
 //!   the body is read; `update_id` is the deduplication key (a UNIQUE constraint in the store).
@@ -348,6 +350,10 @@ pub struct Reconciler {
     spec: ChatChannelSpec,
     site: url::Url,
     http: reqwest::Client,
+    /// Set once this reconciler has called `setWebhook`. `getWebhookInfo` cannot show the
+    /// registered `secret_token`, so a URL that looks right may still carry another secret (a
+    /// changed token, a registration by an older build); the first run registers regardless.
+    registered: std::sync::atomic::AtomicBool,
 }
 
 /// Builds the reconciler of a telegram `ChatChannel`.
@@ -364,6 +370,7 @@ pub fn build(object: &Object, set: &ConfigSet) -> Result<Reconciler, String> {
         spec,
         site: super::site_url(set),
         http,
+        registered: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -392,9 +399,10 @@ impl Reconciler {
             }
             return Ok(SyncReport::default());
         }
+        let first_run = !self.registered.load(std::sync::atomic::Ordering::Relaxed);
         match drift(&ours, &info.url, info.allowed_updates.as_deref()) {
-            Drift::InPlace => Ok(SyncReport::default()),
-            Drift::Register => {
+            Drift::InPlace if !first_run => Ok(SyncReport::default()),
+            Drift::InPlace | Drift::Register => {
                 if !info.url.is_empty() {
                     tracing::warn!(channel = %self.channel, "the bot's webhook drifted; registering it again");
                 }
@@ -408,6 +416,8 @@ impl Reconciler {
                 )
                 .await
                 .map_err(failed)?;
+                self.registered
+                    .store(true, std::sync::atomic::Ordering::Relaxed);
                 Ok(SyncReport {
                     items_in: 0,
                     items_out: 1,
