@@ -49,6 +49,18 @@ pub struct Inbound {
 pub enum Command {
     /// Store a client message (dedupe, find or open the chat, route a new one).
     Inbound(Inbound),
+    /// Store a message of a conversation an external bot handles (Messenger handover, FB-03):
+    /// history with no operator, never routed.
+    History(Inbound),
+    /// Record who owns a Messenger thread (FB-03).
+    ThreadOwner {
+        /// The channel.
+        channel: String,
+        /// The contact's page-scoped id.
+        psid: String,
+        /// We own it now (control was passed to us); otherwise the primary receiver does.
+        ours: bool,
+    },
     /// An operator accepts an offered chat.
     Accept {
         /// The operator.
@@ -303,6 +315,15 @@ impl<'w, 'c> Work<'w, 'c> {
     fn run(&mut self, command: Command) -> Result<Reply, ChatError> {
         match command {
             Command::Inbound(m) => self.inbound(m),
+            Command::History(m) => self.history(m),
+            Command::ThreadOwner {
+                channel,
+                psid,
+                ours,
+            } => {
+                self.tx.set_thread_owner(&channel, &psid, ours, self.at)?;
+                Ok(Reply::Done)
+            }
             Command::Accept { user, chat_id } => self.accept(&user, chat_id),
             Command::Complete {
                 user,
@@ -433,6 +454,59 @@ impl<'w, 'c> Work<'w, 'c> {
         );
         Ok(Reply::Inbound {
             chat_id: chat.id,
+            duplicate: false,
+        })
+    }
+
+    /// REQ: FB-03 — a bot-handled message joins the contact's bot-history chat (completed, no
+    /// operator); nothing is routed and no operator is told.
+    fn history(&mut self, m: Inbound) -> Result<Reply, ChatError> {
+        if let Some(chat_id) = self.tx.delivered(&m.channel, &m.provider_id)? {
+            return Ok(Reply::Inbound {
+                chat_id,
+                duplicate: true,
+            });
+        }
+        let queue = self
+            .snapshot
+            .channels
+            .get(&m.channel)
+            .map(|c| c.queue.clone())
+            .ok_or_else(|| ChatError::NotFound(format!("no chat channel {}", m.channel)))?;
+        let contact = self.tx.contact(
+            NewContact {
+                channel: &m.channel,
+                external_id: &m.contact_id,
+                name: &m.name,
+                email: m.email.as_deref(),
+                phone: m.phone.as_deref(),
+            },
+            self.at,
+        )?;
+        let chat_id = match self.tx.bot_history_chat_of(contact)? {
+            Some(id) => id,
+            None => {
+                let id = self
+                    .tx
+                    .create_bot_history_chat(&m.channel, &queue, contact, self.at)?;
+                self.fx
+                    .transitions
+                    .push((queue, None, ChatState::Completed));
+                id
+            }
+        };
+        self.tx.add_message(NewMessage {
+            chat_id,
+            channel: &m.channel,
+            direction: Direction::In,
+            provider_id: Some(&m.provider_id),
+            author: None,
+            text: &m.text,
+            at: self.at,
+        })?;
+        self.fx.messages.push((m.channel.clone(), Direction::In));
+        Ok(Reply::Inbound {
+            chat_id,
             duplicate: false,
         })
     }

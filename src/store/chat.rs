@@ -561,6 +561,21 @@ impl Store {
         list_cases(&self.conn, viewer, offset, limit).map_err(|e| self.err(e))
     }
 
+    /// Whether we own the Messenger thread of `psid` on `channel` (FB-03); the primary
+    /// receiver owns it until it passes control.
+    pub fn messenger_thread_ours(&self, channel: &str, psid: &str) -> Result<bool, StoreError> {
+        let owner: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT owner FROM messenger_threads WHERE channel = ?1 AND psid = ?2",
+                [channel, psid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(owner.as_deref() == Some("us"))
+    }
+
     /// The names of the channels that have at least one chat: they cannot be deleted, only
     /// deactivated (CH-10).
     pub fn chat_channels_with_chats(&self) -> Result<BTreeSet<String>, StoreError> {
@@ -1042,6 +1057,62 @@ impl ChatTx<'_> {
                  WHERE id = ?1 AND state = 'pending'",
             )
             .and_then(|mut s| s.execute(params![id, state, error, next, finished]))
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The contact's latest bot-history chat (FB-03), if any.
+    pub fn bot_history_chat_of(&mut self, contact_id: i64) -> Result<Option<i64>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT max(id) FROM chats WHERE contact_id = ?1 AND bot = 1")
+            .and_then(|mut s| s.query_row([contact_id], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
+    /// Opens a bot-history chat (FB-03): completed at once, no operator, never routed.
+    pub fn create_bot_history_chat(
+        &mut self,
+        channel: &str,
+        queue: &str,
+        contact_id: i64,
+        at: DateTime<Utc>,
+    ) -> Result<i64, StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO chats (channel, queue, contact_id, state, created_at, completed_at,
+                    bot)
+                 VALUES (?1, ?2, ?3, 'completed', ?4, ?4, 1) RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![channel, queue, contact_id, format_ts(at)], |r| {
+                    r.get(0)
+                })
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records who owns a Messenger thread (FB-03): us, or the primary receiver.
+    pub fn set_thread_owner(
+        &mut self,
+        channel: &str,
+        psid: &str,
+        ours: bool,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO messenger_threads (channel, psid, owner, changed_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (channel, psid) DO UPDATE SET owner = ?3, changed_at = ?4",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    channel,
+                    psid,
+                    if ours { "us" } else { "primary" },
+                    format_ts(at)
+                ])
+            })
             .map(drop)
             .map_err(|e| self.err(e))
     }

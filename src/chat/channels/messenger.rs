@@ -11,10 +11,18 @@
 //! - **Outbound**: the Send API, `POST /{version}/me/messages?access_token=…` with
 //!   `{"recipient": {"id": PSID}, "messaging_type": "RESPONSE", "message": {"text"}}`.
 //! - **Reconcile**: `GET /{version}/{pageId}?fields=name` with the page token proves the app may
-//!   manage the page (FB-01).
+//!   manage the page (FB-01); `GET /{version}/app` names our app and
+//!   `GET /{version}/{pageId}/subscribed_apps` lists the apps receiving the page's webhooks: any
+//!   other app (besides the handover's primary receiver) is a conflict — one page, one
+//!   installation, the last configured one receiving the messages (FB-02) — and the channel
+//!   goes to `error` saying so instead of silently losing messages.
+//! - **Handover Protocol** (FB-03), with `handover: {primaryReceiverAppId}`: the bot (the
+//!   primary receiver) owns every thread until it passes control. Messages of a thread it owns,
+//!   and `standby` events (messages we see as the secondary receiver), are stored as history
+//!   with no operator and never routed; a `pass_thread_control` to another app than the primary
+//!   (us) opens a chat and routes it like any other; a `take_thread_control`, or control passed
+//!   back to the primary, returns the thread to the bot.
 //!
-//! Not built: the Handover Protocol (FB-03). A channel with `handover` set is `pending` with
-//! that reason rather than routing threads an external bot owns.
 //! The page token travels in the query string: no message here includes a URL.
 
 use std::time::Duration;
@@ -76,13 +84,53 @@ struct Entry {
     id: String,
     #[serde(default)]
     messaging: Vec<Event>,
+    #[serde(default)]
+    standby: Vec<Event>,
 }
 
 #[derive(Deserialize)]
 struct Event {
     sender: Party,
     #[serde(default)]
+    timestamp: i64,
+    #[serde(default)]
     message: Option<Message>,
+    #[serde(default)]
+    pass_thread_control: Option<PassThreadControl>,
+    #[serde(default)]
+    take_thread_control: Option<serde_json::Value>,
+}
+
+#[derive(Deserialize)]
+struct PassThreadControl {
+    new_owner_app_id: serde_json::Value,
+    #[serde(default)]
+    metadata: Option<String>,
+}
+
+/// One event of a Messenger webhook, for the page it came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Received {
+    /// A message in a thread (its `channel` left for the caller to fill in).
+    Message(Inbound),
+    /// A message seen in standby: the thread belongs to another app (FB-03).
+    Standby(Inbound),
+    /// Thread control was passed to the app `to` (`pass_thread_control`).
+    Passed {
+        /// The contact's page-scoped id.
+        psid: String,
+        /// The new owner's app id.
+        to: String,
+        /// The deduplication key of the event.
+        event_id: String,
+        /// What the passing app said.
+        metadata: Option<String>,
+    },
+    /// The primary receiver took the thread back (`take_thread_control`).
+    Taken {
+        /// The contact's page-scoped id.
+        psid: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -101,34 +149,62 @@ struct Message {
     attachments: Vec<serde_json::Value>,
 }
 
-/// Parses an authenticated webhook body into messages per page: `(pageId, message)` with the
-/// message's channel left for the caller to fill in.
-pub fn parse(body: &[u8]) -> Result<Vec<(String, Inbound)>, String> {
+fn inbound(sender: &str, message: Message) -> Inbound {
+    let text = match (message.text, message.attachments.len()) {
+        (Some(text), _) => text,
+        (None, 0) => "[an empty message]".to_owned(),
+        (None, n) => format!("[{n} attachment(s)]"),
+    };
+    Inbound {
+        channel: String::new(),
+        provider_id: message.mid,
+        contact_id: sender.to_owned(),
+        name: sender.to_owned(),
+        email: None,
+        phone: None,
+        text,
+    }
+}
+
+/// Parses an authenticated webhook body into events per page: `(pageId, event)`. Echoes of
+/// our own messages, reads and deliveries are skipped.
+pub fn parse(body: &[u8]) -> Result<Vec<(String, Received)>, String> {
     let body: Body =
         serde_json::from_slice(body).map_err(|e| format!("invalid Messenger webhook body: {e}"))?;
     let mut found = Vec::new();
     for entry in body.entry {
         for event in entry.messaging {
-            let Some(message) = event.message.filter(|m| !m.is_echo) else {
+            let psid = event.sender.id;
+            let received = if let Some(message) = event.message {
+                if message.is_echo {
+                    continue;
+                }
+                Received::Message(inbound(&psid, message))
+            } else if let Some(pass) = event.pass_thread_control {
+                let to = match pass.new_owner_app_id {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                Received::Passed {
+                    event_id: format!("handover:{psid}:{}:{to}", event.timestamp),
+                    psid,
+                    to,
+                    metadata: pass.metadata.filter(|m| !m.trim().is_empty()),
+                }
+            } else if event.take_thread_control.is_some() {
+                Received::Taken { psid }
+            } else {
                 continue;
             };
-            let text = match (message.text, message.attachments.len()) {
-                (Some(text), _) => text,
-                (None, 0) => "[an empty message]".to_owned(),
-                (None, n) => format!("[{n} attachment(s)]"),
-            };
-            found.push((
-                entry.id.clone(),
-                Inbound {
-                    channel: String::new(),
-                    provider_id: message.mid,
-                    contact_id: event.sender.id.clone(),
-                    name: event.sender.id,
-                    email: None,
-                    phone: None,
-                    text,
-                },
-            ));
+            found.push((entry.id.clone(), received));
+        }
+        for event in entry.standby {
+            if let Some(message) = event.message.filter(|m| !m.is_echo) {
+                found.push((
+                    entry.id.clone(),
+                    Received::Standby(inbound(&event.sender.id, message)),
+                ));
+            }
         }
     }
     Ok(found)
@@ -226,17 +302,90 @@ pub fn build(object: &Object, _set: &ConfigSet) -> Result<Reconciler, String> {
     let spec = ChatChannelSpec::from_spec(&object.spec)
         .ok_or_else(|| format!("{} is not a ChatChannel", object.id()))?
         .clone();
-    if spec.handover.is_some() {
-        return Err(
-            "the Messenger Handover Protocol (handover, FB-03) is not built yet (issue: chat)"
-                .into(),
-        );
-    }
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
     Ok(Reconciler { spec, http })
+}
+
+#[derive(Deserialize)]
+struct App {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Apps {
+    #[serde(default)]
+    data: Vec<App>,
+}
+
+impl Reconciler {
+    async fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        token: &Secret,
+    ) -> Result<T, ConnectorError> {
+        let failed = ConnectorError::Failed;
+        let url = graph_url(&self.spec, path, &[("access_token", token.expose())])
+            .map_err(|f| failed(f.error))?;
+        let response = self
+            .http
+            .get(url)
+            .timeout(CALL_TIMEOUT)
+            .send()
+            .await
+            .map_err(|e| failed(format!("cannot reach the Graph API: {}", e.without_url())))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(failed(format!(
+                "the Graph API answered {status} to GET /{path}"
+            )));
+        }
+        response
+            .json()
+            .await
+            .map_err(|e| failed(format!("the Graph API's answer to GET /{path}: {e}")))
+    }
+
+    /// FB-02: the page's webhooks go to every subscribed app; another installation's app
+    /// means one of the two silently misses messages. Reported as a conflict.
+    async fn check_subscriptions(&self, page: &str, token: &Secret) -> Result<(), ConnectorError> {
+        let ours: App = self.get("app", token).await?;
+        let apps: Apps = self.get(&format!("{page}/subscribed_apps"), token).await?;
+        let primary = self
+            .spec
+            .handover
+            .as_ref()
+            .map(|h| h.primary_receiver_app_id.as_str());
+        let others: Vec<String> = apps
+            .data
+            .iter()
+            .filter(|a| a.id != ours.id && Some(a.id.as_str()) != primary)
+            .map(|a| match &a.name {
+                Some(name) => format!("{name} ({})", a.id),
+                None => a.id.clone(),
+            })
+            .collect();
+        if !others.is_empty() {
+            return Err(ConnectorError::Failed(format!(
+                "conflict: page {page} is also subscribed by {}; a page serves one installation \
+                 and the last one configured receives its messages (FB-02). Unsubscribe the \
+                 other app from the page (or remove this channel), then run \
+                 `switchboard sync ChatChannel/<name>`",
+                others.join(", ")
+            )));
+        }
+        if !apps.data.iter().any(|a| a.id == ours.id) {
+            return Err(ConnectorError::Failed(format!(
+                "the app is not subscribed to page {page}, so no message reaches Switchboard; \
+                 subscribe it (POST /{page}/subscribed_apps) and sync again"
+            )));
+        }
+        Ok(())
+    }
 }
 
 impl crate::engine::Connector for Reconciler {
@@ -273,6 +422,7 @@ impl crate::engine::Connector for Reconciler {
                      app must be allowed to manage the page (FB-01)"
                 )));
             }
+            self.check_subscriptions(page, token).await?;
             Ok(SyncReport::default())
         })
     }
@@ -316,13 +466,39 @@ mod tests {
         let found = parse(body).expect("valid");
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].0, "111");
+        let Received::Message(m) = &found[0].1 else {
+            panic!("a message: {:?}", found[0].1);
+        };
         assert_eq!(
             (
-                found[0].1.provider_id.as_str(),
-                found[0].1.contact_id.as_str(),
-                found[0].1.text.as_str()
+                m.provider_id.as_str(),
+                m.contact_id.as_str(),
+                m.text.as_str()
             ),
             ("m.1", "PSID1", "hi")
         );
+    }
+
+    #[test]
+    fn handover_and_standby_events_are_read() {
+        // REQ: FB-03
+        let body = br#"{"object":"page","entry":[{"id":"111","time":1,
+            "messaging":[
+              {"sender":{"id":"P1"},"recipient":{"id":"111"},"timestamp":5,"pass_thread_control":{"new_owner_app_id":"263902037430900","metadata":"needs a human"}},
+              {"sender":{"id":"P2"},"recipient":{"id":"111"},"timestamp":6,"take_thread_control":{"previous_owner_app_id":"1","metadata":""}}],
+            "standby":[{"sender":{"id":"P3"},"recipient":{"id":"111"},"timestamp":7,"message":{"mid":"m.9","text":"bot talk"}}]}]}"#;
+        let found = parse(body).expect("valid");
+        assert_eq!(found.len(), 3);
+        assert_eq!(
+            found[0].1,
+            Received::Passed {
+                psid: "P1".into(),
+                to: "263902037430900".into(),
+                event_id: "handover:P1:5:263902037430900".into(),
+                metadata: Some("needs a human".into()),
+            }
+        );
+        assert_eq!(found[1].1, Received::Taken { psid: "P2".into() });
+        assert!(matches!(&found[2].1, Received::Standby(m) if m.provider_id == "m.9"));
     }
 }

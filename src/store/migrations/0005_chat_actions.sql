@@ -36,3 +36,19 @@ CREATE TABLE chat_action_runs (
 );
 CREATE INDEX chat_action_runs_by_chat ON chat_action_runs (chat_id, id);
 CREATE INDEX chat_action_runs_due ON chat_action_runs (next_attempt_at) WHERE state = 'pending';
+
+-- Messenger Handover Protocol (FB-03). A chat with `bot = 1` is the history of a conversation
+-- an external bot (the primary receiver) handled: stored completed, with no operator, never
+-- routed. Its messages keep the same deduplication as any other.
+ALTER TABLE chats ADD COLUMN bot INTEGER NOT NULL DEFAULT 0 CHECK (bot IN (0, 1));
+CREATE INDEX chats_bot_history ON chats (contact_id, id) WHERE bot = 1;
+
+-- Who owns each Messenger thread of a channel with `handover`: the primary receiver (the
+-- bot) until it passes control to us. No row means the primary receiver.
+CREATE TABLE messenger_threads (
+    channel    TEXT NOT NULL,
+    psid       TEXT NOT NULL,
+    owner      TEXT NOT NULL CHECK (owner IN ('primary', 'us')),
+    changed_at TEXT NOT NULL,
+    PRIMARY KEY (channel, psid)
+);
