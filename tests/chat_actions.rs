@@ -6,7 +6,9 @@
 mod chat_support;
 mod support;
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -206,5 +208,88 @@ async fn actions_create_cases_and_call_signed_webhooks_with_the_outcome_on_the_c
         assert_eq!(body["operator"], "ann");
         assert_eq!(body["runId"], actions[1]["id"]);
     }
+    server.abort();
+}
+
+/// The flaky receiver's state: whether it refuses, and the bodies it accepted.
+type Flaky = (Arc<AtomicBool>, Arc<Mutex<Vec<serde_json::Value>>>);
+
+/// Refuses every delivery with 503 while `refusing`; records the bodies it accepts.
+async fn flaky(State((refusing, accepted)): State<Flaky>, body: Bytes) -> StatusCode {
+    if refusing.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE;
+    }
+    accepted
+        .lock()
+        .expect("lock")
+        .push(serde_json::from_slice(&body).expect("JSON body"));
+    StatusCode::OK
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_action_acknowledged_before_a_crash_is_delivered_after_the_restart() {
+    // REQ: CH-07 (the run is stored before the 202, so a kill -9 does not lose it)
+    let refusing = Arc::new(AtomicBool::new(true));
+    let accepted = Arc::new(Mutex::new(Vec::new()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let hook = format!("http://{}/hook", listener.local_addr().expect("addr"));
+    let app = axum::Router::new()
+        .route("/hook", axum::routing::post(flaky))
+        .with_state((Arc::clone(&refusing), Arc::clone(&accepted)));
+    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let port = free_port();
+    let mut config = files(port, "http://127.0.0.1:9/callback", "toAll");
+    config.extend(actions(&hook));
+    let mut daemon = Daemon::start(port, &config, &[]);
+    daemon.wait_ready().await;
+    let chat = send(&daemon, "web", "k-1", "visitor-9", "Call me back").await;
+    let (code, run) = call(
+        &daemon,
+        Method::POST,
+        &format!("/api/v1/chats/{chat}/actions/notify"),
+        ANN,
+        None,
+    )
+    .await;
+    assert_eq!(code, 202, "{run}");
+    let path = format!("/api/v1/chats/{chat}");
+    eventually("a refused attempt", &daemon, || async {
+        let (_, got) = call(&daemon, Method::GET, &path, ANN, None).await;
+        got["actions"][0]["attempts"] == 1
+    })
+    .await;
+
+    daemon.signal("KILL");
+    assert!(daemon.wait_exit(Duration::from_secs(5)).is_some());
+    refusing.store(false, Ordering::SeqCst);
+    daemon.child = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(daemon.config_dir())
+        .arg("--state")
+        .arg(daemon.dir.path().join("state.db"))
+        .arg("run")
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("SWITCHBOARD_STATE")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&daemon.stderr).expect("stderr file"))
+        .spawn()
+        .expect("restart switchboard");
+    daemon.wait_ready().await;
+    eventually(
+        "the run is delivered after the restart",
+        &daemon,
+        || async {
+            let (_, got) = call(&daemon, Method::GET, &path, ANN, None).await;
+            got["actions"][0]["state"] == "done"
+        },
+    )
+    .await;
+    let accepted = accepted.lock().expect("lock");
+    assert_eq!(accepted.len(), 1);
+    assert_eq!(accepted[0]["runId"], run["id"]);
     server.abort();
 }
