@@ -565,12 +565,18 @@ async fn unknown_channel<T>(
     channel: &str,
     provider: &str,
 ) -> (&'static str, Result<T, ApiError>) {
+    let configured = state.chat.snapshot().await.channels.contains_key(channel);
     let name = channel.to_owned();
-    let kept = state
-        .chat
-        .store()
-        .call(move |s| Ok(s.chat_channels_with_chats()?.contains(&name)))
-        .await;
+    // A configured channel of another provider is a wrong route, not a deactivated channel.
+    let kept = if configured {
+        Ok(false)
+    } else {
+        state
+            .chat
+            .store()
+            .call(move |s| Ok(s.chat_channels_with_chats()?.contains(&name)))
+            .await
+    };
     match kept {
         Ok(true) => ("inactive", Err(inactive(channel))),
         Ok(false) => (
