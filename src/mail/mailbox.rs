@@ -13,7 +13,9 @@ use std::time::Duration;
 use crate::config::kinds::{AuthMethod, LoginFormat, MailProviderType, MailboxSpec};
 use crate::config::types::AllOrList;
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
-use crate::engine::connector::{Connector, ConnectorError, SyncContext, SyncFuture, SyncReport};
+use crate::engine::connector::{
+    Connector, ConnectorError, SyncContext, SyncFuture, SyncReport, WatchContext, WatchFuture,
+};
 
 use crate::config::kinds::MailProviderSpec;
 use crate::store::mail::OutboxOutcome;
@@ -50,6 +52,9 @@ pub struct MailboxConnector {
     /// OAuth 2.0 access tokens, for a provider with `auth: oauth2` (shared across runs, so a
     /// valid token is reused).
     pub oauth: Option<Arc<TokenSource>>,
+    /// Whether INBOX is watched with IDLE: the mailbox loads mail automatically
+    /// (`load.auto`) and INBOX is among its folders.
+    pub idle: bool,
 }
 
 /// The registry factory for `Mailbox` objects.
@@ -111,6 +116,12 @@ impl MailboxConnector {
                 security: imap.security,
                 ca_file,
             });
+        let idle = spec.load.auto
+            && server.is_some()
+            && match &spec.load.folders {
+                AllOrList::All(_) => true,
+                AllOrList::List(list) => list.iter().any(|f| f.eq_ignore_ascii_case("INBOX")),
+            };
         let mut own = vec![address];
         if !own.contains(&login) {
             own.push(login.clone());
@@ -127,11 +138,16 @@ impl MailboxConnector {
             period: spec.load.period.get(),
             smtp,
             oauth,
+            idle,
         })
     }
 
     /// The password, or with OAuth 2.0 an access token (a new one with `force`).
-    async fn credential(&self, ctx: &SyncContext<'_>, force: bool) -> Result<String, RunError> {
+    pub(super) async fn credential(
+        &self,
+        ctx: &SyncContext<'_>,
+        force: bool,
+    ) -> Result<String, RunError> {
         match &self.oauth {
             None => Ok(ctx
                 .secrets
@@ -146,7 +162,7 @@ impl MailboxConnector {
 
     /// Connects and logs in; with OAuth 2.0 a refused token is refreshed once and retried
     /// (it may have been revoked before it expired).
-    async fn login(
+    pub(super) async fn login(
         &self,
         server: &Server,
         ctx: &SyncContext<'_>,
@@ -406,7 +422,7 @@ pub fn consent_target(set: &ConfigSet, name: &str) -> Result<ConsentTarget, Stri
 
 /// Why a run did not succeed.
 #[derive(Debug, thiserror::Error)]
-enum RunError {
+pub(super) enum RunError {
     /// Loading failed.
     #[error(transparent)]
     Imap(#[from] ImapError),
@@ -427,6 +443,11 @@ impl Connector for MailboxConnector {
                 Err(e) => Err(ConnectorError::Failed(e.to_string())),
             }
         })
+    }
+
+    fn watch(self: Arc<Self>, ctx: WatchContext) -> Option<WatchFuture> {
+        self.idle
+            .then(|| Box::pin(super::idle::watch(self, ctx)) as WatchFuture)
     }
 }
 

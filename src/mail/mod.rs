@@ -3,6 +3,7 @@
 //! - [`access`]: who may read and send with a mailbox (MB-04).
 //! - [`mailbox`]: the `Mailbox` connector — resolves its provider (EP-07), login (EP-03) and
 //!   folders (MB-02) from the config, and runs one sync through [`imap`].
+//! - [`idle`]: IMAP IDLE on INBOX, which requests the mailbox's sync when mail arrives.
 //! - [`imap`]: connect (TLS / STARTTLS / plain), log in, list and sync folders from their
 //!   checkpoints in pipelined batches.
 //! - [`tls`]: rustls (ring) with Web PKI roots plus a provider's `caFile`.
@@ -16,6 +17,7 @@
 
 pub mod access;
 pub mod consent;
+pub mod idle;
 pub mod imap;
 pub mod mailbox;
 pub mod mime;
