@@ -189,7 +189,12 @@ impl MailboxConnector {
             None => SyncReport::default(),
             Some(server) => {
                 let mut session = self.login(server, ctx, &password).await?;
-                let result = self.sync_folders(&mut session, ctx).await;
+                let result = async {
+                    // Filed before loading, so the Sent folder's sync finds the copy stored.
+                    self.file_sent(&mut session, ctx).await?;
+                    self.sync_folders(&mut session, ctx).await
+                }
+                .await;
                 // Best effort: the server closes idle sessions anyway.
                 let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
                 result?
@@ -297,6 +302,21 @@ impl MailboxConnector {
             }
         }
         Ok((sent, waiting))
+    }
+
+    /// APPENDs sent mail not yet in the server's Sent folder (MB-03).
+    async fn file_sent(
+        &self,
+        session: &mut imap::ImapSession,
+        ctx: &SyncContext<'_>,
+    ) -> Result<(), ImapError> {
+        let name = self.name.clone();
+        let copies = ctx.store.call(move |s| s.unfiled_sent(&name)).await?;
+        let filed = super::sent::file_sent(session, ctx.store, copies).await?;
+        if filed > 0 {
+            tracing::info!(mailbox = %self.name, filed, "sent mail filed in the Sent folder");
+        }
+        Ok(())
     }
 
     async fn sync_folders(

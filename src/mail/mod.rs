@@ -7,6 +7,7 @@
 //! - [`imap`]: connect (TLS / STARTTLS / plain), log in, list and sync folders from their
 //!   checkpoints in pipelined batches.
 //! - [`tls`]: rustls (ring) with Web PKI roots plus a provider's `caFile`.
+//! - [`sent`]: filing sent mail in the server's Sent folder (APPEND, MB-03).
 //! - [`smtp`]: composing (alias, signature) and delivering queued mail with lettre.
 //! - [`mime`]: raw message → headers, capped bodies, attachment metadata.
 //! - [`oauth`]: OAuth 2.0 access tokens (refresh grant, sealed at rest) and XOAUTH2.
@@ -22,6 +23,7 @@ pub mod imap;
 pub mod mailbox;
 pub mod mime;
 pub mod oauth;
+pub mod sent;
 pub mod smtp;
 pub mod tls;
 

@@ -174,6 +174,17 @@ pub struct Outgoing {
     pub raw: Vec<u8>,
 }
 
+/// A sent message whose copy is not yet in the server's Sent folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCopy {
+    /// The stored e-mail's id.
+    pub email_id: i64,
+    /// Its Message-ID (without angle brackets).
+    pub message_id: Option<String>,
+    /// The RFC 5322 message as sent.
+    pub raw: Vec<u8>,
+}
+
 /// A message waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxItem {
@@ -493,6 +504,59 @@ impl Store {
                 params![email_id, state, next, error, at],
             )
             .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    /// Messages of `mailbox` that SMTP accepted and that are not yet filed in the server's
+    /// Sent folder (their stored copy has no IMAP identity), oldest first (MB-03).
+    pub fn unfiled_sent(&self, mailbox: &str) -> Result<Vec<SentCopy>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT e.id, e.message_id, o.raw FROM mail_outbox o JOIN emails e ON e.id = o.email_id
+                 WHERE o.mailbox = ?1 AND o.state = 'sent' AND e.uid IS NULL
+                 ORDER BY e.id",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([mailbox], |row| {
+            Ok(SentCopy {
+                email_id: row.get(0)?,
+                message_id: row.get(1)?,
+                raw: row.get(2)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Records that the sent message `email_id` is `uid` in `folder` (UIDVALIDITY
+    /// `uidvalidity`) on the server, so the folder's sync finds it stored and skips it. A copy
+    /// a sync stored first under that identity is merged into the sent one (one transaction).
+    pub fn file_sent(
+        &mut self,
+        email_id: i64,
+        folder: &str,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, e))?;
+        tx.execute(
+            "DELETE FROM emails WHERE id <> ?1 AND folder = ?2 AND uidvalidity = ?3 AND uid = ?4
+               AND mailbox = (SELECT mailbox FROM emails WHERE id = ?1)",
+            params![email_id, folder, uidvalidity, uid],
+        )
+        .and_then(|_| {
+            tx.execute(
+                "UPDATE emails SET folder = ?2, uidvalidity = ?3, uid = ?4 WHERE id = ?1",
+                params![email_id, folder, uidvalidity, uid],
+            )
+        })
+        .map_err(|e| db_error(&self.path, e))?;
+        tx.commit().map_err(|e| db_error(&self.path, e))?;
         Ok(())
     }
 
