@@ -160,8 +160,8 @@ impl Registry {
     /// The registry of the shipped connectors. Kinds not registered here are pending.
     pub fn builtin() -> Registry {
         let mut registry = Registry::default();
-        // Mail: imap/gmail providers sync over IMAP; exchange and microsoft365 mailboxes are
-        // pending with their reason (the factory's `Err`).
+        // Mail: imap/gmail providers sync over IMAP, microsoft365 (oauth2) through Graph;
+        // exchange mailboxes are pending with their reason (the factory's `Err`).
         registry.register(Kind::Mailbox, crate::mail::build);
         // Chat channels: the api provider reconciles; the others are pending with a reason.
         registry.register(Kind::ChatChannel, crate::chat::channels::build);

@@ -22,15 +22,26 @@ use crate::store::mail::OutboxOutcome;
 
 use super::access::{self, Right};
 use super::consent::Callback;
+use super::graph::{self, GraphApi, GraphClient, GraphError, MailFolder};
 use super::imap::{self, Auth, FolderSync, ImapError, Server};
 use super::oauth::{OAuthApp, OAuthError, TokenSource};
 use super::smtp::{self, Draft, SendError, SmtpServer};
 
 /// The pending reason of an `exchange` mailbox.
 pub const EXCHANGE_PENDING: &str = "on-premises Exchange (EWS) is not supported yet";
-/// The pending reason of a `microsoft365` mailbox.
-pub const MICROSOFT365_PENDING: &str =
-    "the Microsoft 365 (Graph) mail connector is not built yet (issue: mail)";
+/// The pending reason of a `microsoft365` mailbox whose provider does not use OAuth 2.0.
+pub const MICROSOFT365_PENDING: &str = "Microsoft 365 through Graph needs `auth: oauth2` on the provider (password sign-in is not built yet; Exchange Online accepts only OAuth 2.0 tokens)";
+
+/// A mailbox served by Microsoft Graph (EP-05).
+#[derive(Debug, Clone)]
+pub struct GraphMailbox {
+    /// Where Graph is.
+    pub api: GraphApi,
+    /// Mail is loaded (mailbox and provider allow it).
+    pub load: bool,
+    /// Mail may be sent.
+    pub send: bool,
+}
 
 /// A mailbox ready to sync.
 #[derive(Debug, Clone)]
@@ -52,6 +63,8 @@ pub struct MailboxConnector {
     /// OAuth 2.0 access tokens, for a provider with `auth: oauth2` (shared across runs, so a
     /// valid token is reused).
     pub oauth: Option<Arc<TokenSource>>,
+    /// Microsoft Graph, for a `microsoft365` mailbox (then `server` and `smtp` are `None`).
+    pub graph: Option<GraphMailbox>,
     /// Whether INBOX is watched with IDLE: the mailbox loads mail automatically
     /// (`load.auto`) and INBOX is among its folders.
     pub idle: bool,
@@ -70,11 +83,25 @@ impl MailboxConnector {
         let (provider_name, provider) = set
             .mail_provider_of(spec)
             .ok_or_else(|| format!("no MailProvider serves {}", spec.address.as_str()))?;
-        match provider.provider_type {
+        let graph = match provider.provider_type {
             MailProviderType::Exchange => return Err(EXCHANGE_PENDING.into()),
-            MailProviderType::Microsoft365 => return Err(MICROSOFT365_PENDING.into()),
-            MailProviderType::Imap | MailProviderType::Gmail => {}
-        }
+            MailProviderType::Microsoft365 if provider.auth != AuthMethod::Oauth2 => {
+                return Err(MICROSOFT365_PENDING.into());
+            }
+            MailProviderType::Microsoft365 => Some(GraphMailbox {
+                api: GraphApi {
+                    base: provider
+                        .api_base_url
+                        .as_ref()
+                        .map_or(graph::DEFAULT_BASE_URL, |u| u.as_str())
+                        .trim_end_matches('/')
+                        .to_owned(),
+                },
+                load: spec.load.enabled && provider.load,
+                send: spec.send.enabled && provider.send,
+            }),
+            MailProviderType::Imap | MailProviderType::Gmail => None,
+        };
         let oauth = oauth_app(set, provider_name, provider)?
             .map(|app| Arc::new(TokenSource::new(&object.name, app)));
         let address = spec.address.as_str().to_owned();
@@ -98,7 +125,7 @@ impl MailboxConnector {
                 base.join(p)
             }
         });
-        let smtp = (spec.send.enabled && provider.send)
+        let smtp = (graph.is_none() && spec.send.enabled && provider.send)
             .then_some(provider.smtp.as_ref())
             .flatten()
             .map(|smtp| SmtpServer {
@@ -107,7 +134,7 @@ impl MailboxConnector {
                 security: smtp.security,
                 ca_file: ca_file.clone(),
             });
-        let server = (spec.load.enabled && provider.load)
+        let server = (graph.is_none() && spec.load.enabled && provider.load)
             .then_some(provider.imap.as_ref())
             .flatten()
             .map(|imap| Server {
@@ -138,6 +165,7 @@ impl MailboxConnector {
             period: spec.load.period.get(),
             smtp,
             oauth,
+            graph,
             idle,
         })
     }
@@ -183,6 +211,9 @@ impl MailboxConnector {
 
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, RunError> {
         let password = self.credential(ctx, false).await?;
+        if let Some(graph) = &self.graph {
+            return self.run_graph(ctx, graph, password).await;
+        }
         // The outbox first: sending is what a user waits for.
         let (sent, waiting) = self.flush_outbox(ctx, &password).await?;
         let mut report = match &self.server {
@@ -208,6 +239,80 @@ impl MailboxConnector {
         Ok(report)
     }
 
+    /// One Graph run: the outbox through `sendMail`, then each folder's delta round. A
+    /// refused access token is refreshed once.
+    async fn run_graph(
+        &self,
+        ctx: &SyncContext<'_>,
+        graph: &GraphMailbox,
+        token: String,
+    ) -> Result<SyncReport, RunError> {
+        let (sent, waiting) = self.flush_outbox(ctx, &token).await?;
+        let mut report = SyncReport::default();
+        if graph.load {
+            report = match self.load_graph(ctx, &graph.api, token).await {
+                Err(RunError::Graph(GraphError::Unauthorized(answer))) if self.oauth.is_some() => {
+                    tracing::info!(mailbox = %self.name, %answer, "Graph refused the access token; refreshing it once");
+                    let token = self.credential(ctx, true).await?;
+                    self.load_graph(ctx, &graph.api, token).await?
+                }
+                other => other?,
+            };
+        }
+        report.items_out += sent;
+        if let Some(error) = waiting {
+            return Err(RunError::Waiting(error));
+        }
+        Ok(report)
+    }
+
+    async fn load_graph(
+        &self,
+        ctx: &SyncContext<'_>,
+        api: &GraphApi,
+        token: String,
+    ) -> Result<SyncReport, RunError> {
+        let client = GraphClient::new(api, token, &ctx.cancel);
+        let on_server = client.folders().await?;
+        let (folders, missing): (Vec<MailFolder>, Vec<String>) = match &self.folders {
+            None => (on_server, Vec::new()),
+            Some(list) => {
+                let mut found = Vec::new();
+                let mut missing = Vec::new();
+                for name in list {
+                    let hit = on_server.iter().find(|f| {
+                        f.display_name == *name
+                            || (name.eq_ignore_ascii_case("INBOX")
+                                && f.display_name.eq_ignore_ascii_case("Inbox"))
+                    });
+                    match hit {
+                        Some(f) => found.push(f.clone()),
+                        None => missing.push(name.clone()),
+                    }
+                }
+                (found, missing)
+            }
+        };
+        let since = chrono::Utc::now()
+            - chrono::Duration::from_std(self.period).unwrap_or(chrono::Duration::days(30));
+        let counter = ctx
+            .metrics
+            .mail_messages_total
+            .with_label_values(&[self.name.as_str(), "in"]);
+        let mut report = SyncReport::default();
+        for folder in &folders {
+            let new = client
+                .sync_folder(ctx.store, &self.name, folder, since, &self.own)
+                .await?;
+            counter.inc_by(new);
+            report.items_in += new;
+        }
+        if !missing.is_empty() {
+            return Err(GraphError::MissingFolders(missing).into());
+        }
+        Ok(report)
+    }
+
     /// Sends the due messages of the outbox. Returns how many went out, and the error of the
     /// first one that must wait for a retry.
     async fn flush_outbox(
@@ -215,8 +320,10 @@ impl MailboxConnector {
         ctx: &SyncContext<'_>,
         password: &str,
     ) -> Result<(u64, Option<String>), RunError> {
-        let Some(server) = &self.smtp else {
-            return Ok((0, None));
+        let transport = match (&self.smtp, &self.graph) {
+            (Some(server), _) => Transport::Smtp(server),
+            (None, Some(graph)) if graph.send => Transport::Graph(&graph.api),
+            _ => return Ok((0, None)),
         };
         let name = self.name.clone();
         let due = ctx
@@ -235,23 +342,35 @@ impl MailboxConnector {
             }
             let deliver = |credential: String| {
                 let item = &item;
+                let cancel = &ctx.cancel;
                 async move {
-                    smtp::deliver(
-                        server,
-                        &self.login,
-                        &credential,
-                        self.oauth.is_some(),
-                        &item.envelope_from,
-                        &item.envelope_to,
-                        &item.raw,
-                    )
-                    .await
+                    match transport {
+                        Transport::Smtp(server) => {
+                            smtp::deliver(
+                                server,
+                                &self.login,
+                                &credential,
+                                self.oauth.is_some(),
+                                &item.envelope_from,
+                                &item.envelope_to,
+                                &item.raw,
+                            )
+                            .await
+                        }
+                        Transport::Graph(api) => {
+                            GraphClient::new(api, credential, cancel)
+                                .send_mail(&item.raw)
+                                .await
+                        }
+                    }
                 }
             };
             let mut result = deliver(password.to_owned()).await;
-            // A refused XOAUTH2 token (535) is refreshed once, not reported as undeliverable.
+            // A refused token (SMTP 535, Graph 401) is refreshed once, not reported as
+            // undeliverable.
             if self.oauth.is_some()
-                && matches!(&result, Err(SendError::Permanent(e)) if e.contains("535"))
+                && matches!(&result, Err(SendError::Permanent(e))
+                    if e.contains("535") || e.contains(graph::TOKEN_REFUSED))
             {
                 result = deliver(self.credential(ctx, true).await?).await;
             }
@@ -440,6 +559,13 @@ pub fn consent_target(set: &ConfigSet, name: &str) -> Result<ConsentTarget, Stri
     })
 }
 
+/// How the outbox is delivered.
+#[derive(Clone, Copy)]
+enum Transport<'a> {
+    Smtp(&'a SmtpServer),
+    Graph(&'a GraphApi),
+}
+
 /// Why a run did not succeed.
 #[derive(Debug, thiserror::Error)]
 pub(super) enum RunError {
@@ -449,6 +575,9 @@ pub(super) enum RunError {
     /// Sending must be retried.
     #[error("{0}")]
     Waiting(String),
+    /// Microsoft Graph failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
     /// No OAuth 2.0 access token.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
@@ -459,7 +588,9 @@ impl Connector for MailboxConnector {
         Box::pin(async move {
             match self.run(&ctx).await {
                 Ok(report) => Ok(report),
-                Err(RunError::Imap(ImapError::Cancelled)) => Err(ConnectorError::Cancelled),
+                Err(
+                    RunError::Imap(ImapError::Cancelled) | RunError::Graph(GraphError::Cancelled),
+                ) => Err(ConnectorError::Cancelled),
                 Err(e) => Err(ConnectorError::Failed(e.to_string())),
             }
         })
@@ -526,15 +657,15 @@ pub fn sender(
     let provider: Option<&MailProviderSpec> = set.mail_provider_of(spec).map(|(_, p)| p);
     let can = provider.is_some_and(|p| {
         p.send
-            && p.smtp.is_some()
-            && matches!(
-                p.provider_type,
-                MailProviderType::Imap | MailProviderType::Gmail
-            )
+            && match p.provider_type {
+                MailProviderType::Imap | MailProviderType::Gmail => p.smtp.is_some(),
+                MailProviderType::Microsoft365 => p.auth == AuthMethod::Oauth2,
+                MailProviderType::Exchange => false,
+            }
     });
     if !can {
         return Err(SendRefusal::Unprocessable(format!(
-            "mailbox {} cannot send yet: its provider has no SMTP server (Exchange and Microsoft 365 sending are not built yet)",
+            "mailbox {} cannot send: its provider has no SMTP server, or is Microsoft 365 without auth: oauth2 (on-premises Exchange sending is not built yet)",
             object.name
         )));
     }

@@ -3,6 +3,7 @@
 //! - [`access`]: who may read and send with a mailbox (MB-04).
 //! - [`mailbox`]: the `Mailbox` connector — resolves its provider (EP-07), login (EP-03) and
 //!   folders (MB-02) from the config, and runs one sync through [`imap`].
+//! - [`graph`]: Microsoft 365 through Microsoft Graph — delta sync and `sendMail` (EP-05).
 //! - [`idle`]: IMAP IDLE on INBOX, which requests the mailbox's sync when mail arrives.
 //! - [`imap`]: connect (TLS / STARTTLS / plain), log in, list and sync folders from their
 //!   checkpoints in pipelined batches.
@@ -18,6 +19,7 @@
 
 pub mod access;
 pub mod consent;
+pub mod graph;
 pub mod idle;
 pub mod imap;
 pub mod mailbox;

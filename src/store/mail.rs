@@ -560,6 +560,71 @@ impl Store {
         Ok(())
     }
 
+    /// Where the Graph delta sync of `mailbox`'s `folder` resumes (`None`: a full round).
+    pub fn graph_link(&self, mailbox: &str, folder: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT link FROM mail_graph_folders WHERE mailbox = ?1 AND folder = ?2",
+                params![mailbox, folder],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Commits one Graph delta page of `folder`: its new messages (a message whose
+    /// internetMessageId — the fingerprint — is already stored in the mailbox is skipped, so a
+    /// full resync duplicates nothing) and the link to resume from, in ONE transaction.
+    /// `complete` says `link` is the round's deltaLink. Returns how many messages were new.
+    #[allow(clippy::too_many_arguments, reason = "one page, one transaction")]
+    pub fn commit_graph_page(
+        &mut self,
+        mailbox: &str,
+        folder: &str,
+        emails: &[NewEmail],
+        link: Option<&str>,
+        complete: bool,
+        own: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.ensure_writable()?;
+        let at = format_ts(at);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, e))?;
+        let mut new = 0u64;
+        for email in emails {
+            let known: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM emails WHERE mailbox = ?1 AND fingerprint = ?2)",
+                )
+                .and_then(|mut st| st.query_row(params![mailbox, email.fingerprint], |r| r.get(0)))
+                .map_err(|e| db_error(&self.path, e))?;
+            if known {
+                continue;
+            }
+            if store_email(&tx, mailbox, folder, None, email, own, &at)
+                .map_err(|e| db_error(&self.path, e))?
+                .is_some()
+            {
+                new += 1;
+            }
+        }
+        tx.execute(
+            "INSERT INTO mail_graph_folders (mailbox, folder, link, complete, messages, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (mailbox, folder) DO UPDATE SET
+                 link = excluded.link, complete = excluded.complete,
+                 messages = messages + excluded.messages, updated_at = excluded.updated_at",
+            params![mailbox, folder, link, complete, saturating_i64(new), at],
+        )
+        .map_err(|e| db_error(&self.path, e))?;
+        tx.commit().map_err(|e| db_error(&self.path, e))?;
+        Ok(new)
+    }
+
     /// Lists e-mails, newest stored first.
     pub fn emails(&self, query: &EmailQuery) -> Result<EmailPage, StoreError> {
         select_emails(&self.conn, query).map_err(|e| self.err(e))

@@ -62,6 +62,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0004_mail_oauth",
         sql: include_str!("migrations/0004_mail_oauth.sql"),
     },
+    Migration {
+        name: "0006_mail_graph",
+        sql: include_str!("migrations/0006_mail_graph.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock held by another connection before giving up.
