@@ -260,3 +260,36 @@ async fn send_mail_posts_the_outbox_mime_and_sent_items_does_not_store_it_twice(
     let delivery = copies[0].delivery.as_ref().expect("delivery");
     assert_eq!(delivery.state, "sent", "{delivery:?}");
 }
+
+#[test]
+fn exchange_on_premises_and_microsoft365_without_oauth2_stay_pending_with_their_reason() {
+    // REQ: EP-05 (on-premises Exchange (EWS) is not built: pending with that reason, never a
+    // fake success; Graph needs OAuth 2.0)
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("password.txt"), "x").expect("password");
+    std::fs::write(
+        dir.path().join("mail.yaml"),
+        "apiVersion: switchboard/v1\nkind: User\nmetadata: {name: owner}\nspec: {displayName: Owner, email: owner@example.com}\n---\n\
+         apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {name: onprem}\nspec:\n  type: exchange\n  title: On-premises\n  domains: [onprem.example]\n  \
+         exchange: {serviceUrl: https://mail.onprem.example/EWS/Exchange.asmx}\n---\n\
+         apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {name: m365basic}\nspec:\n  type: microsoft365\n  title: M365 basic\n  domains: [basic.example]\n---\n\
+         apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {name: ews}\nspec:\n  address: a@onprem.example\n  owner: owner\n  password: {file: password.txt}\n---\n\
+         apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {name: basic}\nspec:\n  address: b@basic.example\n  owner: owner\n  password: {file: password.txt}\n",
+    )
+    .expect("manifest");
+    let set = switchboard::config::load(&[dir.path().to_path_buf()])
+        .into_result()
+        .unwrap_or_else(|d| panic!("valid config: {d:?}"));
+    let reason = |name: &str| {
+        let object = set.object(Kind::Mailbox, name).expect("mailbox");
+        switchboard::mail::build(object, &set)
+            .err()
+            .expect("no connector")
+    };
+    assert_eq!(reason("ews"), switchboard::mail::mailbox::EXCHANGE_PENDING);
+    assert!(
+        reason("basic").contains("auth: oauth2"),
+        "{}",
+        reason("basic")
+    );
+}
