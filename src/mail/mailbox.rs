@@ -222,7 +222,14 @@ impl MailboxConnector {
                 let mut session = self.login(server, ctx, &password).await?;
                 let result = async {
                     // Filed before loading, so the Sent folder's sync finds the copy stored.
-                    self.file_sent(&mut session, ctx).await?;
+                    // A refused APPEND (a message over the server's size limit, a read-only
+                    // folder) must not stop loading: it is retried on the next run.
+                    match self.file_sent(&mut session, ctx).await {
+                        Err(ImapError::Command { command, answer }) => {
+                            tracing::warn!(mailbox = %self.name, %command, %answer, "sent mail could not be filed in the Sent folder; retrying on the next run");
+                        }
+                        other => other?,
+                    }
                     self.sync_folders(&mut session, ctx).await
                 }
                 .await;
