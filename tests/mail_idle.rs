@@ -204,8 +204,9 @@ async fn mail_delivered_while_idling_is_loaded_without_waiting_for_the_poll() {
 
     rig.cancel.cancel();
     rig.tracker.close();
+    // Within the daemon's shutdown grace: `switchboard run` waits no longer.
     assert!(
-        tokio::time::timeout(PATIENCE, rig.tracker.wait())
+        tokio::time::timeout(switchboard::engine::SHUTDOWN_GRACE, rig.tracker.wait())
             .await
             .is_ok(),
         "shutdown stops the scheduler task and the idle task"
