@@ -187,6 +187,80 @@ mod tests {
         assert!(!announces_mail(&Response::Expunge(2)));
     }
 
+    /// A scripted IMAP server without IDLE: greeting, LOGIN, CAPABILITY, LOGOUT.
+    async fn server_without_idle() -> u16 {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let (socket, _) = listener.accept().await.expect("accept");
+            let (read, mut write) = socket.into_split();
+            let mut lines = BufReader::new(read).lines();
+            write.write_all(b"* OK ready\r\n").await.expect("greeting");
+            while let Ok(Some(line)) = lines.next_line().await {
+                let mut words = line.split_whitespace();
+                let tag = words.next().unwrap_or("*").to_owned();
+                let reply = match words.next().map(str::to_ascii_uppercase).as_deref() {
+                    Some("CAPABILITY") => format!("* CAPABILITY IMAP4rev1\r\n{tag} OK done\r\n"),
+                    Some("LOGOUT") => format!("* BYE\r\n{tag} OK done\r\n"),
+                    _ => format!("{tag} OK done\r\n"),
+                };
+                if write.write_all(reply.as_bytes()).await.is_err() {
+                    break;
+                }
+            }
+        });
+        port
+    }
+
+    #[tokio::test]
+    async fn without_the_idle_capability_the_watch_ends_and_leaves_the_mailbox_to_polling() {
+        // REQ: MB-02 (INBOX watched with IDLE where offered, otherwise polled)
+        let port = server_without_idle().await;
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(
+            dir.path().join("role.yaml"),
+            "apiVersion: switchboard/v1\nkind: Role\nmetadata:\n  name: probe\nspec:\n  title: Probe\n",
+        )
+        .expect("manifest");
+        let set = crate::config::load(&[dir.path().to_path_buf()])
+            .into_result()
+            .expect("valid config");
+        let connector = Arc::new(MailboxConnector {
+            name: "box".into(),
+            server: Some(Server {
+                host: "127.0.0.1".into(),
+                port,
+                security: crate::config::kinds::Security::None,
+                ca_file: None,
+            }),
+            login: "user".into(),
+            own: Vec::new(),
+            folders: None,
+            period: Duration::from_secs(86_400),
+            smtp: None,
+            oauth: None,
+            graph: None,
+            idle: true,
+        });
+        let request = Arc::new(tokio::sync::Notify::new());
+        let ctx = WatchContext {
+            object: set.objects[0].clone(),
+            secrets: Default::default(),
+            cancel: tokio_util::sync::CancellationToken::new(),
+            store: crate::engine::StoreHandle::new(
+                crate::store::Store::open_in_memory().expect("store"),
+            ),
+            metrics: crate::telemetry::Metrics::new(),
+            request: Arc::clone(&request),
+        };
+        tokio::time::timeout(Duration::from_secs(30), watch(connector, ctx))
+            .await
+            .expect("the watch returns by itself when the server has no IDLE");
+    }
+
     #[test]
     fn reidle_is_within_rfc_2177s_29_minutes() {
         assert!(REIDLE < Duration::from_secs(29 * 60));
