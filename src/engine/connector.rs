@@ -65,6 +65,48 @@ pub type SyncFuture<'a> =
 pub trait Connector: Send + Sync {
     /// Runs one sync.
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a>;
+
+    /// A long-lived watch of the remote side (IMAP IDLE) that asks for runs through
+    /// [`WatchContext::request`] when something changed; `None` (the default) when the
+    /// connector has nothing to watch. The scheduler spawns it beside the object's task, on
+    /// the same tracker and cancellation token, so it stops when the object is replaced or
+    /// removed and on shutdown. It never syncs itself: runs stay the scheduler's.
+    fn watch(self: Arc<Self>, ctx: WatchContext) -> Option<WatchFuture> {
+        let _ = ctx;
+        None
+    }
+}
+
+/// The boxed future of [`Connector::watch`].
+pub type WatchFuture = Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// Everything a watch may use; owned, because a watch outlives any one run.
+pub struct WatchContext {
+    /// The object being watched.
+    pub object: Object,
+    /// Its resolved secrets, by JSON pointer into `spec`.
+    pub secrets: BTreeMap<String, Secret>,
+    /// Fires on shutdown or when the object is replaced or removed; the watch then returns.
+    pub cancel: CancellationToken,
+    /// The store (for OAuth 2.0 tokens and the like).
+    pub store: StoreHandle,
+    /// The metrics.
+    pub metrics: Metrics,
+    /// Asks the scheduler for a run; requests coalesce (one follow-up run at most).
+    pub request: Arc<tokio::sync::Notify>,
+}
+
+impl WatchContext {
+    /// A [`SyncContext`] borrowing this one, for helpers shared with runs.
+    pub fn sync_context(&self) -> SyncContext<'_> {
+        SyncContext {
+            object: &self.object,
+            secrets: &self.secrets,
+            cancel: self.cancel.clone(),
+            store: &self.store,
+            metrics: &self.metrics,
+        }
+    }
 }
 
 /// What the registry made of an object.
@@ -118,8 +160,8 @@ impl Registry {
     /// The registry of the shipped connectors. Kinds not registered here are pending.
     pub fn builtin() -> Registry {
         let mut registry = Registry::default();
-        // Mail: imap/gmail providers sync over IMAP; exchange and microsoft365 mailboxes are
-        // pending with their reason (the factory's `Err`).
+        // Mail: imap/gmail providers sync over IMAP, microsoft365 (oauth2) through Graph;
+        // exchange mailboxes are pending with their reason (the factory's `Err`).
         registry.register(Kind::Mailbox, crate::mail::build);
         // Chat channels: the api provider reconciles; the others are pending with a reason.
         registry.register(Kind::ChatChannel, crate::chat::channels::build);

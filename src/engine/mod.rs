@@ -28,7 +28,9 @@ use crate::store::{ObjectState, Store, SyncOutcome};
 use crate::telemetry::Metrics;
 
 pub use apply::Engine;
-pub use connector::{Built, Connector, ConnectorError, Registry, SyncContext, SyncReport};
+pub use connector::{
+    Built, Connector, ConnectorError, Registry, SyncContext, SyncReport, WatchContext, WatchFuture,
+};
 pub use handle::{Clock, EngineHandle, StoreHandle, SyncRequestError};
 pub use scheduler::{Job, Scheduler, Trigger};
 

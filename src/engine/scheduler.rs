@@ -25,7 +25,7 @@ use crate::config::{Kind, Object};
 use crate::store::{ObjectState, SyncOutcome};
 use crate::telemetry::Metrics;
 
-use super::connector::{Connector, ConnectorError, SyncContext};
+use super::connector::{Connector, ConnectorError, SyncContext, WatchContext};
 use super::handle::{Clock, StoreHandle};
 
 /// The first retry delay after a failure.
@@ -151,6 +151,18 @@ impl Scheduler {
         });
         let cancel = self.cancel.child_token();
         let wake = Arc::new(Notify::new());
+        // A watch (IMAP IDLE) only requests runs, so it may overlap the replaced task's
+        // last run; it shares the new task's token and tracker.
+        if let Some(watch) = Arc::clone(&job.connector).watch(WatchContext {
+            object: job.object.clone(),
+            secrets: job.secrets.clone(),
+            cancel: cancel.clone(),
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            request: Arc::clone(&wake),
+        }) {
+            self.tracker.spawn(watch);
+        }
         let runner = Runner {
             job,
             store: self.store.clone(),

@@ -13,22 +13,35 @@ use std::time::Duration;
 use crate::config::kinds::{AuthMethod, LoginFormat, MailProviderType, MailboxSpec};
 use crate::config::types::AllOrList;
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
-use crate::engine::connector::{Connector, ConnectorError, SyncContext, SyncFuture, SyncReport};
+use crate::engine::connector::{
+    Connector, ConnectorError, SyncContext, SyncFuture, SyncReport, WatchContext, WatchFuture,
+};
 
 use crate::config::kinds::MailProviderSpec;
 use crate::store::mail::OutboxOutcome;
 
 use super::access::{self, Right};
 use super::consent::Callback;
+use super::graph::{self, GraphApi, GraphClient, GraphError, MailFolder};
 use super::imap::{self, Auth, FolderSync, ImapError, Server};
 use super::oauth::{OAuthApp, OAuthError, TokenSource};
 use super::smtp::{self, Draft, SendError, SmtpServer};
 
 /// The pending reason of an `exchange` mailbox.
 pub const EXCHANGE_PENDING: &str = "on-premises Exchange (EWS) is not supported yet";
-/// The pending reason of a `microsoft365` mailbox.
-pub const MICROSOFT365_PENDING: &str =
-    "the Microsoft 365 (Graph) mail connector is not built yet (issue: mail)";
+/// The pending reason of a `microsoft365` mailbox whose provider does not use OAuth 2.0.
+pub const MICROSOFT365_PENDING: &str = "Microsoft 365 through Graph needs `auth: oauth2` on the provider (password sign-in is not built yet; Exchange Online accepts only OAuth 2.0 tokens)";
+
+/// A mailbox served by Microsoft Graph (EP-05).
+#[derive(Debug, Clone)]
+pub struct GraphMailbox {
+    /// Where Graph is.
+    pub api: GraphApi,
+    /// Mail is loaded (mailbox and provider allow it).
+    pub load: bool,
+    /// Mail may be sent.
+    pub send: bool,
+}
 
 /// A mailbox ready to sync.
 #[derive(Debug, Clone)]
@@ -50,6 +63,11 @@ pub struct MailboxConnector {
     /// OAuth 2.0 access tokens, for a provider with `auth: oauth2` (shared across runs, so a
     /// valid token is reused).
     pub oauth: Option<Arc<TokenSource>>,
+    /// Microsoft Graph, for a `microsoft365` mailbox (then `server` and `smtp` are `None`).
+    pub graph: Option<GraphMailbox>,
+    /// Whether INBOX is watched with IDLE: the mailbox loads mail automatically
+    /// (`load.auto`) and INBOX is among its folders.
+    pub idle: bool,
 }
 
 /// The registry factory for `Mailbox` objects.
@@ -65,11 +83,25 @@ impl MailboxConnector {
         let (provider_name, provider) = set
             .mail_provider_of(spec)
             .ok_or_else(|| format!("no MailProvider serves {}", spec.address.as_str()))?;
-        match provider.provider_type {
+        let graph = match provider.provider_type {
             MailProviderType::Exchange => return Err(EXCHANGE_PENDING.into()),
-            MailProviderType::Microsoft365 => return Err(MICROSOFT365_PENDING.into()),
-            MailProviderType::Imap | MailProviderType::Gmail => {}
-        }
+            MailProviderType::Microsoft365 if provider.auth != AuthMethod::Oauth2 => {
+                return Err(MICROSOFT365_PENDING.into());
+            }
+            MailProviderType::Microsoft365 => Some(GraphMailbox {
+                api: GraphApi {
+                    base: provider
+                        .api_base_url
+                        .as_ref()
+                        .map_or(graph::DEFAULT_BASE_URL, |u| u.as_str())
+                        .trim_end_matches('/')
+                        .to_owned(),
+                },
+                load: spec.load.enabled && provider.load,
+                send: spec.send.enabled && provider.send,
+            }),
+            MailProviderType::Imap | MailProviderType::Gmail => None,
+        };
         let oauth = oauth_app(set, provider_name, provider)?
             .map(|app| Arc::new(TokenSource::new(&object.name, app)));
         let address = spec.address.as_str().to_owned();
@@ -93,7 +125,7 @@ impl MailboxConnector {
                 base.join(p)
             }
         });
-        let smtp = (spec.send.enabled && provider.send)
+        let smtp = (graph.is_none() && spec.send.enabled && provider.send)
             .then_some(provider.smtp.as_ref())
             .flatten()
             .map(|smtp| SmtpServer {
@@ -102,7 +134,7 @@ impl MailboxConnector {
                 security: smtp.security,
                 ca_file: ca_file.clone(),
             });
-        let server = (spec.load.enabled && provider.load)
+        let server = (graph.is_none() && spec.load.enabled && provider.load)
             .then_some(provider.imap.as_ref())
             .flatten()
             .map(|imap| Server {
@@ -111,6 +143,12 @@ impl MailboxConnector {
                 security: imap.security,
                 ca_file,
             });
+        let idle = spec.load.auto
+            && server.is_some()
+            && match &spec.load.folders {
+                AllOrList::All(_) => true,
+                AllOrList::List(list) => list.iter().any(|f| f.eq_ignore_ascii_case("INBOX")),
+            };
         let mut own = vec![address];
         if !own.contains(&login) {
             own.push(login.clone());
@@ -127,11 +165,17 @@ impl MailboxConnector {
             period: spec.load.period.get(),
             smtp,
             oauth,
+            graph,
+            idle,
         })
     }
 
     /// The password, or with OAuth 2.0 an access token (a new one with `force`).
-    async fn credential(&self, ctx: &SyncContext<'_>, force: bool) -> Result<String, RunError> {
+    pub(super) async fn credential(
+        &self,
+        ctx: &SyncContext<'_>,
+        force: bool,
+    ) -> Result<String, RunError> {
         match &self.oauth {
             None => Ok(ctx
                 .secrets
@@ -146,7 +190,7 @@ impl MailboxConnector {
 
     /// Connects and logs in; with OAuth 2.0 a refused token is refreshed once and retried
     /// (it may have been revoked before it expired).
-    async fn login(
+    pub(super) async fn login(
         &self,
         server: &Server,
         ctx: &SyncContext<'_>,
@@ -167,13 +211,28 @@ impl MailboxConnector {
 
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, RunError> {
         let password = self.credential(ctx, false).await?;
+        if let Some(graph) = &self.graph {
+            return self.run_graph(ctx, graph, password).await;
+        }
         // The outbox first: sending is what a user waits for.
         let (sent, waiting) = self.flush_outbox(ctx, &password).await?;
         let mut report = match &self.server {
             None => SyncReport::default(),
             Some(server) => {
                 let mut session = self.login(server, ctx, &password).await?;
-                let result = self.sync_folders(&mut session, ctx).await;
+                let result = async {
+                    // Filed before loading, so the Sent folder's sync finds the copy stored.
+                    // A refused APPEND (a message over the server's size limit, a read-only
+                    // folder) must not stop loading: it is retried on the next run.
+                    match self.file_sent(&mut session, ctx).await {
+                        Err(ImapError::Command { command, answer }) => {
+                            tracing::warn!(mailbox = %self.name, %command, %answer, "sent mail could not be filed in the Sent folder; retrying on the next run");
+                        }
+                        other => other?,
+                    }
+                    self.sync_folders(&mut session, ctx).await
+                }
+                .await;
                 // Best effort: the server closes idle sessions anyway.
                 let _ = tokio::time::timeout(Duration::from_secs(5), session.logout()).await;
                 result?
@@ -187,6 +246,80 @@ impl MailboxConnector {
         Ok(report)
     }
 
+    /// One Graph run: the outbox through `sendMail`, then each folder's delta round. A
+    /// refused access token is refreshed once.
+    async fn run_graph(
+        &self,
+        ctx: &SyncContext<'_>,
+        graph: &GraphMailbox,
+        token: String,
+    ) -> Result<SyncReport, RunError> {
+        let (sent, waiting) = self.flush_outbox(ctx, &token).await?;
+        let mut report = SyncReport::default();
+        if graph.load {
+            report = match self.load_graph(ctx, &graph.api, token).await {
+                Err(RunError::Graph(GraphError::Unauthorized(answer))) if self.oauth.is_some() => {
+                    tracing::info!(mailbox = %self.name, %answer, "Graph refused the access token; refreshing it once");
+                    let token = self.credential(ctx, true).await?;
+                    self.load_graph(ctx, &graph.api, token).await?
+                }
+                other => other?,
+            };
+        }
+        report.items_out += sent;
+        if let Some(error) = waiting {
+            return Err(RunError::Waiting(error));
+        }
+        Ok(report)
+    }
+
+    async fn load_graph(
+        &self,
+        ctx: &SyncContext<'_>,
+        api: &GraphApi,
+        token: String,
+    ) -> Result<SyncReport, RunError> {
+        let client = GraphClient::new(api, token, &ctx.cancel);
+        let on_server = client.folders().await?;
+        let (folders, missing): (Vec<MailFolder>, Vec<String>) = match &self.folders {
+            None => (on_server, Vec::new()),
+            Some(list) => {
+                let mut found = Vec::new();
+                let mut missing = Vec::new();
+                for name in list {
+                    let hit = on_server.iter().find(|f| {
+                        f.display_name == *name
+                            || (name.eq_ignore_ascii_case("INBOX")
+                                && f.display_name.eq_ignore_ascii_case("Inbox"))
+                    });
+                    match hit {
+                        Some(f) => found.push(f.clone()),
+                        None => missing.push(name.clone()),
+                    }
+                }
+                (found, missing)
+            }
+        };
+        let since = chrono::Utc::now()
+            - chrono::Duration::from_std(self.period).unwrap_or(chrono::Duration::days(30));
+        let counter = ctx
+            .metrics
+            .mail_messages_total
+            .with_label_values(&[self.name.as_str(), "in"]);
+        let mut report = SyncReport::default();
+        for folder in &folders {
+            let new = client
+                .sync_folder(ctx.store, &self.name, folder, since, &self.own)
+                .await?;
+            counter.inc_by(new);
+            report.items_in += new;
+        }
+        if !missing.is_empty() {
+            return Err(GraphError::MissingFolders(missing).into());
+        }
+        Ok(report)
+    }
+
     /// Sends the due messages of the outbox. Returns how many went out, and the error of the
     /// first one that must wait for a retry.
     async fn flush_outbox(
@@ -194,8 +327,10 @@ impl MailboxConnector {
         ctx: &SyncContext<'_>,
         password: &str,
     ) -> Result<(u64, Option<String>), RunError> {
-        let Some(server) = &self.smtp else {
-            return Ok((0, None));
+        let transport = match (&self.smtp, &self.graph) {
+            (Some(server), _) => Transport::Smtp(server),
+            (None, Some(graph)) if graph.send => Transport::Graph(&graph.api),
+            _ => return Ok((0, None)),
         };
         let name = self.name.clone();
         let due = ctx
@@ -214,23 +349,35 @@ impl MailboxConnector {
             }
             let deliver = |credential: String| {
                 let item = &item;
+                let cancel = &ctx.cancel;
                 async move {
-                    smtp::deliver(
-                        server,
-                        &self.login,
-                        &credential,
-                        self.oauth.is_some(),
-                        &item.envelope_from,
-                        &item.envelope_to,
-                        &item.raw,
-                    )
-                    .await
+                    match transport {
+                        Transport::Smtp(server) => {
+                            smtp::deliver(
+                                server,
+                                &self.login,
+                                &credential,
+                                self.oauth.is_some(),
+                                &item.envelope_from,
+                                &item.envelope_to,
+                                &item.raw,
+                            )
+                            .await
+                        }
+                        Transport::Graph(api) => {
+                            GraphClient::new(api, credential, cancel)
+                                .send_mail(&item.raw)
+                                .await
+                        }
+                    }
                 }
             };
             let mut result = deliver(password.to_owned()).await;
-            // A refused XOAUTH2 token (535) is refreshed once, not reported as undeliverable.
+            // A refused token (SMTP 535, Graph 401) is refreshed once, not reported as
+            // undeliverable.
             if self.oauth.is_some()
-                && matches!(&result, Err(SendError::Permanent(e)) if e.contains("535"))
+                && matches!(&result, Err(SendError::Permanent(e))
+                    if e.contains("535") || e.contains(graph::TOKEN_REFUSED))
             {
                 result = deliver(self.credential(ctx, true).await?).await;
             }
@@ -281,6 +428,21 @@ impl MailboxConnector {
             }
         }
         Ok((sent, waiting))
+    }
+
+    /// APPENDs sent mail not yet in the server's Sent folder (MB-03).
+    async fn file_sent(
+        &self,
+        session: &mut imap::ImapSession,
+        ctx: &SyncContext<'_>,
+    ) -> Result<(), ImapError> {
+        let name = self.name.clone();
+        let copies = ctx.store.call(move |s| s.unfiled_sent(&name)).await?;
+        let filed = super::sent::file_sent(session, ctx.store, copies).await?;
+        if filed > 0 {
+            tracing::info!(mailbox = %self.name, filed, "sent mail filed in the Sent folder");
+        }
+        Ok(())
     }
 
     async fn sync_folders(
@@ -404,15 +566,25 @@ pub fn consent_target(set: &ConfigSet, name: &str) -> Result<ConsentTarget, Stri
     })
 }
 
+/// How the outbox is delivered.
+#[derive(Clone, Copy)]
+enum Transport<'a> {
+    Smtp(&'a SmtpServer),
+    Graph(&'a GraphApi),
+}
+
 /// Why a run did not succeed.
 #[derive(Debug, thiserror::Error)]
-enum RunError {
+pub(super) enum RunError {
     /// Loading failed.
     #[error(transparent)]
     Imap(#[from] ImapError),
     /// Sending must be retried.
     #[error("{0}")]
     Waiting(String),
+    /// Microsoft Graph failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
     /// No OAuth 2.0 access token.
     #[error(transparent)]
     OAuth(#[from] OAuthError),
@@ -423,10 +595,17 @@ impl Connector for MailboxConnector {
         Box::pin(async move {
             match self.run(&ctx).await {
                 Ok(report) => Ok(report),
-                Err(RunError::Imap(ImapError::Cancelled)) => Err(ConnectorError::Cancelled),
+                Err(
+                    RunError::Imap(ImapError::Cancelled) | RunError::Graph(GraphError::Cancelled),
+                ) => Err(ConnectorError::Cancelled),
                 Err(e) => Err(ConnectorError::Failed(e.to_string())),
             }
         })
+    }
+
+    fn watch(self: Arc<Self>, ctx: WatchContext) -> Option<WatchFuture> {
+        self.idle
+            .then(|| Box::pin(super::idle::watch(self, ctx)) as WatchFuture)
     }
 }
 
@@ -485,15 +664,15 @@ pub fn sender(
     let provider: Option<&MailProviderSpec> = set.mail_provider_of(spec).map(|(_, p)| p);
     let can = provider.is_some_and(|p| {
         p.send
-            && p.smtp.is_some()
-            && matches!(
-                p.provider_type,
-                MailProviderType::Imap | MailProviderType::Gmail
-            )
+            && match p.provider_type {
+                MailProviderType::Imap | MailProviderType::Gmail => p.smtp.is_some(),
+                MailProviderType::Microsoft365 => p.auth == AuthMethod::Oauth2,
+                MailProviderType::Exchange => false,
+            }
     });
     if !can {
         return Err(SendRefusal::Unprocessable(format!(
-            "mailbox {} cannot send yet: its provider has no SMTP server (Exchange and Microsoft 365 sending are not built yet)",
+            "mailbox {} cannot send: its provider has no SMTP server, or is Microsoft 365 without auth: oauth2 (on-premises Exchange sending is not built yet)",
             object.name
         )));
     }

@@ -174,6 +174,17 @@ pub struct Outgoing {
     pub raw: Vec<u8>,
 }
 
+/// A sent message whose copy is not yet in the server's Sent folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentCopy {
+    /// The stored e-mail's id.
+    pub email_id: i64,
+    /// Its Message-ID (without angle brackets).
+    pub message_id: Option<String>,
+    /// The RFC 5322 message as sent.
+    pub raw: Vec<u8>,
+}
+
 /// A message waiting in the outbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxItem {
@@ -494,6 +505,124 @@ impl Store {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
+    }
+
+    /// Messages of `mailbox` that SMTP accepted and that are not yet filed in the server's
+    /// Sent folder (their stored copy has no IMAP identity), oldest first (MB-03).
+    pub fn unfiled_sent(&self, mailbox: &str) -> Result<Vec<SentCopy>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT e.id, e.message_id, o.raw FROM mail_outbox o JOIN emails e ON e.id = o.email_id
+                 WHERE o.mailbox = ?1 AND o.state = 'sent' AND e.uid IS NULL
+                 ORDER BY e.id",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map([mailbox], |row| {
+            Ok(SentCopy {
+                email_id: row.get(0)?,
+                message_id: row.get(1)?,
+                raw: row.get(2)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Records that the sent message `email_id` is `uid` in `folder` (UIDVALIDITY
+    /// `uidvalidity`) on the server, so the folder's sync finds it stored and skips it. A copy
+    /// a sync stored first under that identity is merged into the sent one (one transaction).
+    pub fn file_sent(
+        &mut self,
+        email_id: i64,
+        folder: &str,
+        uidvalidity: u32,
+        uid: u32,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, e))?;
+        tx.execute(
+            "DELETE FROM emails WHERE id <> ?1 AND folder = ?2 AND uidvalidity = ?3 AND uid = ?4
+               AND mailbox = (SELECT mailbox FROM emails WHERE id = ?1)",
+            params![email_id, folder, uidvalidity, uid],
+        )
+        .and_then(|_| {
+            tx.execute(
+                "UPDATE emails SET folder = ?2, uidvalidity = ?3, uid = ?4 WHERE id = ?1",
+                params![email_id, folder, uidvalidity, uid],
+            )
+        })
+        .map_err(|e| db_error(&self.path, e))?;
+        tx.commit().map_err(|e| db_error(&self.path, e))?;
+        Ok(())
+    }
+
+    /// Where the Graph delta sync of `mailbox`'s `folder` resumes (`None`: a full round).
+    pub fn graph_link(&self, mailbox: &str, folder: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT link FROM mail_graph_folders WHERE mailbox = ?1 AND folder = ?2",
+                params![mailbox, folder],
+                |r| r.get::<_, Option<String>>(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Commits one Graph delta page of `folder`: its new messages (a message whose
+    /// internetMessageId — the fingerprint — is already stored in the mailbox is skipped, so a
+    /// full resync duplicates nothing) and the link to resume from, in ONE transaction.
+    /// `complete` says `link` is the round's deltaLink. Returns how many messages were new.
+    #[allow(clippy::too_many_arguments, reason = "one page, one transaction")]
+    pub fn commit_graph_page(
+        &mut self,
+        mailbox: &str,
+        folder: &str,
+        emails: &[NewEmail],
+        link: Option<&str>,
+        complete: bool,
+        own: &[String],
+        at: DateTime<Utc>,
+    ) -> Result<u64, StoreError> {
+        self.ensure_writable()?;
+        let at = format_ts(at);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, e))?;
+        let mut new = 0u64;
+        for email in emails {
+            let known: bool = tx
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM emails WHERE mailbox = ?1 AND fingerprint = ?2)",
+                )
+                .and_then(|mut st| st.query_row(params![mailbox, email.fingerprint], |r| r.get(0)))
+                .map_err(|e| db_error(&self.path, e))?;
+            if known {
+                continue;
+            }
+            if store_email(&tx, mailbox, folder, None, email, own, &at)
+                .map_err(|e| db_error(&self.path, e))?
+                .is_some()
+            {
+                new += 1;
+            }
+        }
+        tx.execute(
+            "INSERT INTO mail_graph_folders (mailbox, folder, link, complete, messages, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT (mailbox, folder) DO UPDATE SET
+                 link = excluded.link, complete = excluded.complete,
+                 messages = messages + excluded.messages, updated_at = excluded.updated_at",
+            params![mailbox, folder, link, complete, saturating_i64(new), at],
+        )
+        .map_err(|e| db_error(&self.path, e))?;
+        tx.commit().map_err(|e| db_error(&self.path, e))?;
+        Ok(new)
     }
 
     /// Lists e-mails, newest stored first.

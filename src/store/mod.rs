@@ -66,6 +66,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0005_chat_actions",
         sql: include_str!("migrations/0005_chat_actions.sql"),
     },
+    Migration {
+        name: "0006_mail_graph",
+        sql: include_str!("migrations/0006_mail_graph.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock held by another connection before giving up.

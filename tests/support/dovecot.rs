@@ -335,6 +335,38 @@ service stats {{
         }
     }
 
+    /// APPENDs `message` to `user`'s `folder` over a second IMAP connection, the way another
+    /// client or a delivery agent would, so that sessions idling on the folder are told.
+    pub fn append(&self, user: &str, password: &str, folder: &str, message: &str) {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.imap_port)).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("read timeout");
+        let mut reader = BufReader::new(stream.try_clone().expect("clone stream"));
+        let mut line = String::new();
+        let mut read_until = |prefix: &str, reader: &mut BufReader<TcpStream>| loop {
+            line.clear();
+            let n = reader.read_line(&mut line).expect("read a response line");
+            assert!(
+                n > 0,
+                "dovecot closed the connection waiting for {prefix:?}"
+            );
+            if line.starts_with(prefix) {
+                return line.clone();
+            }
+        };
+        read_until("* OK", &mut reader);
+        write!(stream, "a LOGIN \"{user}\" \"{password}\"\r\n").expect("login");
+        let answer = read_until("a ", &mut reader);
+        assert!(answer.starts_with("a OK"), "login refused: {answer}");
+        write!(stream, "b APPEND \"{folder}\" {{{}}}\r\n", message.len()).expect("append");
+        read_until("+", &mut reader);
+        write!(stream, "{message}\r\n").expect("literal");
+        let answer = read_until("b ", &mut reader);
+        assert!(answer.starts_with("b OK"), "APPEND refused: {answer}");
+        let _ = write!(stream, "c LOGOUT\r\n");
+    }
+
     /// The Maildir of `user`'s `folder` (`INBOX`, or a name like `Archive/2024` with `/` as the
     /// hierarchy separator, stored Maildir++ style as `.Archive.2024`).
     pub fn maildir(&self, user: &str, folder: &str) -> PathBuf {

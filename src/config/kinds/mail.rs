@@ -156,6 +156,10 @@ pub struct MailProviderSpec {
     /// Exchange server (exchange).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exchange: Option<ExchangeServer>,
+    /// Microsoft Graph base URL (microsoft365); `https://graph.microsoft.com` when omitted
+    /// (national clouds and tests set their own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base_url: Option<HttpUrl>,
     /// Mailboxes may load mail.
     #[serde(default = "yes")]
     pub load: bool,
