@@ -227,6 +227,12 @@ impl<'de> Deserialize<'de> for SecretRef {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret with this value, for unit tests of the code that uses secrets.
+    #[cfg(test)]
+    pub(crate) fn for_tests(value: &str) -> Secret {
+        Secret(value.to_owned())
+    }
+
     /// The secret's value, for the one place that must send it (a header, a login).
     pub fn expose(&self) -> &str {
         &self.0

@@ -221,11 +221,7 @@ mod tests {
     use super::*;
 
     fn secret(value: &str) -> Secret {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("s"), value).expect("write");
-        crate::config::types::SecretRef::File("s".into())
-            .resolve(dir.path())
-            .expect("resolves")
+        Secret::for_tests(value)
     }
 
     #[test]
