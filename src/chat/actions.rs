@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use crate::store::chat::ActionRunRow;
 
-use super::channels::api::{SIGNATURE_HEADER, sign};
+use super::channels::api::post_signed;
 use super::outbox::Failure;
 use super::snapshot::Snapshot;
 
@@ -79,35 +79,5 @@ pub(super) async fn deliver(
         retry: true,
         after: None,
     })?;
-    let body = webhook_body(run);
-    let response = http
-        .post(url.clone())
-        .header(reqwest::header::CONTENT_TYPE, "application/json")
-        .header(SIGNATURE_HEADER, sign(secret, &body))
-        .body(body)
-        .send()
-        .await
-        .map_err(|e| Failure {
-            // Without the URL: it may carry credentials in its query.
-            error: format!("the action webhook request failed: {}", e.without_url()),
-            retry: true,
-            after: None,
-        })?;
-    let status = response.status();
-    if status.is_success() {
-        return Ok(());
-    }
-    let after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_secs);
-    Err(Failure {
-        error: format!("the action webhook answered {status}"),
-        retry: status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT,
-        after,
-    })
+    post_signed(http, url, secret, webhook_body(run), "the action webhook").await
 }

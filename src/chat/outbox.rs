@@ -40,6 +40,23 @@ pub struct Failure {
     pub after: Option<Duration>,
 }
 
+/// The delay a receiver asked for in `Retry-After` (the delay-seconds form), if any.
+pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// Whether an HTTP answer is worth retrying: 5xx, 429 and 408.
+pub fn retryable(status: reqwest::StatusCode) -> bool {
+    status.is_server_error()
+        || status == reqwest::StatusCode::TOO_MANY_REQUESTS
+        || status == reqwest::StatusCode::REQUEST_TIMEOUT
+}
+
 impl Failure {
     fn permanent(error: impl Into<String>) -> Failure {
         Failure {

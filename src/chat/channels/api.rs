@@ -159,7 +159,19 @@ pub(crate) async fn deliver(
         retry: true,
         after: None,
     })?;
-    let body = outbound_body(item);
+    post_signed(http, url, secret, outbound_body(item), "the callback").await
+}
+
+/// POSTs `body` as JSON signed with `secret` in `X-Switchboard-Signature`, and classifies the
+/// answer for the outbox's retry policy. `what` names the receiver in errors; the URL is never
+/// in them (its query may carry credentials).
+pub(crate) async fn post_signed(
+    http: &reqwest::Client,
+    url: &url::Url,
+    secret: &Secret,
+    body: Vec<u8>,
+    what: &str,
+) -> Result<(), Failure> {
     let response = http
         .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
@@ -168,8 +180,7 @@ pub(crate) async fn deliver(
         .send()
         .await
         .map_err(|e| Failure {
-            // Without the URL: it may carry credentials in its query.
-            error: format!("the callback request failed: {}", e.without_url()),
+            error: format!("{what} request failed: {}", e.without_url()),
             retry: true,
             after: None,
         })?;
@@ -177,18 +188,10 @@ pub(crate) async fn deliver(
     if status.is_success() {
         return Ok(());
     }
-    let after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(std::time::Duration::from_secs);
     Err(Failure {
-        error: format!("the callback answered {status}"),
-        retry: status.is_server_error()
-            || status == reqwest::StatusCode::TOO_MANY_REQUESTS
-            || status == reqwest::StatusCode::REQUEST_TIMEOUT,
-        after,
+        error: format!("{what} answered {status}"),
+        retry: super::super::outbox::retryable(status),
+        after: super::super::outbox::retry_after(&response),
     })
 }
 

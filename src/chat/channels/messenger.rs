@@ -270,12 +270,7 @@ pub(crate) async fn deliver(
     if status.is_success() {
         return Ok(());
     }
-    let after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let after = super::super::outbox::retry_after(&response);
     let error: serde_json::Value = response.json().await.unwrap_or_default();
     let code = error["error"]["code"].as_i64().unwrap_or_default();
     Err(Failure {

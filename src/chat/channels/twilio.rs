@@ -288,12 +288,7 @@ pub(crate) async fn deliver(
     if status.is_success() {
         return Ok(());
     }
-    let after = response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let after = super::super::outbox::retry_after(&response);
     let detail = response
         .json::<TwilioError>()
         .await
