@@ -19,8 +19,9 @@
 //! - [`store`]: the only module that runs SQL.
 //! - [`engine`]: the running set: apply, reload, scheduler, connectors, shutdown, sd_notify.
 //! - [`http`]: axum router, auth, error JSON, `/metrics`.
-//! - [`mail`]: the Mailbox connector: IMAP sync, TLS, MIME parsing.
+//! - [`mail`]: the Mailbox connector: IMAP sync and IDLE, SMTP, Microsoft Graph, OAuth 2.0.
 //! - [`telemetry`]: tracing setup and every metric, defined in one place.
+//! - [`net`]: outbound HTTP clients, all able to speak HTTPS.
 //! - [`cli`]: one file per verb.
 
 pub mod chat;
@@ -29,6 +30,7 @@ pub mod config;
 pub mod engine;
 pub mod http;
 pub mod mail;
+pub mod net;
 pub mod plan;
 pub mod store;
 pub mod telemetry;

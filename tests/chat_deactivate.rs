@@ -95,7 +95,7 @@ async fn a_removed_channel_with_chats_is_deactivated_and_keeps_its_history() {
     assert_eq!(code, 200, "{got}");
     assert_eq!(got["channel"], "web");
     assert_eq!(got["messages"][0]["text"], "Hello");
-    let response = reqwest::Client::new()
+    let response = switchboard::net::http_client()
         .post(format!("{}/webhooks/api/web", daemon.base))
         .bearer_auth(INBOUND)
         .json(&message("d-2", "visitor-1", "Still there?"))
@@ -105,7 +105,7 @@ async fn a_removed_channel_with_chats_is_deactivated_and_keeps_its_history() {
     assert_eq!(response.status(), 403);
     let body: serde_json::Value = response.json().await.expect("JSON");
     assert_eq!(body["error"]["code"], "channel-inactive");
-    let response = reqwest::Client::new()
+    let response = switchboard::net::http_client()
         .post(format!("{}/webhooks/api/legacy", daemon.base))
         .bearer_auth(INBOUND)
         .json(&message("d-3", "visitor-1", "Hi"))

@@ -45,7 +45,7 @@ fn sign(body: &[u8]) -> String {
 
 async fn post(daemon: &Daemon, body: &Value, signature: Option<String>) -> u16 {
     let bytes = serde_json::to_vec(body).expect("JSON");
-    let mut request = reqwest::Client::new()
+    let mut request = switchboard::net::http_client()
         .post(format!("{}/webhooks/messenger", daemon.base))
         .header("content-type", "application/json");
     if let Some(signature) = signature {

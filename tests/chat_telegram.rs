@@ -55,7 +55,7 @@ fn update(id: i64, user: i64, text: &str) -> Value {
 }
 
 async fn deliver(daemon: &Daemon, secret: Option<&str>, body: &Value) -> u16 {
-    let mut request = reqwest::Client::new()
+    let mut request = switchboard::net::http_client()
         .post(format!("{}/webhooks/telegram/bot", daemon.base))
         .json(body);
     if let Some(secret) = secret {
@@ -71,7 +71,7 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = switchboard::net::http_client()
         .request(method, format!("{}{path}", daemon.base))
         .bearer_auth(token);
     if let Some(body) = body {

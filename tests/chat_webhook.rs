@@ -15,7 +15,7 @@ async fn post(
     token: Option<&str>,
     body: Vec<u8>,
 ) -> reqwest::Response {
-    let mut request = reqwest::Client::new()
+    let mut request = switchboard::net::http_client()
         .post(format!("{}/webhooks/api/{channel}", daemon.base))
         .header("content-type", "application/json")
         .body(body);

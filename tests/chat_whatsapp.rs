@@ -81,7 +81,7 @@ async fn post(
     let body = url::form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();
-    let mut request = reqwest::Client::new()
+    let mut request = switchboard::net::http_client()
         .post(format!("{}/webhooks/twilio/{channel}", daemon.base))
         .header("content-type", "application/x-www-form-urlencoded")
         .body(body);
@@ -102,7 +102,7 @@ async fn call(
     token: &str,
     body: Option<Value>,
 ) -> (u16, Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = switchboard::net::http_client()
         .request(method, format!("{}{path}", daemon.base))
         .bearer_auth(token);
     if let Some(body) = body {

@@ -51,7 +51,7 @@ fn config(port: u16) -> Vec<(&'static str, String)> {
 }
 
 async fn post(daemon: &Daemon, who: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let response = reqwest::Client::new()
+    let response = switchboard::net::http_client()
         .post(format!("{}/api/v1/emails", daemon.base))
         .bearer_auth(format!("{who}-token"))
         .json(&body)

@@ -97,7 +97,7 @@ impl ChatService {
         .await
         .expect("opening the store does not panic")?;
         let (commands, receiver) = mpsc::channel(QUEUE_DEPTH);
-        let http = reqwest::Client::builder()
+        let http = crate::net::http_client_builder()
             .timeout(outbox::SEND_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .build()

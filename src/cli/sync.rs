@@ -74,7 +74,7 @@ async fn ask_daemon(
     kind: Kind,
     name: &str,
 ) -> Result<DaemonAnswer, NoDaemon> {
-    let client = reqwest::Client::builder()
+    let client = crate::net::http_client_builder()
         .timeout(std::time::Duration::from_secs(10))
         .build()
         .expect("an HTTP client builds");

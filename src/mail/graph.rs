@@ -240,7 +240,7 @@ impl<'a> GraphClient<'a> {
     pub fn new(api: &'a GraphApi, token: String, cancel: &'a CancellationToken) -> Self {
         GraphClient {
             api,
-            http: reqwest::Client::builder()
+            http: crate::net::http_client_builder()
                 .timeout(REQUEST_TIMEOUT)
                 .build()
                 .unwrap_or_default(),

@@ -124,7 +124,7 @@ struct ErrorBody {
 
 /// The HTTP client for token endpoints: no redirects.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
+    crate::net::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(TOKEN_TIMEOUT)
         .build()

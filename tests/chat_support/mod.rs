@@ -69,7 +69,7 @@ pub async fn send(
     from: &str,
     text: &str,
 ) -> String {
-    let response = reqwest::Client::new()
+    let response = switchboard::net::http_client()
         .post(format!("{}/webhooks/api/{channel}", daemon.base))
         .bearer_auth(INBOUND)
         .json(&message(id, from, text))
@@ -89,7 +89,7 @@ pub async fn call(
     token: &str,
     body: Option<serde_json::Value>,
 ) -> (u16, serde_json::Value) {
-    let mut request = reqwest::Client::new()
+    let mut request = switchboard::net::http_client()
         .request(method, format!("{}{path}", daemon.base))
         .bearer_auth(token);
     if let Some(body) = body {
@@ -112,7 +112,7 @@ pub struct Events {
 impl Events {
     /// Subscribes as the holder of `token`.
     pub async fn open(daemon: &crate::support::Daemon, token: &str) -> Events {
-        let response = reqwest::Client::new()
+        let response = switchboard::net::http_client()
             .get(format!("{}/api/v1/events", daemon.base))
             .bearer_auth(token)
             .send()

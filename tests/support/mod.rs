@@ -131,7 +131,7 @@ impl Daemon {
 
     /// Waits until `/readyz` answers 200 (panics with the daemon's stderr otherwise).
     pub async fn wait_ready(&mut self) {
-        let client = reqwest::Client::new();
+        let client = switchboard::net::http_client();
         for _ in 0..200 {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("daemon exited early with {status}:\n{}", self.stderr());
@@ -170,7 +170,7 @@ impl Daemon {
 
     /// GET `path` with an optional bearer token.
     pub async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut request = reqwest::Client::new().get(format!("{}{path}", self.base));
+        let mut request = switchboard::net::http_client().get(format!("{}{path}", self.base));
         if let Some(t) = token {
             request = request.bearer_auth(t);
         }
@@ -179,7 +179,7 @@ impl Daemon {
 
     /// POST `path` (empty body) with an optional bearer token.
     pub async fn post(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut request = reqwest::Client::new().post(format!("{}{path}", self.base));
+        let mut request = switchboard::net::http_client().post(format!("{}{path}", self.base));
         if let Some(t) = token {
             request = request.bearer_auth(t);
         }

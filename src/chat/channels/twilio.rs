@@ -326,7 +326,7 @@ pub fn build(object: &Object, _set: &ConfigSet) -> Result<Reconciler, String> {
     let spec = ChatChannelSpec::from_spec(&object.spec)
         .ok_or_else(|| format!("{} is not a ChatChannel", object.id()))?
         .clone();
-    let http = reqwest::Client::builder()
+    let http = crate::net::http_client_builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| format!("cannot build an HTTP client: {e}"))?;
