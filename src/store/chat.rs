@@ -503,15 +503,7 @@ impl Store {
 
     /// When the next pending outbox entry is due, if any.
     pub fn chat_outbox_next_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let text: Option<String> = self
-            .conn
-            .query_row(
-                "SELECT min(next_attempt_at) FROM chat_outbox WHERE state = 'pending'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(text.as_deref().and_then(parse_ts))
+        self.next_pending_at("chat_outbox")
     }
 
     /// The action runs of a chat, oldest first.
@@ -539,10 +531,16 @@ impl Store {
 
     /// When the next pending action run is due, if any.
     pub fn chat_actions_next_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.next_pending_at("chat_action_runs")
+    }
+
+    /// The earliest `next_attempt_at` of the pending rows of `table` (an outbox-like table of
+    /// this module: `chat_outbox` or `chat_action_runs`).
+    fn next_pending_at(&self, table: &'static str) -> Result<Option<DateTime<Utc>>, StoreError> {
         let text: Option<String> = self
             .conn
             .query_row(
-                "SELECT min(next_attempt_at) FROM chat_action_runs WHERE state = 'pending'",
+                &format!("SELECT min(next_attempt_at) FROM {table} WHERE state = 'pending'"),
                 [],
                 |r| r.get(0),
             )
