@@ -291,12 +291,19 @@ service stats {{
     /// Adds a user and waits until Dovecot accepts its login: Dovecot re-reads a changed
     /// passwd-file, but checks it at most once a second.
     pub fn add_user(&self, user: &str, password: &str) {
-        let mut file = std::fs::OpenOptions::new()
-            .append(true)
-            .open(self.dir.join("users"))
-            .expect("users file");
-        writeln!(file, "{user}:{{PLAIN}}{password}::::::").expect("append user");
-        drop(file);
+        // Tests add users in parallel: `writeln!` on a File may split a line over several
+        // write calls, and two threads' pieces interleaved into a corrupt line that Dovecot
+        // never accepted. One lock, and the line written whole in one call.
+        static USERS_FILE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+        {
+            let _guard = USERS_FILE.lock().unwrap_or_else(|e| e.into_inner());
+            let mut file = std::fs::OpenOptions::new()
+                .append(true)
+                .open(self.dir.join("users"))
+                .expect("users file");
+            file.write_all(format!("{user}:{{PLAIN}}{password}::::::\n").as_bytes())
+                .expect("append user");
+        }
         let deadline = Instant::now() + Duration::from_secs(10);
         while !self.try_login(user, password) {
             assert!(
