@@ -4,6 +4,12 @@
 //! Group commit falls out of the loop: while one batch is on the blocking pool, new commands
 //! queue in the channel and make up the next batch. Nothing is answered before its commit; if
 //! the commit fails, every command of the batch gets an error and nothing was stored.
+//!
+//! The commit and the disk flush are pipelined (see [`crate::store::WalSync`]): the writer
+//! commits a batch without waiting for the disk and goes on with the next one, while
+//! [`acknowledge`] flushes the log and only then answers the batches it covers, in commit
+//! order. A reply therefore still means "on disk", and the writer is never idle during a
+//! flush.
 
 use std::sync::Arc;
 
@@ -12,9 +18,13 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ConfigSet;
 use crate::engine::StoreHandle;
+use crate::store::WalSync;
 
 use super::commands::{self, BatchOutcome, ChatError, Command, Reply};
 use super::{ChatService, MAX_BATCH};
+
+/// Committed batches waiting for their flush; a full queue holds the writer back.
+const UNFLUSHED_BATCHES: usize = 16;
 
 /// A command on its way to the writer.
 pub(super) struct Envelope {
@@ -24,10 +34,32 @@ pub(super) struct Envelope {
     pub reply: oneshot::Sender<Result<Reply, ChatError>>,
 }
 
+/// A committed batch whose answers wait for the flush.
+struct Committed {
+    replies: Vec<oneshot::Sender<Result<Reply, ChatError>>>,
+    outcome: BatchOutcome,
+}
+
 pub(super) async fn run(
     service: ChatService,
-    mut receiver: mpsc::Receiver<Envelope>,
+    receiver: mpsc::Receiver<Envelope>,
     store: StoreHandle,
+) {
+    // An in-memory store (tests) has no log: its batches are answered at commit.
+    let wal = store.call(|s| Ok(s.wal_sync())).await.unwrap_or(None);
+    let (committed, unflushed) = mpsc::channel(UNFLUSHED_BATCHES);
+    // One task: the writer and the flusher take turns on the blocking pool's threads.
+    tokio::join!(
+        write(&service, receiver, &store, committed),
+        acknowledge(&service, unflushed, wal),
+    );
+}
+
+async fn write(
+    service: &ChatService,
+    mut receiver: mpsc::Receiver<Envelope>,
+    store: &StoreHandle,
+    committed: mpsc::Sender<Committed>,
 ) {
     let cancel = service.inner.cancel.clone();
     let mut applied: Option<Arc<ConfigSet>> = None;
@@ -41,13 +73,67 @@ pub(super) async fn run(
             },
         };
         let batch = fill(first, &mut receiver);
-        commit(&service, &store, &mut applied, batch).await;
+        commit(service, store, &mut applied, batch, &committed).await;
     }
     // Stopping: take no more, but answer what already queued (those clients are waiting).
     receiver.close();
     while let Some(first) = receiver.recv().await {
         let batch = fill(first, &mut receiver);
-        commit(&service, &store, &mut applied, batch).await;
+        commit(service, store, &mut applied, batch, &committed).await;
+    }
+}
+
+/// Flushes the log once for every committed batch that queued up meanwhile, then answers them
+/// and applies their effects, in commit order.
+async fn acknowledge(
+    service: &ChatService,
+    mut unflushed: mpsc::Receiver<Committed>,
+    mut wal: Option<WalSync>,
+) {
+    while let Some(first) = unflushed.recv().await {
+        let mut group = vec![first];
+        while let Ok(next) = unflushed.try_recv() {
+            group.push(next);
+        }
+        let flushed = match wal.take() {
+            None => Ok(()),
+            Some(mut log) => {
+                let joined = tokio::task::spawn_blocking(move || {
+                    let result = log.sync();
+                    (log, result)
+                })
+                .await;
+                match joined {
+                    Ok((log, result)) => {
+                        wal = Some(log);
+                        result
+                    }
+                    Err(e) => std::panic::resume_unwind(e.into_panic()),
+                }
+            }
+        };
+        if let Err(e) = &flushed {
+            tracing::error!(error = %e, "committed chat batches could not be flushed to disk; their requests are answered with an error");
+        }
+        for Committed { replies, outcome } in group {
+            let BatchOutcome {
+                replies: answers,
+                effects,
+                operators,
+            } = outcome;
+            // The store has the changes either way: events and gauges follow it.
+            publish(service, effects, operators);
+            for (reply, answer) in replies.into_iter().zip(answers) {
+                let answer = match &flushed {
+                    Ok(()) => answer,
+                    Err(_) => Err(ChatError::Unavailable(
+                        "the chat store could not flush to disk; retry (a repeated delivery is recognized)".into(),
+                    )),
+                };
+                // The requester may have gone (client disconnected); the change stands.
+                let _ = reply.send(answer);
+            }
+        }
     }
 }
 
@@ -67,6 +153,7 @@ async fn commit(
     store: &StoreHandle,
     applied: &mut Option<Arc<ConfigSet>>,
     batch: Vec<Envelope>,
+    committed: &mpsc::Sender<Committed>,
 ) {
     let (config, snapshot) = service.snapshot_of_running().await;
     // A new config (or the first batch after start) may have made operators available.
@@ -80,23 +167,17 @@ async fn commit(
         commands.push((envelope.command, envelope.at));
     }
     let result = store
-        .call(move |s| s.chat_batch(|tx| commands::execute(tx, &snapshot, redistribute, commands)))
+        .call(move |s| {
+            s.chat_batch_unsynced(|tx| commands::execute(tx, &snapshot, redistribute, commands))
+        })
         .await;
     match result {
         Ok(outcome) => {
             if redistribute {
                 *applied = Some(config);
             }
-            let BatchOutcome {
-                replies: answers,
-                effects,
-                operators,
-            } = outcome;
-            publish(service, effects, operators);
-            for (reply, answer) in replies.into_iter().zip(answers) {
-                // The requester may have gone (client disconnected); the change stands.
-                let _ = reply.send(answer);
-            }
+            // The flusher outlives the writer (`run` joins both), so this cannot fail.
+            let _ = committed.send(Committed { replies, outcome }).await;
         }
         Err(e) => {
             tracing::error!(error = %e, "a chat batch could not be committed; nothing of it was stored");

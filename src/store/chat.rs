@@ -20,7 +20,7 @@ use std::path::Path;
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{Store, StoreError, db_error, format_ts, parse_ts};
+use super::{Store, StoreError, db_error, format_ts, parse_ts, set_synchronous};
 
 /// The state of a chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -358,15 +358,39 @@ pub struct ChatTx<'a> {
 }
 
 impl Store {
-    /// Runs `work` in ONE immediate transaction and commits it: the group commit of the chat
-    /// writer. `work` returns its results; they are handed back only when the commit succeeded,
-    /// so nothing is acknowledged that is not durable. A store error from `work` rolls the
-    /// whole transaction back.
+    /// Runs `work` in ONE immediate transaction and commits it durably (the log is flushed to
+    /// disk inside the commit). `work` returns its results; they are handed back only when the
+    /// commit succeeded, so nothing is acknowledged that is not durable. A store error from
+    /// `work` rolls the whole transaction back.
     pub fn chat_batch<T>(
         &mut self,
         work: impl FnOnce(&mut ChatTx<'_>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
         self.ensure_writable()?;
+        self.run_chat_batch(work)
+    }
+
+    /// [`Store::chat_batch`] whose commit does not wait for the disk: the batch is committed,
+    /// visible and safe from a crash of the process, but survives a power loss only once
+    /// [`WalSync::sync`](super::WalSync::sync) has run after it. The chat writer's pipelined
+    /// group commit (see [`super::wal`]). The store is fully synchronous again afterwards.
+    pub fn chat_batch_unsynced<T>(
+        &mut self,
+        work: impl FnOnce(&mut ChatTx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        self.ensure_writable()?;
+        set_synchronous(&self.conn, "NORMAL").map_err(|e| db_error(&self.path, e))?;
+        let result = self.run_chat_batch(work);
+        let restored = set_synchronous(&self.conn, "FULL").map_err(|e| db_error(&self.path, e));
+        let result = result?;
+        restored?;
+        Ok(result)
+    }
+
+    fn run_chat_batch<T>(
+        &mut self,
+        work: impl FnOnce(&mut ChatTx<'_>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
@@ -1141,6 +1165,12 @@ impl ChatTx<'_> {
 
     /// Runs one statement from the statement cache (savepoints run for every command: parsing
     /// them each time showed in profiles).
+    /// Runs one statement (store tests only).
+    #[cfg(test)]
+    pub(super) fn exec_for_tests(&self, sql: &str) -> Result<(), StoreError> {
+        self.conn.execute_batch(sql).map_err(|e| self.err(e))
+    }
+
     fn exec(&self, sql: &str) -> Result<(), StoreError> {
         self.conn
             .prepare_cached(sql)

@@ -38,6 +38,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod chat;
+mod wal;
+
+pub use wal::WalSync;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior, params};
@@ -534,6 +537,25 @@ impl Store {
         Ok(store)
     }
 
+    /// A flusher of this store's write-ahead log for [`Store::chat_batch_unsynced`]; `None` for
+    /// an in-memory store, which has no log (and nothing to make durable).
+    pub fn wal_sync(&self) -> Option<WalSync> {
+        if self.path == Path::new(IN_MEMORY) {
+            return None;
+        }
+        let mut log = self.path.clone().into_os_string();
+        log.push("-wal");
+        Some(WalSync::new(PathBuf::from(log)))
+    }
+
+    /// `PRAGMA synchronous` (store tests only).
+    #[cfg(test)]
+    pub(crate) fn synchronous_for_tests(&self) -> i64 {
+        self.conn
+            .pragma_query_value(None, "synchronous", |r| r.get(0))
+            .expect("pragma")
+    }
+
     /// The file's schema version (`PRAGMA user_version`): the number of migrations applied.
     pub fn schema_version(&self) -> Result<i64, StoreError> {
         user_version(&self.conn).map_err(|e| self.err(e))
@@ -697,6 +719,7 @@ impl Store {
             .busy_timeout(BUSY_TIMEOUT)
             .and_then(|()| enable_foreign_keys(&self.conn))
             .and_then(|()| keep_plans_stable(&self.conn))
+            .and_then(|()| set_synchronous(&self.conn, "FULL"))
             .map_err(|e| self.err(e))
     }
 
@@ -908,6 +931,13 @@ fn saturating_i64(n: u64) -> i64 {
 
 fn enable_foreign_keys(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "foreign_keys", true)
+}
+
+/// `FULL`: a commit returns once the write-ahead log is on disk, so whatever the store has
+/// acknowledged survives a power loss. Explicit rather than SQLite's compile-time default;
+/// only the chat writer's pipelined batches lower it, for their commit alone (see [`wal`]).
+fn set_synchronous(conn: &Connection, level: &str) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "synchronous", level)
 }
 
 /// The query planner stability guarantee: a statement keeps the plan it was prepared with,
