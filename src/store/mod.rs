@@ -720,6 +720,7 @@ impl Store {
             .and_then(|()| enable_foreign_keys(&self.conn))
             .and_then(|()| keep_plans_stable(&self.conn))
             .and_then(|()| set_synchronous(&self.conn, "FULL"))
+            .and_then(|()| keep_temporary_files_in_memory(&self.conn))
             .map_err(|e| self.err(e))
     }
 
@@ -938,6 +939,15 @@ fn enable_foreign_keys(conn: &Connection) -> rusqlite::Result<()> {
 /// only the chat writer's pipelined batches lower it, for their commit alone (see [`wal`]).
 fn set_synchronous(conn: &Connection, level: &str) -> rusqlite::Result<()> {
     conn.pragma_update(None, "synchronous", level)
+}
+
+/// Temporary files in memory. The one that matters is the sub-journal: the chat writer runs
+/// every command of a batch in a savepoint, and SQLite saves the pages a savepoint changes in
+/// it; past 64 KiB it spilled to a temporary file, and those writes took a fifth of the
+/// daemon's CPU when every message opened a new chat. A batch's savepoints hold a few hundred
+/// pages at most.
+fn keep_temporary_files_in_memory(conn: &Connection) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "temp_store", "MEMORY")
 }
 
 /// The query planner stability guarantee: a statement keeps the plan it was prepared with,
