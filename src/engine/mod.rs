@@ -141,7 +141,7 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
     tracing::info!(%listen, "listening");
     let state = crate::http::AppState {
         engine: handle.clone(),
-        metrics: metrics.clone(),
+        metrics: std::sync::Arc::new(metrics.clone()),
         chat,
     };
     tracker.spawn({

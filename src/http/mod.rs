@@ -33,8 +33,9 @@ pub use error::ApiError;
 pub struct AppState {
     /// The running set (read side).
     pub engine: EngineHandle,
-    /// The metrics registry.
-    pub metrics: Metrics,
+    /// The metrics registry. Behind an `Arc`: axum clones the state for every request, and
+    /// `Metrics` is a few dozen reference-counted handles.
+    pub metrics: std::sync::Arc<Metrics>,
     /// The chat engine (webhooks and the chat operator API).
     pub chat: crate::chat::ChatService,
 }
