@@ -117,6 +117,8 @@ pub enum Command {
         error: Option<String>,
         /// When to try again; `None` gives up (ignored when delivered).
         retry_at: Option<DateTime<Utc>>,
+        /// The receiver's HTTP status, when one answered (told in the `chat.action` event).
+        status: Option<u16>,
     },
     /// The outbox failed to deliver a message.
     DeliveryFailed {
@@ -346,9 +348,16 @@ impl<'w, 'c> Work<'w, 'c> {
                 run_id,
                 error,
                 retry_at,
+                status,
             } => {
-                self.tx
-                    .action_attempted(run_id, error.as_deref(), retry_at, self.at)?;
+                let ended = error.is_none() || retry_at.is_none();
+                if self
+                    .tx
+                    .action_attempted(run_id, error.as_deref(), retry_at, self.at)?
+                    && ended
+                {
+                    self.action_ended(run_id, status)?;
+                }
                 Ok(Reply::Done)
             }
             Command::Delivered { outbox_id } => {
@@ -687,16 +696,59 @@ impl<'w, 'c> Work<'w, 'c> {
                 .add_action_run(chat_id, name, ActionKind::Webhook, user, None, self.at)?
         } else {
             let case = self.tx.create_case(&chat, &action.title, user, self.at)?;
-            self.tx.add_action_run(
+            let run = self.tx.add_action_run(
                 chat_id,
                 name,
                 ActionKind::CreateCase,
                 user,
                 Some(case),
                 self.at,
-            )?
+            )?;
+            let viewers = self.viewers(&chat)?;
+            self.event(
+                viewers,
+                EventKind::Action {
+                    chat_id,
+                    run: run.clone(),
+                    status: None,
+                },
+            );
+            run
         };
         Ok(Reply::Action(run))
+    }
+
+    /// REQ: CH-07 — a webhook run ended (delivered, or given up): its outcome goes to the
+    /// operators who may see the chat, with the receiver's last HTTP status.
+    fn action_ended(&mut self, run_id: i64, status: Option<u16>) -> Result<(), ChatError> {
+        let Some(run) = self.tx.action_run(run_id)? else {
+            return Ok(());
+        };
+        let chat = self.chat(run.chat_id)?;
+        let viewers = self.viewers(&chat)?;
+        self.event(
+            viewers,
+            EventKind::Action {
+                chat_id: chat.id,
+                run,
+                status,
+            },
+        );
+        Ok(())
+    }
+
+    /// Who may see a chat (CH-01): its queue's operators, its operator, and whoever holds an
+    /// offer of it. Supervisors (`CanManageChats`) see every event anyway.
+    fn viewers(&mut self, chat: &ChatRow) -> Result<Vec<String>, StoreError> {
+        let mut who: BTreeSet<String> = self
+            .snapshot
+            .queues
+            .get(&chat.queue)
+            .map(|q| q.members.iter().cloned().collect())
+            .unwrap_or_default();
+        who.extend(chat.operator.iter().cloned());
+        who.extend(self.tx.offers(chat.id)?.into_iter().map(|o| o.operator));
+        Ok(who.into_iter().collect())
     }
 
     fn set_status(&mut self, user: &str, status: OperatorStatus) -> Result<Reply, ChatError> {

@@ -139,16 +139,18 @@ pub(super) async fn run(service: ChatService) {
         };
         for run in &runs {
             let snapshot = service.snapshot().await;
-            let outcome = tokio::select! {
+            let attempt = tokio::select! {
                 biased;
                 () = inner.cancel.cancelled() => return,
-                outcome = actions::deliver(&inner.http, &snapshot, run) => outcome,
+                attempt = actions::deliver(&inner.http, &snapshot, run) => attempt,
             };
-            let command = match outcome {
+            let status = attempt.status;
+            let command = match attempt.outcome {
                 Ok(()) => Command::ActionAttempted {
                     run_id: run.id,
                     error: None,
                     retry_at: None,
+                    status,
                 },
                 Err(failure) => {
                     let failures = run.attempts.saturating_add(1);
@@ -162,6 +164,7 @@ pub(super) async fn run(service: ChatService) {
                         run_id: run.id,
                         error: Some(failure.error),
                         retry_at,
+                        status,
                     }
                 }
             };
