@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::kinds::Routing;
+use crate::config::kinds::{ChannelProvider, Routing};
 use crate::store::StoreError;
 use crate::store::chat::{
     ActionKind, ActionRunRow, ChatRow, ChatState, ChatTx, CompletedBy, Direction, MessageRow,
@@ -119,6 +119,15 @@ pub enum Command {
         retry_at: Option<DateTime<Utc>>,
         /// The receiver's HTTP status, when one answered (told in the `chat.action` event).
         status: Option<u16>,
+    },
+    /// The outbox made an attempt to pass a Messenger thread back to the bot (FB-03).
+    HandbackAttempted {
+        /// The hand-back.
+        id: i64,
+        /// What went wrong (no secret); `None` = Graph accepted it.
+        error: Option<String>,
+        /// When to try again; `None` gives up (ignored when accepted).
+        retry_at: Option<DateTime<Utc>>,
     },
     /// The outbox failed to deliver a message.
     DeliveryFailed {
@@ -364,6 +373,15 @@ impl<'w, 'c> Work<'w, 'c> {
                 self.tx.outbox_sent(outbox_id, self.at)?;
                 Ok(Reply::Done)
             }
+            Command::HandbackAttempted {
+                id,
+                error,
+                retry_at,
+            } => {
+                self.tx
+                    .handback_attempted(id, error.as_deref(), retry_at, self.at)?;
+                Ok(Reply::Done)
+            }
             Command::DeliveryFailed {
                 outbox_id,
                 error,
@@ -601,9 +619,31 @@ impl<'w, 'c> Work<'w, 'c> {
         for operator in &recipients {
             self.dirty.extend(self.snapshot.queues_of(operator));
         }
+        self.hand_back(&chat)?;
         let done = self.chat(chat.id)?;
         self.event(recipients, EventKind::Completed { chat: done.clone() });
         Ok(done)
+    }
+
+    /// REQ: FB-03 — a chat on a Messenger thread the bot passed to us ends by passing the
+    /// thread back to the primary receiver: the call is queued for the outbox in this
+    /// transaction, and the thread is the bot's from now on (later messages are its history).
+    fn hand_back(&mut self, chat: &ChatRow) -> Result<(), StoreError> {
+        let handover = self.snapshot.channels.get(&chat.channel).is_some_and(|c| {
+            c.provider == ChannelProvider::FacebookMessenger && c.spec.handover.is_some()
+        });
+        if !handover
+            || !self
+                .tx
+                .thread_ours(&chat.channel, &chat.contact_external_id)?
+        {
+            return Ok(());
+        }
+        self.tx.queue_handback(chat.id, self.at)?;
+        self.tx
+            .set_thread_owner(&chat.channel, &chat.contact_external_id, false, self.at)?;
+        self.fx.wake_outbox = true;
+        Ok(())
     }
 
     fn send(&mut self, user: &str, chat_id: i64, text: &str) -> Result<Reply, ChatError> {

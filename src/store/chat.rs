@@ -22,6 +22,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Store, StoreError, db_error, format_ts, parse_ts};
 
+mod handback;
+pub use handback::{HandbackItem, HandbackRow};
+
 /// The state of a chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChatState {

@@ -70,6 +70,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0006_mail_graph",
         sql: include_str!("migrations/0006_mail_graph.sql"),
     },
+    Migration {
+        name: "0007_chat_messenger_handback",
+        sql: include_str!("migrations/0007_chat_messenger_handback.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock held by another connection before giving up.
