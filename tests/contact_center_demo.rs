@@ -65,7 +65,7 @@ fn provider_fakes() -> PathBuf {
 
 #[test]
 fn the_contact_center_demo_tells_its_whole_story() {
-    // REQ: CH-03, CH-04, CH-09, CH-11, TG-02, WA-05, FB-03, FB-04
+    // REQ: CH-03, CH-04, CH-09, TG-02, WA-03, WA-05, FB-03, FB-04
     let fakes = provider_fakes();
     let port = support::free_port();
     let mut child = Command::new("bash")
