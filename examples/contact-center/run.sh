@@ -34,9 +34,10 @@ fail() { echo "run.sh: $*" >&2; exit 1; }
 # Everything lives in one temporary directory, removed on exit with the processes we started.
 work="$(mktemp -d "${TMPDIR:-/tmp}/switchboard-demo.XXXXXX")"
 pids=()
+stopped=false
 finish() {
   local status=$?
-  if ((status != 0)) && [[ -d "$work" ]]; then
+  if ((status != 0)) && ! $stopped && [[ -d "$work" ]]; then
     for log in fakes switchboard; do
       [[ -s "$work/$log.log" ]] && { echo "--- last lines of $log.log" >&2; tail -n 15 "$work/$log.log" >&2; }
     done
@@ -46,11 +47,15 @@ finish() {
   rm -rf "$work"
 }
 trap finish EXIT
-trap 'exit 130' INT TERM
+trap 'stopped=true; exit 130' INT TERM
 
-wait_for() { # WHAT COMMAND...: polls COMMAND for up to 20 s
+wait_for() { # WHAT COMMAND...: polls COMMAND for up to 20 s, while what we started runs
   local what=$1; shift
-  for _ in $(seq 200); do "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 200); do
+    "$@" >/dev/null 2>&1 && return 0
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || fail "a process stopped while waiting for $what"; done
+    sleep 0.1
+  done
   fail "timed out waiting for $what"
 }
 
