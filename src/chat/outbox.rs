@@ -1,7 +1,8 @@
 //! The outbox task: delivers queued operator messages through their channel, webhook chat
 //! actions (`actions.rs`) and Messenger threads handed back to the bot (FB-03), and records
-//! each attempt through the writer; failures are retried with exponential backoff (a `Retry-After`
-//! from the receiver is honoured) until [`MAX_ATTEMPTS`], then the message is marked failed.
+//! each attempt through the writer; failures are retried with exponential backoff (a
+//! `Retry-After` from the receiver is honoured) until [`MAX_ATTEMPTS`], then the message is
+//! marked failed.
 //!
 //! The outbox rows are written in the same transaction as the message, so a message is never
 //! lost between "stored" and "sent"; a crash between a delivery and its record sends it again
@@ -175,7 +176,7 @@ pub(super) async fn run(service: ChatService) {
             }
         }
         // After the messages of this round: a thread handed back refuses later replies (the
-        // store also holds a hand-back back while its chat has messages pending).
+        // store also keeps a hand-back waiting while its chat has messages pending).
         let handbacks = match inner
             .reader
             .call(move |s| s.chat_handbacks_due(now, ROUND))
