@@ -1,7 +1,8 @@
 //! Chat actions (CH-07) through the real binary: the built-in `createCase` makes a case linked
 //! to the chat and its contact (listed at `/api/v1/cases` with the rights of chats), and a
 //! webhook action is POSTed, signed with its secret, to a receiver that checks the HMAC —
-//! after one refused delivery retried from the durable queue — with the outcome on the chat.
+//! after one refused delivery retried from the durable queue — with the outcome on the chat
+//! and in a `chat.action` event on the operators' event stream.
 
 mod chat_support;
 mod support;
@@ -13,7 +14,7 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
-use chat_support::{ANN, BOB, SUE, call, files, send};
+use chat_support::{ANN, BOB, Events, SUE, call, files, send};
 use hmac::{Hmac, Mac};
 use reqwest::Method;
 use sha2::Sha256;
@@ -21,6 +22,8 @@ use support::{Daemon, eventually, free_port};
 
 /// The `notify` action's webhook secret.
 const ACTION_SECRET: &str = "notify-action-secret-71fa";
+/// The `stale` action's secret, which the receiver does not know (it answers 401).
+const STALE_SECRET: &str = "stale-action-secret-0b3e";
 
 /// What the receiver saw: each attempt's status and the bodies it accepted.
 #[derive(Default)]
@@ -64,10 +67,12 @@ fn actions(hook: &str) -> Vec<(&'static str, String)> {
             "actions.yaml",
             format!(
                 "apiVersion: switchboard/v1\nkind: ChatAction\nmetadata: {{name: case}}\nspec: {{title: Create case, queue: support, builtin: createCase}}\n---\n\
-                 apiVersion: switchboard/v1\nkind: ChatAction\nmetadata: {{name: notify}}\nspec: {{title: Notify CRM, queue: support, webhook: {{url: '{hook}', secret: {{file: action.txt}}}}}}\n"
+                 apiVersion: switchboard/v1\nkind: ChatAction\nmetadata: {{name: notify}}\nspec: {{title: Notify CRM, queue: support, webhook: {{url: '{hook}', secret: {{file: action.txt}}}}}}\n---\n\
+                 apiVersion: switchboard/v1\nkind: ChatAction\nmetadata: {{name: stale}}\nspec: {{title: Old CRM hook, queue: support, webhook: {{url: '{hook}', secret: {{file: stale.txt}}}}}}\n"
             ),
         ),
         ("action.txt", ACTION_SECRET.to_owned()),
+        ("stale.txt", STALE_SECRET.to_owned()),
     ]
 }
 
@@ -88,6 +93,9 @@ async fn actions_create_cases_and_call_signed_webhooks_with_the_outcome_on_the_c
     config.extend(actions(&hook));
     let mut daemon = Daemon::start(port, &config, &[]);
     daemon.wait_ready().await;
+
+    // Ann follows her events from the start (she operates in support).
+    let mut events = Events::open(&daemon, ANN).await;
 
     // A support chat (ann's and bob's queue) and a sales chat (bob's only).
     let chat = send(&daemon, "web", "a-1", "visitor-1", "I need a refund").await;
@@ -129,6 +137,12 @@ async fn actions_create_cases_and_call_signed_webhooks_with_the_outcome_on_the_c
     )
     .await;
     assert_eq!(case["contact"]["id"], got["contact"]["id"]);
+    // REQ: CH-07 (a built-in run ends at once: its event carries no HTTP status)
+    let event = events.next("chat.action").await;
+    assert_eq!(event["chatId"], chat.as_str());
+    assert_eq!(event["run"]["action"], "case");
+    assert_eq!(event["run"]["caseId"], case_id.as_str());
+    assert_eq!(event["httpStatus"], serde_json::Value::Null);
 
     // REQ: CH-07 (rights like chats: a case is visible with its chat)
     let (_, sue_cases) = call(&daemon, Method::GET, "/api/v1/cases", SUE, None).await;
@@ -208,6 +222,52 @@ async fn actions_create_cases_and_call_signed_webhooks_with_the_outcome_on_the_c
         assert_eq!(body["operator"], "ann");
         assert_eq!(body["runId"], actions[1]["id"]);
     }
+
+    // REQ: CH-07 (the outcome is an event to the operators who may see the chat: done after
+    // the retry, with the receiver's status)
+    let event = events.next("chat.action").await;
+    assert_eq!(event["chatId"], chat.as_str());
+    assert_eq!(event["run"]["id"], actions[1]["id"]);
+    assert_eq!(
+        (
+            event["run"]["state"].as_str(),
+            event["run"]["attempts"].as_u64()
+        ),
+        (Some("done"), Some(2)),
+        "{event}"
+    );
+    assert_eq!(event["httpStatus"], 200);
+
+    // REQ: CH-07 (a receiver that refuses for good: the run fails at once, and the event says
+    // so with the status — never the secret)
+    let (code, run) = call(
+        &daemon,
+        Method::POST,
+        &format!("/api/v1/chats/{chat}/actions/stale"),
+        ANN,
+        None,
+    )
+    .await;
+    assert_eq!(code, 202, "{run}");
+    let event = events.next("chat.action").await;
+    assert_eq!(event["run"]["id"], run["id"]);
+    assert_eq!(
+        (
+            event["run"]["state"].as_str(),
+            event["run"]["attempts"].as_u64()
+        ),
+        (Some("failed"), Some(1)),
+        "{event}"
+    );
+    assert_eq!(event["httpStatus"], 401);
+    assert!(
+        event["run"]["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("401")),
+        "{event}"
+    );
+    assert!(!event.to_string().contains(STALE_SECRET), "{event}");
+    assert!(!daemon.stderr().contains(STALE_SECRET));
     server.abort();
 }
 

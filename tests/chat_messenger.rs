@@ -1,7 +1,8 @@
 //! The Messenger channel through the real binary against a fake Graph API: verification GET,
 //! signed POSTs, replies through the Send API, the Handover Protocol (FB-03: the bot's threads
-//! are history with no operator; a thread passed to us is routed like any chat) and the
-//! detection of another installation subscribed to the page (FB-02).
+//! are history with no operator; a thread passed to us is routed like any chat, and goes back
+//! to the bot when its chat completes) and the detection of another installation subscribed
+//! to the page (FB-02).
 
 mod chat_support;
 #[path = "support/messenger_fake.rs"]
@@ -10,7 +11,7 @@ mod support;
 
 use chat_support::{ANN, SUE, call, files, objects};
 use hmac::{Hmac, Mac};
-use messenger_fake::MessengerFake;
+use messenger_fake::{GraphFailure, MessengerFake};
 use reqwest::Method;
 use serde_json::{Value, json};
 use sha2::Sha256;
@@ -264,4 +265,112 @@ async fn another_app_subscribed_to_the_page_is_reported_as_a_conflict() {
         .expect("listed")
         .to_string();
     assert!(object.contains("FB-02"), "{object}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_completed_chat_passes_the_thread_back_to_the_bot() {
+    // REQ: FB-03 (Switchboard is the secondary receiver: when its chat ends, the thread goes
+    // back to the primary receiver through pass_thread_control, durably and retried)
+    let fake = MessengerFake::start(PAGE, PAGE_TOKEN, (OUR_APP, "Switchboard")).await;
+    fake.set_primary((BOT_APP, "Bot platform"));
+    let port = free_port();
+    let mut daemon = Daemon::start(port, &config(port, &fake.base), &[]);
+    fake.lock().webhook = Some((
+        format!("{}/webhooks/messenger", daemon.base),
+        APP_SECRET.to_owned(),
+    ));
+    daemon.wait_ready().await;
+    eventually("the channel is ready", &daemon, || async {
+        find(&objects(&daemon, SUE).await, "ChatChannel", "fb")
+            .is_some_and(|o| o["state"] == "ready")
+    })
+    .await;
+    let (code, _) = call(
+        &daemon,
+        Method::PUT,
+        "/api/v1/operators/me/status",
+        ANN,
+        Some(json!({"status": "active"})),
+    )
+    .await;
+    assert_eq!(code, 200);
+
+    // The bot talks first; then it passes the thread to us and a chat opens.
+    assert_eq!(fake.customer_message("P7", "hi bot").await, Ok(200));
+    assert_eq!(chats(&daemon, "?state=offered").await["total"], 0);
+    assert_eq!(fake.pass_to_us("P7", "wants a human").await, Ok(200));
+    let offered = chats(&daemon, "?state=offered").await;
+    assert_eq!(offered["total"], 1, "{offered}");
+    let chat = offered["items"][0]["id"].as_str().expect("id").to_owned();
+    for (path, body) in [
+        (format!("/api/v1/chats/{chat}/accept"), None),
+        (
+            format!("/api/v1/chats/{chat}/messages"),
+            Some(json!({"text": "Glad to help. Bye!"})),
+        ),
+    ] {
+        let (code, got) = call(&daemon, Method::POST, &path, ANN, body).await;
+        assert!(code == 200 || code == 202, "{path}: {code} {got}");
+    }
+
+    // Graph is briefly unavailable: the hand-back is retried from the store.
+    fake.lock()
+        .pass_failures
+        .push_back(GraphFailure::ServerError);
+    let (code, done) = call(
+        &daemon,
+        Method::POST,
+        &format!("/api/v1/chats/{chat}/complete"),
+        ANN,
+        None,
+    )
+    .await;
+    assert_eq!((code, done["state"].as_str()), (200, Some("completed")));
+    eventually("the thread is passed back to the bot", &daemon, || async {
+        !fake.lock().passed.is_empty()
+    })
+    .await;
+    {
+        let state = fake.lock();
+        assert_eq!(
+            state.passed,
+            [json!({"recipient": {"id": "P7"}, "target_app_id": 555,
+                    "metadata": "switchboard: the chat with an operator was completed"})]
+        );
+        let order: Vec<&str> = state
+            .calls
+            .iter()
+            .filter(|c| c.starts_with("POST"))
+            .map(String::as_str)
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "POST me/messages",
+                "POST me/pass_thread_control",
+                "POST me/pass_thread_control"
+            ],
+            "the reply goes out first; the refused hand-back is tried again"
+        );
+    }
+    assert!(!fake.ours("P7"));
+
+    // The bot's thread again: the customer's next message is its history, no chat opens.
+    assert_eq!(fake.customer_message("P7", "thanks bot").await, Ok(200));
+    assert_eq!(chats(&daemon, "?state=offered").await["total"], 0);
+    let history = chats(&daemon, "?state=completed").await;
+    let bot_texts: Vec<String> = history["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter(|c| c["operator"].is_null())
+        .flat_map(|c| c["messages"].as_array().cloned().unwrap_or_default())
+        .map(|m| m["text"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    assert_eq!(bot_texts, ["hi bot", "thanks bot"], "{history}");
+
+    // Until the bot passes it to us once more: a new chat is routed.
+    assert_eq!(fake.pass_to_us("P7", "again").await, Ok(200));
+    assert_eq!(chats(&daemon, "?state=offered").await["total"], 1);
+    assert!(!daemon.stderr().contains(PAGE_TOKEN));
 }

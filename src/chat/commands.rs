@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{DateTime, Utc};
 
-use crate::config::kinds::Routing;
+use crate::config::kinds::{ChannelProvider, Routing};
 use crate::store::StoreError;
 use crate::store::chat::{
     ActionKind, ActionRunRow, ChatRow, ChatState, ChatTx, CompletedBy, Direction, MessageRow,
@@ -116,6 +116,17 @@ pub enum Command {
         /// What went wrong (no secret); `None` = delivered.
         error: Option<String>,
         /// When to try again; `None` gives up (ignored when delivered).
+        retry_at: Option<DateTime<Utc>>,
+        /// The receiver's HTTP status, when one answered (told in the `chat.action` event).
+        status: Option<u16>,
+    },
+    /// The outbox made an attempt to pass a Messenger thread back to the bot (FB-03).
+    HandbackAttempted {
+        /// The hand-back.
+        id: i64,
+        /// What went wrong (no secret); `None` = Graph accepted it.
+        error: Option<String>,
+        /// When to try again; `None` gives up (ignored when accepted).
         retry_at: Option<DateTime<Utc>>,
     },
     /// The outbox failed to deliver a message.
@@ -346,13 +357,29 @@ impl<'w, 'c> Work<'w, 'c> {
                 run_id,
                 error,
                 retry_at,
+                status,
             } => {
-                self.tx
-                    .action_attempted(run_id, error.as_deref(), retry_at, self.at)?;
+                let ended = error.is_none() || retry_at.is_none();
+                if self
+                    .tx
+                    .action_attempted(run_id, error.as_deref(), retry_at, self.at)?
+                    && ended
+                {
+                    self.action_ended(run_id, status)?;
+                }
                 Ok(Reply::Done)
             }
             Command::Delivered { outbox_id } => {
                 self.tx.outbox_sent(outbox_id, self.at)?;
+                Ok(Reply::Done)
+            }
+            Command::HandbackAttempted {
+                id,
+                error,
+                retry_at,
+            } => {
+                self.tx
+                    .handback_attempted(id, error.as_deref(), retry_at, self.at)?;
                 Ok(Reply::Done)
             }
             Command::DeliveryFailed {
@@ -592,9 +619,31 @@ impl<'w, 'c> Work<'w, 'c> {
         for operator in &recipients {
             self.dirty.extend(self.snapshot.queues_of(operator));
         }
+        self.hand_back(&chat)?;
         let done = self.chat(chat.id)?;
         self.event(recipients, EventKind::Completed { chat: done.clone() });
         Ok(done)
+    }
+
+    /// REQ: FB-03 — a chat on a Messenger thread the bot passed to us ends by passing the
+    /// thread back to the primary receiver: the call is queued for the outbox in this
+    /// transaction, and the thread is the bot's from now on (later messages are its history).
+    fn hand_back(&mut self, chat: &ChatRow) -> Result<(), StoreError> {
+        let handover = self.snapshot.channels.get(&chat.channel).is_some_and(|c| {
+            c.provider == ChannelProvider::FacebookMessenger && c.spec.handover.is_some()
+        });
+        if !handover
+            || !self
+                .tx
+                .thread_ours(&chat.channel, &chat.contact_external_id)?
+        {
+            return Ok(());
+        }
+        self.tx.queue_handback(chat.id, self.at)?;
+        self.tx
+            .set_thread_owner(&chat.channel, &chat.contact_external_id, false, self.at)?;
+        self.fx.wake_outbox = true;
+        Ok(())
     }
 
     fn send(&mut self, user: &str, chat_id: i64, text: &str) -> Result<Reply, ChatError> {
@@ -687,16 +736,59 @@ impl<'w, 'c> Work<'w, 'c> {
                 .add_action_run(chat_id, name, ActionKind::Webhook, user, None, self.at)?
         } else {
             let case = self.tx.create_case(&chat, &action.title, user, self.at)?;
-            self.tx.add_action_run(
+            let run = self.tx.add_action_run(
                 chat_id,
                 name,
                 ActionKind::CreateCase,
                 user,
                 Some(case),
                 self.at,
-            )?
+            )?;
+            let viewers = self.viewers(&chat)?;
+            self.event(
+                viewers,
+                EventKind::Action {
+                    chat_id,
+                    run: run.clone(),
+                    status: None,
+                },
+            );
+            run
         };
         Ok(Reply::Action(run))
+    }
+
+    /// REQ: CH-07 — a webhook run ended (delivered, or given up): its outcome goes to the
+    /// operators who may see the chat, with the receiver's last HTTP status.
+    fn action_ended(&mut self, run_id: i64, status: Option<u16>) -> Result<(), ChatError> {
+        let Some(run) = self.tx.action_run(run_id)? else {
+            return Ok(());
+        };
+        let chat = self.chat(run.chat_id)?;
+        let viewers = self.viewers(&chat)?;
+        self.event(
+            viewers,
+            EventKind::Action {
+                chat_id: chat.id,
+                run,
+                status,
+            },
+        );
+        Ok(())
+    }
+
+    /// Who may see a chat (CH-01): its queue's operators, its operator, and whoever holds an
+    /// offer of it. Supervisors (`CanManageChats`) see every event anyway.
+    fn viewers(&mut self, chat: &ChatRow) -> Result<Vec<String>, StoreError> {
+        let mut who: BTreeSet<String> = self
+            .snapshot
+            .queues
+            .get(&chat.queue)
+            .map(|q| q.members.iter().cloned().collect())
+            .unwrap_or_default();
+        who.extend(chat.operator.iter().cloned());
+        who.extend(self.tx.offers(chat.id)?.into_iter().map(|o| o.operator));
+        Ok(who.into_iter().collect())
     }
 
     fn set_status(&mut self, user: &str, status: OperatorStatus) -> Result<Reply, ChatError> {

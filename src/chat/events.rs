@@ -5,7 +5,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::store::chat::{ChatRow, MessageRow, OperatorStatus};
+use crate::store::chat::{ActionRunRow, ChatRow, MessageRow, OperatorStatus};
 
 /// One event and whom it is for.
 #[derive(Debug, Clone)]
@@ -45,6 +45,16 @@ pub enum EventKind {
         /// The chat, now completed.
         chat: ChatRow,
     },
+    /// `chat.action`: a chat action run ended — a built-in one at once, a webhook one when
+    /// its receiver accepted it or it was given up (CH-07).
+    Action {
+        /// The chat's id.
+        chat_id: i64,
+        /// The run, with its outcome (`done` or `failed`, attempts, last error).
+        run: ActionRunRow,
+        /// The webhook receiver's last HTTP status (`None`: built-in, or no answer came).
+        status: Option<u16>,
+    },
     /// `operator.status`: the recipient's status changed (by themselves or by a lapsed offer).
     OperatorStatus {
         /// The operator.
@@ -64,6 +74,7 @@ impl EventKind {
             EventKind::Assigned { .. } => "chat.assigned",
             EventKind::Message { .. } => "chat.message",
             EventKind::Completed { .. } => "chat.completed",
+            EventKind::Action { .. } => "chat.action",
             EventKind::OperatorStatus { .. } => "operator.status",
         }
     }

@@ -16,8 +16,9 @@
 //!   the store, so they survive a restart; time comes from the engine's [`Clock`], so tests
 //!   drive it with `tokio::time::pause`.
 //! - the **outbox** task (`outbox.rs`): delivers operator messages through their channel,
-//!   and webhook chat actions (`actions.rs`), retrying with backoff; its attempts are recorded
-//!   through the writer.
+//!   webhook chat actions (`actions.rs`) and, when a chat on a Messenger thread the bot passed
+//!   to us completes, the thread's way back to the bot (FB-03), retrying with backoff; its
+//!   attempts are recorded through the writer.
 //!
 //! Reads (lists, a chat with its messages) use a separate connection ([`ChatService::store`]):
 //! WAL lets them run beside the writer and they see only committed data.

@@ -1,6 +1,8 @@
-//! The outbox task: delivers queued operator messages through their channel, and webhook chat
-//! actions (`actions.rs`), and records each attempt through the writer; failures are retried with exponential backoff (a `Retry-After`
-//! from the receiver is honoured) until [`MAX_ATTEMPTS`], then the message is marked failed.
+//! The outbox task: delivers queued operator messages through their channel, webhook chat
+//! actions (`actions.rs`) and Messenger threads handed back to the bot (FB-03), and records
+//! each attempt through the writer; failures are retried with exponential backoff (a
+//! `Retry-After` from the receiver is honoured) until [`MAX_ATTEMPTS`], then the message is
+//! marked failed.
 //!
 //! The outbox rows are written in the same transaction as the message, so a message is never
 //! lost between "stored" and "sent"; a crash between a delivery and its record sends it again
@@ -11,10 +13,11 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use crate::config::kinds::ChannelProvider;
-use crate::store::chat::OutboxItem;
+use crate::store::chat::{HandbackItem, OutboxItem};
 
 use super::actions;
 use super::channels::{api, messenger, telegram, twilio};
+use super::snapshot::Snapshot;
 use super::timers::sleep_until;
 use super::{ChatService, Command};
 
@@ -139,16 +142,18 @@ pub(super) async fn run(service: ChatService) {
         };
         for run in &runs {
             let snapshot = service.snapshot().await;
-            let outcome = tokio::select! {
+            let attempt = tokio::select! {
                 biased;
                 () = inner.cancel.cancelled() => return,
-                outcome = actions::deliver(&inner.http, &snapshot, run) => outcome,
+                attempt = actions::deliver(&inner.http, &snapshot, run) => attempt,
             };
-            let command = match outcome {
+            let status = attempt.status;
+            let command = match attempt.outcome {
                 Ok(()) => Command::ActionAttempted {
                     run_id: run.id,
                     error: None,
                     retry_at: None,
+                    status,
                 },
                 Err(failure) => {
                     let failures = run.attempts.saturating_add(1);
@@ -162,6 +167,7 @@ pub(super) async fn run(service: ChatService) {
                         run_id: run.id,
                         error: Some(failure.error),
                         retry_at,
+                        status,
                     }
                 }
             };
@@ -169,19 +175,70 @@ pub(super) async fn run(service: ChatService) {
                 tracing::warn!(error = %e, "could not record an action attempt; it is retried");
             }
         }
-        if due.len() == ROUND || runs.len() == ROUND {
+        // After the messages of this round: a thread handed back refuses later replies (the
+        // store also keeps a hand-back waiting while its chat has messages pending).
+        let handbacks = match inner
+            .reader
+            .call(move |s| s.chat_handbacks_due(now, ROUND))
+            .await
+        {
+            Ok(handbacks) => handbacks,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot read the due Messenger hand-backs; retrying");
+                Vec::new()
+            }
+        };
+        for item in &handbacks {
+            let snapshot = service.snapshot().await;
+            let outcome = tokio::select! {
+                biased;
+                () = inner.cancel.cancelled() => return,
+                outcome = hand_back(&inner.http, &snapshot, item) => outcome,
+            };
+            let command = match outcome {
+                Ok(()) => Command::HandbackAttempted {
+                    id: item.id,
+                    error: None,
+                    retry_at: None,
+                },
+                Err(failure) => {
+                    let failures = item.attempts.saturating_add(1);
+                    let retry_at = next_attempt(&failure, failures, inner.clock.now());
+                    tracing::warn!(
+                        channel = %item.channel, chat = item.chat_id, error = %failure.error,
+                        attempts = failures, gives_up = retry_at.is_none(),
+                        "a Messenger thread could not be passed back to the bot"
+                    );
+                    Command::HandbackAttempted {
+                        id: item.id,
+                        error: Some(failure.error),
+                        retry_at,
+                    }
+                }
+            };
+            if let Err(e) = service.command(command).await {
+                tracing::warn!(error = %e, "could not record a hand-back attempt; it is retried");
+            }
+        }
+        if due.len() == ROUND || runs.len() == ROUND || handbacks.len() == ROUND {
             continue;
         }
         let next = match inner
             .reader
-            .call(|s| Ok((s.chat_outbox_next_at()?, s.chat_actions_next_at()?)))
+            .call(|s| {
+                Ok([
+                    s.chat_outbox_next_at()?,
+                    s.chat_actions_next_at()?,
+                    s.chat_handbacks_next_at()?,
+                ])
+            })
             .await
         {
-            Ok((a, b)) => match (a, b) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            }
-            .map(|at| inner.clock.instant_at(at)),
+            Ok(times) => times
+                .into_iter()
+                .flatten()
+                .min()
+                .map(|at| inner.clock.instant_at(at)),
             Err(_) => Some(tokio::time::Instant::now() + RETRY_BASE),
         };
         tokio::select! {
@@ -210,6 +267,21 @@ async fn deliver(service: &ChatService, item: &OutboxItem) -> Result<(), Failure
             messenger::deliver(&service.inner.http, channel, item).await
         }
     }
+}
+
+/// One attempt to pass the thread of a completed Messenger chat back to the bot (FB-03).
+async fn hand_back(
+    http: &reqwest::Client,
+    snapshot: &Snapshot,
+    item: &HandbackItem,
+) -> Result<(), Failure> {
+    let channel = snapshot.channels.get(&item.channel).ok_or_else(|| {
+        Failure::permanent(format!(
+            "channel {} is no longer configured; its thread stays with Switchboard",
+            item.channel
+        ))
+    })?;
+    messenger::pass_thread_control(http, channel, &item.psid).await
 }
 
 #[cfg(test)]

@@ -669,3 +669,83 @@ async fn a_reload_that_gives_an_operator_room_routes_the_waiting_chats_on_its_ow
         "{text}"
     );
 }
+
+/// A Messenger channel whose bot (app 555) is the primary receiver, on queue `support`; its
+/// Graph API cannot be reached (port 1), so nothing leaves the test.
+fn messenger_with_handover() -> String {
+    "apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {name: fb}\nspec: {provider: facebookMessenger, title: FB, queue: support, language: en, pageId: '1066', pageAccessToken: {file: token.txt}, appSecret: {file: token.txt}, verifyToken: {file: token.txt}, handover: {primaryReceiverAppId: '555'}, apiBaseUrl: 'http://127.0.0.1:1'}\n---\n".to_owned()
+}
+
+/// A Messenger client's message on channel `fb`.
+fn psid_message(psid: &str, id: &str) -> Inbound {
+    Inbound {
+        channel: "fb".into(),
+        provider_id: id.into(),
+        contact_id: psid.into(),
+        name: psid.into(),
+        email: None,
+        phone: None,
+        text: format!("message {id}"),
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_chat_on_a_passed_thread_hands_it_back_when_the_completion_timeout_ends_it() {
+    // REQ: FB-03, CH-05
+    let rig = Rig::new(&config(
+        2,
+        &format!(
+            "{}{}",
+            queue("support", "toAll", Some("10m"), "[{user: ann}]"),
+            messenger_with_handover()
+        ),
+    ))
+    .await;
+    rig.active(&["ann"]).await;
+    let owner = |psid: &str, ours: bool| Command::ThreadOwner {
+        channel: "fb".into(),
+        psid: psid.into(),
+        ours,
+    };
+    let mut chats = Vec::new();
+    for psid in ["P1", "P2"] {
+        rig.chat
+            .command(owner(psid, true))
+            .await
+            .expect("passed to us");
+        let (chat, _) = rig
+            .chat
+            .inbound(psid_message(psid, &format!("{psid}-1")))
+            .await
+            .expect("stored");
+        rig.chat.accept("ann", chat).await.expect("accepted");
+        rig.chat.send("ann", chat, "hello").await.expect("sent");
+        chats.push(chat);
+    }
+    // The bot takes P2's thread back before its chat ends: there is nothing to hand back.
+    rig.chat.command(owner("P2", false)).await.expect("taken");
+
+    rig.wait(10 * MINUTE).await;
+    let mut handbacks = Vec::new();
+    for &chat in &chats {
+        assert_eq!(rig.chat(chat).await.state, ChatState::Completed);
+        let handback = rig.chat.store().call(move |s| s.chat_handback(chat));
+        handbacks.push(handback.await.expect("read"));
+    }
+    let queued = handbacks[0].as_ref().expect("P1's thread is handed back");
+    assert_eq!(
+        queued.state, "pending",
+        "it waits for the undelivered reply"
+    );
+    assert_eq!(handbacks[1], None);
+    let ours = rig
+        .chat
+        .store()
+        .call(|s| s.messenger_thread_ours("fb", "P1"))
+        .await
+        .expect("read");
+    assert!(
+        !ours,
+        "the thread is the bot's from the completion on: its messages are history"
+    );
+}

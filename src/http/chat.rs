@@ -597,9 +597,9 @@ pub async fn quick_replies(
 }
 
 /// `GET /api/v1/events`: the caller's events as server-sent events (`chat.offered`,
-/// `chat.assigned`, `chat.message`, `chat.completed`, `operator.status`); a `CanManageChats`
-/// holder gets every event. A subscriber that falls too far behind is disconnected: it
-/// reconnects and re-reads the chats, which are the truth.
+/// `chat.assigned`, `chat.message`, `chat.completed`, `chat.action`, `operator.status`); a
+/// `CanManageChats` holder gets every event. A subscriber that falls too far behind is
+/// disconnected: it reconnects and re-reads the chats, which are the truth.
 pub async fn events(
     State(state): State<AppState>,
     caller: Caller,
@@ -642,6 +642,15 @@ pub fn sse_event(event: &Arc<ChatEvent>) -> Event {
         EventKind::Message { chat_id, message } => serde_json::json!({
             "chatId": chat_id.to_string(),
             "message": MessageDto::from(message.clone()),
+        }),
+        EventKind::Action {
+            chat_id,
+            run,
+            status,
+        } => serde_json::json!({
+            "chatId": chat_id.to_string(),
+            "run": ActionRunDto::from(run.clone()),
+            "httpStatus": status,
         }),
         EventKind::OperatorStatus {
             operator,

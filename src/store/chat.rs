@@ -22,6 +22,9 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
 use super::{Store, StoreError, db_error, format_ts, parse_ts, set_synchronous};
 
+mod handback;
+pub use handback::{HandbackItem, HandbackRow};
+
 /// The state of a chat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ChatState {
@@ -1083,14 +1086,14 @@ impl ChatTx<'_> {
     }
 
     /// Records a delivery attempt of a webhook run: done (`error` is `None`), retried at
-    /// `retry_at`, or given up.
+    /// `retry_at`, or given up. Answers whether the run was pending (and so changed).
     pub fn action_attempted(
         &mut self,
         id: i64,
         error: Option<&str>,
         retry_at: Option<DateTime<Utc>>,
         at: DateTime<Utc>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (state, next, finished) = match (error, retry_at) {
             (None, _) => ("done", None, Some(format_ts(at))),
             (Some(_), Some(retry)) => ("pending", Some(format_ts(retry)), None),
@@ -1103,7 +1106,14 @@ impl ChatTx<'_> {
                  WHERE id = ?1 AND state = 'pending'",
             )
             .and_then(|mut s| s.execute(params![id, state, error, next, finished]))
-            .map(drop)
+            .map(|changed| changed > 0)
+            .map_err(|e| self.err(e))
+    }
+
+    /// One action run.
+    pub fn action_run(&mut self, id: i64) -> Result<Option<ActionRunRow>, StoreError> {
+        select_runs(self.conn, "r.id = ?1", id)
+            .map(|mut runs| runs.pop())
             .map_err(|e| self.err(e))
     }
 
@@ -1751,9 +1761,17 @@ mod tests {
             .chat_batch(|tx| tx.action_attempted(hook_run.id, Some("503"), Some(t(10)), t(3)))
             .expect("retry");
         assert!(store.chat_actions_due(t(9), 10).expect("due").is_empty());
-        store
-            .chat_batch(|tx| tx.action_attempted(hook_run.id, None, None, t(10)))
-            .expect("done");
+        assert!(
+            store
+                .chat_batch(|tx| tx.action_attempted(hook_run.id, None, None, t(10)))
+                .expect("done")
+        );
+        assert!(
+            !store
+                .chat_batch(|tx| tx.action_attempted(hook_run.id, None, None, t(11)))
+                .expect("again"),
+            "a run that ended is not changed again"
+        );
         let runs = store.chat_action_runs(chat).expect("runs");
         let hook = &runs[1];
         assert_eq!(

@@ -3,7 +3,9 @@
 //! `{"ok": false, "error_code", "description", "parameters"?: {"retry_after"}}`. It keeps the
 //! one webhook registration a bot has (`setWebhook`, `getWebhookInfo`, `deleteWebhook`),
 //! records `sendMessage`s, and can be told to fail the next sends (429 with `retry_after`, 5xx)
-//! or to have its webhook moved by "another installation".
+//! or to have its webhook moved by "another installation". It also plays Telegram's side of
+//! the webhook: a customer's message becomes an `Update` POSTed to the registered URL with the
+//! registered `X-Telegram-Bot-Api-Secret-Token`.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -39,6 +41,8 @@ pub struct BotState {
     pub sent: Vec<Value>,
     /// Failures to answer the next `sendMessage`s with.
     pub send_failures: VecDeque<SendFailure>,
+    /// The last `update_id` delivered to the webhook.
+    pub last_update_id: i64,
 }
 
 /// A running fake Bot API for one bot.
@@ -60,6 +64,14 @@ struct Shared {
 impl TelegramFake {
     /// Starts a fake for the bot with `token`.
     pub async fn start(token: &str) -> TelegramFake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        TelegramFake::serve(listener, token)
+    }
+
+    /// [`TelegramFake::start`] on a listener the caller bound.
+    pub fn serve(listener: tokio::net::TcpListener, token: &str) -> TelegramFake {
         let state = Arc::new(Mutex::new(BotState::default()));
         let shared = Shared {
             token: token.to_owned(),
@@ -68,9 +80,6 @@ impl TelegramFake {
         let app = axum::Router::new()
             .route("/{bot}/{method}", axum::routing::post(method).get(method))
             .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
         TelegramFake {
@@ -88,6 +97,41 @@ impl TelegramFake {
     /// How often `name` was called.
     pub fn count(&self, name: &str) -> usize {
         self.lock().calls.iter().filter(|c| *c == name).count()
+    }
+
+    /// A user writes `text` to the bot in a private chat: Telegram POSTs the `Update` to the
+    /// registered webhook with its secret token. Answers the webhook's HTTP status.
+    pub async fn customer_message(
+        &self,
+        user_id: i64,
+        first_name: &str,
+        text: &str,
+    ) -> Result<u16, String> {
+        let (url, secret, update_id) = {
+            let mut state = self.lock();
+            if state.webhook_url.is_empty() {
+                return Err("the bot has no webhook registered (setWebhook)".into());
+            }
+            state.last_update_id += 1;
+            (
+                state.webhook_url.clone(),
+                state.secret_token.clone(),
+                state.last_update_id,
+            )
+        };
+        let update = json!({"update_id": update_id, "message": {"message_id": update_id,
+            "from": {"id": user_id, "is_bot": false, "first_name": first_name},
+            "chat": {"id": user_id, "type": "private", "first_name": first_name},
+            "date": 1_700_000_000 + update_id, "text": text}});
+        let mut request = switchboard::net::http_client().post(&url).json(&update);
+        if let Some(secret) = secret {
+            request = request.header("x-telegram-bot-api-secret-token", secret);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| format!("the webhook POST failed: {e}"))?;
+        Ok(response.status().as_u16())
     }
 }
 

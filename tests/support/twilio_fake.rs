@@ -3,9 +3,11 @@
 //! (form-encoded `To`, `From`, `Body`), both with HTTP Basic auth (Account SID, auth token);
 //! errors are `{"code", "message", "more_info", "status"}`. It records sent messages and can
 //! be told to fail the next sends (429 with `Retry-After`, 500) or to report the account
-//! suspended or as a trial.
+//! suspended or as a trial. It also plays Twilio's side of the inbound webhook: a customer's
+//! WhatsApp message to one of the account's numbers is POSTed, form-encoded and signed with
+//! `X-Twilio-Signature`, to the URL configured for that number ([`AccountState::webhooks`]).
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
 use axum::Json;
@@ -14,7 +16,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
+use hmac::{Hmac, Mac};
 use serde_json::{Value, json};
+use sha1::Sha1;
 
 /// A scripted failure of the next message send.
 #[derive(Debug, Clone, Copy)]
@@ -38,12 +42,20 @@ pub struct AccountState {
     pub calls: Vec<String>,
     /// Failures for the next sends.
     pub send_failures: VecDeque<SendFailure>,
+    /// Each number's "a message comes in" webhook URL (`+1...` → URL).
+    pub webhooks: BTreeMap<String, String>,
+    /// Inbound messages delivered so far (message SIDs derive from it).
+    pub delivered: u64,
 }
 
 /// A running fake for one account.
 pub struct TwilioFake {
     /// `http://127.0.0.1:PORT`: the channel's `apiBaseUrl`.
     pub base: String,
+    /// The Account SID.
+    pub sid: String,
+    /// The account's auth token (it signs webhooks).
+    token: String,
     /// Its state.
     pub state: Arc<Mutex<AccountState>>,
 }
@@ -58,12 +70,27 @@ struct Shared {
 impl TwilioFake {
     /// Starts a fake for account `sid` with `token`, whose status is `status`.
     pub async fn start(sid: &str, token: &str, status: &str) -> TwilioFake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        TwilioFake::serve(listener, sid, token, status)
+    }
+
+    /// [`TwilioFake::start`] on a listener the caller bound.
+    pub fn serve(
+        listener: tokio::net::TcpListener,
+        sid: &str,
+        token: &str,
+        status: &str,
+    ) -> TwilioFake {
         let state = Arc::new(Mutex::new(AccountState {
             status: status.to_owned(),
             kind: "Full".to_owned(),
             sent: Vec::new(),
             calls: Vec::new(),
             send_failures: VecDeque::new(),
+            webhooks: BTreeMap::new(),
+            delivered: 0,
         }));
         let shared = Shared {
             sid: sid.to_owned(),
@@ -77,18 +104,88 @@ impl TwilioFake {
                 axum::routing::post(message),
             )
             .with_state(shared);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         tokio::spawn(async move { axum::serve(listener, app).await });
-        TwilioFake { base, state }
+        TwilioFake {
+            base,
+            sid: sid.to_owned(),
+            token: token.to_owned(),
+            state,
+        }
     }
 
     /// Locks the state.
     pub fn lock(&self) -> std::sync::MutexGuard<'_, AccountState> {
         self.state.lock().expect("fake state")
     }
+
+    /// `from` (a phone number, `+...`, shown as `profile_name`) writes `text` on WhatsApp to
+    /// the account's number `to`: Twilio POSTs the form to `to`'s webhook, signed. Answers the
+    /// webhook's HTTP status.
+    pub async fn customer_message(
+        &self,
+        to: &str,
+        from: &str,
+        profile_name: &str,
+        text: &str,
+    ) -> Result<u16, String> {
+        let (url, n) = {
+            let mut state = self.lock();
+            let url = state
+                .webhooks
+                .get(to)
+                .cloned()
+                .ok_or_else(|| format!("no webhook is configured for {to}"))?;
+            state.delivered += 1;
+            (url, state.delivered)
+        };
+        let message_sid = format!("SM{n:032x}");
+        let params: Vec<(String, String)> = [
+            ("MessageSid", message_sid.as_str()),
+            ("SmsMessageSid", message_sid.as_str()),
+            ("AccountSid", self.sid.as_str()),
+            ("From", &format!("whatsapp:{from}")),
+            ("To", &format!("whatsapp:{to}")),
+            ("Body", text),
+            ("NumMedia", "0"),
+            ("NumSegments", "1"),
+            ("ProfileName", profile_name),
+            ("WaId", from.trim_start_matches('+')),
+            ("ApiVersion", "2010-04-01"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+        let body = url::form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&params)
+            .finish();
+        let response = switchboard::net::http_client()
+            .post(&url)
+            .header("x-twilio-signature", sign(&self.token, &url, &params))
+            .header(
+                header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            )
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| format!("the webhook POST failed: {e}"))?;
+        Ok(response.status().as_u16())
+    }
+}
+
+/// Twilio's request signature: `base64(HMAC-SHA1(auth token, URL + every key and value, sorted
+/// by key))`.
+fn sign(token: &str, url: &str, params: &[(String, String)]) -> String {
+    let mut sorted: Vec<&(String, String)> = params.iter().collect();
+    sorted.sort();
+    let mut mac = Hmac::<Sha1>::new_from_slice(token.as_bytes()).expect("any key");
+    mac.update(url.as_bytes());
+    for (key, value) in sorted {
+        mac.update(key.as_bytes());
+        mac.update(value.as_bytes());
+    }
+    base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
 }
 
 fn error(status: StatusCode, code: u32, message: &str) -> Response {

@@ -172,27 +172,46 @@ pub(crate) async fn post_signed(
     body: Vec<u8>,
     what: &str,
 ) -> Result<(), Failure> {
-    let response = http
+    post_signed_answer(http, url, secret, body, what).await.1
+}
+
+/// [`post_signed`], also answering the receiver's HTTP status (`None` when no answer came),
+/// for callers that report it (a chat action's outcome, CH-07).
+pub(crate) async fn post_signed_answer(
+    http: &reqwest::Client,
+    url: &url::Url,
+    secret: &Secret,
+    body: Vec<u8>,
+    what: &str,
+) -> (Option<u16>, Result<(), Failure>) {
+    let sent = http
         .post(url.clone())
         .header(reqwest::header::CONTENT_TYPE, "application/json")
         .header(SIGNATURE_HEADER, sign(secret, &body))
         .body(body)
         .send()
-        .await
-        .map_err(|e| Failure {
-            error: format!("{what} request failed: {}", e.without_url()),
-            retry: true,
-            after: None,
-        })?;
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) => {
+            let failure = Failure {
+                error: format!("{what} request failed: {}", e.without_url()),
+                retry: true,
+                after: None,
+            };
+            return (None, Err(failure));
+        }
+    };
     let status = response.status();
     if status.is_success() {
-        return Ok(());
+        return (Some(status.as_u16()), Ok(()));
     }
-    Err(Failure {
+    let failure = Failure {
         error: format!("{what} answered {status}"),
         retry: super::super::outbox::retryable(status),
         after: super::super::outbox::retry_after(&response),
-    })
+    };
+    (Some(status.as_u16()), Err(failure))
 }
 
 /// The api channel's reconciler. The channel has no provider-side state to read, so

@@ -21,7 +21,12 @@
 //!   and `standby` events (messages we see as the secondary receiver), are stored as history
 //!   with no operator and never routed; a `pass_thread_control` to another app than the primary
 //!   (us) opens a chat and routes it like any other; a `take_thread_control`, or control passed
-//!   back to the primary, returns the thread to the bot.
+//!   back to the primary, returns the thread to the bot. When a chat on a thread passed to us
+//!   completes (by its operator or the completion timeout), Switchboard passes the thread back
+//!   itself: `POST /{version}/me/pass_thread_control?access_token=…` with
+//!   `{"recipient": {"id": PSID}, "target_app_id": primaryReceiverAppId, "metadata"}`, queued
+//!   durably with the completion and made by the outbox task after the chat's last replies
+//!   (retried on 429, 5xx and Graph's rate limits); the thread is the bot's from then on.
 //!
 //! The page token travels in the query string: no message here includes a URL.
 
@@ -266,16 +271,22 @@ pub(crate) async fn deliver(
             retry: true,
             after: None,
         })?;
-    let status = response.status();
-    if status.is_success() {
+    if response.status().is_success() {
         return Ok(());
     }
+    Err(graph_failure("the Send API", response).await)
+}
+
+/// What a Graph error answer means for the outbox: Graph's message and code (never the URL,
+/// which carries the token), retried on 5xx, 429 and Graph's rate-limit and outage codes.
+async fn graph_failure(what: &str, response: reqwest::Response) -> Failure {
+    let status = response.status();
     let after = super::super::outbox::retry_after(&response);
     let error: serde_json::Value = response.json().await.unwrap_or_default();
     let code = error["error"]["code"].as_i64().unwrap_or_default();
-    Err(Failure {
+    Failure {
         error: format!(
-            "the Send API answered {status} (Graph error {code}: {})",
+            "{what} answered {status} (Graph error {code}: {})",
             error["error"]["message"].as_str().unwrap_or_default()
         ),
         // 4 and 613 are Graph's rate limits; 2 a temporary outage.
@@ -283,7 +294,69 @@ pub(crate) async fn deliver(
             || status == reqwest::StatusCode::TOO_MANY_REQUESTS
             || matches!(code, 2 | 4 | 613),
         after,
+    }
+}
+
+/// What the bot is told when a thread comes back (`metadata` of `pass_thread_control`).
+pub const HANDBACK_METADATA: &str = "switchboard: the chat with an operator was completed";
+
+/// The body of Graph's `POST /{version}/me/pass_thread_control`: the thread (`recipient.id`,
+/// the contact's PSID), the app that gets it and a note for that app. Graph documents
+/// `target_app_id` as a number; an id that is not one is sent as written.
+pub fn pass_thread_control_body(psid: &str, target_app_id: &str) -> serde_json::Value {
+    let target = target_app_id
+        .parse::<u64>()
+        .map_or_else(|_| json!(target_app_id), |id| json!(id));
+    json!({
+        "recipient": {"id": psid},
+        "target_app_id": target,
+        "metadata": HANDBACK_METADATA,
     })
+}
+
+/// One attempt to pass the thread of `psid` back to the channel's primary receiver (FB-03).
+pub(crate) async fn pass_thread_control(
+    http: &reqwest::Client,
+    channel: &ChannelSetup,
+    psid: &str,
+) -> Result<(), Failure> {
+    let Some(handover) = &channel.spec.handover else {
+        return Err(Failure {
+            error: "the channel no longer has a handover; the thread stays with Switchboard".into(),
+            retry: false,
+            after: None,
+        });
+    };
+    let token = channel.secret("/pageAccessToken").map_err(|e| Failure {
+        error: format!("the page access token cannot be read: {e}"),
+        retry: true,
+        after: None,
+    })?;
+    let response = http
+        .post(graph_url(
+            &channel.spec,
+            "me/pass_thread_control",
+            &[("access_token", token.expose())],
+        )?)
+        .timeout(CALL_TIMEOUT)
+        .json(&pass_thread_control_body(
+            psid,
+            &handover.primary_receiver_app_id,
+        ))
+        .send()
+        .await
+        .map_err(|e| Failure {
+            error: format!(
+                "the pass_thread_control request failed: {}",
+                e.without_url()
+            ),
+            retry: true,
+            after: None,
+        })?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    Err(graph_failure("pass_thread_control", response).await)
 }
 
 /// A messenger channel's reconciler.
@@ -467,6 +540,20 @@ mod tests {
                 m.text.as_str()
             ),
             ("m.1", "PSID1", "hi")
+        );
+    }
+
+    #[test]
+    fn a_thread_goes_back_to_the_primary_receiver_named_by_number() {
+        // REQ: FB-03 (Graph's documented body: recipient.id, target_app_id, metadata)
+        assert_eq!(
+            pass_thread_control_body("P1", "263902037430900"),
+            json!({"recipient": {"id": "P1"}, "target_app_id": 263902037430900_u64,
+                   "metadata": HANDBACK_METADATA})
+        );
+        assert_eq!(
+            pass_thread_control_body("P1", "bot-app")["target_app_id"],
+            "bot-app"
         );
     }
 
