@@ -7,8 +7,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Kind;
-use crate::config::kinds::Operation;
+use crate::config::kinds::{MailboxSpec, Operation};
 use crate::engine::SyncRequestError;
+use crate::mail::access;
 use crate::store::ObjectStatus;
 
 use super::AppState;
@@ -146,18 +147,35 @@ pub struct Queued {
 }
 
 /// `POST /api/v1/objects/{kind}/{name}/sync`.
+///
+/// Who may ask (EP-09, MB-04): a Mailbox by a `CanManageAdministration` holder, its owner, or
+/// a holder of its `configure` right (plus `CanManageSharedMailboxSync` when it is shared) —
+/// the rule is `mail::access::may_sync`; every other kind, MailProvider included, only by a
+/// `CanManageAdministration` holder.
 pub async fn sync_object(
     State(state): State<AppState>,
     caller: Caller,
     Path((kind, name)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
-    caller.require(Operation::CanManageAdministration)?;
     let unknown = || {
         ApiError::not_found(format!(
             "no object {kind}/{name} in the running configuration"
         ))
     };
-    let parsed = Kind::parse(&kind).ok_or_else(unknown)?;
+    let parsed = Kind::parse(&kind);
+    if parsed == Some(Kind::Mailbox) {
+        let config = state.engine.config();
+        let Some(mailbox) = config.get::<MailboxSpec>(&name) else {
+            // Only an administrator learns that a mailbox does not exist.
+            caller.require(Operation::CanManageAdministration)?;
+            return Err(unknown());
+        };
+        access::may_sync(&config, &caller.user, &caller.operations, &name, mailbox)
+            .map_err(|refusal| ApiError::forbidden(refusal.to_string()))?;
+    } else {
+        caller.require(Operation::CanManageAdministration)?;
+    }
+    let parsed = parsed.ok_or_else(unknown)?;
     match state.engine.request_sync(parsed, &name) {
         Ok(()) => Ok((StatusCode::ACCEPTED, Json(Queued { queued: true }))),
         Err(SyncRequestError::Unknown) => Err(unknown()),
