@@ -104,6 +104,30 @@ pub struct Checkpoint {
     pub initial_complete: bool,
     /// The INTERNALDATE cut-off of the first sync.
     pub since: DateTime<Utc>,
+    /// While the first sync of this epoch runs: how far it got.
+    pub first_sync: Option<Progress>,
+}
+
+/// How far the first sync of a folder got: `loaded` of the `total` messages it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Messages fetched and committed so far (stored, or recognised as stored).
+    pub loaded: u64,
+    /// Messages the first sync found to load.
+    pub total: u64,
+}
+
+/// A folder as the status view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderStatus {
+    /// The Mailbox object's name.
+    pub mailbox: String,
+    /// The folder's name.
+    pub folder: String,
+    /// Messages stored in it and not removed from it on the server.
+    pub messages: u64,
+    /// While its first sync runs: how far it got.
+    pub first_sync: Option<Progress>,
 }
 
 /// A folder's checkpoint and message count.
@@ -340,6 +364,13 @@ impl Store {
         select_folders(&self.conn, mailbox, Some(folder))
             .map_err(|e| self.err(e))
             .map(|mut v| v.pop())
+    }
+
+    /// Every folder of every mailbox that has a checkpoint or stored mail, sorted by mailbox
+    /// and folder, with its message count (removed messages not counted) and, while its first
+    /// sync runs, that sync's progress.
+    pub fn mail_folder_statuses(&self) -> Result<Vec<FolderStatus>, StoreError> {
+        select_folder_statuses(&self.conn).map_err(|e| self.err(e))
     }
 
     /// Every synced folder of `mailbox`, by name.
@@ -651,28 +682,70 @@ impl Store {
 
 // ---- SQL ------------------------------------------------------------------------------------
 
+/// The first-sync progress stored beside a checkpoint: only while the first sync runs and
+/// once it has counted what it will load.
+fn progress(initial_complete: bool, loaded: i64, total: Option<i64>) -> Option<Progress> {
+    let total = u64::try_from(total?).ok()?;
+    (!initial_complete).then(|| Progress {
+        loaded: u64::try_from(loaded).unwrap_or(0),
+        total,
+    })
+}
+
 fn select_folders(
     conn: &Connection,
     mailbox: &str,
     folder: Option<&str>,
 ) -> rusqlite::Result<Vec<FolderState>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT folder, uidvalidity, last_uid, highest_modseq, initial_complete, since, messages
+        "SELECT folder, uidvalidity, last_uid, highest_modseq, initial_complete, since, messages,
+                initial_loaded, initial_total
          FROM mail_folders WHERE mailbox = ?1 AND (?2 IS NULL OR folder = ?2) ORDER BY folder",
     )?;
     stmt.query_map(params![mailbox, folder], |row| {
         let since: String = row.get(5)?;
         let modseq: Option<i64> = row.get(3)?;
+        let initial_complete: bool = row.get(4)?;
         Ok(FolderState {
             folder: row.get(0)?,
             checkpoint: Checkpoint {
                 uidvalidity: row.get(1)?,
                 last_uid: row.get(2)?,
                 highest_modseq: modseq.and_then(|m| u64::try_from(m).ok()),
-                initial_complete: row.get(4)?,
+                initial_complete,
                 since: parse_ts(&since).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                first_sync: progress(initial_complete, row.get(7)?, row.get(8)?),
             },
             messages: row.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+fn select_folder_statuses(conn: &Connection) -> rusqlite::Result<Vec<FolderStatus>> {
+    // Counted from the messages themselves (the partial index `emails_present` covers it), so
+    // sent mail filed in its folder and messages removed on the server are counted right.
+    let mut stmt = conn.prepare_cached(
+        "WITH counts AS (
+             SELECT mailbox, folder, count(*) AS n FROM emails
+              WHERE removed_at IS NULL GROUP BY mailbox, folder),
+         names AS (
+             SELECT mailbox, folder FROM mail_folders
+             UNION SELECT mailbox, folder FROM mail_graph_folders
+             UNION SELECT mailbox, folder FROM counts)
+         SELECT names.mailbox, names.folder, coalesce(counts.n, 0),
+                coalesce(f.initial_complete, 1), coalesce(f.initial_loaded, 0), f.initial_total
+           FROM names
+           LEFT JOIN counts ON counts.mailbox = names.mailbox AND counts.folder = names.folder
+           LEFT JOIN mail_folders f ON f.mailbox = names.mailbox AND f.folder = names.folder
+          ORDER BY names.mailbox, names.folder",
+    )?;
+    stmt.query_map([], |row| {
+        Ok(FolderStatus {
+            mailbox: row.get(0)?,
+            folder: row.get(1)?,
+            messages: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+            first_sync: progress(row.get(3)?, row.get(4)?, row.get(5)?),
         })
     })?
     .collect()
@@ -689,8 +762,8 @@ fn upsert_folder(
     conn.prepare_cached(
         "INSERT INTO mail_folders
              (mailbox, folder, uidvalidity, last_uid, highest_modseq, initial_complete, since,
-              messages, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+              messages, updated_at, initial_loaded, initial_total)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (mailbox, folder) DO UPDATE SET
              uidvalidity = excluded.uidvalidity,
              last_uid = excluded.last_uid,
@@ -698,6 +771,8 @@ fn upsert_folder(
              initial_complete = excluded.initial_complete,
              since = excluded.since,
              messages = mail_folders.messages + excluded.messages,
+             initial_loaded = excluded.initial_loaded,
+             initial_total = excluded.initial_total,
              updated_at = excluded.updated_at",
     )?
     .execute(params![
@@ -709,7 +784,9 @@ fn upsert_folder(
         c.initial_complete,
         format_ts(c.since),
         saturating_i64(new),
-        at
+        at,
+        c.first_sync.map_or(0, |p| saturating_i64(p.loaded)),
+        c.first_sync.map(|p| saturating_i64(p.total)),
     ])
 }
 
@@ -1031,6 +1108,7 @@ mod tests {
             highest_modseq: None,
             initial_complete: true,
             since: at(),
+            first_sync: None,
         }
     }
 
@@ -1064,6 +1142,76 @@ mod tests {
             .expect("read")
             .expect("row");
         assert_eq!((folder.checkpoint.last_uid, folder.messages), (2, 2));
+    }
+
+    #[test]
+    fn folder_statuses_count_stored_mail_and_show_first_sync_progress() {
+        let mut store = Store::open_in_memory().expect("store");
+        let first = Checkpoint {
+            initial_complete: false,
+            first_sync: Some(Progress {
+                loaded: 2,
+                total: 5,
+            }),
+            ..checkpoint(7, 2)
+        };
+        store
+            .commit_mail(
+                "mb",
+                "INBOX",
+                &first,
+                &[email(1, "a@x"), email(2, "b@x")],
+                &[],
+                at(),
+            )
+            .expect("commit");
+        store
+            .commit_mail(
+                "mb",
+                "Archive",
+                &checkpoint(3, 1),
+                &[email(1, "c@x")],
+                &[],
+                at(),
+            )
+            .expect("commit");
+        let statuses = store.mail_folder_statuses().expect("statuses");
+        let by_name: Vec<(&str, u64, Option<Progress>)> = statuses
+            .iter()
+            .map(|f| (f.folder.as_str(), f.messages, f.first_sync))
+            .collect();
+        assert_eq!(
+            by_name,
+            [
+                ("Archive", 1, None),
+                (
+                    "INBOX",
+                    2,
+                    Some(Progress {
+                        loaded: 2,
+                        total: 5
+                    })
+                )
+            ]
+        );
+        // The first sync completes: the progress goes, the count stays.
+        store
+            .commit_mail(
+                "mb",
+                "INBOX",
+                &checkpoint(7, 5),
+                &[email(5, "d@x")],
+                &[],
+                at(),
+            )
+            .expect("commit");
+        let inbox = store
+            .mail_folder_statuses()
+            .expect("statuses")
+            .into_iter()
+            .find(|f| f.folder == "INBOX")
+            .expect("INBOX");
+        assert_eq!((inbox.messages, inbox.first_sync), (3, None));
     }
 
     #[test]

@@ -70,6 +70,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0006_mail_graph",
         sql: include_str!("migrations/0006_mail_graph.sql"),
     },
+    Migration {
+        name: "0007_mail_status",
+        sql: include_str!("migrations/0007_mail_status.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock held by another connection before giving up.
@@ -1274,17 +1278,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state.db");
         drop(Store::open(&path).unwrap());
-        raw(&path).pragma_update(None, "user_version", 7).unwrap();
+        let newer = latest_version() + 1;
+        raw(&path)
+            .pragma_update(None, "user_version", newer)
+            .unwrap();
 
         let err = Store::open(&path).unwrap_err();
         assert!(
-            matches!(err, StoreError::TooNew { found: 7, .. }),
+            matches!(err, StoreError::TooNew { found, .. } if found == newer),
             "{err:?}"
         );
         assert_eq!(
             err.to_string(),
             format!(
-                "state file {} has schema version 7, but this switchboard understands up to {}: \
+                "state file {} has schema version {newer}, but this switchboard understands up to {}: \
                  it was written by a newer release; upgrade switchboard or point --state elsewhere",
                 path.display(),
                 latest_version()
@@ -1294,11 +1301,11 @@ mod tests {
         let version: i64 = raw(&path)
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 7);
+        assert_eq!(version, newer);
 
         let err = Store::open_read_only(&path).unwrap_err();
         assert!(
-            matches!(err, StoreError::TooNew { found: 7, .. }),
+            matches!(err, StoreError::TooNew { found, .. } if found == newer),
             "{err:?}"
         );
     }
