@@ -174,6 +174,44 @@ pub struct EmailRecord {
     pub contact_ids: Vec<i64>,
     /// For mail sent through Switchboard: where its delivery stands.
     pub delivery: Option<Delivery>,
+    /// The server reported it removed from its folder (it is kept as history).
+    pub removed: Option<Removed>,
+}
+
+/// When and why the server reported a stored message removed from its folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// When the sync learned it.
+    pub at: DateTime<Utc>,
+    /// The server's reason (Graph: `deleted` or `changed`).
+    pub reason: String,
+}
+
+/// A message of a Graph delta page: Graph's id (what later removals name) and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphItem {
+    /// Graph's message id.
+    pub id: String,
+    /// The message.
+    pub email: NewEmail,
+}
+
+/// A Graph delta `@removed` entry: the message left the folder (deleted or moved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphRemoval {
+    /// Graph's message id.
+    pub id: String,
+    /// `deleted` or `changed`, as Graph gave it.
+    pub reason: String,
+}
+
+/// What one committed Graph page changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GraphPageCommitted {
+    /// Messages stored for the first time.
+    pub new: u64,
+    /// Stored messages marked removed.
+    pub removed: u64,
 }
 
 /// The delivery state of a sent e-mail.
@@ -604,56 +642,60 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Commits one Graph delta page of `folder`: its new messages (a message whose
-    /// internetMessageId — the fingerprint — is already stored in the mailbox is skipped, so a
-    /// full resync duplicates nothing) and the link to resume from, in ONE transaction.
-    /// `complete` says `link` is the round's deltaLink. Returns how many messages were new.
+    /// Commits one Graph delta page of `folder` in ONE transaction: its messages, its
+    /// removals and the link to resume from (`complete`: `link` is the round's deltaLink).
+    ///
+    /// A message is known in the mailbox by its internetMessageId (the fingerprint), so a full
+    /// resync or a message moved between folders stores nothing twice: a known message takes
+    /// the folder and Graph id it is reported with, and is no longer marked removed. Sent
+    /// Items' copy of mail sent from Switchboard is recognised the same way.
+    ///
+    /// A removal (`@removed`, reason `deleted` or `changed`) marks the message stored in this
+    /// folder under that Graph id as removed, and keeps it: a letter is part of its contacts'
+    /// history in Switchboard, whatever the mailbox does with it later (the store keeps mail
+    /// of a mailbox removed from the config for the same reason).
     #[allow(clippy::too_many_arguments, reason = "one page, one transaction")]
     pub fn commit_graph_page(
         &mut self,
         mailbox: &str,
         folder: &str,
-        emails: &[NewEmail],
+        items: &[GraphItem],
+        removals: &[GraphRemoval],
         link: Option<&str>,
         complete: bool,
         own: &[String],
         at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<GraphPageCommitted, StoreError> {
         self.ensure_writable()?;
         let at = format_ts(at);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_error(&self.path, e))?;
-        let mut new = 0u64;
-        for email in emails {
-            let known: bool = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM emails WHERE mailbox = ?1 AND fingerprint = ?2)",
-                )
-                .and_then(|mut st| st.query_row(params![mailbox, email.fingerprint], |r| r.get(0)))
-                .map_err(|e| db_error(&self.path, e))?;
-            if known {
-                continue;
-            }
-            if store_email(&tx, mailbox, folder, None, email, own, &at)
-                .map_err(|e| db_error(&self.path, e))?
-                .is_some()
-            {
-                new += 1;
-            }
-        }
-        tx.execute(
-            "INSERT INTO mail_graph_folders (mailbox, folder, link, complete, messages, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (mailbox, folder) DO UPDATE SET
-                 link = excluded.link, complete = excluded.complete,
-                 messages = messages + excluded.messages, updated_at = excluded.updated_at",
-            params![mailbox, folder, link, complete, saturating_i64(new), at],
-        )
-        .map_err(|e| db_error(&self.path, e))?;
+        let committed = store_graph_page(&tx, mailbox, folder, items, removals, own, &at)
+            .and_then(|committed| {
+                tx.execute(
+                    "INSERT INTO mail_graph_folders
+                         (mailbox, folder, link, complete, messages, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (mailbox, folder) DO UPDATE SET
+                         link = excluded.link, complete = excluded.complete,
+                         messages = messages + excluded.messages,
+                         updated_at = excluded.updated_at",
+                    params![
+                        mailbox,
+                        folder,
+                        link,
+                        complete,
+                        saturating_i64(committed.new),
+                        at
+                    ],
+                )?;
+                Ok(committed)
+            })
+            .map_err(|e| db_error(&self.path, e))?;
         tx.commit().map_err(|e| db_error(&self.path, e))?;
-        Ok(new)
+        Ok(committed)
     }
 
     /// Lists e-mails, newest stored first.
@@ -933,6 +975,53 @@ pub(super) fn store_email(
     Ok(Some(id))
 }
 
+fn store_graph_page(
+    conn: &Connection,
+    mailbox: &str,
+    folder: &str,
+    items: &[GraphItem],
+    removals: &[GraphRemoval],
+    own: &[String],
+    at: &str,
+) -> rusqlite::Result<GraphPageCommitted> {
+    let mut committed = GraphPageCommitted::default();
+    for item in items {
+        let known: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM emails WHERE mailbox = ?1 AND fingerprint = ?2 ORDER BY id LIMIT 1",
+            )?
+            .query_row(params![mailbox, item.email.fingerprint], |r| r.get(0))
+            .optional()?;
+        match known {
+            Some(id) => {
+                conn.prepare_cached(
+                    "UPDATE emails SET folder = ?2, graph_id = ?3, flags = ?4,
+                            removed_at = NULL, removed_reason = NULL
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, folder, item.id, item.email.flags])?;
+            }
+            None => {
+                if let Some(id) = store_email(conn, mailbox, folder, None, &item.email, own, at)? {
+                    conn.prepare_cached("UPDATE emails SET graph_id = ?2 WHERE id = ?1")?
+                        .execute(params![id, item.id])?;
+                    committed.new += 1;
+                }
+            }
+        }
+    }
+    for removal in removals {
+        let marked = conn
+            .prepare_cached(
+                "UPDATE emails SET removed_at = ?4, removed_reason = ?5
+                 WHERE mailbox = ?1 AND folder = ?2 AND graph_id = ?3 AND removed_at IS NULL",
+            )?
+            .execute(params![mailbox, folder, removal.id, at, removal.reason])?;
+        committed.removed += marked as u64;
+    }
+    Ok(committed)
+}
+
 /// The contact of `email`, created if new; a name fills an empty one (MB-01 enrichment).
 fn upsert_contact(
     conn: &Connection,
@@ -983,7 +1072,8 @@ fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPag
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, mailbox, folder, message_id, direction, from_address, from_name, to_json,
-                cc_json, subject, sent_at, text_body, html_body, attachments
+                cc_json, subject, sent_at, text_body, html_body, attachments, removed_at,
+                removed_reason
          FROM emails WHERE {filter} AND (?5 IS NULL OR id < ?5)
          ORDER BY id DESC LIMIT ?6"
     ))?;
@@ -1025,6 +1115,18 @@ fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPag
                     attachments: attachments_from_json(&row.get::<_, String>(13)?),
                     contact_ids: Vec::new(),
                     delivery: None,
+                    removed: row
+                        .get::<_, Option<String>>(14)?
+                        .as_deref()
+                        .and_then(parse_ts)
+                        .map(|at| Removed {
+                            at,
+                            reason: row
+                                .get::<_, Option<String>>(15)
+                                .ok()
+                                .flatten()
+                                .unwrap_or_default(),
+                        }),
                 })
             },
         )?
