@@ -5,6 +5,10 @@
 #   N=2000 benches/mail_sync.sh          fewer messages (default 10000)
 #   KILLS=5 benches/mail_sync.sh         fewer kill -9 rounds (default 20)
 #   SKIP_CRASH=1 / SKIP_RSS=1            leave a part out
+#   SKIP_TIMING=1                        skip (a), (b), (c): only the RSS and/or crash parts
+#   RSS_AUTO=0                           idle RSS with load.auto: false only (default: both
+#                                        false and true; true keeps one IMAP IDLE connection
+#                                        per mailbox open against the local Dovecot)
 #   KEEP=1                               keep the work directory (printed at the end)
 #
 # In one run, on the same mailbox of N messages (2-50 KB, ~15 % with an attachment) written
@@ -15,8 +19,10 @@
 #   (c) one raw `UID FETCH 1:* BODY.PEEK[]` (benches/mail_bench.py: literals counted and
 #       discarded) — the wire limit;
 # and prints the ratios a/b and a/c. Then the idle RSS of `switchboard run` with 1,000
-# configured mailboxes (load.auto: false, so they idle), read from /proc/PID/status once it
-# settles. Then the crash test: `switchboard run` is killed with SIGKILL at KILLS random points
+# configured mailboxes, read from /proc/PID/status once it settles: with load.auto: false
+# (nothing runs until asked), then with load.auto: true against 1,000 Dovecot users (each
+# mailbox syncs at start and keeps one IMAP connection idling on INBOX: settled means every
+# IDLE connection is up and two readings a second apart agree). Then the crash test: `switchboard run` is killed with SIGKILL at KILLS random points
 # (stored-message counts) of the N-message sync, restarted each time, and finally runs to the end; sqlite3 then shows
 # each message stored exactly once.
 #
@@ -61,6 +67,8 @@ mkdir -p "$dv/run" "$dv/state" "$dv/home"
 chown nobody:nogroup "$dv/home"
 chmod 755 "$dv"
 printf '%s:{PLAIN}%s::::::\n' "$USER_ADDR" "$PASS" > "$dv/users"
+# The idle mailboxes of the RSS part log in too when load.auto is true.
+for i in $(seq 1 999); do printf 'idle%d@example.test:{PLAIN}%s::::::\n' "$i" "$PASS"; done >> "$dv/users"
 port=$(free_port)
 cat > "$dv/dovecot.conf" <<EOF
 protocols = imap
@@ -97,6 +105,15 @@ service imap-login {
     port = 0
   }
 }
+# 1,000 mailboxes with load.auto: true hold 1,000 IDLE connections (plus their syncs).
+default_client_limit = 5000
+service imap {
+  process_limit = 2500
+}
+service imap-login {
+  process_limit = 64
+  client_limit = 500
+}
 service anvil {
   unix_listener anvil-auth-penalty {
     mode = 0
@@ -128,6 +145,7 @@ python3 "$repo/benches/mail_bench.py" fetch "$port" "$USER_ADDR" "$PASS" >/dev/n
 now() { date +%s.%N; }
 elapsed() { python3 -c "print(f'{$2 - $1:.3f}')"; }
 
+if [ "${SKIP_TIMING:-0}" != 1 ]; then
 # --- (c) raw fetch -----------------------------------------------------------------------------
 read -r raw_s raw_n < <(python3 "$repo/benches/mail_bench.py" fetch "$port" "$USER_ADDR" "$PASS")
 echo "(c) raw UID FETCH 1:* BODY.PEEK[]: ${raw_s}s ($raw_n messages)"
@@ -164,6 +182,8 @@ t1=$(now)
 mb_s=$(elapsed "$t0" "$t1")
 mb_n=$(find "$work/mbsync/mail/INBOX" -type f -path '*/cur/*' -o -type f -path '*/new/*' | wc -l)
 echo "(b) mbsync: ${mb_s}s ($mb_n messages)"
+
+fi
 
 # --- (a) switchboard ---------------------------------------------------------------------------
 manifests() { # DIR MAILBOXES AUTO
@@ -215,6 +235,7 @@ PY
   fi
 }
 export SB_BENCH_PASSWORD=$PASS
+if [ "${SKIP_TIMING:-0}" != 1 ]; then
 # `sync` runs only applied objects: apply with a daemon first (load.auto false: it does not
 # sync), stop it, then time the in-process sync alone.
 manifests "$work/sb/config" 1 false
@@ -238,24 +259,53 @@ import sys
 a, b, c = map(float, sys.argv[1:])
 print(f"ratios: a/b = {a / b:.2f} (target <= 0.5), a/c = {a / c:.2f} (target <= 3)")
 PY
+fi
 
 # --- idle RSS with 1,000 mailboxes -------------------------------------------------------------
 if [ "${SKIP_RSS:-0}" != 1 ]; then
-  manifests "$work/rss/config" 1000 false
-  "$sb" --config "$work/rss/config" --state "$work/rss/state.db" run >/dev/null 2>"$work/rss/err" &
-  daemon_pid=$!
-  prev=0
-  for _ in $(seq 1 30); do
-    sleep 1
-    rss=$(awk '/VmRSS/ {print $2}' "/proc/$daemon_pid/status")
-    [ "$rss" = "$prev" ] && break
-    prev=$rss
-  done
-  hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
-  mailboxes=$(sqlite3 "$work/rss/state.db" "SELECT count(*) FROM objects WHERE kind = 'Mailbox'")
-  echo "idle RSS, $mailboxes mailboxes: VmRSS ${rss} KiB ($((rss / 1024)) MiB), peak ${hwm} KiB"
-  kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true
-  daemon_pid=""
+  # Established TCP connections of the daemon to Dovecot's IMAP port.
+  imap_conns() {
+    local inodes
+    inodes=$(find "/proc/$1/fd" -lname 'socket:*' -printf '%l\n' 2>/dev/null | tr -dc '0-9\n' | sort -u)
+    awk -v port="$(printf '%04X' "$port")" 'NR > 1 && $4 == "01" && $3 ~ ":" port "$" {print $10}' /proc/net/tcp \
+      | sort -u | comm -12 - <(echo "$inodes") | wc -l
+  }
+  rss_run() { # AUTO
+    local auto=$1 dir="$work/rss-$1" want=0 rss prev=0 conns=0
+    manifests "$dir/config" 1000 "$auto"
+    if [ "$auto" = true ]; then
+      want=1000
+      # The idle mailboxes of `manifests` have load.auto: false; here every one loads.
+      sed -i 's/load: {auto: false}/load: {auto: true}/' "$dir/config/mailboxes.yaml"
+      # One socket per IDLE connection (and per sync while they start): above the usual 1,024.
+      ulimit -n 8192
+    fi
+    synced() { sqlite3 "$dir/state.db" "SELECT count(*) FROM object_status WHERE kind = 'Mailbox' AND runs_ok > 0" 2>/dev/null || echo 0; }
+    "$sb" --config "$dir/config" --state "$dir/state.db" run >/dev/null 2>"$dir/err" &
+    daemon_pid=$!
+    local t0 settled=no
+    t0=$(date +%s)
+    for _ in $(seq 1 300); do
+      sleep 1
+      rss=$(awk '/VmRSS/ {print $2}' "/proc/$daemon_pid/status")
+      if [ "$auto" = true ]; then
+        conns=$(imap_conns "$daemon_pid")
+        # Settled: every mailbox synced once and only the IDLE connections remain.
+        [ "$(synced)" -ge 1000 ] && [ "$conns" -eq "$want" ] && [ "$rss" = "$prev" ] && { settled=yes; break; }
+      else
+        [ "$rss" = "$prev" ] && { settled=yes; break; }
+      fi
+      prev=$rss
+    done
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
+    threads=$(awk '/Threads/ {print $2}' "/proc/$daemon_pid/status")
+    mailboxes=$(sqlite3 "$dir/state.db" "SELECT count(*) FROM objects WHERE kind = 'Mailbox'")
+    echo "idle RSS, $mailboxes mailboxes, load.auto $auto: VmRSS ${rss} KiB ($((rss / 1024)) MiB), peak ${hwm} KiB, $threads threads, $conns IMAP connections open, $(synced) synced, settled: $settled after $(($(date +%s) - t0)) s"
+    kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true
+    daemon_pid=""
+  }
+  rss_run false
+  [ "${RSS_AUTO:-1}" = 1 ] && rss_run true
 fi
 
 # --- crash test ------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ gen_file() {
     local i=$1 k
     printf '# yaml-language-server: $schema=../schemas/manifest.schema.json\n'
     for k in 0 1; do
-        printf -- '---\napiVersion: switchboard/v1\nkind: Role\nmetadata:\n  name: role-%d-%d\n  labels: {team: t%d}\nspec:\n  title: Role %d.%d\n  operations: [CanManageChats]\n' \
+        printf -- '---\napiVersion: switchboard/v1\nkind: Role\nmetadata:\n  name: role-%d-%d\n  labels: {team: t%d}\nspec:\n  title: Role %d.%d\n  operations: [CanManageChats, CanConnectSharedMailbox, CanManageSharedMailboxSync]\n' \
             "$i" "$k" "$i" "$i" "$k"
     done
     for k in $(seq 0 19); do

@@ -953,20 +953,119 @@ spec:
       sendEmails: true
       configure: true
 ";
+    // The owner holds both shared-mailbox operations through the role (MB-04).
+    let alice = USER_ALICE.replace(
+        "  email: alice@example.com\n",
+        "  email: alice@example.com\n  roles: [agents]\n",
+    );
     valid(&[
-        ("people.yaml", &format!("{USER_ALICE}---\n{role}")),
+        ("people.yaml", &format!("{alice}---\n{role}")),
         ("providers.yaml", PROVIDER_CORP),
         ("mail.yaml", mailbox),
     ]);
     // An access entry must name a user or a role that exists.
     let broken = mailbox.replace("role: agents", "role: agent");
     let stderr = invalid(&[
-        ("people.yaml", &format!("{USER_ALICE}---\n{role}")),
+        ("people.yaml", &format!("{alice}---\n{role}")),
         ("providers.yaml", PROVIDER_CORP),
         ("mail.yaml", &broken),
     ]);
     assert!(stderr.contains("spec.access[0].role"), "{stderr}");
     assert!(stderr.contains("did you mean `agents`?"), "{stderr}");
+}
+
+const SHARED_SALES: &str = "\
+apiVersion: switchboard/v1
+kind: Mailbox
+metadata:
+  name: sales-shared
+spec:
+  address: sales@corp.example
+  owner: alice
+  password: {credential: sales-mail-password}
+  access:
+    - role: agents
+      readEmails: true
+";
+
+// REQ: MB-04 (setting up a shared mailbox needs CanConnectSharedMailbox and
+// CanManageSharedMailboxSync; the owner sets it up)
+#[test]
+fn shared_mailbox_owner_without_the_shared_mailbox_operations_is_refused() {
+    let role = "\
+apiVersion: switchboard/v1
+kind: Role
+metadata:
+  name: agents
+spec:
+  title: Agents
+";
+    let stderr = invalid(&[
+        ("people.yaml", &format!("{USER_ALICE}---\n{role}")),
+        ("providers.yaml", PROVIDER_CORP),
+        ("mail.yaml", SHARED_SALES),
+    ]);
+    assert!(stderr.contains("config::missing-operation"), "{stderr}");
+    assert!(
+        stderr.contains("CanConnectSharedMailbox and CanManageSharedMailboxSync"),
+        "{stderr}"
+    );
+    insta::assert_snapshot!(stderr);
+
+    // The same mailbox without `access` is a personal one: no operation needed.
+    let personal = SHARED_SALES
+        .split("  access:")
+        .next()
+        .expect("the manifest")
+        .to_owned();
+    valid(&[
+        ("people.yaml", &format!("{USER_ALICE}---\n{role}")),
+        ("providers.yaml", PROVIDER_CORP),
+        ("mail.yaml", &personal),
+    ]);
+}
+
+// REQ: MB-04 (an operation held through a role counts; the one missing is named)
+#[test]
+fn shared_mailbox_owner_missing_one_operation_is_named_in_json() {
+    let role = "\
+apiVersion: switchboard/v1
+kind: Role
+metadata:
+  name: agents
+spec:
+  title: Agents
+  operations: [CanConnectSharedMailbox]
+";
+    let alice = USER_ALICE.replace(
+        "  email: alice@example.com\n",
+        "  email: alice@example.com\n  roles: [agents]\n",
+    );
+    let out = validate_with(
+        &[
+            ("people.yaml", &format!("{alice}---\n{role}")),
+            ("providers.yaml", PROVIDER_CORP),
+            ("mail.yaml", SHARED_SALES),
+        ],
+        &["--format", "json"],
+    );
+    assert_eq!(out.code, 1, "{out:#?}");
+    let parsed: serde_json::Value = serde_json::from_str(&out.stdout).expect("stdout is JSON");
+    assert_eq!(parsed.as_array().map(Vec::len), Some(1), "{parsed:#}");
+    assert_eq!(parsed[0]["field"], "spec.access", "{parsed:#}");
+    assert_eq!(parsed[0]["object"], "Mailbox/sales-shared", "{parsed:#}");
+    insta::assert_snapshot!(out.stdout);
+
+    // Given directly on the user, the second operation completes the pair.
+    let alice = alice.replace(
+        "  roles: [agents]\n",
+        "  roles: [agents]\n  operations: [CanManageSharedMailboxSync]\n",
+    );
+    valid(&[
+        ("people.yaml", &format!("{alice}---\n{role}")),
+        ("providers.yaml", PROVIDER_CORP),
+        ("mail.yaml", SHARED_SALES),
+    ]);
 }
 
 // REQ: LI-04

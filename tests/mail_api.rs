@@ -33,7 +33,9 @@ fn config(port: u16) -> Vec<(&'static str, String)> {
             "users.yaml",
             [
                 "apiVersion: switchboard/v1\nkind: Role\nmetadata: {name: sales}\nspec: {title: Sales}\n".to_owned(),
-                user("alice", ""),
+                // The owner of the shared mailbox `team` sets it up (MB-04).
+                "apiVersion: switchboard/v1\nkind: Role\nmetadata: {name: mail-owners}\nspec: {title: Mail owners, operations: [CanConnectSharedMailbox, CanManageSharedMailboxSync]}\n".to_owned(),
+                user("alice", "mail-owners"),
                 user("bob", "sales"),
                 user("carol", ""),
                 user("dave", ""),

@@ -1,7 +1,8 @@
 //! Microsoft 365 through Microsoft Graph (EP-05) against a fake that follows Graph's
 //! documented wire format (tests/support/graph_fake.rs) and the fake token endpoint: delta
 //! paging and resuming from the deltaLink, 429 with Retry-After, 410 / syncStateNotFound →
-//! full resync without duplicates, and sendMail from the durable outbox.
+//! full resync without duplicates, attachment metadata, `@removed` entries (kept, marked),
+//! moves between folders, and sendMail from the durable outbox.
 
 #[path = "support/graph_fake.rs"]
 mod graph_fake;
@@ -107,6 +108,18 @@ impl Rig {
             .await
             .expect("emails")
             .items
+    }
+
+    /// `(folder, messages)` of the status view.
+    async fn folder_counts(&self) -> Vec<(String, u64)> {
+        self.store
+            .call(|s| s.mail_folder_statuses())
+            .await
+            .expect("folder statuses")
+            .into_iter()
+            .filter(|f| f.mailbox == "box" && f.messages > 0)
+            .map(|f| (f.folder, f.messages))
+            .collect()
     }
 
     /// Message-IDs stored in `folder`, sorted; panics on a duplicate anywhere.
@@ -291,5 +304,116 @@ fn exchange_on_premises_and_microsoft365_without_oauth2_stay_pending_with_their_
         reason("basic").contains("auth: oauth2"),
         "{}",
         reason("basic")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attachment_metadata_is_stored_without_the_content() {
+    // REQ: EP-05 (Microsoft 365 mail is stored like IMAP mail: attachment metadata only)
+    let rig = rig().await;
+    rig.graph.deliver_with_attachments(
+        "quote@customer.example",
+        "Your quote",
+        &[
+            ("quote.pdf", "application/pdf", 12_345, false),
+            ("logo.png", "image/png", 300, true),
+        ],
+    );
+    deliver(&rig.graph, 1..=1);
+    assert_eq!(rig.sync().await.items_in, 2);
+    let emails = rig.emails().await;
+    let quote = emails
+        .iter()
+        .find(|e| e.message_id.as_deref() == Some("quote@customer.example"))
+        .expect("the quote");
+    let listed: Vec<(Option<&str>, &str, u64)> = quote
+        .attachments
+        .iter()
+        .map(|a| (a.name.as_deref(), a.content_type.as_str(), a.size))
+        .collect();
+    assert_eq!(
+        listed,
+        [(Some("quote.pdf"), "application/pdf", 12_345)],
+        "the inline logo is part of the body, not an attachment"
+    );
+    let plain = emails
+        .iter()
+        .find(|e| e.message_id.as_deref() == Some("m1@customer.example"))
+        .expect("m1");
+    assert!(plain.attachments.is_empty());
+    let queries = rig.graph.attachment_queries();
+    assert_eq!(
+        queries.len(),
+        1,
+        "only a message with hasAttachments is asked about: {queries:?}"
+    );
+    let select = queries[0].get("$select").expect("$select");
+    assert!(
+        !select.contains("contentBytes") && select.contains("size"),
+        "metadata only: {select}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn removed_messages_are_kept_marked_and_moves_and_resyncs_store_nothing_twice() {
+    // REQ: EP-05 (Graph delta `@removed` entries), MB-01 (loaded letters stay in contacts'
+    // history)
+    const ARCHIVE_ID: &str = "AAMkArchive";
+    let rig = rig().await;
+    rig.graph.add_folder(ARCHIVE_ID, "Archive");
+    deliver(&rig.graph, 1..=3);
+    rig.sync().await;
+
+    rig.graph
+        .delete(graph_fake::INBOX_ID, "m1@customer.example");
+    rig.graph
+        .move_message(graph_fake::INBOX_ID, ARCHIVE_ID, "m2@customer.example");
+    let report = rig.sync().await;
+    assert_eq!(report.items_in, 0, "a move is not new mail");
+    let folders = rig.folder_counts().await;
+    assert_eq!(
+        folders,
+        [("Archive".to_owned(), 1), ("Inbox".to_owned(), 1)],
+        "status counts what each folder holds"
+    );
+    let by_id = |emails: &[EmailRecord], id: &str| {
+        emails
+            .iter()
+            .find(|e| e.message_id.as_deref() == Some(id))
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} is kept: {emails:?}"))
+    };
+    let emails = rig.emails().await;
+    assert_eq!(emails.len(), 3, "nothing deleted, nothing duplicated");
+    let deleted = by_id(&emails, "m1@customer.example");
+    assert_eq!(deleted.folder, "Inbox");
+    assert_eq!(
+        deleted.removed.as_ref().map(|r| r.reason.as_str()),
+        Some("deleted")
+    );
+    let moved = by_id(&emails, "m2@customer.example");
+    assert_eq!((moved.folder.as_str(), moved.removed), ("Archive", None));
+
+    // A forgotten delta token: full rounds of every folder; the same three, still marked.
+    rig.graph.expire_tokens();
+    assert_eq!(rig.sync().await.items_in, 0);
+    assert!(rig.graph.gone() >= 1);
+    let emails = rig.emails().await;
+    assert_eq!(emails.len(), 3, "{emails:?}");
+    assert!(by_id(&emails, "m1@customer.example").removed.is_some());
+    assert_eq!(by_id(&emails, "m2@customer.example").folder, "Archive");
+    assert_eq!(rig.ids("Inbox").await.len(), 2, "m1 (removed) and m3");
+    assert_eq!(
+        rig.folder_counts().await,
+        [("Archive".to_owned(), 1), ("Inbox".to_owned(), 1)]
+    );
+
+    // The removal survives the listing: the API shows it, marked.
+    let listed = rig.emails().await;
+    assert!(
+        listed
+            .iter()
+            .filter(|e| e.removed.is_some())
+            .all(|e| e.message_id.as_deref() == Some("m1@customer.example"))
     );
 }

@@ -5,12 +5,16 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use super::Format;
+use crate::config::Kind;
 use crate::http::api::ObjectDto;
+use crate::store::mail::FolderStatus;
 use crate::store::{ObjectStatus, Store, StoreError};
 
 /// Prints every object's status; exit 1 only when the store cannot be read.
 pub fn run(state: &Path, format: Format) -> ExitCode {
-    let statuses = match Store::open_read_only(state).and_then(|s| s.statuses()) {
+    let read =
+        Store::open_read_only(state).and_then(|s| Ok((s.statuses()?, s.mail_folder_statuses()?)));
+    let (statuses, folders) = match read {
         Ok(s) => s,
         Err(StoreError::Missing(path)) => {
             if format == Format::Json {
@@ -28,18 +32,22 @@ pub fn run(state: &Path, format: Format) -> ExitCode {
     match format {
         Format::Json => {
             // The same shape as the operator API's `GET /api/v1/objects` items.
-            let rows: Vec<ObjectDto> = statuses.iter().cloned().map(ObjectDto::from).collect();
+            let rows: Vec<ObjectDto> = statuses
+                .iter()
+                .cloned()
+                .map(|s| ObjectDto::new(s, &folders))
+                .collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&rows).expect("rows serialize")
             );
         }
-        Format::Text => print!("{}", table(&statuses)),
+        Format::Text => print!("{}", table(&statuses, &folders)),
     }
     ExitCode::SUCCESS
 }
 
-fn table(statuses: &[ObjectStatus]) -> String {
+fn table(statuses: &[ObjectStatus], folders: &[FolderStatus]) -> String {
     let mut rows = vec![[
         "OBJECT".to_owned(),
         "STATE".to_owned(),
@@ -69,7 +77,7 @@ fn table(statuses: &[ObjectStatus]) -> String {
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     let mut out = String::new();
-    for r in &rows {
+    for (i, r) in rows.iter().enumerate() {
         let line: Vec<String> = r
             .iter()
             .enumerate()
@@ -77,6 +85,38 @@ fn table(statuses: &[ObjectStatus]) -> String {
             .collect();
         out.push_str(line.join("  ").trim_end());
         out.push('\n');
+        // Under a mailbox's row, one line per folder (row 0 is the header).
+        if let Some(s) = i.checked_sub(1).map(|i| &statuses[i])
+            && s.kind == Kind::Mailbox.as_str()
+        {
+            out.push_str(&folder_lines(&s.name, folders));
+        }
+    }
+    out
+}
+
+/// `  INBOX: 1,200 messages (first sync: 400 of 650 loaded)` per folder of `mailbox`.
+fn folder_lines(mailbox: &str, folders: &[FolderStatus]) -> String {
+    let mine: Vec<&FolderStatus> = folders.iter().filter(|f| f.mailbox == mailbox).collect();
+    let width = mine
+        .iter()
+        .map(|f| f.folder.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for f in mine {
+        let noun = if f.messages == 1 {
+            "message"
+        } else {
+            "messages"
+        };
+        let progress = f.first_sync.map_or(String::new(), |p| {
+            format!("  (first sync: {} of {} loaded)", p.loaded, p.total)
+        });
+        out.push_str(&format!(
+            "  {:<width$}  {} {noun}{progress}\n",
+            f.folder, f.messages
+        ));
     }
     out
 }

@@ -62,6 +62,17 @@ pub fn run(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
     }
 }
 
+/// Who may ask the daemon to sync an object of `kind` (the rule of
+/// `POST /api/v1/objects/{kind}/{name}/sync`, EP-09 and MB-04).
+fn who_may(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Mailbox => {
+            "a Mailbox may be synced by a user with CanManageAdministration, by its owner, or by a user with its `configure` right — who also needs CanManageSharedMailboxSync when the mailbox is shared"
+        }
+        _ => "syncing it takes a user with CanManageAdministration",
+    }
+}
+
 enum DaemonAnswer {
     Queued,
     Refused(String),
@@ -106,7 +117,8 @@ async fn ask_daemon(
             "the daemon at {addr} needs a token: set {TOKEN_ENV} to a token whose SHA-256 is in a User's apiTokenSha256"
         ),
         (403, _) => format!(
-            "the daemon at {addr} refused: {message} (the user needs CanManageAdministration)"
+            "the daemon at {addr} refused: {message} ({})",
+            who_may(kind)
         ),
         _ => format!("the daemon at {addr} answered {status}: {message}"),
     }))

@@ -520,6 +520,9 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+        for (obj, mb) in self.set.specs::<MailboxSpec>() {
+            self.shared_mailbox_owner(obj, mb);
+        }
         // MB-03: at most one default sender per owner.
         let mut defaults: HashMap<&str, &str> = HashMap::new();
         for (obj, mb) in self.set.specs::<MailboxSpec>() {
@@ -547,6 +550,55 @@ impl<'a> Checker<'a> {
                 }
             }
         }
+    }
+
+    /// MB-04: a mailbox with `access` entries is a shared mailbox, and setting one up takes
+    /// the system operations `CanConnectSharedMailbox` and `CanManageSharedMailboxSync`. In a
+    /// declarative config the one who sets it up is its `owner`, so the owner must hold both,
+    /// directly or through a role. An owner that does not exist is reported as a reference.
+    fn shared_mailbox_owner(&mut self, obj: &Object, mb: &MailboxSpec) {
+        if mb.access.is_empty() {
+            return;
+        }
+        let Some(owner) = self.get::<UserSpec>(&mb.owner) else {
+            return;
+        };
+        let mut held: Vec<Operation> = owner.operations.clone();
+        for role in &owner.roles {
+            if let Some(role) = self.get::<RoleSpec>(role) {
+                held.extend(role.operations.iter().copied());
+            }
+        }
+        let missing: Vec<&str> = SHARED_MAILBOX_OPERATIONS
+            .iter()
+            .filter(|op| !held.contains(op))
+            .map(|op| op.as_str())
+            .collect();
+        if missing.is_empty() {
+            return;
+        }
+        let (noun, list) = match missing.as_slice() {
+            [one] => ("operation", (*one).to_owned()),
+            more => ("operations", more.join(" and ")),
+        };
+        let roles = if owner.roles.is_empty() {
+            String::new()
+        } else {
+            format!(" or to one of its roles ({})", owner.roles.join(", "))
+        };
+        self.at(
+            code::MISSING_OPERATION,
+            obj,
+            field_path!["spec", "access"],
+            format!(
+                "shared mailbox `{}` is owned by user `{}`, who lacks the system {noun} {list}",
+                obj.name, mb.owner
+            ),
+        )
+        .hint = Some(format!(
+            "a mailbox with `access` entries is shared, and setting one up needs CanConnectSharedMailbox and CanManageSharedMailboxSync (MB-04): add {list} to User `{}`'s `operations`{roles}, or remove `access`",
+            mb.owner
+        ));
     }
 
     fn mailbox_credentials(&mut self, obj: &Object, mb: &MailboxSpec, p: &MailProviderSpec) {
@@ -734,6 +786,12 @@ impl<'a> Checker<'a> {
         }
     }
 }
+
+/// What the owner of a shared mailbox must hold (MB-04), in the order diagnostics name them.
+const SHARED_MAILBOX_OPERATIONS: [Operation; 2] = [
+    Operation::CanConnectSharedMailbox,
+    Operation::CanManageSharedMailboxSync,
+];
 
 fn is_e164(phone: &str) -> bool {
     let digits = phone.strip_prefix('+').unwrap_or("");

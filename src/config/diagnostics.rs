@@ -34,6 +34,9 @@ pub mod code {
     pub const REFERENCE: &str = "config::unresolved-reference";
     /// Fields that contradict each other.
     pub const CONFLICT: &str = "config::conflict";
+    /// An object needs a system operation its user does not hold (a shared mailbox's owner
+    /// without `CanConnectSharedMailbox` / `CanManageSharedMailboxSync`, MB-04).
+    pub const MISSING_OPERATION: &str = "config::missing-operation";
     /// A secret written inline. Its snippet is never shown: it would print the secret.
     pub const INLINE_SECRET: &str = "config::inline-secret";
 }

@@ -263,6 +263,22 @@ impl ConfigSet {
         self.specs::<SettingsSpec>().next().map(|e| e.1)
     }
 
+    /// The system operations `user` holds: its own and those of its roles (empty for an
+    /// unknown user; a role that does not exist gives nothing).
+    pub fn operations(&self, user: &str) -> std::collections::BTreeSet<kinds::Operation> {
+        let Some(spec) = self.get::<kinds::UserSpec>(user) else {
+            return std::collections::BTreeSet::new();
+        };
+        let mut operations: std::collections::BTreeSet<_> =
+            spec.operations.iter().copied().collect();
+        for role in &spec.roles {
+            if let Some(role) = self.get::<kinds::RoleSpec>(role) {
+                operations.extend(role.operations.iter().copied());
+            }
+        }
+        operations
+    }
+
     /// The address the daemon listens on.
     pub fn listen(&self) -> std::net::SocketAddr {
         self.settings().map_or_else(

@@ -7,9 +7,11 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::config::Kind;
-use crate::config::kinds::Operation;
+use crate::config::kinds::{MailboxSpec, Operation};
 use crate::engine::SyncRequestError;
+use crate::mail::access;
 use crate::store::ObjectStatus;
+use crate::store::mail::FolderStatus;
 
 use super::AppState;
 use super::auth::Caller;
@@ -49,7 +51,6 @@ impl<T> List<T> {
     }
 }
 
-/// One object's status (the `status` view).
 /// One object of the status view: `GET /api/v1/objects` items and `status --format json` rows.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -67,6 +68,52 @@ pub struct ObjectDto {
     items_out: i64,
     generation: i64,
     applied_at: String,
+    /// Mailboxes only: each folder with stored mail or a checkpoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    folders: Option<Vec<FolderDto>>,
+}
+
+/// A mailbox folder in the status view.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FolderDto {
+    name: String,
+    /// Messages stored from it (and not removed from it on the server).
+    messages: u64,
+    /// While its first sync runs: `{loaded, total}`; otherwise null.
+    first_sync: Option<ProgressDto>,
+}
+
+/// How far a folder's first sync got.
+#[derive(Debug, Serialize)]
+pub struct ProgressDto {
+    loaded: u64,
+    total: u64,
+}
+
+impl ObjectDto {
+    /// The status view of one object; a Mailbox gets its folders out of `folders` (every
+    /// mailbox's, as `Store::mail_folder_statuses` returns them).
+    pub fn new(status: ObjectStatus, folders: &[FolderStatus]) -> ObjectDto {
+        let mailbox = (status.kind == Kind::Mailbox.as_str()).then(|| {
+            folders
+                .iter()
+                .filter(|f| f.mailbox == status.name)
+                .map(|f| FolderDto {
+                    name: f.folder.clone(),
+                    messages: f.messages,
+                    first_sync: f.first_sync.map(|p| ProgressDto {
+                        loaded: p.loaded,
+                        total: p.total,
+                    }),
+                })
+                .collect()
+        });
+        ObjectDto {
+            folders: mailbox,
+            ..ObjectDto::from(status)
+        }
+    }
 }
 
 pub(super) fn ts(at: DateTime<Utc>) -> String {
@@ -89,6 +136,7 @@ impl From<ObjectStatus> for ObjectDto {
             items_in: s.items_in,
             items_out: s.items_out,
             generation: s.generation,
+            folders: None,
         }
     }
 }
@@ -117,10 +165,10 @@ pub async fn list_objects(
     Query(page): Query<Page>,
 ) -> Result<Json<List<ObjectDto>>, ApiError> {
     let (offset, limit) = page_bounds(&page)?;
-    let statuses = state
+    let (statuses, folders) = state
         .engine
         .store()
-        .call(|s| s.statuses())
+        .call(|s| Ok((s.statuses()?, s.mail_folder_statuses()?)))
         .await
         .map_err(ApiError::internal)?;
     let total = statuses.len();
@@ -128,7 +176,7 @@ pub async fn list_objects(
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(ObjectDto::from)
+        .map(|s| ObjectDto::new(s, &folders))
         .collect();
     let end = offset.saturating_add(items.len());
     let next_cursor = (end < total).then(|| end.to_string());
@@ -146,18 +194,35 @@ pub struct Queued {
 }
 
 /// `POST /api/v1/objects/{kind}/{name}/sync`.
+///
+/// Who may ask (EP-09, MB-04): a Mailbox by a `CanManageAdministration` holder, its owner, or
+/// a holder of its `configure` right (plus `CanManageSharedMailboxSync` when it is shared) —
+/// the rule is `mail::access::may_sync`; every other kind, MailProvider included, only by a
+/// `CanManageAdministration` holder.
 pub async fn sync_object(
     State(state): State<AppState>,
     caller: Caller,
     Path((kind, name)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<Queued>), ApiError> {
-    caller.require(Operation::CanManageAdministration)?;
     let unknown = || {
         ApiError::not_found(format!(
             "no object {kind}/{name} in the running configuration"
         ))
     };
-    let parsed = Kind::parse(&kind).ok_or_else(unknown)?;
+    let parsed = Kind::parse(&kind);
+    if parsed == Some(Kind::Mailbox) {
+        let config = state.engine.config();
+        let Some(mailbox) = config.get::<MailboxSpec>(&name) else {
+            // Only an administrator learns that a mailbox does not exist.
+            caller.require(Operation::CanManageAdministration)?;
+            return Err(unknown());
+        };
+        access::may_sync(&config, &caller.user, &caller.operations, &name, mailbox)
+            .map_err(|refusal| ApiError::forbidden(refusal.to_string()))?;
+    } else {
+        caller.require(Operation::CanManageAdministration)?;
+    }
+    let parsed = parsed.ok_or_else(unknown)?;
     match state.engine.request_sync(parsed, &name) {
         Ok(()) => Ok((StatusCode::ACCEPTED, Json(Queued { queued: true }))),
         Err(SyncRequestError::Unknown) => Err(unknown()),

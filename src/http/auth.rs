@@ -10,7 +10,7 @@ use axum::http::request::Parts;
 use sha2::{Digest, Sha256};
 
 use crate::config::ConfigSet;
-use crate::config::kinds::{Operation, RoleSpec, UserSpec};
+use crate::config::kinds::{Operation, UserSpec};
 
 use super::AppState;
 use super::error::ApiError;
@@ -31,7 +31,7 @@ impl Caller {
             Ok(())
         } else {
             Err(ApiError::forbidden(format!(
-                "user {} lacks the operation {op:?}",
+                "user {} lacks the operation {op}",
                 self.user
             )))
         }
@@ -55,16 +55,10 @@ pub fn authenticate(set: &ConfigSet, token: &str) -> Option<Caller> {
             }
         }
     }
-    let (name, user) = found?;
-    let mut operations: BTreeSet<Operation> = user.operations.iter().copied().collect();
-    for role in &user.roles {
-        if let Some(role) = set.get::<RoleSpec>(role) {
-            operations.extend(role.operations.iter().copied());
-        }
-    }
+    let (name, _) = found?;
     Some(Caller {
         user: name.to_owned(),
-        operations,
+        operations: set.operations(name),
     })
 }
 

@@ -69,6 +69,16 @@ pub struct EmailDto {
     /// Sent mail only: where its delivery stands.
     #[serde(skip_serializing_if = "Option::is_none")]
     delivery: Option<DeliveryDto>,
+    /// Only when the server reported it removed from its folder: it is kept as history.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    removed: Option<RemovedDto>,
+}
+
+/// When and why the server reported an e-mail removed from its folder.
+#[derive(Debug, Serialize)]
+pub struct RemovedDto {
+    at: String,
+    reason: String,
 }
 
 /// The delivery of a sent e-mail.
@@ -111,6 +121,10 @@ impl From<EmailRecord> for EmailDto {
                 state: d.state,
                 attempts: d.attempts,
                 last_error: d.last_error,
+            }),
+            removed: e.removed.map(|r| RemovedDto {
+                at: r.at.to_rfc3339_opts(SecondsFormat::Millis, true),
+                reason: r.reason,
             }),
         }
     }

@@ -7,8 +7,15 @@
 //! `429` waits `Retry-After` (at most [`MAX_RETRY_AFTER`], a few times); a delta token the
 //! service forgot (`410 Gone`, or the error code `syncStateNotFound`) starts a full round,
 //! which stores nothing twice because a message already stored with the same
-//! internetMessageId is skipped. Sending posts the outbox's MIME bytes (base64, `text/plain`)
-//! to `POST /v1.0/me/sendMail`, so the Message-ID stays the one stored.
+//! internetMessageId is skipped. A message with `hasAttachments` gets its attachments'
+//! metadata from `GET /v1.0/me/messages/{id}/attachments?$select=name,contentType,size,isInline`
+//! (never their content), before its page commits. An `@removed` entry (reason `deleted` or
+//! `changed`: deleted, or moved out of the folder) marks the stored message removed and keeps
+//! it — a decision made for history: a letter loaded into contacts' history stays there
+//! whatever the mailbox does with it later, as mail of a mailbox removed from the config does.
+//! A message reported in another folder (a move) takes that folder instead of being stored
+//! again. Sending posts the outbox's MIME bytes (base64, `text/plain`) to
+//! `POST /v1.0/me/sendMail`, so the Message-ID stays the one stored.
 //!
 //! This module must not run SQL (it calls `store::mail`), read secrets (it gets an access
 //! token) or know manifests (it gets a [`GraphApi`]).
@@ -23,7 +30,9 @@ use tokio_util::sync::CancellationToken;
 
 use crate::engine::StoreHandle;
 use crate::store::StoreError;
-use crate::store::mail::{Direction, MailAddress, NewEmail};
+use crate::store::mail::{
+    AttachmentMeta, Direction, GraphItem, GraphRemoval, MailAddress, NewEmail,
+};
 
 use super::mime::BODY_CAP;
 use super::smtp::SendError;
@@ -119,8 +128,11 @@ struct Page<T> {
 #[serde(rename_all = "camelCase", default)]
 struct GraphMessage {
     id: String,
+    /// Present when the message left the folder: `{"reason": "deleted" | "changed"}`.
     #[serde(rename = "@removed")]
-    removed: Option<serde_json::Value>,
+    removed: Option<RemovedEntry>,
+    /// Whether it has (non-inline) attachments; their metadata is a separate request.
+    has_attachments: bool,
     internet_message_id: Option<String>,
     subject: Option<String>,
     from: Option<Recipient>,
@@ -130,6 +142,23 @@ struct GraphMessage {
     sent_date_time: Option<DateTime<Utc>>,
     body: Option<ItemBody>,
     is_read: bool,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RemovedEntry {
+    reason: Option<String>,
+}
+
+/// An attachment's metadata as `GET /me/messages/{id}/attachments?$select=...` lists it (its
+/// content is never asked for).
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase", default)]
+struct GraphAttachment {
+    name: Option<String>,
+    content_type: Option<String>,
+    size: u64,
+    is_inline: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -403,12 +432,26 @@ impl<'a> GraphClient<'a> {
                 }
                 other => other?,
             };
-            let emails: Vec<NewEmail> = page
-                .value
-                .into_iter()
-                .filter(|m| m.removed.is_none())
-                .map(GraphMessage::into_email)
-                .collect();
+            let mut items = Vec::new();
+            let mut removals = Vec::new();
+            for message in page.value {
+                if let Some(entry) = message.removed {
+                    removals.push(GraphRemoval {
+                        id: message.id,
+                        reason: entry.reason.unwrap_or_else(|| "deleted".into()),
+                    });
+                    continue;
+                }
+                let attachments = if message.has_attachments {
+                    self.attachments(&message.id).await?
+                } else {
+                    Vec::new()
+                };
+                let id = message.id.clone();
+                let mut email = message.into_email();
+                email.attachments = attachments;
+                items.push(GraphItem { id, email });
+            }
             let (link, complete) = match (page.next_link, page.delta_link) {
                 (Some(next), _) => (next, false),
                 (None, Some(delta)) => (delta, true),
@@ -428,15 +471,73 @@ impl<'a> GraphClient<'a> {
                 link.clone(),
                 own.to_vec(),
             );
-            new += store
+            let committed = store
                 .call(move |s| {
-                    s.commit_graph_page(&m, &f, &emails, Some(&l), complete, &own, Utc::now())
+                    s.commit_graph_page(
+                        &m,
+                        &f,
+                        &items,
+                        &removals,
+                        Some(&l),
+                        complete,
+                        &own,
+                        Utc::now(),
+                    )
                 })
                 .await?;
+            if committed.removed > 0 {
+                tracing::info!(
+                    mailbox,
+                    folder = %folder.display_name,
+                    removed = committed.removed,
+                    "messages removed on the server are marked removed and kept"
+                );
+            }
+            new += committed.new;
             if complete {
                 return Ok(new);
             }
             url = link;
+        }
+    }
+
+    /// The metadata of a message's attachments (name, content type, size; never the
+    /// content), following `@odata.nextLink`. Inline attachments (images in the HTML body) are
+    /// left out, as Graph's `hasAttachments` leaves them out.
+    async fn attachments(&self, message: &str) -> Result<Vec<AttachmentMeta>, GraphError> {
+        let bad = |e: String| GraphError::Transport {
+            what: "list attachments".into(),
+            error: e,
+        };
+        let mut url = url::Url::parse(&format!("{}/v1.0/me/messages", self.api.base))
+            .map_err(|e| bad(e.to_string()))?;
+        // Graph ids are base64 and may hold `/`, `+` and `=`: one escaped path segment.
+        url.path_segments_mut()
+            .map_err(|()| bad("the Graph base URL cannot take a path".into()))?
+            .push(message)
+            .push("attachments");
+        url.query_pairs_mut()
+            .append_pair("$select", "name,contentType,size,isInline");
+        let mut url = url.to_string();
+        let what = "list attachments";
+        let mut all = Vec::new();
+        loop {
+            let response = self.send(what, || self.http.get(&url)).await?;
+            let page: Page<GraphAttachment> = Self::json(what, response).await?;
+            all.extend(page.value.into_iter().filter(|a| !a.is_inline).map(|a| {
+                AttachmentMeta {
+                    name: a.name.filter(|n| !n.is_empty()),
+                    content_type: a
+                        .content_type
+                        .filter(|t| !t.is_empty())
+                        .unwrap_or_else(|| "application/octet-stream".into()),
+                    size: a.size,
+                }
+            }));
+            match page.next_link {
+                Some(next) => url = next,
+                None => return Ok(all),
+            }
         }
     }
 
@@ -528,6 +629,27 @@ mod tests {
         assert_eq!(e.html.as_deref(), Some("<p>Hi</p>"));
         assert_eq!(e.to[0].name, None);
         assert_eq!(e.flags, "\\Seen");
+    }
+
+    #[test]
+    fn removed_entries_and_attachment_flags_are_read() {
+        let page: Page<GraphMessage> = serde_json::from_value(serde_json::json!({
+            "value": [
+                {"id": "AAMk1", "@removed": {"reason": "changed"}},
+                {"id": "AAMk2", "hasAttachments": true, "internetMessageId": "<x@y>"}
+            ],
+            "@odata.deltaLink": "https://graph.example/delta?$deltatoken=1"
+        }))
+        .expect("page");
+        assert_eq!(
+            page.value[0]
+                .removed
+                .as_ref()
+                .and_then(|r| r.reason.as_deref()),
+            Some("changed")
+        );
+        assert!(page.value[1].removed.is_none());
+        assert!(page.value[1].has_attachments);
     }
 
     #[test]

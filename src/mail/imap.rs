@@ -31,7 +31,7 @@ use crate::config::kinds::Security;
 use crate::engine::StoreHandle;
 use crate::store::StoreError;
 use crate::store::mail::{
-    AttachmentMeta, Checkpoint, Direction, FolderState, MailAddress, NewEmail,
+    AttachmentMeta, Checkpoint, Direction, FolderState, MailAddress, NewEmail, Progress,
 };
 
 use super::mime;
@@ -434,6 +434,7 @@ pub async fn sync_folder(
                 highest_modseq: None,
                 initial_complete: false,
                 since: s.checkpoint.since,
+                first_sync: None,
             }
         }
         None => Checkpoint {
@@ -441,6 +442,7 @@ pub async fn sync_folder(
             last_uid: 0,
             highest_modseq: None,
             initial_complete: false,
+            first_sync: None,
             // A period reaching before 1970 (or past chrono's range) means "everything".
             since: chrono::Duration::from_std(sync.period)
                 .ok()
@@ -477,6 +479,17 @@ pub async fn sync_folder(
     uids.sort_unstable();
 
     let mut new = 0u64;
+    if !checkpoint.initial_complete {
+        // Status shows the first sync's progress: what earlier runs of it loaded (a resumed
+        // sync searches only above the checkpoint) plus what this one found, recorded before
+        // the first FETCH so `0 of N` shows while the first batch is on the wire.
+        let loaded = checkpoint.first_sync.map_or(0, |p| p.loaded);
+        checkpoint.first_sync = Some(Progress {
+            loaded,
+            total: loaded + uids.len() as u64,
+        });
+        new += commit(sync, folder, Some((Vec::new(), checkpoint.clone()))).await?;
+    }
     let mut pending: Option<(Vec<NewEmail>, Checkpoint)> = None;
     for chunk in uids.chunks(BATCH) {
         if sync.cancel.is_cancelled() {
@@ -489,6 +502,9 @@ pub async fn sync_folder(
         new += committed?;
         let emails = fetched?;
         checkpoint.last_uid = chunk.last().copied().unwrap_or(checkpoint.last_uid);
+        if let Some(progress) = checkpoint.first_sync.as_mut() {
+            progress.loaded += chunk.len() as u64;
+        }
         pending = Some((emails, checkpoint.clone()));
     }
     new += commit(sync, folder, pending.take()).await?;
@@ -500,6 +516,7 @@ pub async fn sync_folder(
         checkpoint.last_uid = checkpoint.last_uid.max(next.saturating_sub(1));
     }
     checkpoint.initial_complete = true;
+    checkpoint.first_sync = None;
     checkpoint.highest_modseq = selected.highest_modseq;
     new += commit(sync, folder, Some((Vec::new(), checkpoint))).await?;
     Ok(new)

@@ -104,6 +104,30 @@ pub struct Checkpoint {
     pub initial_complete: bool,
     /// The INTERNALDATE cut-off of the first sync.
     pub since: DateTime<Utc>,
+    /// While the first sync of this epoch runs: how far it got.
+    pub first_sync: Option<Progress>,
+}
+
+/// How far the first sync of a folder got: `loaded` of the `total` messages it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Progress {
+    /// Messages fetched and committed so far (stored, or recognised as stored).
+    pub loaded: u64,
+    /// Messages the first sync found to load.
+    pub total: u64,
+}
+
+/// A folder as the status view shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FolderStatus {
+    /// The Mailbox object's name.
+    pub mailbox: String,
+    /// The folder's name.
+    pub folder: String,
+    /// Messages stored in it and not removed from it on the server.
+    pub messages: u64,
+    /// While its first sync runs: how far it got.
+    pub first_sync: Option<Progress>,
 }
 
 /// A folder's checkpoint and message count.
@@ -150,6 +174,44 @@ pub struct EmailRecord {
     pub contact_ids: Vec<i64>,
     /// For mail sent through Switchboard: where its delivery stands.
     pub delivery: Option<Delivery>,
+    /// The server reported it removed from its folder (it is kept as history).
+    pub removed: Option<Removed>,
+}
+
+/// When and why the server reported a stored message removed from its folder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Removed {
+    /// When the sync learned it.
+    pub at: DateTime<Utc>,
+    /// The server's reason (Graph: `deleted` or `changed`).
+    pub reason: String,
+}
+
+/// A message of a Graph delta page: Graph's id (what later removals name) and the message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphItem {
+    /// Graph's message id.
+    pub id: String,
+    /// The message.
+    pub email: NewEmail,
+}
+
+/// A Graph delta `@removed` entry: the message left the folder (deleted or moved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphRemoval {
+    /// Graph's message id.
+    pub id: String,
+    /// `deleted` or `changed`, as Graph gave it.
+    pub reason: String,
+}
+
+/// What one committed Graph page changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct GraphPageCommitted {
+    /// Messages stored for the first time.
+    pub new: u64,
+    /// Stored messages marked removed.
+    pub removed: u64,
 }
 
 /// The delivery state of a sent e-mail.
@@ -340,6 +402,13 @@ impl Store {
         select_folders(&self.conn, mailbox, Some(folder))
             .map_err(|e| self.err(e))
             .map(|mut v| v.pop())
+    }
+
+    /// Every folder of every mailbox that has a checkpoint or stored mail, sorted by mailbox
+    /// and folder, with its message count (removed messages not counted) and, while its first
+    /// sync runs, that sync's progress.
+    pub fn mail_folder_statuses(&self) -> Result<Vec<FolderStatus>, StoreError> {
+        select_folder_statuses(&self.conn).map_err(|e| self.err(e))
     }
 
     /// Every synced folder of `mailbox`, by name.
@@ -573,56 +642,60 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Commits one Graph delta page of `folder`: its new messages (a message whose
-    /// internetMessageId — the fingerprint — is already stored in the mailbox is skipped, so a
-    /// full resync duplicates nothing) and the link to resume from, in ONE transaction.
-    /// `complete` says `link` is the round's deltaLink. Returns how many messages were new.
+    /// Commits one Graph delta page of `folder` in ONE transaction: its messages, its
+    /// removals and the link to resume from (`complete`: `link` is the round's deltaLink).
+    ///
+    /// A message is known in the mailbox by its internetMessageId (the fingerprint), so a full
+    /// resync or a message moved between folders stores nothing twice: a known message takes
+    /// the folder and Graph id it is reported with, and is no longer marked removed. Sent
+    /// Items' copy of mail sent from Switchboard is recognised the same way.
+    ///
+    /// A removal (`@removed`, reason `deleted` or `changed`) marks the message stored in this
+    /// folder under that Graph id as removed, and keeps it: a letter is part of its contacts'
+    /// history in Switchboard, whatever the mailbox does with it later (the store keeps mail
+    /// of a mailbox removed from the config for the same reason).
     #[allow(clippy::too_many_arguments, reason = "one page, one transaction")]
     pub fn commit_graph_page(
         &mut self,
         mailbox: &str,
         folder: &str,
-        emails: &[NewEmail],
+        items: &[GraphItem],
+        removals: &[GraphRemoval],
         link: Option<&str>,
         complete: bool,
         own: &[String],
         at: DateTime<Utc>,
-    ) -> Result<u64, StoreError> {
+    ) -> Result<GraphPageCommitted, StoreError> {
         self.ensure_writable()?;
         let at = format_ts(at);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| db_error(&self.path, e))?;
-        let mut new = 0u64;
-        for email in emails {
-            let known: bool = tx
-                .prepare_cached(
-                    "SELECT EXISTS (SELECT 1 FROM emails WHERE mailbox = ?1 AND fingerprint = ?2)",
-                )
-                .and_then(|mut st| st.query_row(params![mailbox, email.fingerprint], |r| r.get(0)))
-                .map_err(|e| db_error(&self.path, e))?;
-            if known {
-                continue;
-            }
-            if store_email(&tx, mailbox, folder, None, email, own, &at)
-                .map_err(|e| db_error(&self.path, e))?
-                .is_some()
-            {
-                new += 1;
-            }
-        }
-        tx.execute(
-            "INSERT INTO mail_graph_folders (mailbox, folder, link, complete, messages, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (mailbox, folder) DO UPDATE SET
-                 link = excluded.link, complete = excluded.complete,
-                 messages = messages + excluded.messages, updated_at = excluded.updated_at",
-            params![mailbox, folder, link, complete, saturating_i64(new), at],
-        )
-        .map_err(|e| db_error(&self.path, e))?;
+        let committed = store_graph_page(&tx, mailbox, folder, items, removals, own, &at)
+            .and_then(|committed| {
+                tx.execute(
+                    "INSERT INTO mail_graph_folders
+                         (mailbox, folder, link, complete, messages, updated_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                     ON CONFLICT (mailbox, folder) DO UPDATE SET
+                         link = excluded.link, complete = excluded.complete,
+                         messages = messages + excluded.messages,
+                         updated_at = excluded.updated_at",
+                    params![
+                        mailbox,
+                        folder,
+                        link,
+                        complete,
+                        saturating_i64(committed.new),
+                        at
+                    ],
+                )?;
+                Ok(committed)
+            })
+            .map_err(|e| db_error(&self.path, e))?;
         tx.commit().map_err(|e| db_error(&self.path, e))?;
-        Ok(new)
+        Ok(committed)
     }
 
     /// Lists e-mails, newest stored first.
@@ -651,28 +724,70 @@ impl Store {
 
 // ---- SQL ------------------------------------------------------------------------------------
 
+/// The first-sync progress stored beside a checkpoint: only while the first sync runs and
+/// once it has counted what it will load.
+fn progress(initial_complete: bool, loaded: i64, total: Option<i64>) -> Option<Progress> {
+    let total = u64::try_from(total?).ok()?;
+    (!initial_complete).then(|| Progress {
+        loaded: u64::try_from(loaded).unwrap_or(0),
+        total,
+    })
+}
+
 fn select_folders(
     conn: &Connection,
     mailbox: &str,
     folder: Option<&str>,
 ) -> rusqlite::Result<Vec<FolderState>> {
     let mut stmt = conn.prepare_cached(
-        "SELECT folder, uidvalidity, last_uid, highest_modseq, initial_complete, since, messages
+        "SELECT folder, uidvalidity, last_uid, highest_modseq, initial_complete, since, messages,
+                initial_loaded, initial_total
          FROM mail_folders WHERE mailbox = ?1 AND (?2 IS NULL OR folder = ?2) ORDER BY folder",
     )?;
     stmt.query_map(params![mailbox, folder], |row| {
         let since: String = row.get(5)?;
         let modseq: Option<i64> = row.get(3)?;
+        let initial_complete: bool = row.get(4)?;
         Ok(FolderState {
             folder: row.get(0)?,
             checkpoint: Checkpoint {
                 uidvalidity: row.get(1)?,
                 last_uid: row.get(2)?,
                 highest_modseq: modseq.and_then(|m| u64::try_from(m).ok()),
-                initial_complete: row.get(4)?,
+                initial_complete,
                 since: parse_ts(&since).unwrap_or(DateTime::<Utc>::MIN_UTC),
+                first_sync: progress(initial_complete, row.get(7)?, row.get(8)?),
             },
             messages: row.get(6)?,
+        })
+    })?
+    .collect()
+}
+
+fn select_folder_statuses(conn: &Connection) -> rusqlite::Result<Vec<FolderStatus>> {
+    // Counted from the messages themselves (the partial index `emails_present` covers it), so
+    // sent mail filed in its folder and messages removed on the server are counted right.
+    let mut stmt = conn.prepare_cached(
+        "WITH counts AS (
+             SELECT mailbox, folder, count(*) AS n FROM emails
+              WHERE removed_at IS NULL GROUP BY mailbox, folder),
+         names AS (
+             SELECT mailbox, folder FROM mail_folders
+             UNION SELECT mailbox, folder FROM mail_graph_folders
+             UNION SELECT mailbox, folder FROM counts)
+         SELECT names.mailbox, names.folder, coalesce(counts.n, 0),
+                coalesce(f.initial_complete, 1), coalesce(f.initial_loaded, 0), f.initial_total
+           FROM names
+           LEFT JOIN counts ON counts.mailbox = names.mailbox AND counts.folder = names.folder
+           LEFT JOIN mail_folders f ON f.mailbox = names.mailbox AND f.folder = names.folder
+          ORDER BY names.mailbox, names.folder",
+    )?;
+    stmt.query_map([], |row| {
+        Ok(FolderStatus {
+            mailbox: row.get(0)?,
+            folder: row.get(1)?,
+            messages: u64::try_from(row.get::<_, i64>(2)?).unwrap_or(0),
+            first_sync: progress(row.get(3)?, row.get(4)?, row.get(5)?),
         })
     })?
     .collect()
@@ -689,8 +804,8 @@ fn upsert_folder(
     conn.prepare_cached(
         "INSERT INTO mail_folders
              (mailbox, folder, uidvalidity, last_uid, highest_modseq, initial_complete, since,
-              messages, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+              messages, updated_at, initial_loaded, initial_total)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
          ON CONFLICT (mailbox, folder) DO UPDATE SET
              uidvalidity = excluded.uidvalidity,
              last_uid = excluded.last_uid,
@@ -698,6 +813,8 @@ fn upsert_folder(
              initial_complete = excluded.initial_complete,
              since = excluded.since,
              messages = mail_folders.messages + excluded.messages,
+             initial_loaded = excluded.initial_loaded,
+             initial_total = excluded.initial_total,
              updated_at = excluded.updated_at",
     )?
     .execute(params![
@@ -709,7 +826,9 @@ fn upsert_folder(
         c.initial_complete,
         format_ts(c.since),
         saturating_i64(new),
-        at
+        at,
+        c.first_sync.map_or(0, |p| saturating_i64(p.loaded)),
+        c.first_sync.map(|p| saturating_i64(p.total)),
     ])
 }
 
@@ -856,6 +975,53 @@ pub(super) fn store_email(
     Ok(Some(id))
 }
 
+fn store_graph_page(
+    conn: &Connection,
+    mailbox: &str,
+    folder: &str,
+    items: &[GraphItem],
+    removals: &[GraphRemoval],
+    own: &[String],
+    at: &str,
+) -> rusqlite::Result<GraphPageCommitted> {
+    let mut committed = GraphPageCommitted::default();
+    for item in items {
+        let known: Option<i64> = conn
+            .prepare_cached(
+                "SELECT id FROM emails WHERE mailbox = ?1 AND fingerprint = ?2 ORDER BY id LIMIT 1",
+            )?
+            .query_row(params![mailbox, item.email.fingerprint], |r| r.get(0))
+            .optional()?;
+        match known {
+            Some(id) => {
+                conn.prepare_cached(
+                    "UPDATE emails SET folder = ?2, graph_id = ?3, flags = ?4,
+                            removed_at = NULL, removed_reason = NULL
+                     WHERE id = ?1",
+                )?
+                .execute(params![id, folder, item.id, item.email.flags])?;
+            }
+            None => {
+                if let Some(id) = store_email(conn, mailbox, folder, None, &item.email, own, at)? {
+                    conn.prepare_cached("UPDATE emails SET graph_id = ?2 WHERE id = ?1")?
+                        .execute(params![id, item.id])?;
+                    committed.new += 1;
+                }
+            }
+        }
+    }
+    for removal in removals {
+        let marked = conn
+            .prepare_cached(
+                "UPDATE emails SET removed_at = ?4, removed_reason = ?5
+                 WHERE mailbox = ?1 AND folder = ?2 AND graph_id = ?3 AND removed_at IS NULL",
+            )?
+            .execute(params![mailbox, folder, removal.id, at, removal.reason])?;
+        committed.removed += marked as u64;
+    }
+    Ok(committed)
+}
+
 /// The contact of `email`, created if new; a name fills an empty one (MB-01 enrichment).
 fn upsert_contact(
     conn: &Connection,
@@ -906,7 +1072,8 @@ fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPag
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let mut stmt = conn.prepare_cached(&format!(
         "SELECT id, mailbox, folder, message_id, direction, from_address, from_name, to_json,
-                cc_json, subject, sent_at, text_body, html_body, attachments
+                cc_json, subject, sent_at, text_body, html_body, attachments, removed_at,
+                removed_reason
          FROM emails WHERE {filter} AND (?5 IS NULL OR id < ?5)
          ORDER BY id DESC LIMIT ?6"
     ))?;
@@ -948,6 +1115,18 @@ fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPag
                     attachments: attachments_from_json(&row.get::<_, String>(13)?),
                     contact_ids: Vec::new(),
                     delivery: None,
+                    removed: row
+                        .get::<_, Option<String>>(14)?
+                        .as_deref()
+                        .and_then(parse_ts)
+                        .map(|at| Removed {
+                            at,
+                            reason: row
+                                .get::<_, Option<String>>(15)
+                                .ok()
+                                .flatten()
+                                .unwrap_or_default(),
+                        }),
                 })
             },
         )?
@@ -1031,6 +1210,7 @@ mod tests {
             highest_modseq: None,
             initial_complete: true,
             since: at(),
+            first_sync: None,
         }
     }
 
@@ -1064,6 +1244,76 @@ mod tests {
             .expect("read")
             .expect("row");
         assert_eq!((folder.checkpoint.last_uid, folder.messages), (2, 2));
+    }
+
+    #[test]
+    fn folder_statuses_count_stored_mail_and_show_first_sync_progress() {
+        let mut store = Store::open_in_memory().expect("store");
+        let first = Checkpoint {
+            initial_complete: false,
+            first_sync: Some(Progress {
+                loaded: 2,
+                total: 5,
+            }),
+            ..checkpoint(7, 2)
+        };
+        store
+            .commit_mail(
+                "mb",
+                "INBOX",
+                &first,
+                &[email(1, "a@x"), email(2, "b@x")],
+                &[],
+                at(),
+            )
+            .expect("commit");
+        store
+            .commit_mail(
+                "mb",
+                "Archive",
+                &checkpoint(3, 1),
+                &[email(1, "c@x")],
+                &[],
+                at(),
+            )
+            .expect("commit");
+        let statuses = store.mail_folder_statuses().expect("statuses");
+        let by_name: Vec<(&str, u64, Option<Progress>)> = statuses
+            .iter()
+            .map(|f| (f.folder.as_str(), f.messages, f.first_sync))
+            .collect();
+        assert_eq!(
+            by_name,
+            [
+                ("Archive", 1, None),
+                (
+                    "INBOX",
+                    2,
+                    Some(Progress {
+                        loaded: 2,
+                        total: 5
+                    })
+                )
+            ]
+        );
+        // The first sync completes: the progress goes, the count stays.
+        store
+            .commit_mail(
+                "mb",
+                "INBOX",
+                &checkpoint(7, 5),
+                &[email(5, "d@x")],
+                &[],
+                at(),
+            )
+            .expect("commit");
+        let inbox = store
+            .mail_folder_statuses()
+            .expect("statuses")
+            .into_iter()
+            .find(|f| f.folder == "INBOX")
+            .expect("INBOX");
+        assert_eq!((inbox.messages, inbox.first_sync), (3, None));
     }
 
     #[test]

@@ -77,6 +77,10 @@ const MIGRATIONS: &[Migration] = &[
         name: "0007_chat_messenger_handback",
         sql: include_str!("migrations/0007_chat_messenger_handback.sql"),
     },
+    Migration {
+        name: "0008_mail_status",
+        sql: include_str!("migrations/0008_mail_status.sql"),
+    },
 ];
 
 /// How long a connection waits for a lock held by another connection before giving up.

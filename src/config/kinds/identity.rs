@@ -22,6 +22,24 @@ pub enum Operation {
     CanManageSharedMailboxSync,
 }
 
+impl Operation {
+    /// The name used in manifests (`CanManageChats`, ...).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::CanManageChats => "CanManageChats",
+            Operation::CanManageAdministration => "CanManageAdministration",
+            Operation::CanConnectSharedMailbox => "CanConnectSharedMailbox",
+            Operation::CanManageSharedMailboxSync => "CanManageSharedMailboxSync",
+        }
+    }
+}
+
+impl std::fmt::Display for Operation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// A person who operates chats, owns mailboxes or calls the operator API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
