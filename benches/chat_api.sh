@@ -64,8 +64,10 @@ function request()
 end
 EOF
 
-(cd "$ROOT" && cargo build --release --quiet)
-"$ROOT/target/release/switchboard" --config "$WORK/config" --state "$WORK/state.db" run \
+# SWITCHBOARD_BIN=path runs a prebuilt binary instead (to compare two builds back to back).
+BIN="${SWITCHBOARD_BIN:-$ROOT/target/release/switchboard}"
+[[ -n "${SWITCHBOARD_BIN:-}" ]] || (cd "$ROOT" && cargo build --release --quiet)
+"$BIN" --config "$WORK/config" --state "$WORK/state.db" run \
     > "$WORK/daemon.log" 2>&1 &
 PID=$!
 for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/readyz" >/dev/null && break; sleep 0.1; done
