@@ -297,10 +297,13 @@ if [ "${SKIP_RSS:-0}" != 1 ]; then
       fi
       prev=$rss
     done
+    # Idle blocking-pool threads (store calls of the start) exit after 10 s: read after them.
+    [ "$auto" = true ] && sleep 15 && rss=$(awk '/VmRSS/ {print $2}' "/proc/$daemon_pid/status")
     hwm=$(awk '/VmHWM/ {print $2}' "/proc/$daemon_pid/status")
     threads=$(awk '/Threads/ {print $2}' "/proc/$daemon_pid/status")
     mailboxes=$(sqlite3 "$dir/state.db" "SELECT count(*) FROM objects WHERE kind = 'Mailbox'")
-    echo "idle RSS, $mailboxes mailboxes, load.auto $auto: VmRSS ${rss} KiB ($((rss / 1024)) MiB), peak ${hwm} KiB, $threads threads, $conns IMAP connections open, $(synced) synced, settled: $settled after $(($(date +%s) - t0)) s"
+    timeouts=$(grep -c "timed out" "$dir/err" || true)
+    echo "idle RSS, $mailboxes mailboxes, load.auto $auto: VmRSS ${rss} KiB ($((rss / 1024)) MiB), peak ${hwm} KiB, $threads threads, $conns IMAP connections open, $(synced) synced, settled: $settled after $(($(date +%s) - t0)) s; $timeouts log lines with a time-out"
     kill "$daemon_pid"; wait "$daemon_pid" 2>/dev/null || true
     daemon_pid=""
   }

@@ -86,6 +86,11 @@ async fn idle_session(
     ctx: &WatchContext,
     failures: &mut u32,
 ) -> Result<Ended, ImapError> {
+    // Opening the connection takes a turn; waiting in IDLE does not (see `sessions`).
+    let Some(permit) = super::sessions::turn(&ctx.cancel).await else {
+        return Err(ImapError::Cancelled);
+    };
+    let mut turn = Some(permit);
     let sync = ctx.sync_context();
     let credential = connector
         .credential(&sync, false)
@@ -114,6 +119,7 @@ async fn idle_session(
         let mut handle = session.idle();
         step("IDLE", handle.init()).await?;
         *failures = 0;
+        drop(turn.take());
         if first {
             // Mail that arrived before this IDLE was announced to nobody.
             ctx.request.notify_one();

@@ -210,6 +210,10 @@ impl MailboxConnector {
     }
 
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, RunError> {
+        // Held for the whole run: at start every mailbox is due at once.
+        let Some(_turn) = super::sessions::turn(&ctx.cancel).await else {
+            return Err(RunError::Imap(ImapError::Cancelled));
+        };
         let password = self.credential(ctx, false).await?;
         if let Some(graph) = &self.graph {
             return self.run_graph(ctx, graph, password).await;

@@ -7,6 +7,7 @@
 //! - [`idle`]: IMAP IDLE on INBOX, which requests the mailbox's sync when mail arrives.
 //! - [`imap`]: connect (TLS / STARTTLS / plain), log in, list and sync folders from their
 //!   checkpoints in pipelined batches.
+//! - [`sessions`]: at most [`sessions::MAX_BUSY`] mailboxes sync or open IDLE at once.
 //! - [`tls`]: rustls (ring) with Web PKI roots plus a provider's `caFile`.
 //! - [`sent`]: filing sent mail in the server's Sent folder (APPEND, MB-03).
 //! - [`smtp`]: composing (alias, signature) and delivering queued mail with lettre.
@@ -26,6 +27,7 @@ pub mod mailbox;
 pub mod mime;
 pub mod oauth;
 pub mod sent;
+pub mod sessions;
 pub mod smtp;
 pub mod tls;
 
