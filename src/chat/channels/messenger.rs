@@ -247,6 +247,23 @@ pub(crate) async fn deliver(
     channel: &ChannelSetup,
     item: &OutboxItem,
 ) -> Result<(), Failure> {
+    let body = json!({
+        "recipient": {"id": item.contact_external_id},
+        "messaging_type": "RESPONSE",
+        "message": {"text": item.text},
+    });
+    post_to_graph(http, channel, "me/messages", "the Send API", &body).await
+}
+
+/// POSTs `body` to the page's Graph `path` with its access token; `what` names the call in
+/// errors (which never carry the URL: it holds the token).
+async fn post_to_graph(
+    http: &reqwest::Client,
+    channel: &ChannelSetup,
+    path: &str,
+    what: &str,
+    body: &serde_json::Value,
+) -> Result<(), Failure> {
     let token = channel.secret("/pageAccessToken").map_err(|e| Failure {
         error: format!("the page access token cannot be read: {e}"),
         retry: true,
@@ -255,26 +272,22 @@ pub(crate) async fn deliver(
     let response = http
         .post(graph_url(
             &channel.spec,
-            "me/messages",
+            path,
             &[("access_token", token.expose())],
         )?)
         .timeout(CALL_TIMEOUT)
-        .json(&json!({
-            "recipient": {"id": item.contact_external_id},
-            "messaging_type": "RESPONSE",
-            "message": {"text": item.text},
-        }))
+        .json(body)
         .send()
         .await
         .map_err(|e| Failure {
-            error: format!("the Send API request failed: {}", e.without_url()),
+            error: format!("the {what} request failed: {}", e.without_url()),
             retry: true,
             after: None,
         })?;
     if response.status().is_success() {
         return Ok(());
     }
-    Err(graph_failure("the Send API", response).await)
+    Err(graph_failure(what, response).await)
 }
 
 /// What a Graph error answer means for the outbox: Graph's message and code (never the URL,
@@ -327,36 +340,15 @@ pub(crate) async fn pass_thread_control(
             after: None,
         });
     };
-    let token = channel.secret("/pageAccessToken").map_err(|e| Failure {
-        error: format!("the page access token cannot be read: {e}"),
-        retry: true,
-        after: None,
-    })?;
-    let response = http
-        .post(graph_url(
-            &channel.spec,
-            "me/pass_thread_control",
-            &[("access_token", token.expose())],
-        )?)
-        .timeout(CALL_TIMEOUT)
-        .json(&pass_thread_control_body(
-            psid,
-            &handover.primary_receiver_app_id,
-        ))
-        .send()
-        .await
-        .map_err(|e| Failure {
-            error: format!(
-                "the pass_thread_control request failed: {}",
-                e.without_url()
-            ),
-            retry: true,
-            after: None,
-        })?;
-    if response.status().is_success() {
-        return Ok(());
-    }
-    Err(graph_failure("pass_thread_control", response).await)
+    let body = pass_thread_control_body(psid, &handover.primary_receiver_app_id);
+    post_to_graph(
+        http,
+        channel,
+        "me/pass_thread_control",
+        "pass_thread_control",
+        &body,
+    )
+    .await
 }
 
 /// A messenger channel's reconciler.
