@@ -60,6 +60,9 @@ pub enum Command {
         psid: String,
         /// We own it now (control was passed to us); otherwise the primary receiver does.
         ours: bool,
+        /// The deduplication key of the event that says so, when it has one: an event already
+        /// stored (a redelivery, maybe after the thread went back to the bot) changes nothing.
+        event: Option<String>,
     },
     /// An operator accepts an offered chat.
     Accept {
@@ -331,8 +334,15 @@ impl<'w, 'c> Work<'w, 'c> {
                 channel,
                 psid,
                 ours,
+                event,
             } => {
-                self.tx.set_thread_owner(&channel, &psid, ours, self.at)?;
+                let seen = match &event {
+                    Some(id) => self.tx.delivered(&channel, id)?.is_some(),
+                    None => false,
+                };
+                if !seen {
+                    self.tx.set_thread_owner(&channel, &psid, ours, self.at)?;
+                }
                 Ok(Reply::Done)
             }
             Command::Accept { user, chat_id } => self.accept(&user, chat_id),

@@ -706,6 +706,7 @@ async fn a_chat_on_a_passed_thread_hands_it_back_when_the_completion_timeout_end
         channel: "fb".into(),
         psid: psid.into(),
         ours,
+        event: None,
     };
     let mut chats = Vec::new();
     for psid in ["P1", "P2"] {
@@ -748,4 +749,22 @@ async fn a_chat_on_a_passed_thread_hands_it_back_when_the_completion_timeout_end
         !ours,
         "the thread is the bot's from the completion on: its messages are history"
     );
+    // Meta redelivers the old pass that opened P1's chat (its key is the chat's first
+    // message): the thread stays the bot's.
+    rig.chat
+        .command(Command::ThreadOwner {
+            channel: "fb".into(),
+            psid: "P1".into(),
+            ours: true,
+            event: Some("P1-1".into()),
+        })
+        .await
+        .expect("a redelivery is answered");
+    let ours = rig
+        .chat
+        .store()
+        .call(|s| s.messenger_thread_ours("fb", "P1"))
+        .await
+        .expect("read");
+    assert!(!ours, "a redelivered pass does not take the thread back");
 }

@@ -494,6 +494,8 @@ async fn messenger_command(
                     channel: channel.to_owned(),
                     psid: psid.clone(),
                     ours,
+                    // A pass to us opens a chat whose first message is keyed by this event.
+                    event: ours.then(|| event_id.clone()),
                 })
                 .await?;
             if !ours {
@@ -518,6 +520,7 @@ async fn messenger_command(
             channel: channel.to_owned(),
             psid,
             ours: false,
+            event: None,
         },
     }))
 }
