@@ -429,13 +429,8 @@ impl<'w, 'c> Work<'w, 'c> {
         }
     }
 
-    fn inbound(&mut self, m: Inbound) -> Result<Reply, ChatError> {
-        if let Some(chat_id) = self.tx.delivered(&m.channel, &m.provider_id)? {
-            return Ok(Reply::Inbound {
-                chat_id,
-                duplicate: true,
-            });
-        }
+    /// The queue of the channel `m` arrived on, and its sender's contact (found or created).
+    fn arrival(&mut self, m: &Inbound) -> Result<(String, i64), ChatError> {
         let queue = self
             .snapshot
             .channels
@@ -452,6 +447,17 @@ impl<'w, 'c> Work<'w, 'c> {
             },
             self.at,
         )?;
+        Ok((queue, contact))
+    }
+
+    fn inbound(&mut self, m: Inbound) -> Result<Reply, ChatError> {
+        if let Some(chat_id) = self.tx.delivered(&m.channel, &m.provider_id)? {
+            return Ok(Reply::Inbound {
+                chat_id,
+                duplicate: true,
+            });
+        }
+        let (queue, contact) = self.arrival(&m)?;
         // A client message after completion finds no open chat and opens a new one (CH-05).
         let chat = match self.tx.open_chat_of(contact)? {
             Some(chat) => chat,
@@ -504,22 +510,7 @@ impl<'w, 'c> Work<'w, 'c> {
                 duplicate: true,
             });
         }
-        let queue = self
-            .snapshot
-            .channels
-            .get(&m.channel)
-            .map(|c| c.queue.clone())
-            .ok_or_else(|| ChatError::NotFound(format!("no chat channel {}", m.channel)))?;
-        let contact = self.tx.contact(
-            NewContact {
-                channel: &m.channel,
-                external_id: &m.contact_id,
-                name: &m.name,
-                email: m.email.as_deref(),
-                phone: m.phone.as_deref(),
-            },
-            self.at,
-        )?;
+        let (queue, contact) = self.arrival(&m)?;
         let chat_id = match self.tx.bot_history_chat_of(contact)? {
             Some(id) => id,
             None => {
