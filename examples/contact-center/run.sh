@@ -53,10 +53,18 @@ wait_for() { # WHAT COMMAND...: polls COMMAND for up to 20 s, while what we star
   local what=$1; shift
   for _ in $(seq 200); do
     "$@" >/dev/null 2>&1 && return 0
-    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || fail "a process stopped while waiting for $what"; done
+    for pid in "${pids[@]}"; do kill -0 "$pid" 2>/dev/null || fail "a process stopped while waiting for $what$(first_error)"; done
     sleep 0.1
   done
   fail "timed out waiting for $what"
+}
+
+# The first error a process we started logged, as ": <line>" (the cause, shown before the log tails).
+first_error() {
+  local line
+  line="$(cat "$work/switchboard.log" "$work/fakes.log" 2>/dev/null | grep -m1 -E 'ERROR|^error|Error:' || true)"
+  [[ -n "$line" ]] && printf ': %s' "$line"
+  return 0
 }
 
 sha256() { if command -v sha256sum >/dev/null; then printf %s "$1" | sha256sum; else printf %s "$1" | shasum -a 256; fi | cut -d' ' -f1; }
@@ -72,11 +80,18 @@ json() {
   }'
 }
 
+# Another daemon on the port (the quickstart, an earlier demo) is the usual reason a demo fails:
+# say so first, before building or starting anything.
+if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+  fail "127.0.0.1:$port is already in use — is the quickstart or another demo still running? Stop it (Ctrl-C in its terminal), or set SWITCHBOARD_DEMO_PORT."
+fi
+
 step "Building switchboard and the provider fakes"
 if [[ -n "${SWITCHBOARD_BIN:-}" && -n "${PROVIDER_FAKES_BIN:-}" ]]; then
   say build "using $SWITCHBOARD_BIN and $PROVIDER_FAKES_BIN"
 else
-  cargo build --release --quiet --bin switchboard --example provider-fakes
+  say build "release build; the first one takes about 5 minutes"
+  cargo build --release --locked --bin switchboard --example provider-fakes
   target="${CARGO_TARGET_DIR:-target}/release"
   SWITCHBOARD_BIN="$target/switchboard" PROVIDER_FAKES_BIN="$target/examples/provider-fakes"
   say build "$SWITCHBOARD_BIN, $PROVIDER_FAKES_BIN"

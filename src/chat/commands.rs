@@ -680,7 +680,16 @@ impl<'w, 'c> Work<'w, 'c> {
             text,
             at: self.at,
         })?;
-        self.tx.enqueue(id, self.at)?;
+        // An api channel without a callbackUrl has nowhere to deliver to: the site reads the
+        // answer from the chat's history, so there is nothing to queue (and nothing failed).
+        let delivers = self
+            .snapshot
+            .channels
+            .get(&chat.channel)
+            .is_none_or(|c| c.provider != ChannelProvider::Api || c.callback.is_some());
+        if delivers {
+            self.tx.enqueue(id, self.at)?;
+        }
         // REQ: CH-05 (the completion timeout counts from the last outgoing message)
         let complete_at = self
             .snapshot
@@ -693,7 +702,7 @@ impl<'w, 'c> Work<'w, 'c> {
         self.fx
             .messages
             .push((chat.channel.clone(), Direction::Out));
-        self.fx.wake_outbox = true;
+        self.fx.wake_outbox |= delivers;
         self.fx.wake_timers |= complete_at.is_some();
         let message = MessageRow {
             id,

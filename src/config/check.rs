@@ -14,17 +14,17 @@ use crate::field_path;
 
 /// Runs every cross-object check.
 ///
-/// With `check_references` false (a file failed to parse, so its objects are unknown) no
-/// reference is reported: every one would be a guess.
+/// A reference that objects in a file with a YAML syntax error might satisfy (`unparsed`) is
+/// not reported: it would be a guess. Every other one is.
 pub(crate) fn check(
     set: &ConfigSet,
     broken: &super::loader::Broken,
-    check_references: bool,
+    unparsed: &super::loader::Unparsed,
 ) -> Vec<Diagnostic> {
     let mut c = Checker {
         set,
         broken,
-        check_references,
+        unparsed,
         index: set
             .objects
             .iter()
@@ -46,7 +46,7 @@ pub(crate) fn check(
 struct Checker<'a> {
     set: &'a ConfigSet,
     broken: &'a super::loader::Broken,
-    check_references: bool,
+    unparsed: &'a super::loader::Unparsed,
     /// (kind, name) → object: references are looked up here, not by scanning the set.
     index: HashMap<(Kind, &'a str), &'a Object>,
     directory: super::directory::MailDirectory,
@@ -74,9 +74,9 @@ impl<'a> Checker<'a> {
     }
 
     /// Whether a reference to `name` of `kind` should be reported as unresolved: not when
-    /// references are not being checked, nor when the object exists but failed to load.
+    /// a file that does not parse may define it, nor when the object exists but failed to load.
     fn reportable(&self, kind: Kind, name: &str) -> bool {
-        self.check_references && !self.broken.contains(&(kind, name.to_owned()))
+        !self.unparsed.may_define(name) && !self.broken.contains(&(kind, name.to_owned()))
     }
 
     /// A hint for an unresolved reference: the closest name of that kind, or the names there are.
@@ -475,7 +475,7 @@ impl<'a> Checker<'a> {
                 None => match self.directory.provider_for_domain(&domain) {
                     Some(n) => self.get::<MailProviderSpec>(n),
                     None => {
-                        if self.check_references {
+                        if !self.unparsed.mentions(&domain) {
                             self.at(
                                 code::REFERENCE,
                                 obj,

@@ -40,6 +40,7 @@ pub fn load(dirs: &[PathBuf]) -> LoadOutcome {
     let mut outcome = LoadOutcome::default();
     let mut objects = Vec::new();
     let mut broken = HashSet::new();
+    let mut unparsed = Unparsed::default();
     for dir in dirs {
         let mut files = Vec::new();
         if let Err(e) = collect_files(dir, &mut files) {
@@ -75,15 +76,15 @@ pub fn load(dirs: &[PathBuf]) -> LoadOutcome {
                 &text,
                 &mut objects,
                 &mut broken,
+                &mut unparsed,
                 &mut outcome.diagnostics,
             );
         }
     }
     let set = ConfigSet { objects };
-    let parsed_all = !outcome.diagnostics.iter().any(|d| d.code == code::SYNTAX);
     outcome
         .diagnostics
-        .extend(check::check(&set, &broken, parsed_all));
+        .extend(check::check(&set, &broken, &unparsed));
     if outcome.diagnostics.is_empty() {
         outcome.set = Some(set);
     }
@@ -113,16 +114,51 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
 /// Objects that were named but did not load; references to them are not reported again.
 pub(crate) type Broken = HashSet<(Kind, String)>;
 
+/// What files with a YAML syntax error might define. Their objects are unknown, so a reference
+/// is not reported when its name appears as a `name:` value in such a file (nor a mail domain
+/// that appears in one): every other reference is checked as usual, so one file's syntax error
+/// hides nothing about the other files.
+#[derive(Debug, Default)]
+pub(crate) struct Unparsed {
+    names: HashSet<String>,
+    texts: Vec<Arc<str>>,
+}
+
+impl Unparsed {
+    fn add(&mut self, text: &str) {
+        static NAME: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+            regex::Regex::new(r#"(?:^|[\s{,])name:\s*["']?([^\s,}#"']+)"#)
+                .expect("the name pattern compiles")
+        });
+        for found in NAME.captures_iter(text) {
+            self.names.insert(found[1].to_owned());
+        }
+        self.texts.push(Arc::from(text));
+    }
+
+    /// Whether an unparsable file may define an object named `name`.
+    pub(crate) fn may_define(&self, name: &str) -> bool {
+        self.names.contains(name)
+    }
+
+    /// Whether an unparsable file mentions `word` (a mail domain) anywhere.
+    pub(crate) fn mentions(&self, word: &str) -> bool {
+        self.texts.iter().any(|t| t.contains(word))
+    }
+}
+
 fn read_file(
     file: &Path,
     text: &str,
     objects: &mut Vec<Object>,
     broken: &mut Broken,
+    unparsed: &mut Unparsed,
     diags: &mut Vec<Diagnostic>,
 ) {
     let docs = match yaml::parse(text) {
         Ok(docs) => docs,
         Err(e) => {
+            unparsed.add(text);
             diags.push(Diagnostic::new(
                 code::SYNTAX,
                 file,
@@ -559,6 +595,37 @@ mod tests {
         );
         assert_eq!(out.diagnostics.len(), 3, "{:#?}", out.diagnostics);
         assert!(out.set.is_none());
+    }
+
+    #[test]
+    fn a_syntax_error_in_one_file_hides_no_reference_problem_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("a-broken.yaml"),
+            "apiVersion: switchboard/v1\nkind: User\nmetadata: {name: carol}\nspec: [oops\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("b-queue.yaml"),
+            "apiVersion: switchboard/v1\nkind: ChatQueue\nmetadata: {name: support}\nspec:\n  title: S\n  routing: toAll\n  operators: [{user: carol}, {user: dave}]\n",
+        )
+        .unwrap();
+        let out = load(&[dir.path().to_path_buf()]);
+        let found: Vec<(&str, Option<&str>)> = out
+            .diagnostics
+            .iter()
+            .map(|d| (d.code, d.field.as_deref()))
+            .collect();
+        // carol may be defined in the file that does not parse; dave is defined nowhere.
+        assert_eq!(
+            found,
+            [
+                (code::SYNTAX, None),
+                (code::REFERENCE, Some("spec.operators[1].user")),
+            ],
+            "{:#?}",
+            out.diagnostics
+        );
     }
 
     #[test]

@@ -215,7 +215,17 @@ impl Drop for Daemon {
 }
 
 /// Polls `check` every 100 ms for up to 10 s (polling, not a timing assertion).
-pub async fn eventually<F, Fut>(what: &str, daemon: &Daemon, mut check: F)
+pub async fn eventually<F, Fut>(what: &str, daemon: &Daemon, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually_or(what, || daemon.stderr(), check).await
+}
+
+/// [`eventually`] for what is not a [`Daemon`]: on time-out the panic shows `context()` (a
+/// script's output, a log).
+pub async fn eventually_or<F, Fut>(what: &str, context: impl Fn() -> String, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -226,10 +236,7 @@ where
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    panic!(
-        "timed out waiting for: {what}\nstderr:\n{}",
-        daemon.stderr()
-    );
+    panic!("timed out waiting for: {what}\n{}", context());
 }
 
 /// Finds `kind/name` in an `/api/v1/objects` answer.
