@@ -73,6 +73,11 @@ pub enum Command {
         format: Format,
     },
     /// Run one object's sync now: `switchboard sync Mailbox/sales`.
+    ///
+    /// When a daemon answers on `Settings.listen`, the request goes to it, with the bearer
+    /// token in SWITCHBOARD_TOKEN (a user with CanManageAdministration, or a mailbox's owner or
+    /// configurer). With no daemon running, the sync runs in this process.
+    #[command(verbatim_doc_comment)]
     Sync {
         /// `Kind/name` of the object.
         object: String,
