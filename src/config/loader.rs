@@ -38,9 +38,7 @@ impl LoadOutcome {
 /// like an empty configuration.
 pub fn load(dirs: &[PathBuf]) -> LoadOutcome {
     let mut outcome = LoadOutcome::default();
-    let mut objects = Vec::new();
-    let mut broken = HashSet::new();
-    let mut unparsed = Unparsed::default();
+    let mut texts = Vec::new();
     for dir in dirs {
         let mut files = Vec::new();
         if let Err(e) = collect_files(dir, &mut files) {
@@ -58,33 +56,55 @@ pub fn load(dirs: &[PathBuf]) -> LoadOutcome {
         files.sort();
         for file in files {
             outcome.files += 1;
-            let text: Arc<str> = match std::fs::read_to_string(&file) {
-                Ok(t) => Arc::from(t),
-                Err(e) => {
-                    outcome.diagnostics.push(Diagnostic::new(
-                        code::IO,
-                        &file,
-                        yaml::Pos::default(),
-                        format!("cannot read manifest: {e}"),
-                    ));
-                    continue;
-                }
-            };
-            outcome.sources.insert(file.clone(), text.clone());
-            read_file(
-                &file,
-                &text,
-                &mut objects,
-                &mut broken,
-                &mut unparsed,
-                &mut outcome.diagnostics,
-            );
+            match std::fs::read_to_string(&file) {
+                Ok(text) => texts.push((file, Arc::from(text))),
+                Err(e) => outcome.diagnostics.push(Diagnostic::new(
+                    code::IO,
+                    &file,
+                    yaml::Pos::default(),
+                    format!("cannot read manifest: {e}"),
+                )),
+            }
         }
+    }
+    load_texts_into(outcome, texts)
+}
+
+/// Loads manifests given as `(path, text)` pairs, in that order, as [`load`] loads files: the
+/// paths only name the sources in diagnostics. For tools and fuzzing; touches no file.
+pub fn load_texts(files: Vec<(PathBuf, Arc<str>)>) -> LoadOutcome {
+    let outcome = LoadOutcome {
+        files: files.len(),
+        ..LoadOutcome::default()
+    };
+    load_texts_into(outcome, files)
+}
+
+fn load_texts_into(mut outcome: LoadOutcome, files: Vec<(PathBuf, Arc<str>)>) -> LoadOutcome {
+    let mut objects = Vec::new();
+    let mut broken = HashSet::new();
+    let mut unparsed = Unparsed::default();
+    for (file, text) in files {
+        let text = lone_carriage_returns_as_newlines(text);
+        outcome.sources.insert(file.clone(), text.clone());
+        read_file(
+            &file,
+            &text,
+            &mut objects,
+            &mut broken,
+            &mut unparsed,
+            &mut outcome.diagnostics,
+        );
     }
     let set = ConfigSet { objects };
     outcome
         .diagnostics
         .extend(check::check(&set, &broken, &unparsed));
+    for d in &mut outcome.diagnostics {
+        if let Some(text) = outcome.sources.get(&d.file) {
+            clamp_into(d, text);
+        }
+    }
     if outcome.diagnostics.is_empty() {
         outcome.set = Some(set);
     }
@@ -109,6 +129,37 @@ fn collect_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// YAML counts a lone `\r` as a line break, and so does the parser's position; editors and the
+/// diagnostic renderer count `\n` only. A lone `\r` becomes `\n` (same length, so every byte
+/// offset holds) and both count the same lines.
+fn lone_carriage_returns_as_newlines(text: Arc<str>) -> Arc<str> {
+    let bytes = text.as_bytes();
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone) {
+        return text;
+    }
+    let fixed: String = text
+        .char_indices()
+        .map(|(i, c)| if c == '\r' && lone(i) { '\n' } else { c })
+        .collect();
+    Arc::from(fixed)
+}
+
+/// Keeps a diagnostic's position inside its file: the parser places an error at the end of the
+/// input one line past the last one, where there is nothing to show.
+fn clamp_into(d: &mut Diagnostic, text: &str) {
+    if d.line == 0 {
+        return;
+    }
+    let lines: Vec<&str> = text.split('\n').collect();
+    if d.line > lines.len() {
+        d.line = lines.len();
+        d.column = usize::MAX;
+    }
+    let width = lines[d.line - 1].trim_end_matches('\r').chars().count();
+    d.column = d.column.clamp(1, width + 1);
 }
 
 /// Objects that were named but did not load; references to them are not reported again.
@@ -626,6 +677,42 @@ mod tests {
             "{:#?}",
             out.diagnostics
         );
+    }
+
+    /// Every diagnostic of `out` points at a line of the file and a column of that line (or
+    /// just past its end), counting lines as editors do.
+    fn assert_positions_inside(out: &LoadOutcome) {
+        for d in &out.diagnostics {
+            let text = &out.sources[&d.file];
+            let lines: Vec<&str> = text.split('\n').collect();
+            assert!(d.line >= 1 && d.line <= lines.len(), "{d:?} in {text:?}");
+            let width = lines[d.line - 1].chars().count();
+            assert!(d.column >= 1 && d.column <= width + 1, "{d:?} in {text:?}");
+        }
+    }
+
+    #[test]
+    fn a_syntax_error_at_the_end_of_the_input_points_inside_it() {
+        // Found by fuzz/run.sh (manifest): the parser places it one line past the last.
+        let out = load_str(
+            "apiVersion: switchboard/v1\nkind: Role\nmetadata: {name: a}\nspec: {title: x}\nAAAA",
+        );
+        assert_eq!(first(&out).code, code::SYNTAX);
+        assert_positions_inside(&out);
+    }
+
+    #[test]
+    fn lone_carriage_returns_count_as_line_breaks_for_positions() {
+        // Found by fuzz/run.sh (manifest): YAML breaks lines at a lone CR, editors at LF.
+        let out =
+            load_str("apiVersion: switchboard/v1\rkind: Role\rmetadata: {name: a}\rspec: [x\r");
+        assert_eq!(first(&out).code, code::SYNTAX);
+        assert_positions_inside(&out);
+        let out = load_str(
+            "apiVersion: switchboard/v1\r\nkind: Rol\r\nmetadata: {name: a}\r\nspec: {title: x}\r\n",
+        );
+        assert_eq!((first(&out).line, first(&out).column), (2, 7));
+        assert_positions_inside(&out);
     }
 
     #[test]

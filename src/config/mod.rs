@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use diagnostics::Diagnostic;
-pub use loader::{LoadOutcome, load};
+pub use loader::{LoadOutcome, load, load_texts};
 
 use kinds::*;
 

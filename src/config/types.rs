@@ -151,6 +151,16 @@ impl FromStr for Schedule {
                 "invalid schedule `{text}`: expected 5 crontab fields (minute hour day-of-month month day-of-week), like `*/5 * * * *`, or a macro like `@daily`"
             ));
         }
+        // croner reads an empty list item (`,5`, `1,,2`) as "never", and then looks for the
+        // next time for seconds; a schedule must say when it fires.
+        if let Some(field) = trimmed
+            .split_whitespace()
+            .find(|f| f.split(',').any(str::is_empty))
+        {
+            return Err(format!(
+                "invalid schedule `{text}`: the field `{field}` has an empty list item; separate values with single commas, like `1,15`"
+            ));
+        }
         let cron = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Disallowed)
             .build()
@@ -569,6 +579,17 @@ mod tests {
         assert!("*/5 * * * *".parse::<Schedule>().is_ok());
         assert!("0 */5 * * * *".parse::<Schedule>().is_err());
         assert!("61 * * * *".parse::<Schedule>().is_err());
+    }
+
+    #[test]
+    fn a_schedule_with_an_empty_list_item_is_refused_at_once() {
+        // Found by fuzz/run.sh (values): croner took seconds looking for the next time of
+        // `, 9 * * MON-FRI`, a schedule that never fires.
+        for text in [", 9 * * MON-FRI", "1,,2 * * * *", "0 9, * * *"] {
+            let err = text.parse::<Schedule>().unwrap_err();
+            assert!(err.contains("empty list item"), "{text}: {err}");
+        }
+        assert!("1,15 * * * *".parse::<Schedule>().is_ok());
     }
 
     #[test]
