@@ -154,8 +154,39 @@ impl<'a> Checker<'a> {
 
     fn settings(&mut self) {
         let mut count = 0;
-        for (obj, _) in self.set.specs::<SettingsSpec>() {
+        for (obj, spec) in self.set.specs::<SettingsSpec>() {
             count += 1;
+            let http = &spec.http;
+            for (field, value) in [
+                ("headerReadTimeout", &http.header_read_timeout),
+                ("bodyReadTimeout", &http.body_read_timeout),
+                ("idleTimeout", &http.idle_timeout),
+            ] {
+                if value.get().is_zero() {
+                    self.at(
+                        code::INVALID_VALUE,
+                        obj,
+                        field_path!["spec", "http", field],
+                        format!("`{field}` must be longer than zero"),
+                    );
+                }
+            }
+            if http.max_connections == 0 {
+                self.at(
+                    code::INVALID_VALUE,
+                    obj,
+                    field_path!["spec", "http", "maxConnections"],
+                    "`maxConnections` must be at least 1",
+                );
+            }
+            if !(1024..=1024 * 1024).contains(&http.max_header_bytes) {
+                self.at(
+                    code::INVALID_VALUE,
+                    obj,
+                    field_path!["spec", "http", "maxHeaderBytes"],
+                    "`maxHeaderBytes` must be between 1024 and 1048576",
+                );
+            }
             if obj.name != "default" {
                 self.at(
                     code::ENVELOPE,

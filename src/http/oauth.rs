@@ -43,6 +43,7 @@ pub async fn microsoft(state: State<AppState>, query: Query<CallbackQuery>) -> R
 fn page(status: StatusCode, text: String) -> Response {
     (
         status,
+        axum::Extension(super::error::PlainPage),
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),

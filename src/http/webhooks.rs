@@ -73,6 +73,19 @@ async fn receive_api(
             );
         }
     };
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return (
+            "invalid",
+            Err(ApiError::bad_request(
+                "the request has more than one Authorization header",
+            )),
+        );
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -601,7 +614,8 @@ fn inactive(channel: &str) -> ApiError {
 }
 
 /// Reads at most `limit` bytes of `body`: 413 beyond (told by `Content-Length` before reading,
-/// or found while reading a chunked body), 400 when the body cannot be read.
+/// or found while reading a chunked body), 408 when it does not arrive within
+/// `Settings.http.bodyReadTimeout`, 400 when it cannot be read.
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -624,7 +638,7 @@ pub async fn read_body(
         {
             too_large()
         } else {
-            ApiError::bad_request(format!("the body could not be read: {inner}"))
+            ApiError::unreadable_body(&*inner)
         }
     })
 }
