@@ -571,7 +571,7 @@ impl<'a> Checker<'a> {
                 } else {
                     defaults.insert(&mb.owner, &obj.name);
                 }
-                if !mb.send.enabled {
+                if mb.send.enabled == Some(false) {
                     self.at(
                         code::CONFLICT,
                         obj,
@@ -664,23 +664,30 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        if mb.load.enabled && !p.load {
+        // Only an explicit `enabled: true` conflicts: absent, it is the provider's value.
+        if mb.load.enabled == Some(true) && !p.load {
             self.at(
                 code::CONFLICT,
                 obj,
                 field_path!["spec", "load", "enabled"],
                 "the provider does not load mail",
             )
-            .hint = Some("set `load: {enabled: false}` or use a provider with `load: true`".into());
+            .hint = Some(
+                "remove `load.enabled` (or set it to false), or use a provider with `load: true`"
+                    .into(),
+            );
         }
-        if mb.send.enabled && !p.send {
+        if mb.send.enabled == Some(true) && !p.send {
             self.at(
                 code::CONFLICT,
                 obj,
                 field_path!["spec", "send", "enabled"],
                 "the provider does not send mail",
             )
-            .hint = Some("set `send: {enabled: false}` or use a provider with `send: true`".into());
+            .hint = Some(
+                "remove `send.enabled` (or set it to false), or use a provider with `send: true`"
+                    .into(),
+            );
         }
     }
 
