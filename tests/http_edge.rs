@@ -434,3 +434,156 @@ async fn a_chat_the_caller_cannot_see_answers_404_to_every_probe() {
         (409, Some("chat-taken"))
     );
 }
+
+// REQ: SPEC chat shape (offeredTo; GET /api/v1/chats/{id} pages its messages)
+#[tokio::test(flavor = "multi_thread")]
+async fn chats_say_who_they_are_offered_to_and_page_their_messages() {
+    let daemon = daemon("").await;
+    let (code, _) = call(
+        &daemon,
+        Method::PUT,
+        "/api/v1/operators/me/status",
+        BOB,
+        Some(serde_json::json!({"status": "active"})),
+    )
+    .await;
+    assert_eq!(code, 200);
+    let offered = send(&daemon, "shop", "p1", "buyer-1", "one").await;
+    for (i, text) in ["two", "three", "four", "five"].iter().enumerate() {
+        let again = send(&daemon, "shop", &format!("p{}", i + 2), "buyer-1", text).await;
+        assert_eq!(again, offered, "the same open chat");
+    }
+    let (code, list) = call(&daemon, Method::GET, "/api/v1/chats", SUE, None).await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(
+        list["items"][0]["offeredTo"],
+        serde_json::json!(["bob"]),
+        "{list}"
+    );
+
+    let (code, page) = call(
+        &daemon,
+        Method::GET,
+        &format!("/api/v1/chats/{offered}?limit=2"),
+        BOB,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{page}");
+    assert_eq!(page["offeredTo"], serde_json::json!(["bob"]));
+    assert_eq!(page["messagesTotal"], 5);
+    let texts = |p: &serde_json::Value| -> Vec<String> {
+        p["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["text"].as_str().expect("text").to_owned())
+            .collect()
+    };
+    assert_eq!(texts(&page), ["one", "two"]);
+    let cursor = page["messagesNextCursor"]
+        .as_str()
+        .expect("a next page")
+        .to_owned();
+    let (_, last) = call(
+        &daemon,
+        Method::GET,
+        &format!("/api/v1/chats/{offered}?limit=3&cursor={cursor}"),
+        BOB,
+        None,
+    )
+    .await;
+    assert_eq!(texts(&last), ["three", "four", "five"]);
+    assert_eq!(last["messagesNextCursor"], serde_json::Value::Null);
+
+    let (code, accepted) = call(
+        &daemon,
+        Method::POST,
+        &format!("/api/v1/chats/{offered}/accept"),
+        BOB,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200, "{accepted}");
+    assert_eq!(
+        accepted["offeredTo"],
+        serde_json::json!([]),
+        "only an offered chat is offered"
+    );
+}
+
+// REQ: SPEC manifests (secrets never in logs or errors: a value from outside cannot forge a log line)
+#[tokio::test(flavor = "multi_thread")]
+async fn values_from_outside_are_logged_escaped_and_cut() {
+    let daemon = daemon("").await;
+    let forged = format!(
+        "/oauth/microsoft/callback?error=x&error_description=%0a2026-12-07T00:00:00.000000Z%20ERROR%20forged%1b%5b31m{}",
+        "y".repeat(5000)
+    );
+    let response = daemon.get(&forged, None).await;
+    assert_eq!(response.status(), 400);
+    let page = response.text().await.expect("page");
+    assert!(page.len() < 1000, "{} bytes", page.len());
+    eventually("the refusal is logged", &daemon, || async {
+        daemon.stderr().contains("consent was refused")
+    })
+    .await;
+    let log = daemon.stderr();
+    assert!(!log.contains('\u{1b}'), "a raw escape reached the log");
+    assert!(
+        !log.lines()
+            .any(|l| l.contains("ERROR forged") && !l.contains("consent was refused")),
+        "a forged line:\n{log}"
+    );
+    assert!(!log.contains(&"y".repeat(1000)), "the value was not cut");
+}
+
+// REQ: SPEC manifests (secrets: an unreadable secret file is logged once, its path shown to administrators only)
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreadable_secret_file_is_logged_once_and_its_path_kept_from_operators() {
+    const MISSING: &str = "/nonexistent/sb-credentials-3f1c/inbound.txt";
+    let port = free_port();
+    let mut config = files(port, "http://127.0.0.1:9/callback", "toAll");
+    for (name, text) in &mut config {
+        if *name == "chat.yaml" {
+            *text = text.replacen(
+                "queue: sales, language: en-US, inboundToken: {file: inbound.txt}",
+                &format!("queue: sales, language: en-US, inboundToken: {{file: {MISSING}}}"),
+                1,
+            );
+            assert!(text.contains(MISSING));
+        }
+    }
+    let mut daemon = Daemon::start(port, &config, &[]);
+    daemon.wait_ready().await;
+    let client = switchboard::net::http_client();
+    for _ in 0..3 {
+        let response = client
+            .post(format!("{}/webhooks/api/shop", daemon.base))
+            .json(&chat_support::message("x", "y", "z"))
+            .send()
+            .await
+            .expect("POST");
+        assert_eq!(response.status(), 503);
+        let text = response.text().await.expect("body");
+        assert!(!text.contains(MISSING), "{text}");
+    }
+    let log = daemon.stderr();
+    assert_eq!(
+        log.matches("a channel secret cannot be read").count(),
+        1,
+        "{log}"
+    );
+    eventually(
+        "the channel's error is in the status view",
+        &daemon,
+        || async {
+            let objects = chat_support::objects(&daemon, SUE).await;
+            support::find(&objects, "ChatChannel", "shop").is_some_and(|o| o["state"] == "error")
+        },
+    )
+    .await;
+    let objects = chat_support::objects(&daemon, SUE).await.to_string();
+    assert!(!objects.contains(MISSING), "{objects}");
+    assert!(objects.contains("{file: …}"), "{objects}");
+}

@@ -269,7 +269,6 @@ impl MailboxSend {
     }
 }
 
-
 /// A mailbox connected for loading and/or sending (MB-01).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
