@@ -15,7 +15,7 @@ use tokio::io::AsyncWriteExt;
 /// Short limits, so that each timeout is reached quickly (the waits are on the condition).
 const TIGHT: &str = "  http: {headerReadTimeout: 1s, bodyReadTimeout: 1s, idleTimeout: 1s, maxConnections: 16, maxHeaderBytes: 8192}";
 
-async fn daemon(extra: &str) -> Daemon {
+async fn start(extra: &str) -> Daemon {
     let port = free_port();
     let mut daemon = Daemon::start(
         port,
@@ -33,7 +33,7 @@ fn json(body: &str) -> serde_json::Value {
 // REQ: SPEC HTTP (Settings.http.headerReadTimeout, idleTimeout, bodyReadTimeout)
 #[tokio::test(flavor = "multi_thread")]
 async fn slow_heads_idle_connections_and_short_bodies_are_cut() {
-    let daemon = daemon(TIGHT).await;
+    let daemon = start(TIGHT).await;
 
     // A head sent a few bytes at a time and never finished is cut after headerReadTimeout.
     let mut slow = connect(&daemon).await;
@@ -80,7 +80,7 @@ async fn slow_heads_idle_connections_and_short_bodies_are_cut() {
 // REQ: SPEC HTTP (Settings.http.maxConnections)
 #[tokio::test(flavor = "multi_thread")]
 async fn idle_connections_beyond_the_cap_are_refused_and_cost_no_memory() {
-    let daemon = daemon(
+    let daemon = start(
         "  http: {headerReadTimeout: 2s, idleTimeout: 2s, maxConnections: 16, maxHeaderBytes: 8192}",
     )
     .await;
@@ -115,7 +115,7 @@ async fn idle_connections_beyond_the_cap_are_refused_and_cost_no_memory() {
 // REQ: SPEC HTTP (Settings.http.maxHeaderBytes; every error answered as JSON)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_huge_head_is_431_and_bare_errors_carry_the_error_json() {
-    let daemon = daemon(TIGHT).await;
+    let daemon = start(TIGHT).await;
 
     let huge = format!(
         "GET /healthz HTTP/1.1\r\nHost: x\r\nX-Filler: {}\r\nConnection: close\r\n\r\n",
@@ -145,6 +145,20 @@ async fn a_huge_head_is_431_and_bare_errors_carry_the_error_json() {
     assert_eq!(status, 400);
     assert_eq!(json(&body)["error"]["code"], "bad-request");
 
+    // A URI beyond hyper's 65534 bytes, under a header cap that admits it, is 414.
+    let roomy = start("  http: {maxHeaderBytes: 131072}").await;
+    let (status, _, body) = raw(
+        &roomy,
+        format!(
+            "GET /healthz?{} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            "q".repeat(70_000)
+        )
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(status, 414);
+    assert_eq!(json(&body)["error"]["code"], "uri-too-long");
+
     // 405 keeps its Allow header and gets a body.
     let (status, head, body) = raw(
         &daemon,
@@ -161,7 +175,7 @@ async fn a_huge_head_is_431_and_bare_errors_carry_the_error_json() {
 async fn sigterm_with_half_sent_requests_exits_promptly() {
     // Long timeouts: only the shutdown may end these connections.
     let mut daemon =
-        daemon("  http: {headerReadTimeout: 5m, bodyReadTimeout: 5m, idleTimeout: 5m}").await;
+        start("  http: {headerReadTimeout: 5m, bodyReadTimeout: 5m, idleTimeout: 5m}").await;
     let mut half_head = connect(&daemon).await;
     half_head
         .write_all(b"POST /webhooks/api/web HTTP/1.1\r\nHost: x\r\n")
@@ -216,7 +230,7 @@ async fn sigterm_with_half_sent_requests_exits_promptly() {
 // REQ: SPEC HTTP (operator API errors are JSON with the fitting status)
 #[tokio::test(flavor = "multi_thread")]
 async fn operator_api_errors_are_json_capped_and_fitting() {
-    let daemon = daemon("").await;
+    let daemon = start("").await;
     let chat = send(&daemon, "web", "m1", "visitor-1", "Hello").await;
 
     // ?limit= that is negative, not a number or given twice.
@@ -346,7 +360,7 @@ async fn operator_api_errors_are_json_capped_and_fitting() {
 // REQ: CH-01 (a chat the caller may not see is answered 404, whatever is asked of it)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_chat_the_caller_cannot_see_answers_404_to_every_probe() {
-    let daemon = daemon("").await;
+    let daemon = start("").await;
     for token in [ANN, BOB] {
         let (code, _) = call(
             &daemon,
@@ -438,7 +452,7 @@ async fn a_chat_the_caller_cannot_see_answers_404_to_every_probe() {
 // REQ: SPEC chat shape (offeredTo; GET /api/v1/chats/{id} pages its messages)
 #[tokio::test(flavor = "multi_thread")]
 async fn chats_say_who_they_are_offered_to_and_page_their_messages() {
-    let daemon = daemon("").await;
+    let daemon = start("").await;
     let (code, _) = call(
         &daemon,
         Method::PUT,
@@ -515,7 +529,7 @@ async fn chats_say_who_they_are_offered_to_and_page_their_messages() {
 // REQ: SPEC manifests (secrets never in logs or errors: a value from outside cannot forge a log line)
 #[tokio::test(flavor = "multi_thread")]
 async fn values_from_outside_are_logged_escaped_and_cut() {
-    let daemon = daemon("").await;
+    let daemon = start("").await;
     let forged = format!(
         "/oauth/microsoft/callback?error=x&error_description=%0a2026-12-07T00:00:00.000000Z%20ERROR%20forged%1b%5b31m{}",
         "y".repeat(5000)
