@@ -1213,3 +1213,76 @@ spec:
     ]);
     assert!(stderr.contains("did you mean `corp-imap`?"), "{stderr}");
 }
+
+// REQ: SPEC kinds (Mailbox `load.enabled` / `send.enabled` default to the provider's value)
+#[test]
+fn load_and_send_blocks_without_enabled_follow_a_provider_that_does_not_load_or_send() {
+    let provider = "\
+apiVersion: switchboard/v1
+kind: MailProvider
+metadata: {name: outbound}
+spec:
+  type: imap
+  title: Outbound only
+  domains: [example.com]
+  imap: {host: imap.example.com}
+  smtp: {host: smtp.example.com}
+  load: false
+---
+apiVersion: switchboard/v1
+kind: MailProvider
+metadata: {name: archive}
+spec:
+  type: imap
+  title: Archive only
+  domains: [archive.example]
+  imap: {host: imap.archive.example}
+  smtp: {host: smtp.archive.example}
+  send: false
+";
+    let blocks = "\
+apiVersion: switchboard/v1
+kind: Mailbox
+metadata: {name: alice-out}
+spec:
+  address: alice@example.com
+  owner: alice
+  password: {env: SB_PASSWORD}
+  load: {period: 2w, auto: false, folders: [INBOX]}
+---
+apiVersion: switchboard/v1
+kind: Mailbox
+metadata: {name: alice-archive}
+spec:
+  address: alice@archive.example
+  owner: alice
+  password: {env: SB_PASSWORD}
+  send: {alias: Alice}
+";
+    valid(&[
+        ("people.yaml", USER_ALICE),
+        ("providers.yaml", provider),
+        ("mail.yaml", blocks),
+    ]);
+
+    // Only an explicit `enabled: true` against such a provider is an error.
+    let explicit = blocks
+        .replace("load: {period: 2w,", "load: {enabled: true, period: 2w,")
+        .replace(
+            "send: {alias: Alice}",
+            "send: {enabled: true, alias: Alice}",
+        );
+    let stderr = invalid(&[
+        ("people.yaml", USER_ALICE),
+        ("providers.yaml", provider),
+        ("mail.yaml", &explicit),
+    ]);
+    assert!(
+        stderr.contains("the provider does not load mail"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("the provider does not send mail"),
+        "{stderr}"
+    );
+}

@@ -154,8 +154,39 @@ impl<'a> Checker<'a> {
 
     fn settings(&mut self) {
         let mut count = 0;
-        for (obj, _) in self.set.specs::<SettingsSpec>() {
+        for (obj, spec) in self.set.specs::<SettingsSpec>() {
             count += 1;
+            let http = &spec.http;
+            for (field, value) in [
+                ("headerReadTimeout", &http.header_read_timeout),
+                ("bodyReadTimeout", &http.body_read_timeout),
+                ("idleTimeout", &http.idle_timeout),
+            ] {
+                if value.get().is_zero() {
+                    self.at(
+                        code::INVALID_VALUE,
+                        obj,
+                        field_path!["spec", "http", field],
+                        format!("`{field}` must be longer than zero"),
+                    );
+                }
+            }
+            if http.max_connections == 0 {
+                self.at(
+                    code::INVALID_VALUE,
+                    obj,
+                    field_path!["spec", "http", "maxConnections"],
+                    "`maxConnections` must be at least 1",
+                );
+            }
+            if !(1024..=1024 * 1024).contains(&http.max_header_bytes) {
+                self.at(
+                    code::INVALID_VALUE,
+                    obj,
+                    field_path!["spec", "http", "maxHeaderBytes"],
+                    "`maxHeaderBytes` must be between 1024 and 1048576",
+                );
+            }
             if obj.name != "default" {
                 self.at(
                     code::ENVELOPE,
@@ -540,7 +571,7 @@ impl<'a> Checker<'a> {
                 } else {
                     defaults.insert(&mb.owner, &obj.name);
                 }
-                if !mb.send.enabled {
+                if mb.send.enabled == Some(false) {
                     self.at(
                         code::CONFLICT,
                         obj,
@@ -633,23 +664,30 @@ impl<'a> Checker<'a> {
                 }
             }
         }
-        if mb.load.enabled && !p.load {
+        // Only an explicit `enabled: true` conflicts: absent, it is the provider's value.
+        if mb.load.enabled == Some(true) && !p.load {
             self.at(
                 code::CONFLICT,
                 obj,
                 field_path!["spec", "load", "enabled"],
                 "the provider does not load mail",
             )
-            .hint = Some("set `load: {enabled: false}` or use a provider with `load: true`".into());
+            .hint = Some(
+                "remove `load.enabled` (or set it to false), or use a provider with `load: true`"
+                    .into(),
+            );
         }
-        if mb.send.enabled && !p.send {
+        if mb.send.enabled == Some(true) && !p.send {
             self.at(
                 code::CONFLICT,
                 obj,
                 field_path!["spec", "send", "enabled"],
                 "the provider does not send mail",
             )
-            .hint = Some("set `send: {enabled: false}` or use a provider with `send: true`".into());
+            .hint = Some(
+                "remove `send.enabled` (or set it to false), or use a provider with `send: true`"
+                    .into(),
+            );
         }
     }
 

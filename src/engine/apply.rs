@@ -76,7 +76,7 @@ pub fn trigger_of(object: &Object, set: &ConfigSet) -> Trigger {
         return scheduled(&s.schedule);
     }
     if let Some(m) = <MailboxSpec as crate::config::KindSpec>::from_spec(spec) {
-        if m.load.enabled && m.load.auto {
+        if m.load.enabled != Some(false) && m.load.auto {
             let every = set
                 .settings()
                 .map_or(DEFAULT_MAIL_SYNC_INTERVAL, |s| s.mail.sync_interval.get());

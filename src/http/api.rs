@@ -158,12 +158,29 @@ pub fn page_bounds(page: &Page) -> Result<(usize, usize), ApiError> {
     Ok((offset, limit))
 }
 
-/// `GET /api/v1/objects`.
+/// `reason` or `lastError` for a caller who is no administrator: the paths of secret files
+/// left out (`{file: …}`), since they tell where the installation keeps its secrets.
+fn without_secret_paths(text: String) -> String {
+    static FILE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(r"\{file: [^}]*\}").expect("the pattern is valid")
+    });
+    if FILE.is_match(&text) {
+        FILE.replace_all(&text, "{file: …}").into_owned()
+    } else {
+        text
+    }
+}
+
+/// `GET /api/v1/objects`. The paths of secret files in `reason` and `lastError` are shown to
+/// `CanManageAdministration` holders only.
 pub async fn list_objects(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
     Query(page): Query<Page>,
 ) -> Result<Json<List<ObjectDto>>, ApiError> {
+    let admin = caller
+        .operations
+        .contains(&Operation::CanManageAdministration);
     let (offset, limit) = page_bounds(&page)?;
     let (statuses, folders) = state
         .engine
@@ -177,6 +194,13 @@ pub async fn list_objects(
         .skip(offset)
         .take(limit)
         .map(|s| ObjectDto::new(s, &folders))
+        .map(|mut o| {
+            if !admin {
+                o.reason = o.reason.map(without_secret_paths);
+                o.last_error = o.last_error.map(without_secret_paths);
+            }
+            o
+        })
         .collect();
     let end = offset.saturating_add(items.len());
     let next_cursor = (end < total).then(|| end.to_string());
@@ -230,5 +254,24 @@ pub async fn sync_object(
             "not-syncable",
             format!("{kind}/{name} cannot be synced: {reason}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_file_paths_are_left_out_for_non_administrators() {
+        assert_eq!(
+            without_secret_paths(
+                "secret {file: /etc/sb/creds/token}: No such file or directory (os error 2)".into()
+            ),
+            "secret {file: …}: No such file or directory (os error 2)"
+        );
+        assert_eq!(
+            without_secret_paths("secret {env: TOKEN}: the environment variable is not set".into()),
+            "secret {env: TOKEN}: the environment variable is not set"
+        );
     }
 }

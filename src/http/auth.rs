@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 
 use axum::extract::FromRequestParts;
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
 use sha2::{Digest, Sha256};
 
 use crate::config::ConfigSet;
@@ -66,20 +66,35 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(header::AUTHORIZATION)
+        let token = bearer_token(&parts.headers)?
             .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
-        let token = header
-            .to_str()
-            .ok()
-            .and_then(|h| h.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer <token>`"))?;
         authenticate(&state.engine.config(), token)
             .ok_or_else(|| ApiError::unauthorized("the token is not valid"))
     }
+}
+
+/// The token of the request's one `Authorization: Bearer <token>` header (the scheme in any
+/// case, RFC 9110): `None` without the header, 400 when it is given twice, 401 when it is not
+/// a bearer token.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::bad_request(
+            "the request has more than one Authorization header",
+        ));
+    }
+    value
+        .to_str()
+        .ok()
+        .and_then(|h| h.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|t| !t.is_empty())
+        .map(Some)
+        .ok_or_else(|| ApiError::unauthorized("expected `Authorization: Bearer <token>`"))
 }
 
 #[cfg(test)]
@@ -144,6 +159,31 @@ mod tests {
             None,
             "the hash is not the token"
         );
+    }
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(header::AUTHORIZATION, v.parse().expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive_and_one_header_only() {
+        assert_eq!(bearer_token(&headers(&[])).expect("no header"), None);
+        for value in ["Bearer abc", "bearer abc", "BEARER  abc "] {
+            assert_eq!(
+                bearer_token(&headers(&[value])).expect("a token"),
+                Some("abc"),
+                "{value}"
+            );
+        }
+        let twice = bearer_token(&headers(&["Bearer a", "Bearer b"])).expect_err("two headers");
+        assert_eq!(twice.status(), axum::http::StatusCode::BAD_REQUEST);
+        let basic = bearer_token(&headers(&["Basic abc"])).expect_err("not bearer");
+        assert_eq!(basic.status(), axum::http::StatusCode::UNAUTHORIZED);
+        assert!(bearer_token(&headers(&["Bearer "])).is_err());
     }
 
     #[test]

@@ -46,7 +46,8 @@ impl From<ChatError> for ApiError {
     }
 }
 
-/// A chat, as SPEC shapes it. `messages` is left out of events (read the chat for them).
+/// A chat, as SPEC shapes it. `messages` and `offeredTo` are left out of events (read the
+/// chat for them).
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatDto {
@@ -55,10 +56,20 @@ pub struct ChatDto {
     queue: String,
     state: &'static str,
     operator: Option<String>,
+    /// The users the chat is offered to now; empty unless it is offered.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offered_to: Option<Vec<String>>,
     contact: ContactDto,
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<Vec<MessageDto>>,
+    /// `GET /api/v1/chats/{id}` only: how many messages the chat has in all; `messages` is one
+    /// page of them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages_total: Option<usize>,
+    /// `GET /api/v1/chats/{id}` only: the `cursor` of the next page of messages, or null.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    messages_next_cursor: Option<Option<String>>,
     /// The chat actions run on it and their outcomes (CH-07); only with the messages.
     #[serde(skip_serializing_if = "Option::is_none")]
     actions: Option<Vec<ActionRunDto>>,
@@ -152,14 +163,27 @@ impl ChatDto {
             queue: chat.queue,
             state: chat.state.as_str(),
             operator: chat.operator,
+            offered_to: None,
             contact: ContactDto {
                 id: chat.contact_id.to_string(),
                 name: chat.contact_name,
             },
             created_at: ts(chat.created_at),
             messages: messages.map(|m| m.into_iter().map(MessageDto::from).collect()),
+            messages_total: None,
+            messages_next_cursor: None,
             actions: None,
         }
+    }
+
+    /// With `offeredTo`: `offers` while the chat is offered, otherwise empty.
+    fn offered_to(mut self, offers: Vec<String>) -> ChatDto {
+        self.offered_to = Some(if self.state == ChatState::Offered.as_str() {
+            offers
+        } else {
+            Vec::new()
+        });
+        self
     }
 }
 
@@ -179,8 +203,7 @@ fn supervisor(caller: &Caller) -> bool {
 }
 
 fn chat_id(id: &str) -> Result<i64, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::not_found(format!("no chat {id}")))
+    id.parse().map_err(|_| no_chat(id))
 }
 
 /// `?state=&queue=` of `GET /api/v1/chats`.
@@ -215,43 +238,72 @@ pub async fn list_chats(
         queue: query.queue,
         viewer: snapshot.viewer(&caller.user, supervisor(&caller)),
     };
-    let (chats, total, messages) = state
+    let chats = state
         .chat
         .store()
         .call(move |s| {
             let (chats, total) = s.chats(&filter, offset, limit)?;
             let ids: Vec<i64> = chats.iter().map(|c| c.id).collect();
             let messages = s.chat_messages(&ids)?;
-            Ok((chats, total, messages))
+            let offers = s.chat_offers_of(&ids)?;
+            Ok((chats, total, messages, offers))
         })
         .await
         .map_err(ApiError::internal)?;
+    let (chats, total, messages, offers) = (chats.0, chats.1, chats.2, chats.3);
     let mut by_chat: BTreeMap<i64, Vec<MessageRow>> = BTreeMap::new();
     for m in messages {
         by_chat.entry(m.chat_id).or_default().push(m);
+    }
+    let mut offered: BTreeMap<i64, Vec<String>> = BTreeMap::new();
+    for o in offers {
+        offered.entry(o.chat_id).or_default().push(o.operator);
     }
     let items = chats
         .into_iter()
         .map(|c| {
             let messages = by_chat.remove(&c.id).unwrap_or_default();
-            ChatDto::new(c, Some(messages))
+            let offers = offered.remove(&c.id).unwrap_or_default();
+            ChatDto::new(c, Some(messages)).offered_to(offers)
         })
         .collect();
     Ok(Json(List::page(items, total, offset)))
 }
 
-/// `GET /api/v1/chats/{id}`: the chat with every message, oldest first (CH-11).
+/// `GET /api/v1/chats/{id}?limit=&cursor=`: the chat with one page of its messages, oldest
+/// first (CH-11); `messagesTotal` and `messagesNextCursor` tell the rest.
 pub async fn get_chat(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    Query(page): Query<Page>,
 ) -> Result<Json<ChatDto>, ApiError> {
     let id = chat_id(&id)?;
-    Ok(Json(read_visible(&state, &caller, id).await?))
+    let bounds = page_bounds(&page)?;
+    Ok(Json(read_visible(&state, &caller, id, bounds).await?))
 }
 
-/// The chat with its messages, or 404 when the caller may not see it.
-async fn read_visible(state: &AppState, caller: &Caller, id: i64) -> Result<ChatDto, ApiError> {
+/// Whether `caller` may see `chat`, offered to `offered` (CH-01).
+fn may_see(
+    snapshot: &crate::chat::snapshot::Snapshot,
+    caller: &Caller,
+    chat: &ChatRow,
+    offered: &[String],
+) -> bool {
+    supervisor(caller)
+        || chat.operator.as_deref() == Some(caller.user.as_str())
+        || offered.contains(&caller.user)
+        || snapshot.queues_of(&caller.user).contains(&chat.queue)
+}
+
+/// The chat and who it is offered to, or 404 — the same 404 as for a chat that does not
+/// exist — when the caller may not see it. Every chat endpoint asks this first, so neither a
+/// chat's existence nor its state can be probed.
+async fn visible(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+) -> Result<(ChatRow, Vec<String>), ApiError> {
     let snapshot = state.chat.snapshot().await;
     let found = state
         .chat
@@ -261,24 +313,48 @@ async fn read_visible(state: &AppState, caller: &Caller, id: i64) -> Result<Chat
                 return Ok(None);
             };
             let offered: Vec<String> = s.chat_offers(id)?.into_iter().map(|o| o.operator).collect();
-            let messages = s.chat_messages(&[id])?;
-            Ok(Some((chat, offered, messages, s.chat_action_runs(id)?)))
+            Ok(Some((chat, offered)))
         })
         .await
         .map_err(ApiError::internal)?;
-    let missing = || ApiError::not_found(format!("no chat {id}"));
-    let (chat, offered, messages, runs) = found.ok_or_else(missing)?;
-    let visible = supervisor(caller)
-        || chat.operator.as_deref() == Some(caller.user.as_str())
-        || offered.contains(&caller.user)
-        || snapshot.queues_of(&caller.user).contains(&chat.queue);
-    if !visible {
-        return Err(missing());
+    match found {
+        Some((chat, offered)) if may_see(&snapshot, caller, &chat, &offered) => Ok((chat, offered)),
+        _ => Err(no_chat(id)),
     }
-    let mut dto = ChatDto::new(chat, Some(messages));
+}
+
+fn no_chat(id: impl std::fmt::Display) -> ApiError {
+    ApiError::not_found(format!("no chat {id}"))
+}
+
+/// The chat with one page (`(offset, limit)`) of its messages, or 404 when the caller may not
+/// see it.
+async fn read_visible(
+    state: &AppState,
+    caller: &Caller,
+    id: i64,
+    (offset, limit): (usize, usize),
+) -> Result<ChatDto, ApiError> {
+    let (chat, offered) = visible(state, caller, id).await?;
+    let (messages, total, runs) = state
+        .chat
+        .store()
+        .call(move |s| {
+            let (messages, total) = s.chat_message_page(id, offset, limit)?;
+            Ok((messages, total, s.chat_action_runs(id)?))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let end = offset.saturating_add(messages.len());
+    let mut dto = ChatDto::new(chat, Some(messages)).offered_to(offered);
+    dto.messages_total = Some(total);
+    dto.messages_next_cursor = Some((end < total).then(|| end.to_string()));
     dto.actions = Some(runs.into_iter().map(ActionRunDto::from).collect());
     Ok(dto)
 }
+
+/// The first page of messages, for the answers of accept and complete.
+const FIRST_PAGE: (usize, usize) = (0, super::api::DEFAULT_LIMIT);
 
 /// `POST /api/v1/chats/{id}/actions/{action}` (CH-07): runs an action bound to the chat's
 /// queue on a chat the caller may see. Answers 200 with the run when it is done (`createCase`,
@@ -290,7 +366,7 @@ pub async fn run_action(
     Path((id, action)): Path<(String, String)>,
 ) -> Result<(StatusCode, Json<ActionRunDto>), ApiError> {
     let id = chat_id(&id)?;
-    read_visible(&state, &caller, id).await?;
+    visible(&state, &caller, id).await?;
     let run = state.chat.run_action(&caller.user, id, &action).await?;
     let status = if run.state == "pending" {
         StatusCode::ACCEPTED
@@ -384,8 +460,9 @@ pub async fn accept(
     Path(id): Path<String>,
 ) -> Result<Json<ChatDto>, ApiError> {
     let id = chat_id(&id)?;
+    visible(&state, &caller, id).await?;
     state.chat.accept(&caller.user, id).await?;
-    Ok(Json(read_visible(&state, &caller, id).await?))
+    Ok(Json(read_visible(&state, &caller, id, FIRST_PAGE).await?))
 }
 
 /// `POST /api/v1/chats/{id}/complete`.
@@ -395,11 +472,12 @@ pub async fn complete(
     Path(id): Path<String>,
 ) -> Result<Json<ChatDto>, ApiError> {
     let id = chat_id(&id)?;
+    visible(&state, &caller, id).await?;
     state
         .chat
         .complete(&caller.user, id, supervisor(&caller))
         .await?;
-    Ok(Json(read_visible(&state, &caller, id).await?))
+    Ok(Json(read_visible(&state, &caller, id, FIRST_PAGE).await?))
 }
 
 /// `{"text": "..."}`.
@@ -418,7 +496,8 @@ pub async fn post_message(
     body: Result<Json<NewMessageDto>, JsonRejection>,
 ) -> Result<(StatusCode, Json<MessageDto>), ApiError> {
     let id = chat_id(&id)?;
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    visible(&state, &caller, id).await?;
+    let Json(body) = body.map_err(ApiError::json_body)?;
     if body.text.trim().is_empty() {
         return Err(ApiError::bad_request("`text` must not be empty"));
     }
@@ -462,7 +541,7 @@ pub async fn put_status(
     caller: Caller,
     body: Result<Json<StatusDto>, JsonRejection>,
 ) -> Result<Json<OperatorDto>, ApiError> {
-    let Json(body) = body.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let Json(body) = body.map_err(ApiError::json_body)?;
     let status = OperatorStatus::parse(&body.status).ok_or_else(|| {
         ApiError::bad_request(format!(
             "unknown status {:?}; use active or inactive",

@@ -11,6 +11,7 @@ pub mod chat;
 pub mod emails;
 pub mod error;
 pub mod oauth;
+pub mod server;
 pub mod webhooks;
 
 use axum::Router;
@@ -85,20 +86,26 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/quick-replies", get(chat::quick_replies))
         .route("/api/v1/events", get(chat::events))
         .fallback(not_found)
+        .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` fires, then finishes in-flight
-/// requests (graceful shutdown).
+/// Serves `router(state)` on `listener` within the limits of `Settings.http` (read once, at
+/// start) until `shutdown` fires; then requests in a handler finish and the rest are dropped
+/// (see [`server`]).
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await
+    let limits = state
+        .engine
+        .config()
+        .settings()
+        .map(|s| server::Limits::from(&s.http))
+        .unwrap_or_default();
+    server::serve(listener, router(state), limits, shutdown).await
 }
 
 async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -18,8 +18,12 @@ use crate::config::Kind;
 use crate::engine::SyncRequestError;
 use crate::mail::consent::{self, Callback, ConsentError};
 use crate::mail::oauth::{Sealer, http_client};
+use crate::telemetry::logging::outside;
 
 use super::AppState;
+
+/// The most of a provider's `error` and `error_description` repeated, in characters.
+const MAX_REASON: usize = 300;
 
 /// The callback's query.
 #[derive(Debug, Deserialize)]
@@ -43,6 +47,7 @@ pub async fn microsoft(state: State<AppState>, query: Query<CallbackQuery>) -> R
 fn page(status: StatusCode, text: String) -> Response {
     (
         status,
+        axum::Extension(super::error::PlainPage),
         [
             (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
             (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
@@ -76,7 +81,9 @@ async fn callback(
             Some(d) => format!("{error} ({d})"),
             None => error,
         };
-        return refused(ConsentError::Denied(reason));
+        // The provider's words, or anyone's who forged the link: escaped and cut before they
+        // reach the log or the page.
+        return refused(ConsentError::Denied(outside(&reason, MAX_REASON)));
     }
     let (Some(code), Some(state)) = (query.code, query.state) else {
         return refused(ConsentError::Denied(

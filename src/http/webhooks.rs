@@ -4,6 +4,9 @@
 //!
 //! Every request is counted in `switchboard_webhook_requests_total{provider,outcome}`.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -12,6 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::chat::channels::{api, messenger, telegram, twilio};
+use crate::chat::snapshot::Snapshot;
 use crate::config::kinds::ChannelProvider;
 
 use super::AppState;
@@ -61,18 +65,21 @@ async fn receive_api(
     };
     let token = match &setup.inbound_token {
         Ok(token) => token,
-        Err(e) => {
-            tracing::error!(channel, error = %e, "the channel's inboundToken cannot be read");
-            return (
-                "error",
-                Err(ApiError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "unavailable",
-                    "the channel's inboundToken cannot be read; see `switchboard status`",
-                )),
-            );
-        }
+        Err(e) => return unreadable_secret(&snapshot, channel, "inboundToken", e),
     };
+    if headers
+        .get_all(header::AUTHORIZATION)
+        .iter()
+        .nth(1)
+        .is_some()
+    {
+        return (
+            "invalid",
+            Err(ApiError::bad_request(
+                "the request has more than one Authorization header",
+            )),
+        );
+    }
     let authorization = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
@@ -153,7 +160,7 @@ async fn receive_telegram(
     };
     let token = match setup.secret("/token") {
         Ok(token) => token,
-        Err(e) => return unreadable_secret(channel, "token", &e),
+        Err(e) => return unreadable_secret(&snapshot, channel, "token", &e),
     };
     let presented = headers
         .get(telegram::SECRET_HEADER)
@@ -227,7 +234,7 @@ async fn receive_twilio(
     };
     let token = match setup.secret("/authToken") {
         Ok(token) => token,
-        Err(e) => return unreadable_secret(channel, "authToken", &e),
+        Err(e) => return unreadable_secret(&snapshot, channel, "authToken", &e),
     };
     let Some(presented) = headers
         .get(twilio::SIGNATURE_HEADER)
@@ -419,7 +426,7 @@ async fn receive_messenger(
             .find(|(_, c)| c.spec.page_id.as_deref() == Some(page.as_str()))
         else {
             tracing::warn!(
-                page,
+                page = %crate::telemetry::logging::outside(&page, 64),
                 "a Messenger event for a page no channel serves was skipped"
             );
             outcome = "ignored";
@@ -543,12 +550,26 @@ async fn verified(state: &AppState, channel: &str) -> Result<bool, ApiError> {
     }))
 }
 
+/// 503 for a channel whose secret cannot be read. The error (which names the file) is logged
+/// once per applied config and error, not on every request anyone sends.
 fn unreadable_secret<T>(
+    snapshot: &Arc<Snapshot>,
     channel: &str,
     field: &str,
     error: &str,
 ) -> (&'static str, Result<T, ApiError>) {
-    tracing::error!(channel, field, error, "a channel secret cannot be read");
+    type Logged = HashMap<(String, String), (usize, String)>;
+    static LOGGED: LazyLock<Mutex<Logged>> = LazyLock::new(Mutex::default);
+    // The snapshot's address stands for the applied config it was built from.
+    let stamp = Arc::as_ptr(snapshot) as usize;
+    let fresh = {
+        let mut logged = LOGGED.lock().unwrap_or_else(PoisonError::into_inner);
+        let seen = (stamp, error.to_owned());
+        logged.insert((channel.to_owned(), field.to_owned()), seen.clone()) != Some(seen)
+    };
+    if fresh {
+        tracing::error!(channel, field, error, "a channel secret cannot be read");
+    }
     (
         "error",
         Err(ApiError::new(
@@ -601,7 +622,8 @@ fn inactive(channel: &str) -> ApiError {
 }
 
 /// Reads at most `limit` bytes of `body`: 413 beyond (told by `Content-Length` before reading,
-/// or found while reading a chunked body), 400 when the body cannot be read.
+/// or found while reading a chunked body), 408 when it does not arrive within
+/// `Settings.http.bodyReadTimeout`, 400 when it cannot be read.
 pub async fn read_body(
     headers: &HeaderMap,
     body: Body,
@@ -624,7 +646,7 @@ pub async fn read_body(
         {
             too_large()
         } else {
-            ApiError::bad_request(format!("the body could not be read: {inner}"))
+            ApiError::unreadable_body(&*inner)
         }
     })
 }

@@ -97,8 +97,8 @@ impl MailboxConnector {
                         .trim_end_matches('/')
                         .to_owned(),
                 },
-                load: spec.load.enabled && provider.load,
-                send: spec.send.enabled && provider.send,
+                load: spec.load.on(provider.load),
+                send: spec.send.on(provider.send),
             }),
             MailProviderType::Imap | MailProviderType::Gmail => None,
         };
@@ -125,7 +125,7 @@ impl MailboxConnector {
                 base.join(p)
             }
         });
-        let smtp = (graph.is_none() && spec.send.enabled && provider.send)
+        let smtp = (graph.is_none() && spec.send.on(provider.send))
             .then_some(provider.smtp.as_ref())
             .flatten()
             .map(|smtp| SmtpServer {
@@ -134,7 +134,7 @@ impl MailboxConnector {
                 security: smtp.security,
                 ca_file: ca_file.clone(),
             });
-        let server = (graph.is_none() && spec.load.enabled && provider.load)
+        let server = (graph.is_none() && spec.load.on(provider.load))
             .then_some(provider.imap.as_ref())
             .flatten()
             .map(|imap| Server {
@@ -659,7 +659,7 @@ pub fn sender(
             mailbox: object.name.clone(),
         });
     }
-    if !spec.send.enabled {
+    if spec.send.enabled == Some(false) {
         return Err(SendRefusal::Unprocessable(format!(
             "mailbox {} has send.enabled: false and cannot be used as a sender",
             object.name

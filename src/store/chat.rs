@@ -434,6 +434,49 @@ impl Store {
         select_offers(&self.conn, "chat_id = ?1", chat_id).map_err(|e| self.err(e))
     }
 
+    /// The open offers of `chats`, by chat.
+    pub fn chat_offers_of(&self, chats: &[i64]) -> Result<Vec<OfferRow>, StoreError> {
+        let ids = serde_json::to_string(chats).expect("a list of ids serializes");
+        select_offers(
+            &self.conn,
+            "chat_id IN (SELECT value FROM json_each(?1))",
+            ids,
+        )
+        .map_err(|e| self.err(e))
+    }
+
+    /// One page of a chat's messages, oldest first, and how many it has in all.
+    pub fn chat_message_page(
+        &self,
+        chat: i64,
+        offset: usize,
+        limit: usize,
+    ) -> Result<(Vec<MessageRow>, usize), StoreError> {
+        let page = || -> rusqlite::Result<(Vec<MessageRow>, usize)> {
+            let total: i64 = self
+                .conn
+                .prepare_cached("SELECT count(*) FROM chat_messages WHERE chat_id = ?1")?
+                .query_row([chat], |r| r.get(0))?;
+            let rows = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, chat_id, direction, author, text, at FROM chat_messages
+                     WHERE chat_id = ?1 ORDER BY id LIMIT ?2 OFFSET ?3",
+                )?
+                .query_map(
+                    rusqlite::params![
+                        chat,
+                        i64::try_from(limit).unwrap_or(i64::MAX),
+                        i64::try_from(offset).unwrap_or(i64::MAX)
+                    ],
+                    message_row,
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok((rows, usize::try_from(total).unwrap_or(0)))
+        };
+        page().map_err(|e| self.err(e))
+    }
+
     /// Status and load of each of `names`.
     pub fn chat_operators(&self, names: &[String]) -> Result<Vec<OperatorLoad>, StoreError> {
         names
@@ -1314,22 +1357,25 @@ fn select_messages(conn: &Connection, chats: &[i64]) -> rusqlite::Result<Vec<Mes
         "SELECT id, chat_id, direction, author, text, at FROM chat_messages
          WHERE chat_id IN (SELECT value FROM json_each(?1)) ORDER BY chat_id, id",
     )?
-    .query_map([ids], |r| {
-        let direction: String = r.get(2)?;
-        Ok(MessageRow {
-            id: r.get(0)?,
-            chat_id: r.get(1)?,
-            direction: match direction.as_str() {
-                "in" => Direction::In,
-                "out" => Direction::Out,
-                _ => return Err(bad_column(2, "a direction")),
-            },
-            author: r.get(3)?,
-            text: r.get(4)?,
-            at: ts_col(r, 5)?,
-        })
-    })?
+    .query_map([ids], message_row)?
     .collect()
+}
+
+/// A `chat_messages` row selected as `id, chat_id, direction, author, text, at`.
+fn message_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<MessageRow> {
+    let direction: String = r.get(2)?;
+    Ok(MessageRow {
+        id: r.get(0)?,
+        chat_id: r.get(1)?,
+        direction: match direction.as_str() {
+            "in" => Direction::In,
+            "out" => Direction::Out,
+            _ => return Err(bad_column(2, "a direction")),
+        },
+        author: r.get(3)?,
+        text: r.get(4)?,
+        at: ts_col(r, 5)?,
+    })
 }
 
 fn select_runs(

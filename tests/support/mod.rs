@@ -255,3 +255,76 @@ pub fn find<'a>(
 pub fn exists(path: &Path) -> bool {
     path.exists()
 }
+
+/// `files` with `extra` (indented YAML lines such as `  http: {...}`) appended to the Settings
+/// spec in `settings.yaml`.
+pub fn with_settings(files: &[(&'static str, String)], extra: &str) -> Vec<(&'static str, String)> {
+    files
+        .iter()
+        .map(|(name, text)| {
+            if *name == "settings.yaml" {
+                (*name, format!("{}\n{extra}\n", text.trim_end()))
+            } else {
+                (*name, text.clone())
+            }
+        })
+        .collect()
+}
+
+/// A raw TCP connection to the daemon, for requests no HTTP client would send.
+pub async fn connect(daemon: &Daemon) -> tokio::net::TcpStream {
+    let address = daemon.base.trim_start_matches("http://");
+    tokio::net::TcpStream::connect(address)
+        .await
+        .expect("connect to the daemon")
+}
+
+/// Waits until the peer closes `stream` (a read gives end-of-file or a reset), reading and
+/// discarding what arrives; panics when it stays open for `limit` (a generous bound, not the
+/// timing under test).
+pub async fn wait_closed(stream: &mut tokio::net::TcpStream, limit: Duration) -> Vec<u8> {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    let mut buf = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+            Err(_) => panic!(
+                "the connection stayed open for {limit:?}; received {:?}",
+                String::from_utf8_lossy(&received)
+            ),
+            Ok(Ok(0) | Err(_)) => return received,
+            Ok(Ok(n)) => received.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+/// Writes `request` on a fresh connection and reads the answer until the daemon closes it;
+/// answers `(status, head, body)`. The request should say `Connection: close`.
+pub async fn raw(daemon: &Daemon, request: &[u8]) -> (u16, String, String) {
+    use tokio::io::AsyncWriteExt;
+    let mut stream = connect(daemon).await;
+    // The daemon may answer (and close) before it read everything: a failed write is fine.
+    let _ = stream.write_all(request).await;
+    let answer = wait_closed(&mut stream, Duration::from_secs(30)).await;
+    let text = String::from_utf8_lossy(&answer).into_owned();
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .unwrap_or_else(|| panic!("no HTTP answer: {text:?}"));
+    let status = head
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("no status in {head:?}"));
+    (status, head.to_owned(), body.to_owned())
+}
+
+/// The resident set size of process `pid` in KiB (Linux `/proc`).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("/proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}

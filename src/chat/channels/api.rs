@@ -52,7 +52,11 @@ struct From {
 /// Whether the `Authorization` header value presents `expected` as a bearer token. An empty
 /// configured token matches nothing.
 pub fn token_matches(expected: &Secret, authorization: Option<&str>) -> bool {
-    let Some(presented) = authorization.and_then(|h| h.strip_prefix("Bearer ")) else {
+    // The scheme is case-insensitive (RFC 9110).
+    let Some((_, presented)) = authorization
+        .and_then(|h| h.trim_start().split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+    else {
         return false;
     };
     if expected.expose().is_empty() {
@@ -250,6 +254,7 @@ mod tests {
     fn only_the_exact_bearer_token_matches() {
         let token = secret("inbound-token-1");
         assert!(token_matches(&token, Some("Bearer inbound-token-1")));
+        assert!(token_matches(&token, Some("bearer inbound-token-1")));
         assert!(!token_matches(&token, Some("Bearer inbound-token-2")));
         assert!(!token_matches(&token, Some("inbound-token-1")));
         assert!(!token_matches(&token, Some("Bearer ")));

@@ -202,9 +202,11 @@ pub struct MailboxAccess {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MailboxLoad {
-    /// Load mail at all.
-    #[serde(default = "yes")]
-    pub enabled: bool,
+    /// Load mail at all; absent, the provider's `load` decides. `true` with a provider that
+    /// does not load is an error; a `load` block is otherwise unused while the provider does
+    /// not load.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// How far back the first sync reaches.
     #[serde(default = "default_load_period")]
     pub period: Duration,
@@ -219,11 +221,18 @@ pub struct MailboxLoad {
 impl Default for MailboxLoad {
     fn default() -> Self {
         MailboxLoad {
-            enabled: true,
+            enabled: None,
             period: default_load_period(),
             auto: true,
             folders: AllOrList::default(),
         }
+    }
+}
+
+impl MailboxLoad {
+    /// Whether the mailbox loads mail through a provider that does (`provider_loads`).
+    pub fn on(&self, provider_loads: bool) -> bool {
+        provider_loads && self.enabled != Some(false)
     }
 }
 
@@ -232,12 +241,13 @@ fn default_load_period() -> Duration {
 }
 
 /// Sending settings of a mailbox (MB-03).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MailboxSend {
-    /// The mailbox may be used as a sender.
-    #[serde(default = "yes")]
-    pub enabled: bool,
+    /// The mailbox may be used as a sender; absent, the provider's `send` decides. `true` with
+    /// a provider that does not send is an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
     /// The owner's default sender.
     #[serde(default)]
     pub default_sender: bool,
@@ -252,15 +262,10 @@ pub struct MailboxSend {
     pub use_signature: bool,
 }
 
-impl Default for MailboxSend {
-    fn default() -> Self {
-        MailboxSend {
-            enabled: true,
-            default_sender: false,
-            alias: None,
-            signature: None,
-            use_signature: false,
-        }
+impl MailboxSend {
+    /// Whether the mailbox sends mail through a provider that does (`provider_sends`).
+    pub fn on(&self, provider_sends: bool) -> bool {
+        provider_sends && self.enabled != Some(false)
     }
 }
 

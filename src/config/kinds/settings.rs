@@ -22,6 +22,9 @@ pub struct SettingsSpec {
     #[serde(default = "default_listen")]
     #[schemars(with = "String")]
     pub listen: SocketAddr,
+    /// Limits and timeouts of the HTTP listener (read when the daemon starts).
+    #[serde(default)]
+    pub http: HttpSettings,
     /// Chat settings.
     #[serde(default)]
     pub chat: ChatSettings,
@@ -43,6 +46,63 @@ fn default_listen() -> SocketAddr {
     DEFAULT_LISTEN
         .parse()
         .expect("the default listen address parses")
+}
+
+/// Limits and timeouts of the HTTP listener: what a slow, idle or oversized client may hold.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Time a client has to send a request's line and headers, counted from the connection's
+    /// opening or the request's first byte; then the connection is closed.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout: Duration,
+    /// Time a client has to send a request's whole body, counted from the end of its headers;
+    /// then the request is answered 408 and the connection closed.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout: Duration,
+    /// How long a kept-alive connection may wait for its next request before it is closed.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout: Duration,
+    /// Connections served at once; a connection beyond them is closed as soon as it is accepted.
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1))]
+    pub max_connections: u32,
+    /// The largest request line plus headers, in bytes; a larger head is answered 431.
+    #[serde(default = "default_max_header_bytes")]
+    #[schemars(range(min = 1024, max = 1048576))]
+    pub max_header_bytes: u32,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        HttpSettings {
+            header_read_timeout: default_header_read_timeout(),
+            body_read_timeout: default_body_read_timeout(),
+            idle_timeout: default_idle_timeout(),
+            max_connections: default_max_connections(),
+            max_header_bytes: default_max_header_bytes(),
+        }
+    }
+}
+
+fn default_header_read_timeout() -> Duration {
+    duration("10s")
+}
+
+fn default_body_read_timeout() -> Duration {
+    duration("30s")
+}
+
+fn default_idle_timeout() -> Duration {
+    duration("60s")
+}
+
+fn default_max_connections() -> u32 {
+    1024
+}
+
+fn default_max_header_bytes() -> u32 {
+    16 * 1024
 }
 
 /// Chat settings.
