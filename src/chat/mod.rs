@@ -45,8 +45,10 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::Clock;
 use crate::config::ConfigSet;
-use crate::engine::{Clock, EngineHandle, StoreHandle};
+use crate::connector::EngineHandle;
+use crate::store::StoreHandle;
 use crate::store::chat::{ActionRunRow, ChatRow, MessageRow, OperatorStatus};
 use crate::store::{Store, StoreError};
 

@@ -115,7 +115,7 @@ impl Snapshot {
         let channels = set
             .specs::<ChatChannelSpec>()
             .map(|(object, channel)| {
-                let secrets = crate::engine::apply::resolve_secrets(object);
+                let secrets = crate::connector::resolve_secrets(object);
                 let secret = |pointer: &str| -> Result<Secret, String> {
                     match &secrets {
                         Err(e) => Err(e.to_string()),
@@ -149,7 +149,7 @@ impl Snapshot {
             .specs::<ChatActionSpec>()
             .map(|(object, action)| {
                 let webhook = action.webhook.as_ref().map(|w| {
-                    let secret = crate::engine::apply::resolve_secrets(object)
+                    let secret = crate::connector::resolve_secrets(object)
                         .map_err(|e| e.to_string())
                         .and_then(|mut map| {
                             map.remove("/webhook/secret")

@@ -10,8 +10,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::*;
-use crate::engine::{Clock, EngineHandle, StoreHandle};
+use crate::clock::Clock;
+use crate::connector::EngineHandle;
 use crate::store::Store;
+use crate::store::StoreHandle;
 use crate::store::chat::{ChatFilter, ChatState, OperatorStatus};
 use crate::telemetry::Metrics;
 
@@ -60,7 +62,8 @@ impl Rig {
         let state = dir.path().join("state.db");
         let store = Store::open(&state).expect("store");
         let engine = EngineHandle::new(StoreHandle::new(store), Metrics::new());
-        engine.publish(Arc::new(set), HashMap::new());
+        let secrets = crate::connector::resolve_all(&set);
+        engine.publish(Arc::new(set), secrets, HashMap::new());
         let clock = Clock::tokio("2025-01-01T09:00:00Z".parse().expect("ts"));
         let (chat, cancel, tracker) = start(&dir, &engine, clock).await;
         let events = chat.subscribe();
@@ -92,7 +95,8 @@ impl Rig {
         let set = crate::config::load(&[config])
             .into_result()
             .expect("valid config");
-        self.engine.publish(Arc::new(set), HashMap::new());
+        let secrets = crate::connector::resolve_all(&set);
+        self.engine.publish(Arc::new(set), secrets, HashMap::new());
     }
 
     async fn message(&self, queue: &str, from: &str, id: &str) -> i64 {

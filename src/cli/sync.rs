@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Kind;
-use crate::engine::{self, DaemonOptions};
+use crate::daemon::{self, DaemonOptions};
 
 /// Environment variable holding the bearer token `sync` presents to the daemon.
 pub const TOKEN_ENV: &str = "SWITCHBOARD_TOKEN";
@@ -51,7 +51,7 @@ pub fn run(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
                 config_dirs: dirs.to_vec(),
                 state: state.to_path_buf(),
             };
-            match engine::sync_once(&opts, kind, name) {
+            match daemon::sync_once(&opts, kind, name) {
                 Ok(summary) => {
                     println!("{kind}/{name}: {summary}");
                     ExitCode::SUCCESS

@@ -38,7 +38,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod chat;
+pub mod handle;
 mod wal;
+
+pub use handle::StoreHandle;
 
 pub use wal::WalSync;
 

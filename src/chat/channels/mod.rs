@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use crate::config::kinds::{ChannelProvider, ChatChannelSpec};
 use crate::config::{ConfigSet, KindSpec, Object};
-use crate::engine::Connector;
+use crate::connector::{Connector, KindConnectors, RetireFuture, Trigger};
 
 /// How often a channel is reconciled on its own.
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -31,6 +31,24 @@ pub fn build(object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, Str
         ChannelProvider::Telegram => Ok(Arc::new(telegram::build(object, set)?)),
         ChannelProvider::Whatsapp => Ok(Arc::new(twilio::build(object, set)?)),
         ChannelProvider::FacebookMessenger => Ok(Arc::new(messenger::build(object, set)?)),
+    }
+}
+
+/// What the registry knows of `ChatChannel` objects: each provider's reconciler ([`build`]),
+/// run every [`RECONCILE_INTERVAL`], and [`retire`] when a channel leaves the config.
+pub struct ChannelConnectors;
+
+impl KindConnectors for ChannelConnectors {
+    fn build(&self, object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
+        build(object, set)
+    }
+
+    fn trigger(&self, _object: &Object, _set: &ConfigSet) -> Trigger {
+        Trigger::Interval(RECONCILE_INTERVAL)
+    }
+
+    fn retire<'a>(&'a self, object: &'a Object, previous: &'a ConfigSet) -> RetireFuture<'a> {
+        Box::pin(retire(object, previous))
     }
 }
 

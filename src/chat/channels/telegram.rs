@@ -30,8 +30,8 @@ use subtle::ConstantTimeEq;
 use crate::config::kinds::{ChatChannelSpec, api_base};
 use crate::config::types::Secret;
 use crate::config::{ConfigSet, KindSpec, Object};
-use crate::engine::connector::SyncFuture;
-use crate::engine::{ConnectorError, SyncContext, SyncReport};
+use crate::connector::SyncFuture;
+use crate::connector::{ConnectorError, SyncContext, SyncReport};
 use crate::store::chat::OutboxItem;
 
 use super::super::commands::Inbound;
@@ -434,7 +434,7 @@ impl Reconciler {
     }
 }
 
-impl crate::engine::Connector for Reconciler {
+impl crate::connector::Connector for Reconciler {
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
         Box::pin(async move {
             let token = ctx
@@ -452,7 +452,7 @@ pub async fn retire(object: &Object, set: &ConfigSet) {
     let Ok(reconciler) = build(object, set) else {
         return;
     };
-    let Ok(secrets) = crate::engine::apply::resolve_secrets(object) else {
+    let Ok(secrets) = crate::connector::resolve_secrets(object) else {
         return;
     };
     let Some(token) = secrets.get("/token") else {
