@@ -279,3 +279,57 @@ async fn an_invalid_config_at_start_prints_diagnostics_and_exits_1() {
     assert_eq!(status.code(), Some(1));
     assert!(daemon.stderr().contains("bad.yaml"), "{}", daemon.stderr());
 }
+
+#[test]
+fn a_postgres_url_as_state_is_refused_and_creates_nothing() {
+    // REQ: SPEC --state (a SQLite file; PostgreSQL is a later issue)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    for (name, text) in base_config(free_port()) {
+        std::fs::write(config.join(name), text).expect("write manifest");
+    }
+    let url = "postgresql://switchboard:hunter2@db.example/sb";
+    let run = |verb: &str, by_env: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .current_dir(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .env_remove("SWITCHBOARD_STATE")
+            .env_remove("NOTIFY_SOCKET")
+            .env("SB_TEST_SECRET", "s3cret");
+        if by_env {
+            command.env("SWITCHBOARD_STATE", url.replace("postgresql", "postgres"));
+        } else {
+            command.arg("--state").arg(url);
+        }
+        let out = command.arg(verb).output().expect("run switchboard");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (verb, by_env) in [
+        ("run", false),
+        ("run", true),
+        ("status", false),
+        ("plan", true),
+    ] {
+        let (code, stderr) = run(verb, by_env);
+        assert_eq!(code, Some(1), "{verb}: {stderr}");
+        assert!(
+            stderr.contains("PostgreSQL state is not supported yet; give a SQLite file path"),
+            "{verb}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "{verb} shows the URL's password: {stderr}"
+        );
+    }
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(made, ["config"], "nothing but the config beside it");
+}
