@@ -4,7 +4,8 @@
 //! `cli` calls it; nothing else imports it.
 //!
 //! [`run_daemon`] is `switchboard run`: load and validate the config (invalid → exit 1), open the
-//! store, apply, serve HTTP, run the scheduler and the reload loop, and stop gracefully on
+//! store, bind the listener (taken → exit 1 before any connector touches a provider), apply,
+//! start the chat service, serve HTTP, run the scheduler and the reload loop, and stop gracefully on
 //! SIGTERM/SIGINT.
 
 use std::process::ExitCode;
@@ -83,6 +84,20 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         }
     };
 
+    // Bind before anything touches a provider: a daemon that cannot serve exits having
+    // changed nothing outside (no webhook registered, no mailbox synced; issue 20).
+    let listen = set.listen();
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!(
+                "error: cannot listen on {listen} (Settings.listen): {e}; pick a free address or stop the process using it"
+            );
+            return ExitCode::from(1);
+        }
+    };
+    tracing::info!(%listen, "listening");
+
     let metrics = Metrics::new();
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
@@ -96,7 +111,6 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         clock,
     );
     let mut engine = Engine::new(registry(), handle.clone(), scheduler, clock);
-    let listen = set.listen();
     if let Err(e) = engine.apply(set).await {
         eprintln!("error: could not apply the configuration: {e}");
         return ExitCode::from(1);
@@ -122,19 +136,8 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         }
     };
 
-    let listener = match tokio::net::TcpListener::bind(listen).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!(
-                "error: cannot listen on {listen} (Settings.listen): {e}; pick a free address or stop the process using it"
-            );
-            cancel.cancel();
-            tracker.close();
-            tracker.wait().await;
-            return ExitCode::from(1);
-        }
-    };
-    tracing::info!(%listen, "listening");
+    // Watch the config before serving: an edit made once the daemon answers is reloaded.
+    let watching = engine::reload::watch(&opts.config_dirs);
     let state = AppState {
         engine: handle.clone(),
         metrics: std::sync::Arc::new(metrics.clone()),
@@ -157,6 +160,7 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
     tracker.spawn(engine::reload::run(
         engine,
         opts.config_dirs.clone(),
+        watching,
         hangup,
         cancel.clone(),
     ));
