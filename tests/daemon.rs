@@ -333,3 +333,60 @@ fn a_postgres_url_as_state_is_refused_and_creates_nothing() {
         .collect();
     assert_eq!(made, ["config"], "nothing but the config beside it");
 }
+
+#[test]
+fn sync_without_a_daemon_applies_the_current_config_first() {
+    // REQ: SPEC sync (in-process it first applies the current config to the store, as run would)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    // Nothing listens on the port: `sync` finds no daemon and runs in this process.
+    let mut files = base_config(free_port());
+    files.push((
+        "channel.yaml",
+        "apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {name: site}\nspec: {provider: api, title: Site, queue: support, language: en-US, inboundToken: {file: inbound.txt}}\n"
+            .to_owned(),
+    ));
+    files.push(("inbound.txt", "inbound-token".to_owned()));
+    for (name, text) in &files {
+        std::fs::write(config.join(name), text).expect("write manifest");
+    }
+    let switchboard = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--state")
+            .arg(dir.path().join("state.db"))
+            .args(args)
+            .env_remove("SWITCHBOARD_STATE")
+            .env("SB_TEST_SECRET", PLANTED_SECRET)
+            .output()
+            .expect("run switchboard");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    let (code, stdout, stderr) = switchboard(&["sync", "ChatChannel/site"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("synced (0 in, 0 out)"), "{stdout}");
+
+    // The whole config was applied, with the states a daemon gives it.
+    let (code, stdout, stderr) = switchboard(&["status", "--format", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("status JSON");
+    let state = |kind: &str, name: &str| {
+        status
+            .as_array()
+            .or_else(|| status["objects"].as_array())
+            .expect("a list of objects")
+            .iter()
+            .find(|o| o["kind"] == kind && o["name"] == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} is applied: {status}"))["state"]
+            .clone()
+    };
+    assert_eq!(state("ChatChannel", "site"), "ready");
+    assert_eq!(state("Role", "admins"), "ready");
+    assert_eq!(state("ChatQueue", "support"), "ready");
+    assert_eq!(state("Mailbox", "alice-mail"), "pending");
+    assert!(!stdout.contains(PLANTED_SECRET));
+}

@@ -2,7 +2,8 @@
 //! one answers on `Settings.listen`, otherwise in this process.
 //!
 //! Going through the daemon keeps one writer per store and respects its "never two runs of one
-//! object at once" rule; the in-process path is for laptops and cron jobs with no daemon.
+//! object at once" rule; the in-process path is for laptops and cron jobs with no daemon: it
+//! first applies the current config to the store, as `run` would.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;

@@ -7,13 +7,15 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
+
 use crate::clock::Clock;
 use crate::config::types::{Secret, SecretError};
 use crate::config::{ConfigSet, Kind, Object};
 use crate::connector::{
     Built, EngineHandle, Registry, ResolvedSecrets, Syncability, resolve_secrets,
 };
-use crate::store::{ObjectChange, ObjectState, StoreError};
+use crate::store::{ObjectChange, ObjectState, Store, StoreError};
 
 use super::scheduler::{Job, Scheduler};
 
@@ -71,6 +73,41 @@ pub fn keep_channels_with_chats(
         .collect()
 }
 
+/// Records `set` in the store as the applied config, in one transaction: an upsert per
+/// object and a delete per applied object that left it, except a removed `ChatChannel` that
+/// has chats (CH-10: kept, deactivated). Returns the names of those channels. `run` (through
+/// [`Engine::apply`]) and the in-process `sync` both apply this way.
+pub fn record(
+    store: &mut Store,
+    set: &ConfigSet,
+    at: DateTime<Utc>,
+) -> Result<Vec<String>, StoreError> {
+    let (applied, with_chats) = (store.applied_objects()?, store.chat_channels_with_chats()?);
+    let keys: Vec<(String, String)> = applied
+        .iter()
+        .map(|o| (o.kind.clone(), o.name.clone()))
+        .collect();
+    let changes = keep_channels_with_chats(changes(set, &keys), &applied, &with_chats);
+    let deactivated: Vec<String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            ObjectChange::Upsert { kind, name, .. }
+                if kind == Kind::ChatChannel.as_str()
+                    && set.object(Kind::ChatChannel, name).is_none() =>
+            {
+                Some(name.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    store.apply(&changes, at)?;
+    Ok(deactivated)
+}
+
+/// The state reason of a channel [`record`] kept deactivated.
+pub const DEACTIVATED: &str =
+    "deactivated: its manifest was removed and it has chats; its history is kept";
+
 /// The writer of the running set.
 pub struct Engine {
     registry: Registry,
@@ -115,27 +152,8 @@ impl Engine {
         let metrics = self.handle.metrics().clone();
         let at = self.clock.now();
 
-        let (applied, with_chats) = store
-            .call(|s| Ok((s.applied_objects()?, s.chat_channels_with_chats()?)))
-            .await?;
-        let keys: Vec<(String, String)> = applied
-            .iter()
-            .map(|o| (o.kind.clone(), o.name.clone()))
-            .collect();
-        let changes = keep_channels_with_chats(changes(&set, &keys), &applied, &with_chats);
-        let deactivated: Vec<String> = changes
-            .iter()
-            .filter_map(|c| match c {
-                ObjectChange::Upsert { kind, name, .. }
-                    if kind == Kind::ChatChannel.as_str()
-                        && set.object(Kind::ChatChannel, name).is_none() =>
-                {
-                    Some(name.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        store.call(move |s| s.apply(&changes, at)).await?;
+        let recording = Arc::clone(&set);
+        let deactivated = store.call(move |s| record(s, &recording, at)).await?;
 
         // Secrets are read from env and files: blocking work.
         let resolving = Arc::clone(&set);
@@ -220,10 +238,7 @@ impl Engine {
                 Kind::ChatChannel.as_str().to_owned(),
                 name,
                 ObjectState::Pending,
-                Some(
-                    "deactivated: its manifest was removed and it has chats; its history is kept"
-                        .into(),
-                ),
+                Some(DEACTIVATED.into()),
             ));
         }
 

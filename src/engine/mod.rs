@@ -25,7 +25,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
-use crate::config::{Kind, Object};
+use crate::config::{ConfigSet, Kind, Object};
 use crate::connector::{Built, ConnectorError, Registry, SyncContext, resolve_secrets};
 use crate::store::{ObjectState, ObjectStatus, Store, StoreHandle, SyncOutcome};
 use crate::telemetry::Metrics;
@@ -124,22 +124,18 @@ pub fn sync_once_with(
         }
         Built::Pending(reason) => return Err(format!("{id} cannot sync: {reason}")),
     };
-    let secrets = resolve_secrets(&object).map_err(|e| format!("{id}: {e}"))?;
     let mut store = Store::open(&opts.state).map_err(|e| e.to_string())?;
-    let applied = store.applied_objects().map_err(|e| e.to_string())?;
-    if !applied
-        .iter()
-        .any(|o| o.kind == kind.as_str() && o.name == name)
-    {
-        return Err(format!(
-            "{id} is not applied yet; start the daemon (`switchboard run`) to apply the configuration first"
-        ));
-    }
+    // As `run` would: the current config becomes the applied one first, so a cron job or a
+    // laptop needs no daemon (SPEC `sync`).
+    let clock = Clock::system();
+    let deactivated = apply::record(&mut store, &set, clock.now()).map_err(|e| e.to_string())?;
+    record_states(&mut store, registry, &set, &deactivated).map_err(|e| e.to_string())?;
+    let secrets = resolve_secrets(&object).map_err(|e| format!("{id}: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    let started = chrono::Utc::now();
+    let started = clock.now();
     store
         .record_sync_start(kind.as_str(), name, started)
         .map_err(|e| e.to_string())?;
@@ -152,9 +148,9 @@ pub fn sync_once_with(
         cancel: CancellationToken::new(),
         store: &connector_store,
         metrics: &metrics,
-        clock: Clock::system(),
+        clock,
     }));
-    let at = chrono::Utc::now();
+    let at = clock.now();
     let k = kind.as_str();
     match result {
         Ok(report) => {
@@ -186,6 +182,39 @@ pub fn sync_once_with(
             Err(format!("{id}: sync interrupted"))
         }
     }
+}
+
+/// The states an apply gives objects that run no connector: passive ones `ready`, pending ones
+/// with their reason, unreadable secrets `error` (naming the reference), channels kept
+/// deactivated `pending`. Connector objects keep what their runs recorded.
+fn record_states(
+    store: &mut Store,
+    registry: &Registry,
+    set: &ConfigSet,
+    deactivated: &[String],
+) -> Result<(), crate::store::StoreError> {
+    for object in &set.objects {
+        let (kind, name) = (object.kind().as_str(), object.name.as_str());
+        match resolve_secrets(object) {
+            Err(e) => store.set_state(kind, name, ObjectState::Error, Some(&e.to_string()))?,
+            Ok(_) => match registry.build(object, set) {
+                Built::Passive => store.set_state(kind, name, ObjectState::Ready, None)?,
+                Built::Pending(reason) => {
+                    store.set_state(kind, name, ObjectState::Pending, Some(&reason))?
+                }
+                Built::Connector(_) => {}
+            },
+        }
+    }
+    for name in deactivated {
+        store.set_state(
+            Kind::ChatChannel.as_str(),
+            name,
+            ObjectState::Pending,
+            Some(apply::DEACTIVATED),
+        )?;
+    }
+    Ok(())
 }
 
 /// Recomputes `switchboard_objects{kind,state}` from the store's statuses.
