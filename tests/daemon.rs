@@ -390,3 +390,62 @@ fn sync_without_a_daemon_applies_the_current_config_first() {
     assert_eq!(state("Mailbox", "alice-mail"), "pending");
     assert!(!stdout.contains(PLANTED_SECRET));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_secrets_are_read_at_apply_and_an_unreadable_one_is_that_objects_error() {
+    // REQ: SPEC secrets (resolved when a config is applied; status names the reference)
+    let secrets = tempfile::tempdir().expect("secrets dir");
+    let token_file = secrets.path().join("inbound.txt");
+    let port = free_port();
+    let mut files = base_config(port);
+    files.push((
+        "channel.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {{name: site}}\nspec: {{provider: api, title: Site, queue: support, language: en-US, inboundToken: {{file: '{}'}}}}\n",
+            token_file.display()
+        ),
+    ));
+    let mut daemon = Daemon::start(port, &files, &[("SB_TEST_SECRET", PLANTED_SECRET)]);
+    daemon.wait_ready().await;
+    let channel = find(&daemon.objects().await, "ChatChannel", "site")
+        .expect("channel listed")
+        .clone();
+    assert_eq!(channel["state"], "error", "{channel}");
+    assert!(
+        channel["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("inbound.txt"),
+        "the reason names the reference: {channel}"
+    );
+    let post = || async {
+        switchboard::net::http_client()
+            .post(format!("{}/webhooks/api/site", daemon.base))
+            .bearer_auth("planted-inbound-token")
+            .json(&serde_json::json!({"messageId": "m-1", "from": {"id": "c-1", "name": "C"}, "text": "hi"}))
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post().await, 503, "no token could be read at apply");
+
+    // The file appears; a request does not read it: secrets are the applied config's.
+    std::fs::write(&token_file, "planted-inbound-token").expect("write token");
+    assert_eq!(post().await, 503, "the secret is not read at request time");
+
+    // The next apply reads it.
+    daemon.signal("HUP");
+    eventually(
+        "the channel to accept with the token read at apply",
+        &daemon,
+        || async { post().await == 200 },
+    )
+    .await;
+    let channel = find(&daemon.objects().await, "ChatChannel", "site")
+        .expect("channel listed")
+        .clone();
+    assert_ne!(channel["state"], "error", "{channel}");
+    assert!(!daemon.stderr().contains("planted-inbound-token"));
+}

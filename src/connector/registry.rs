@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
+use std::collections::BTreeMap;
+
 use crate::clock::Clock;
-use crate::config::types::Schedule;
+use crate::config::types::{Schedule, Secret};
 use crate::config::{ConfigSet, Kind, Object};
 
 use super::Connector;
@@ -82,10 +84,16 @@ pub trait KindConnectors: Send + Sync {
     }
 
     /// Undoes what `object` registered with its provider (a Telegram webhook) now that its
-    /// manifest left the config; `previous` is the config it was part of. Best effort: the
-    /// outcome is logged, never an apply error. The engine bounds how long it may take.
-    fn retire<'a>(&'a self, object: &'a Object, previous: &'a ConfigSet) -> RetireFuture<'a> {
-        let _ = (object, previous);
+    /// manifest left the config; `secrets` are its secrets as resolved when `previous`, the
+    /// config it was part of, was applied. Best effort: the outcome is logged, never an apply
+    /// error. The engine bounds how long it may take.
+    fn retire<'a>(
+        &'a self,
+        object: &'a Object,
+        secrets: &'a BTreeMap<String, Secret>,
+        previous: &'a ConfigSet,
+    ) -> RetireFuture<'a> {
+        let _ = (object, secrets, previous);
         Box::pin(async {})
     }
 }
@@ -176,9 +184,14 @@ impl Registry {
     }
 
     /// Lets `object`, which left the config, undo what it registered with its provider.
-    pub async fn retire(&self, object: &Object, previous: &ConfigSet) {
+    pub async fn retire(
+        &self,
+        object: &Object,
+        secrets: &BTreeMap<String, Secret>,
+        previous: &ConfigSet,
+    ) {
         if let Some(connectors) = self.kinds.get(&object.kind()) {
-            connectors.retire(object, previous).await;
+            connectors.retire(object, secrets, previous).await;
         }
     }
 }

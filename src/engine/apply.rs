@@ -259,10 +259,11 @@ impl Engine {
             }
         }
         super::refresh_objects_gauge(&store, &metrics).await;
+        let (_, previous_secrets) = self.handle.applied();
         self.handle.publish(Arc::clone(&set), published, syncable);
         let previous = self.current.replace(set);
         if let Some(previous) = previous {
-            self.retire_removed(&previous).await;
+            self.retire_removed(&previous, &previous_secrets).await;
         }
         Ok(())
     }
@@ -271,9 +272,10 @@ impl Engine {
 impl Engine {
     /// Lets objects that left the config undo what they registered with their provider (a
     /// Telegram webhook, TG-02), through their kind's [`crate::connector::KindConnectors`].
-    /// Bounded, so a slow provider cannot hold a reload up; the outcome is logged by the
-    /// domain.
-    async fn retire_removed(&self, previous: &ConfigSet) {
+    /// They get the secrets resolved when `previous` was applied (an object whose secrets
+    /// could not be read then has nothing to undo). Bounded, so a slow provider cannot hold a
+    /// reload up; the outcome is logged by the domain.
+    async fn retire_removed(&self, previous: &ConfigSet, secrets: &ResolvedSecrets) {
         let current = self.current.as_ref().expect("retire runs after publish");
         let removed: Vec<&Object> = previous
             .objects
@@ -285,7 +287,9 @@ impl Engine {
         }
         let all = async {
             for object in removed {
-                self.registry.retire(object, previous).await;
+                if let Some(Ok(secrets)) = secrets.get(&(object.kind(), object.name.clone())) {
+                    self.registry.retire(object, secrets, previous).await;
+                }
             }
         };
         if tokio::time::timeout(RETIRE_TIMEOUT, all).await.is_err() {

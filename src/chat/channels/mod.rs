@@ -12,10 +12,12 @@ pub mod messenger;
 pub mod telegram;
 pub mod twilio;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::kinds::{ChannelProvider, ChatChannelSpec};
+use crate::config::types::Secret;
 use crate::config::{ConfigSet, KindSpec, Object};
 use crate::connector::{Connector, KindConnectors, RetireFuture, Trigger};
 
@@ -47,8 +49,13 @@ impl KindConnectors for ChannelConnectors {
         Trigger::Interval(RECONCILE_INTERVAL)
     }
 
-    fn retire<'a>(&'a self, object: &'a Object, previous: &'a ConfigSet) -> RetireFuture<'a> {
-        Box::pin(retire(object, previous))
+    fn retire<'a>(
+        &'a self,
+        object: &'a Object,
+        secrets: &'a BTreeMap<String, Secret>,
+        previous: &'a ConfigSet,
+    ) -> RetireFuture<'a> {
+        Box::pin(retire(object, secrets, previous))
     }
 }
 
@@ -66,11 +73,11 @@ pub fn site_url(set: &ConfigSet) -> url::Url {
 
 /// Undoes what a channel registered with its provider when its manifest leaves the config
 /// (a Telegram webhook). Best effort and bounded: the outcome is logged, never an apply error.
-pub async fn retire(object: &Object, previous: &ConfigSet) {
+pub async fn retire(object: &Object, secrets: &BTreeMap<String, Secret>, previous: &ConfigSet) {
     let Some(spec) = ChatChannelSpec::from_spec(&object.spec) else {
         return;
     };
     if spec.provider == ChannelProvider::Telegram {
-        telegram::retire(object, previous).await;
+        telegram::retire(object, secrets, previous).await;
     }
 }

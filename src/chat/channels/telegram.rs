@@ -446,13 +446,14 @@ impl crate::connector::Connector for Reconciler {
     }
 }
 
-/// Removes the webhook of a telegram channel that left the config, if it is ours. Best effort:
-/// the outcome is logged.
-pub async fn retire(object: &Object, set: &ConfigSet) {
+/// Removes the webhook of a telegram channel that left the config, if it is ours, with the
+/// secrets resolved when that config was applied. Best effort: the outcome is logged.
+pub async fn retire(
+    object: &Object,
+    secrets: &std::collections::BTreeMap<String, Secret>,
+    set: &ConfigSet,
+) {
     let Ok(reconciler) = build(object, set) else {
-        return;
-    };
-    let Ok(secrets) = crate::connector::resolve_secrets(object) else {
         return;
     };
     let Some(token) = secrets.get("/token") else {
