@@ -1,5 +1,5 @@
 //! [`EngineHandle`]: the read side of the running set, the contract between the engine (its
-//! only writer, through the `pub(crate)` [`EngineHandle::publish`]) and what reads it (HTTP,
+//! only writer, through the `pub(crate)` `EngineHandle::publish`) and what reads it (HTTP,
 //! chat). Readers see the last applied config and its resolved secrets, and may only
 //! *request* a sync, which the scheduler coalesces.
 

@@ -4,7 +4,7 @@
 //! the composition root (`crate::daemon`) builds the [`Registry`] from chat and mail, starts
 //! the chat service and serves HTTP, using the pieces here ([`Engine`], [`Scheduler`],
 //! [`reload`], [`Signals`], [`systemd`]). Every task hangs off one [`CancellationToken`] and
-//! one [`TaskTracker`].
+//! one [`tokio_util::task::TaskTracker`].
 //!
 //! This module must not run SQL (the store does), build JSON DTOs (http does), read secrets
 //! anywhere but at apply time, or import a domain (`chat`, `mail`, `http`, ...;
@@ -21,8 +21,6 @@ use std::time::Duration;
 
 use tokio::signal::unix::{Signal, SignalKind, signal};
 use tokio_util::sync::CancellationToken;
-#[cfg(doc)]
-use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::config::{ConfigSet, Kind, Object};
