@@ -31,7 +31,7 @@ use crate::config::types::Secret;
 use crate::store::StoreHandle;
 use crate::telemetry::Metrics;
 
-pub use registry::{Built, KindConnectors, Registry, RetireFuture, Trigger};
+pub use registry::{Built, Kept, KindConnectors, Registry, RetireFuture, Trigger};
 pub(crate) use running::Syncability;
 pub use running::{EngineHandle, ResolvedSecrets, SyncRequestError};
 pub use secrets::{resolve_all, resolve_secrets, secret_refs};

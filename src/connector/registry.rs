@@ -17,6 +17,7 @@ use std::collections::BTreeMap;
 use crate::clock::Clock;
 use crate::config::types::{Schedule, Secret};
 use crate::config::{ConfigSet, Kind, Object};
+use crate::store::{AppliedObject, Store, StoreError};
 
 use super::Connector;
 
@@ -66,6 +67,15 @@ impl Trigger {
     }
 }
 
+/// A removed object its kind keeps in the store instead of deleting it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kept {
+    /// The spec to keep (deactivated).
+    pub spec: serde_json::Value,
+    /// Its status reason (`pending`), saying why it is still there.
+    pub reason: String,
+}
+
 /// The boxed future of [`KindConnectors::retire`].
 pub type RetireFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
@@ -81,6 +91,19 @@ pub trait KindConnectors: Send + Sync {
     fn trigger(&self, object: &Object, set: &ConfigSet) -> Trigger {
         let _ = (object, set);
         Trigger::Manual
+    }
+
+    /// Whether `removed`, an applied object of this kind whose manifest left the config, stays
+    /// in the store (deactivated, [`Kept`]) instead of being deleted — a chat channel that
+    /// has chats keeps its history readable (CH-10). Called in the apply, on the store it
+    /// records into. Deleted unless the kind says otherwise.
+    fn keep_removed(
+        &self,
+        store: &Store,
+        removed: &AppliedObject,
+    ) -> Result<Option<Kept>, StoreError> {
+        let _ = (store, removed);
+        Ok(None)
     }
 
     /// Undoes what `object` registered with its provider (a Telegram webhook) now that its
@@ -181,6 +204,18 @@ impl Registry {
         self.kinds
             .get(&object.kind())
             .map_or(Trigger::Manual, |k| k.trigger(object, set))
+    }
+
+    /// Whether `removed` stays in the store, deactivated, now that its manifest left.
+    pub fn keep_removed(
+        &self,
+        store: &Store,
+        removed: &AppliedObject,
+    ) -> Result<Option<Kept>, StoreError> {
+        match Kind::parse(&removed.kind).and_then(|k| self.kinds.get(&k)) {
+            Some(connectors) => connectors.keep_removed(store, removed),
+            None => Ok(None),
+        }
     }
 
     /// Lets `object`, which left the config, undo what it registered with its provider.

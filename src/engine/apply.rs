@@ -48,65 +48,49 @@ pub fn changes(set: &ConfigSet, applied: &[(String, String)]) -> Vec<ObjectChang
     changes
 }
 
-/// CH-10: a removed `ChatChannel` that has chats is not deleted but kept in the store with
-/// `active: false` (its history stays readable; its webhooks answer 403 channel-inactive).
-pub fn keep_channels_with_chats(
-    changes: Vec<ObjectChange>,
-    applied: &[crate::store::AppliedObject],
-    with_chats: &std::collections::BTreeSet<String>,
-) -> Vec<ObjectChange> {
-    changes
-        .into_iter()
-        .map(|change| match change {
-            ObjectChange::Delete { kind, name }
-                if kind == Kind::ChatChannel.as_str() && with_chats.contains(&name) =>
-            {
-                let spec = applied
-                    .iter()
-                    .find(|o| o.kind == kind && o.name == name)
-                    .map(|o| crate::plan::deactivated(&o.spec))
-                    .unwrap_or_default();
-                ObjectChange::Upsert { kind, name, spec }
-            }
-            other => other,
-        })
-        .collect()
-}
-
 /// Records `set` in the store as the applied config, in one transaction: an upsert per
-/// object and a delete per applied object that left it, except a removed `ChatChannel` that
-/// has chats (CH-10: kept, deactivated). Returns the names of those channels. `run` (through
-/// [`Engine::apply`]) and the in-process `sync` both apply this way.
+/// object and a delete per applied object that left it — unless its kind keeps it
+/// ([`KindConnectors::keep_removed`](crate::connector::KindConnectors::keep_removed): a chat
+/// channel with chats, CH-10), then it is upserted as the kind keeps it. Returns the kept ones
+/// as `(kind, name, reason)`. `run` (through [`Engine::apply`]) and the in-process `sync`
+/// both apply this way.
 pub fn record(
     store: &mut Store,
     set: &ConfigSet,
+    registry: &Registry,
     at: DateTime<Utc>,
-) -> Result<Vec<String>, StoreError> {
-    let (applied, with_chats) = (store.applied_objects()?, store.chat_channels_with_chats()?);
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let applied = store.applied_objects()?;
     let keys: Vec<(String, String)> = applied
         .iter()
         .map(|o| (o.kind.clone(), o.name.clone()))
         .collect();
-    let changes = keep_channels_with_chats(changes(set, &keys), &applied, &with_chats);
-    let deactivated: Vec<String> = changes
-        .iter()
-        .filter_map(|c| match c {
-            ObjectChange::Upsert { kind, name, .. }
-                if kind == Kind::ChatChannel.as_str()
-                    && set.object(Kind::ChatChannel, name).is_none() =>
-            {
-                Some(name.clone())
+    let mut kept = Vec::new();
+    let mut recorded = Vec::new();
+    for change in changes(set, &keys) {
+        let ObjectChange::Delete { kind, name } = change else {
+            recorded.push(change);
+            continue;
+        };
+        let removed = applied.iter().find(|o| o.kind == kind && o.name == name);
+        match removed
+            .map(|o| registry.keep_removed(store, o))
+            .transpose()?
+        {
+            Some(Some(keep)) => {
+                kept.push((kind.clone(), name.clone(), keep.reason));
+                recorded.push(ObjectChange::Upsert {
+                    kind,
+                    name,
+                    spec: keep.spec,
+                });
             }
-            _ => None,
-        })
-        .collect();
-    store.apply(&changes, at)?;
-    Ok(deactivated)
+            _ => recorded.push(ObjectChange::Delete { kind, name }),
+        }
+    }
+    store.apply(&recorded, at)?;
+    Ok(kept)
 }
-
-/// The state reason of a channel [`record`] kept deactivated.
-pub const DEACTIVATED: &str =
-    "deactivated: its manifest was removed and it has chats; its history is kept";
 
 /// The writer of the running set.
 pub struct Engine {
@@ -152,8 +136,10 @@ impl Engine {
         let metrics = self.handle.metrics().clone();
         let at = self.clock.now();
 
-        let recording = Arc::clone(&set);
-        let deactivated = store.call(move |s| record(s, &recording, at)).await?;
+        let (recording, registry) = (Arc::clone(&set), self.registry.clone());
+        let kept = store
+            .call(move |s| record(s, &recording, &registry, at))
+            .await?;
 
         // Secrets are read from env and files: blocking work.
         let resolving = Arc::clone(&set);
@@ -233,13 +219,8 @@ impl Engine {
                 .observe(took.as_secs_f64());
         }
         self.scheduler.retain(&keep);
-        for name in deactivated {
-            states.push((
-                Kind::ChatChannel.as_str().to_owned(),
-                name,
-                ObjectState::Pending,
-                Some(DEACTIVATED.into()),
-            ));
+        for (kind, name, reason) in kept {
+            states.push((kind, name, ObjectState::Pending, Some(reason)));
         }
 
         store

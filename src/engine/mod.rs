@@ -126,8 +126,8 @@ pub fn sync_once_with(
     // As `run` would: the current config becomes the applied one first, so a cron job or a
     // laptop needs no daemon (SPEC `sync`).
     let clock = Clock::system();
-    let deactivated = apply::record(&mut store, &set, clock.now()).map_err(|e| e.to_string())?;
-    record_states(&mut store, registry, &set, &deactivated).map_err(|e| e.to_string())?;
+    let kept = apply::record(&mut store, &set, registry, clock.now()).map_err(|e| e.to_string())?;
+    record_states(&mut store, registry, &set, &kept).map_err(|e| e.to_string())?;
     let secrets = resolve_secrets(&object).map_err(|e| format!("{id}: {e}"))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -183,13 +183,13 @@ pub fn sync_once_with(
 }
 
 /// The states an apply gives objects that run no connector: passive ones `ready`, pending ones
-/// with their reason, unreadable secrets `error` (naming the reference), channels kept
-/// deactivated `pending`. Connector objects keep what their runs recorded.
+/// with their reason, unreadable secrets `error` (naming the reference), removed objects their
+/// kind kept (deactivated) `pending`. Connector objects keep what their runs recorded.
 fn record_states(
     store: &mut Store,
     registry: &Registry,
     set: &ConfigSet,
-    deactivated: &[String],
+    kept: &[(String, String, String)],
 ) -> Result<(), crate::store::StoreError> {
     for object in &set.objects {
         let (kind, name) = (object.kind().as_str(), object.name.as_str());
@@ -204,13 +204,8 @@ fn record_states(
             },
         }
     }
-    for name in deactivated {
-        store.set_state(
-            Kind::ChatChannel.as_str(),
-            name,
-            ObjectState::Pending,
-            Some(apply::DEACTIVATED),
-        )?;
+    for (kind, name, reason) in kept {
+        store.set_state(kind, name, ObjectState::Pending, Some(reason))?;
     }
     Ok(())
 }

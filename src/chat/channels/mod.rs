@@ -19,7 +19,8 @@ use std::time::Duration;
 use crate::config::kinds::{ChannelProvider, ChatChannelSpec};
 use crate::config::types::Secret;
 use crate::config::{ConfigSet, KindSpec, Object};
-use crate::connector::{Connector, KindConnectors, RetireFuture, Trigger};
+use crate::connector::{Connector, Kept, KindConnectors, RetireFuture, Trigger};
+use crate::store::{AppliedObject, Store, StoreError};
 
 /// How often a channel is reconciled on its own.
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -47,6 +48,23 @@ impl KindConnectors for ChannelConnectors {
 
     fn trigger(&self, _object: &Object, _set: &ConfigSet) -> Trigger {
         Trigger::Interval(RECONCILE_INTERVAL)
+    }
+
+    /// CH-10: a removed channel that has chats is kept with `active: false` (its history
+    /// stays readable; its webhooks answer 403 channel-inactive).
+    fn keep_removed(
+        &self,
+        store: &Store,
+        removed: &AppliedObject,
+    ) -> Result<Option<Kept>, StoreError> {
+        if !store.chat_channels_with_chats()?.contains(&removed.name) {
+            return Ok(None);
+        }
+        Ok(Some(Kept {
+            spec: crate::plan::deactivated(&removed.spec),
+            reason: "deactivated: its manifest was removed and it has chats; its history is kept"
+                .into(),
+        }))
     }
 
     fn retire<'a>(
