@@ -60,7 +60,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard::config::kinds::{ChannelProvider, ChatChannelSpec};
 use switchboard::config::types::Secret;
-use switchboard::engine::apply::resolve_secrets;
+use switchboard::connector::resolve_secrets;
 use tokio::net::TcpListener;
 
 use messenger_fake::MessengerFake;

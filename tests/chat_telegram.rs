@@ -319,3 +319,29 @@ async fn the_first_reconcile_registers_the_webhook_even_when_its_url_already_mat
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(fake.count("setWebhook"), 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_that_cannot_bind_its_port_exits_before_calling_telegram() {
+    // REQ: issue 20 item 3 (bind and open the store before any reconcile touches a provider)
+    let fake = TelegramFake::start(BOT_TOKEN).await;
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let mut daemon = Daemon::start(port, &files(port, &fake.base, ""), &[]);
+    let status = daemon
+        .wait_exit(Duration::from_secs(30))
+        .expect("a daemon whose port is taken exits");
+    assert_eq!(status.code(), Some(1), "{}", daemon.stderr());
+    assert!(
+        daemon
+            .stderr()
+            .contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{}",
+        daemon.stderr()
+    );
+    assert_eq!(
+        fake.lock().calls,
+        Vec::<String>::new(),
+        "a daemon that cannot serve changes nothing outside"
+    );
+    drop(taken);
+}

@@ -279,3 +279,173 @@ async fn an_invalid_config_at_start_prints_diagnostics_and_exits_1() {
     assert_eq!(status.code(), Some(1));
     assert!(daemon.stderr().contains("bad.yaml"), "{}", daemon.stderr());
 }
+
+#[test]
+fn a_postgres_url_as_state_is_refused_and_creates_nothing() {
+    // REQ: SPEC --state (a SQLite file; PostgreSQL is a later issue)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    for (name, text) in base_config(free_port()) {
+        std::fs::write(config.join(name), text).expect("write manifest");
+    }
+    let url = "postgresql://switchboard:hunter2@db.example/sb";
+    let run = |verb: &str, by_env: bool| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .current_dir(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .env_remove("SWITCHBOARD_STATE")
+            .env_remove("NOTIFY_SOCKET")
+            .env("SB_TEST_SECRET", "s3cret");
+        if by_env {
+            command.env("SWITCHBOARD_STATE", url.replace("postgresql", "postgres"));
+        } else {
+            command.arg("--state").arg(url);
+        }
+        let out = command.arg(verb).output().expect("run switchboard");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    for (verb, by_env) in [
+        ("run", false),
+        ("run", true),
+        ("status", false),
+        ("plan", true),
+    ] {
+        let (code, stderr) = run(verb, by_env);
+        assert_eq!(code, Some(1), "{verb}: {stderr}");
+        assert!(
+            stderr.contains("PostgreSQL state is not supported yet; give a SQLite file path"),
+            "{verb}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("hunter2"),
+            "{verb} shows the URL's password: {stderr}"
+        );
+    }
+    let made: Vec<_> = std::fs::read_dir(dir.path())
+        .expect("read dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(made, ["config"], "nothing but the config beside it");
+}
+
+#[test]
+fn sync_without_a_daemon_applies_the_current_config_first() {
+    // REQ: SPEC sync (in-process it first applies the current config to the store, as run would)
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    // Nothing listens on the port: `sync` finds no daemon and runs in this process.
+    let mut files = base_config(free_port());
+    files.push((
+        "channel.yaml",
+        "apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {name: site}\nspec: {provider: api, title: Site, queue: support, language: en-US, inboundToken: {file: inbound.txt}}\n"
+            .to_owned(),
+    ));
+    files.push(("inbound.txt", "inbound-token".to_owned()));
+    for (name, text) in &files {
+        std::fs::write(config.join(name), text).expect("write manifest");
+    }
+    let switchboard = |args: &[&str]| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--state")
+            .arg(dir.path().join("state.db"))
+            .args(args)
+            .env_remove("SWITCHBOARD_STATE")
+            .env("SB_TEST_SECRET", PLANTED_SECRET)
+            .output()
+            .expect("run switchboard");
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        (out.status.code(), text(&out.stdout), text(&out.stderr))
+    };
+
+    let (code, stdout, stderr) = switchboard(&["sync", "ChatChannel/site"]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains("synced (0 in, 0 out)"), "{stdout}");
+
+    // The whole config was applied, with the states a daemon gives it.
+    let (code, stdout, stderr) = switchboard(&["status", "--format", "json"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let status: serde_json::Value = serde_json::from_str(&stdout).expect("status JSON");
+    let state = |kind: &str, name: &str| {
+        status
+            .as_array()
+            .or_else(|| status["objects"].as_array())
+            .expect("a list of objects")
+            .iter()
+            .find(|o| o["kind"] == kind && o["name"] == name)
+            .unwrap_or_else(|| panic!("{kind}/{name} is applied: {status}"))["state"]
+            .clone()
+    };
+    assert_eq!(state("ChatChannel", "site"), "ready");
+    assert_eq!(state("Role", "admins"), "ready");
+    assert_eq!(state("ChatQueue", "support"), "ready");
+    assert_eq!(state("Mailbox", "alice-mail"), "pending");
+    assert!(!stdout.contains(PLANTED_SECRET));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chat_secrets_are_read_at_apply_and_an_unreadable_one_is_that_objects_error() {
+    // REQ: SPEC secrets (resolved when a config is applied; status names the reference)
+    let secrets = tempfile::tempdir().expect("secrets dir");
+    let token_file = secrets.path().join("inbound.txt");
+    let port = free_port();
+    let mut files = base_config(port);
+    files.push((
+        "channel.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: ChatChannel\nmetadata: {{name: site}}\nspec: {{provider: api, title: Site, queue: support, language: en-US, inboundToken: {{file: '{}'}}}}\n",
+            token_file.display()
+        ),
+    ));
+    let mut daemon = Daemon::start(port, &files, &[("SB_TEST_SECRET", PLANTED_SECRET)]);
+    daemon.wait_ready().await;
+    let channel = find(&daemon.objects().await, "ChatChannel", "site")
+        .expect("channel listed")
+        .clone();
+    assert_eq!(channel["state"], "error", "{channel}");
+    assert!(
+        channel["reason"]
+            .as_str()
+            .expect("reason")
+            .contains("inbound.txt"),
+        "the reason names the reference: {channel}"
+    );
+    let post = || async {
+        switchboard::net::http_client()
+            .post(format!("{}/webhooks/api/site", daemon.base))
+            .bearer_auth("planted-inbound-token")
+            .json(&serde_json::json!({"messageId": "m-1", "from": {"id": "c-1", "name": "C"}, "text": "hi"}))
+            .send()
+            .await
+            .expect("POST")
+            .status()
+            .as_u16()
+    };
+    assert_eq!(post().await, 503, "no token could be read at apply");
+
+    // The file appears; a request does not read it: secrets are the applied config's.
+    std::fs::write(&token_file, "planted-inbound-token").expect("write token");
+    assert_eq!(post().await, 503, "the secret is not read at request time");
+
+    // The next apply reads it.
+    daemon.signal("HUP");
+    eventually(
+        "the channel to accept with the token read at apply",
+        &daemon,
+        || async { post().await == 200 },
+    )
+    .await;
+    let channel = find(&daemon.objects().await, "ChatChannel", "site")
+        .expect("channel listed")
+        .clone();
+    assert_ne!(channel["state"], "error", "{channel}");
+    assert!(!daemon.stderr().contains("planted-inbound-token"));
+}

@@ -12,10 +12,14 @@ use std::collections::HashSet;
 use std::future::Future;
 use std::time::Duration;
 
+use switchboard::clock::Clock;
 use switchboard::config::{ConfigSet, Kind};
-use switchboard::engine::apply::{changes, resolve_secrets};
-use switchboard::engine::{Clock, Job, Scheduler, StoreHandle, Trigger};
+use switchboard::connector::Trigger;
+use switchboard::connector::resolve_secrets;
+use switchboard::engine::apply::changes;
+use switchboard::engine::{Job, Scheduler};
 use switchboard::store::Store;
+use switchboard::store::StoreHandle;
 use switchboard::store::mail::EmailQuery;
 use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;

@@ -9,12 +9,14 @@ mod support;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use switchboard::clock::Clock;
 use switchboard::config::{ConfigSet, Kind};
-use switchboard::engine::apply::{changes, resolve_secrets};
-use switchboard::engine::{
-    Connector, ConnectorError, DaemonOptions, StoreHandle, SyncContext, SyncReport,
-};
+use switchboard::connector::resolve_secrets;
+use switchboard::connector::{Connector, ConnectorError, SyncContext, SyncReport};
+use switchboard::daemon::DaemonOptions;
+use switchboard::engine::apply::changes;
 use switchboard::store::Store;
+use switchboard::store::StoreHandle;
 use switchboard::store::mail::{EmailPage, EmailQuery};
 use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -118,6 +120,7 @@ impl Rig {
                 cancel,
                 store: &self.store,
                 metrics: &self.metrics,
+                clock: Clock::system(),
             })
             .await
     }
@@ -346,7 +349,7 @@ async fn a_refused_login_leaves_the_servers_answer_on_the_object_and_never_the_p
         state: rig.dir.path().join("state.db"),
     };
     let error = tokio::task::spawn_blocking(move || {
-        switchboard::engine::sync_once(&opts, Kind::Mailbox, "box")
+        switchboard::daemon::sync_once(&opts, Kind::Mailbox, "box")
     })
     .await
     .expect("join")

@@ -9,10 +9,10 @@ mod oauth_fake;
 use std::path::Path;
 use std::time::Duration;
 
+use switchboard::clock::Clock;
 use switchboard::config::types::{Secret, SecretRef};
-use switchboard::engine::StoreHandle;
 use switchboard::mail::oauth::{OAuthApp, OAuthError, TokenSource};
-use switchboard::store::Store;
+use switchboard::store::{Store, StoreHandle};
 
 use oauth_fake::OAuthFake;
 
@@ -38,8 +38,10 @@ fn app(dir: &Path, fake: &OAuthFake) -> OAuthApp {
 #[tokio::test]
 async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
     // REQ: EP-04 (oauth2 with client id and secret), EP-06 (Gmail's OAuth path)
-    // Tokens live 61 s; one with less than 60 s left is refreshed, so each is used for ~1 s.
-    let fake = OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(61)).await;
+    // Tokens live an hour; one with less than 60 s left is refreshed. Time is the injected
+    // clock's, so "near expiry" is a clock 59 min 1 s ahead, not a sleep.
+    let fake = OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(3600)).await;
+    let now = Clock::system();
     fake.allow(REFRESH, "sales@example.test");
     let dir = tempfile::tempdir().expect("tempdir");
     let state = dir.path().join("state.db");
@@ -48,13 +50,13 @@ async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
 
     let source = TokenSource::new("sales", app(dir.path(), &fake));
     let first = source
-        .token(&store, Some(&configured), false)
+        .token(&store, &now, Some(&configured), false)
         .await
         .expect("a token from the refresh token");
     assert!(fake.active(&first));
     assert_eq!(fake.grants(), 1);
     let again = source
-        .token(&store, Some(&configured), false)
+        .token(&store, &now, Some(&configured), false)
         .await
         .expect("cached");
     assert_eq!(again, first, "a valid token is reused");
@@ -64,7 +66,7 @@ async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
     drop(source);
     let source = TokenSource::new("sales", app(dir.path(), &fake));
     let reused = source
-        .token(&store, Some(&configured), false)
+        .token(&store, &now, Some(&configured), false)
         .await
         .expect("stored");
     assert_eq!(reused, first);
@@ -77,7 +79,7 @@ async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
     // An auth failure asks for a new token even though this one looks valid.
     fake.revoke_all();
     let forced = source
-        .token(&store, Some(&configured), true)
+        .token(&store, &now, Some(&configured), true)
         .await
         .expect("forced");
     assert_ne!(forced, first);
@@ -85,9 +87,9 @@ async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
     assert_eq!(fake.grants(), 2);
 
     // Near expiry (less than a minute left) it is refreshed before use.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let near_expiry = Clock::tokio(chrono::Utc::now() + chrono::Duration::seconds(3600 - 59));
     let later = source
-        .token(&store, Some(&configured), false)
+        .token(&store, &near_expiry, Some(&configured), false)
         .await
         .expect("refreshed");
     assert_ne!(later, forced);
@@ -119,9 +121,10 @@ async fn a_refused_refresh_token_is_reported_in_the_endpoints_words() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = StoreHandle::new(Store::open(&dir.path().join("state.db")).expect("store"));
     let source = TokenSource::new("sales", app(dir.path(), &fake));
+    let now = Clock::system();
     let unknown = secret(dir.path(), "refresh", "1//revoked");
     let error = source
-        .token(&store, Some(&unknown), false)
+        .token(&store, &now, Some(&unknown), false)
         .await
         .expect_err("an unknown refresh token is refused");
     assert!(
@@ -129,7 +132,7 @@ async fn a_refused_refresh_token_is_reported_in_the_endpoints_words() {
         "{error}"
     );
     let error = source
-        .token(&store, None, false)
+        .token(&store, &now, None, false)
         .await
         .expect_err("no refresh token at all");
     assert!(

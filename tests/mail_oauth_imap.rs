@@ -11,10 +11,13 @@ mod support;
 use std::sync::Arc;
 use std::time::Duration;
 
+use switchboard::clock::Clock;
 use switchboard::config::Kind;
-use switchboard::engine::apply::{changes, resolve_secrets};
-use switchboard::engine::{Connector, StoreHandle, SyncContext, SyncReport};
+use switchboard::connector::resolve_secrets;
+use switchboard::connector::{Connector, SyncContext, SyncReport};
+use switchboard::engine::apply::changes;
 use switchboard::store::Store;
+use switchboard::store::StoreHandle;
 use switchboard::store::mail::EmailQuery;
 use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -30,8 +33,9 @@ const ADDRESS: &str = "oauth-box@example.test";
 #[tokio::test]
 async fn imap_sync_logs_in_with_xoauth2_and_a_refused_token_is_refreshed_once() {
     // REQ: EP-04 (oauth2 login), EP-06 (XOAUTH2 as Gmail uses it)
-    // Tokens live 61 s and are refreshed with less than 60 s left: each is fresh for ~1 s.
-    let fake = OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(61)).await;
+    // Tokens live an hour and are refreshed with less than 60 s left; the sync reads time
+    // from the clock in its context, so "near expiry" is a clock set ahead, not a sleep.
+    let fake = OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(3600)).await;
     fake.allow(REFRESH, ADDRESS);
     let server = dovecot_with_oauth2(&format!("{}/introspect", fake.base));
     // The userdb entry; its password is never used by this mailbox.
@@ -70,13 +74,14 @@ async fn imap_sync_logs_in_with_xoauth2_and_a_refused_token_is_refreshed_once() 
     let connector: Arc<dyn Connector> =
         switchboard::mail::build(object, &set).expect("an oauth2 IMAP mailbox has a connector");
     let secrets = resolve_secrets(object).expect("secrets");
-    let sync = || {
+    let sync = |clock: Clock| {
         connector.sync(SyncContext {
             object,
             secrets: &secrets,
             cancel: CancellationToken::new(),
             store: &store,
             metrics: &metrics,
+            clock,
         })
     };
     let stored = || async {
@@ -95,7 +100,7 @@ async fn imap_sync_logs_in_with_xoauth2_and_a_refused_token_is_refreshed_once() 
     };
 
     // First sync: one refresh grant, then AUTHENTICATE XOAUTH2 with that token.
-    let report = sync().await.unwrap_or_else(|e| {
+    let report = sync(Clock::system()).await.unwrap_or_else(|e| {
         panic!(
             "XOAUTH2 login and sync: {e}\nusers:\n{}\nlog:\n{}",
             std::fs::read_to_string(server.dir.join("users")).unwrap_or_default(),
@@ -115,15 +120,17 @@ async fn imap_sync_logs_in_with_xoauth2_and_a_refused_token_is_refreshed_once() 
     // the token refreshed once, and the retry succeeds.
     fake.revoke_all();
     server.load(ADDRESS, "INBOX", &messages("second", ADDRESS, 2));
-    let report = sync().await.expect("refresh once after a refused token");
+    let report = sync(Clock::system())
+        .await
+        .expect("refresh once after a refused token");
     assert_eq!(report.items_in, 2);
     assert_eq!(fake.grants(), 2, "exactly one refresh after the refusal");
     assert_eq!(stored().await, 5);
 
     // A token with less than a minute left is refreshed before it is presented.
-    tokio::time::sleep(Duration::from_millis(1_200)).await;
+    let near_expiry = Clock::tokio(chrono::Utc::now() + chrono::Duration::seconds(3600 - 59));
     server.load(ADDRESS, "INBOX", &messages("third", ADDRESS, 1));
-    let report = sync().await.expect("refreshed before use");
+    let report = sync(near_expiry).await.expect("refreshed before use");
     assert_eq!(report.items_in, 1);
     assert_eq!(fake.grants(), 3);
     assert_eq!(stored().await, 6);

@@ -7,11 +7,14 @@ mod support;
 
 use std::sync::Arc;
 
+use switchboard::clock::Clock;
 use switchboard::config::{ConfigSet, Kind};
-use switchboard::engine::apply::{changes, resolve_secrets};
-use switchboard::engine::{Connector, StoreHandle, SyncContext, SyncReport};
+use switchboard::connector::resolve_secrets;
+use switchboard::connector::{Connector, SyncContext, SyncReport};
+use switchboard::engine::apply::changes;
 use switchboard::mail::smtp::{Draft, SENT_FOLDER, compose};
 use switchboard::store::Store;
+use switchboard::store::StoreHandle;
 use switchboard::store::mail::{EmailQuery, EmailRecord};
 use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
@@ -74,6 +77,7 @@ impl Rig {
                 cancel: CancellationToken::new(),
                 store: &self.store,
                 metrics: &self.metrics,
+                clock: Clock::system(),
             })
             .await
             .expect("sync succeeds")

@@ -10,11 +10,14 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
+use switchboard::clock::Clock;
 use switchboard::config::{ConfigSet, Kind};
-use switchboard::engine::apply::{changes, resolve_secrets};
-use switchboard::engine::{Connector, StoreHandle, SyncContext};
+use switchboard::connector::resolve_secrets;
+use switchboard::connector::{Connector, SyncContext};
+use switchboard::engine::apply::changes;
 use switchboard::mail::imap::{self, Auth, FolderSync, ImapError, Server};
 use switchboard::store::Store;
+use switchboard::store::StoreHandle;
 use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
@@ -111,6 +114,7 @@ async fn status_shows_messages_per_folder_and_the_first_sync_progress() {
         own: &[address.to_owned()],
         cancel: &cancel,
         on_commit: &on_commit,
+        clock: Clock::system(),
     };
     let stopped = imap::sync_folder(&mut session, "INBOX", &sync, false).await;
     assert!(matches!(stopped, Err(ImapError::Cancelled)), "{stopped:?}");
@@ -146,6 +150,7 @@ async fn status_shows_messages_per_folder_and_the_first_sync_progress() {
             cancel: CancellationToken::new(),
             store: &store,
             metrics: &metrics,
+            clock: Clock::system(),
         })
         .await
         .expect("the resumed sync succeeds");

@@ -21,6 +21,7 @@ use crate::store::chat::{
     NewContact, NewMessage, OfferRow, OperatorLoad, OperatorStatus,
 };
 
+use super::channels::messenger::Received;
 use super::events::{ChatEvent, EventKind};
 use super::routing;
 use super::snapshot::Snapshot;
@@ -52,6 +53,16 @@ pub enum Command {
     /// Store a message of a conversation an external bot handles (Messenger handover, FB-03):
     /// history with no operator, never routed.
     History(Inbound),
+    /// A Messenger webhook event on `channel`, as the channel parsed it. The writer sorts it
+    /// on the thread's current owner (FB-03): with `handover`, a message in a thread the bot
+    /// owns is history, one in ours an inbound message, a pass to us opens a chat; without
+    /// `handover` only messages count.
+    Messenger {
+        /// The channel the event's page belongs to.
+        channel: String,
+        /// The event.
+        event: Received,
+    },
     /// Record who owns a Messenger thread (FB-03).
     ThreadOwner {
         /// The channel.
@@ -330,21 +341,13 @@ impl<'w, 'c> Work<'w, 'c> {
         match command {
             Command::Inbound(m) => self.inbound(m),
             Command::History(m) => self.history(m),
+            Command::Messenger { channel, event } => self.messenger(channel, event),
             Command::ThreadOwner {
                 channel,
                 psid,
                 ours,
                 event,
-            } => {
-                let seen = match &event {
-                    Some(id) => self.tx.delivered(&channel, id)?.is_some(),
-                    None => false,
-                };
-                if !seen {
-                    self.tx.set_thread_owner(&channel, &psid, ours, self.at)?;
-                }
-                Ok(Reply::Done)
-            }
+            } => self.thread_owner(&channel, &psid, ours, event.as_deref()),
             Command::Accept { user, chat_id } => self.accept(&user, chat_id),
             Command::Complete {
                 user,
@@ -400,6 +403,89 @@ impl<'w, 'c> Work<'w, 'c> {
                 self.tx.outbox_failed(outbox_id, &error, retry_at)?;
                 Ok(Reply::Done)
             }
+        }
+    }
+
+    /// Records who owns a Messenger thread, unless the event that says so (`event`, its
+    /// deduplication key) was stored already: a redelivery, maybe after the thread went back
+    /// to the bot, changes nothing.
+    fn thread_owner(
+        &mut self,
+        channel: &str,
+        psid: &str,
+        ours: bool,
+        event: Option<&str>,
+    ) -> Result<Reply, ChatError> {
+        let seen = match event {
+            Some(id) => self.tx.delivered(channel, id)?.is_some(),
+            None => false,
+        };
+        if !seen {
+            self.tx.set_thread_owner(channel, psid, ours, self.at)?;
+        }
+        Ok(Reply::Done)
+    }
+
+    /// One Messenger event (FB-03): sorted here, in the writer, on the thread's current owner,
+    /// so a message racing a `pass_thread_control` sees the ownership the pass left.
+    fn messenger(&mut self, channel: String, event: Received) -> Result<Reply, ChatError> {
+        let primary = self
+            .snapshot
+            .channels
+            .get(&channel)
+            .and_then(|c| c.spec.handover.as_ref())
+            .map(|h| h.primary_receiver_app_id.clone());
+        let Some(primary) = primary else {
+            // Without handover only messages count.
+            return match event {
+                Received::Message(mut m) => {
+                    m.channel = channel;
+                    self.inbound(m)
+                }
+                _ => Ok(Reply::Done),
+            };
+        };
+        match event {
+            Received::Message(mut m) => {
+                m.channel = channel;
+                if self.tx.thread_ours(&m.channel, &m.contact_id)? {
+                    self.inbound(m)
+                } else {
+                    self.history(m)
+                }
+            }
+            Received::Standby(mut m) => {
+                m.channel = channel;
+                self.history(m)
+            }
+            Received::Passed {
+                psid,
+                to,
+                event_id,
+                metadata,
+            } => {
+                let ours = to != primary;
+                // A pass to us opens a chat whose first message is keyed by this event.
+                self.thread_owner(&channel, &psid, ours, ours.then_some(event_id.as_str()))?;
+                if !ours {
+                    return Ok(Reply::Done);
+                }
+                // The chat opens with a note of the handover, deduplicated like a message.
+                let text = match metadata {
+                    Some(note) => format!("[the bot passed the conversation: {note}]"),
+                    None => "[the bot passed the conversation]".to_owned(),
+                };
+                self.inbound(Inbound {
+                    channel,
+                    provider_id: event_id,
+                    contact_id: psid.clone(),
+                    name: psid,
+                    email: None,
+                    phone: None,
+                    text,
+                })
+            }
+            Received::Taken { psid } => self.thread_owner(&channel, &psid, false, None),
         }
     }
 

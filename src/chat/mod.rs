@@ -45,8 +45,10 @@ use tokio::sync::{Notify, broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::Clock;
 use crate::config::ConfigSet;
-use crate::engine::{Clock, EngineHandle, StoreHandle};
+use crate::connector::EngineHandle;
+use crate::store::StoreHandle;
 use crate::store::chat::{ActionRunRow, ChatRow, MessageRow, OperatorStatus};
 use crate::store::{Store, StoreError};
 
@@ -136,25 +138,20 @@ impl ChatService {
         &self.inner.reader
     }
 
-    /// The chat view of the running config (secrets resolved once per config).
+    /// The chat view of the running config, with the secrets resolved when it was applied.
     pub async fn snapshot(&self) -> Arc<Snapshot> {
         self.snapshot_of_running().await.1
     }
 
     async fn snapshot_of_running(&self) -> (Arc<ConfigSet>, Arc<Snapshot>) {
-        let config = self.inner.engine.config();
+        let (config, secrets) = self.inner.engine.applied();
         if let Some((seen, snapshot)) = &*self.lock_snapshot()
             && Arc::ptr_eq(seen, &config)
         {
             return (Arc::clone(seen), Arc::clone(snapshot));
         }
-        let reading = Arc::clone(&config);
-        // Reading secrets from files is blocking work; it happens once per applied config.
-        let snapshot = Arc::new(
-            tokio::task::spawn_blocking(move || Snapshot::build(&reading))
-                .await
-                .expect("building the chat snapshot does not panic"),
-        );
+        // Once per applied config; no file is read here.
+        let snapshot = Arc::new(Snapshot::build(&config, &secrets));
         *self.lock_snapshot() = Some((Arc::clone(&config), Arc::clone(&snapshot)));
         (config, snapshot)
     }

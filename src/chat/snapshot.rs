@@ -3,8 +3,9 @@
 //!
 //! Queue membership comes from users and roles (CH-02): `{user: NAME}` names a user,
 //! `{role: NAME}` every user holding that role. A user in several queues is one operator with
-//! one capacity (CH-06). Secrets are resolved here, when a new config is first used, and never
-//! leave this value except to sign or compare.
+//! one capacity (CH-06). Secrets come resolved with the config: the engine read them when it
+//! applied it (an unreadable one made that object `error` then); they never leave this value
+//! except to sign or compare.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -13,7 +14,8 @@ use crate::config::kinds::{
     ChannelProvider, ChatActionSpec, ChatChannelSpec, ChatQueueSpec, OperatorRef, Routing, UserSpec,
 };
 use crate::config::types::Secret;
-use crate::config::{ConfigSet, Kind};
+use crate::config::{ConfigSet, Kind, Object};
+use crate::connector::ResolvedSecrets;
 use crate::store::chat::Viewer;
 
 /// `Settings.chat.simultaneousChats` when there is no `Settings` object.
@@ -96,8 +98,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
-    /// Builds the view of `set`, reading the channels' secrets (blocking: env and files).
-    pub fn build(set: &ConfigSet) -> Snapshot {
+    /// Builds the view of `set` with the secrets resolved when it was applied.
+    pub fn build(set: &ConfigSet, resolved: &ResolvedSecrets) -> Snapshot {
+        let secrets_of = |object: &Object| -> Result<BTreeMap<String, Secret>, String> {
+            resolved
+                .get(&(object.kind(), object.name.clone()))
+                .cloned()
+                .unwrap_or_else(|| Err(format!("the secrets of {} were not resolved", object.id())))
+        };
         let chat = set.settings().map(|s| &s.chat);
         let queues = set
             .specs::<ChatQueueSpec>()
@@ -115,10 +123,10 @@ impl Snapshot {
         let channels = set
             .specs::<ChatChannelSpec>()
             .map(|(object, channel)| {
-                let secrets = crate::engine::apply::resolve_secrets(object);
+                let secrets = secrets_of(object);
                 let secret = |pointer: &str| -> Result<Secret, String> {
                     match &secrets {
-                        Err(e) => Err(e.to_string()),
+                        Err(e) => Err(e.clone()),
                         Ok(map) => map
                             .get(pointer)
                             .cloned()
@@ -137,10 +145,7 @@ impl Snapshot {
                             .as_ref()
                             .map(|u| (u.url().clone(), secret("/callbackSecret"))),
                         spec: channel.clone(),
-                        secrets: secrets
-                            .as_ref()
-                            .map(Clone::clone)
-                            .map_err(ToString::to_string),
+                        secrets: secrets.clone(),
                     },
                 )
             })
@@ -149,12 +154,10 @@ impl Snapshot {
             .specs::<ChatActionSpec>()
             .map(|(object, action)| {
                 let webhook = action.webhook.as_ref().map(|w| {
-                    let secret = crate::engine::apply::resolve_secrets(object)
-                        .map_err(|e| e.to_string())
-                        .and_then(|mut map| {
-                            map.remove("/webhook/secret")
-                                .ok_or_else(|| format!("{} has no webhook secret", object.id()))
-                        });
+                    let secret = secrets_of(object).and_then(|mut map| {
+                        map.remove("/webhook/secret")
+                            .ok_or_else(|| format!("{} has no webhook secret", object.id()))
+                    });
                     (w.url.url().clone(), secret)
                 });
                 (
@@ -255,7 +258,7 @@ mod tests {
              apiVersion: switchboard/v1\nkind: ChatQueue\nmetadata: {name: sales}\nspec: {title: Sales, routing: leastBusy, completionTimeout: 10m, operators: [{role: agents}, {user: bob}, {user: ann}]}\n---\n\
              apiVersion: switchboard/v1\nkind: ChatQueue\nmetadata: {name: support}\nspec: {title: Support, routing: toAll, operators: [{user: ann}]}\n",
         );
-        let snapshot = Snapshot::build(&set);
+        let snapshot = Snapshot::build(&set, &crate::connector::resolve_all(&set));
         assert_eq!(snapshot.queues["sales"].members, vec!["ann", "bob"]);
         assert_eq!(
             snapshot.queues["sales"].completion_timeout,

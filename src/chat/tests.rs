@@ -9,9 +9,12 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::channels::messenger::Received;
 use super::*;
-use crate::engine::{Clock, EngineHandle, StoreHandle};
+use crate::clock::Clock;
+use crate::connector::EngineHandle;
 use crate::store::Store;
+use crate::store::StoreHandle;
 use crate::store::chat::{ChatFilter, ChatState, OperatorStatus};
 use crate::telemetry::Metrics;
 
@@ -60,7 +63,8 @@ impl Rig {
         let state = dir.path().join("state.db");
         let store = Store::open(&state).expect("store");
         let engine = EngineHandle::new(StoreHandle::new(store), Metrics::new());
-        engine.publish(Arc::new(set), HashMap::new());
+        let secrets = crate::connector::resolve_all(&set);
+        engine.publish(Arc::new(set), secrets, HashMap::new());
         let clock = Clock::tokio("2025-01-01T09:00:00Z".parse().expect("ts"));
         let (chat, cancel, tracker) = start(&dir, &engine, clock).await;
         let events = chat.subscribe();
@@ -92,7 +96,8 @@ impl Rig {
         let set = crate::config::load(&[config])
             .into_result()
             .expect("valid config");
-        self.engine.publish(Arc::new(set), HashMap::new());
+        let secrets = crate::connector::resolve_all(&set);
+        self.engine.publish(Arc::new(set), secrets, HashMap::new());
     }
 
     async fn message(&self, queue: &str, from: &str, id: &str) -> i64 {
@@ -767,4 +772,77 @@ async fn a_chat_on_a_passed_thread_hands_it_back_when_the_completion_timeout_end
         .await
         .expect("read");
     assert!(!ours, "a redelivered pass does not take the thread back");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_message_racing_a_pass_is_sorted_on_the_ownership_the_pass_left() {
+    // REQ: FB-03 (the writer, not the HTTP layer, reads the thread's owner)
+    let rig = Rig::new(&config(
+        2,
+        &format!(
+            "{}{}",
+            queue("support", "toAll", Some("10m"), "[{user: ann}]"),
+            messenger_with_handover()
+        ),
+    ))
+    .await;
+    let event = |event: Received| Command::Messenger {
+        channel: "fb".into(),
+        event,
+    };
+    let chat_of = |reply: Result<Reply, ChatError>| match reply.expect("answered") {
+        Reply::Inbound { chat_id, .. } => chat_id,
+        other => panic!("not an inbound reply: {other:?}"),
+    };
+
+    // Before the pass the thread is the bot's: a message is history.
+    let before = chat_of(
+        rig.chat
+            .command(event(Received::Message(psid_message("P7", "m-0"))))
+            .await,
+    );
+    assert_eq!(rig.chat(before).await.state, ChatState::Completed);
+
+    // The pass and the next message arrive together (two webhook deliveries at once): both
+    // are queued before either is sorted, and the message sees the pass.
+    let (passed, message) = tokio::join!(
+        rig.chat.command(event(Received::Passed {
+            psid: "P7".into(),
+            to: "999".into(),
+            event_id: "pass-1".into(),
+            metadata: Some("wants a human".into()),
+        })),
+        rig.chat
+            .command(event(Received::Message(psid_message("P7", "m-1")))),
+    );
+    let opened = chat_of(passed);
+    assert_eq!(
+        chat_of(message),
+        opened,
+        "the message joins the chat the pass opened"
+    );
+    assert_ne!(opened, before);
+    assert_eq!(rig.chat(opened).await.state, ChatState::Offered);
+    let ours = rig
+        .chat
+        .store()
+        .call(|s| s.messenger_thread_ours("fb", "P7"))
+        .await
+        .expect("read");
+    assert!(ours);
+
+    // Standby events stay history; the bot taking the thread back makes messages history.
+    rig.chat
+        .command(event(Received::Taken { psid: "P7".into() }))
+        .await
+        .expect("taken");
+    let after = chat_of(
+        rig.chat
+            .command(event(Received::Message(psid_message("P7", "m-2"))))
+            .await,
+    );
+    assert_ne!(
+        after, opened,
+        "a message in the bot's thread is not the operator chat's"
+    );
 }

@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::ConfigSet;
-use crate::engine::StoreHandle;
+use crate::store::StoreHandle;
 use crate::store::WalSync;
 
 use super::commands::{self, BatchOutcome, ChatError, Command, Reply};

@@ -113,7 +113,7 @@ pub fn main(cli: Cli) -> ExitCode {
         Command::Plan { detailed_exitcode } => {
             plan::run(&cli.config, &cli.state, *detailed_exitcode)
         }
-        Command::Run => crate::engine::run_daemon(crate::engine::DaemonOptions {
+        Command::Run => crate::daemon::run_daemon(crate::daemon::DaemonOptions {
             config_dirs: cli.config.clone(),
             state: cli.state.clone(),
         }),

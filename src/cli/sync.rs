@@ -2,13 +2,14 @@
 //! one answers on `Settings.listen`, otherwise in this process.
 //!
 //! Going through the daemon keeps one writer per store and respects its "never two runs of one
-//! object at once" rule; the in-process path is for laptops and cron jobs with no daemon.
+//! object at once" rule; the in-process path is for laptops and cron jobs with no daemon: it
+//! first applies the current config to the store, as `run` would.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use crate::config::Kind;
-use crate::engine::{self, DaemonOptions};
+use crate::daemon::{self, DaemonOptions};
 
 /// Environment variable holding the bearer token `sync` presents to the daemon.
 pub const TOKEN_ENV: &str = "SWITCHBOARD_TOKEN";
@@ -51,7 +52,7 @@ pub fn run(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
                 config_dirs: dirs.to_vec(),
                 state: state.to_path_buf(),
             };
-            match engine::sync_once(&opts, kind, name) {
+            match daemon::sync_once(&opts, kind, name) {
                 Ok(summary) => {
                     println!("{kind}/{name}: {summary}");
                     ExitCode::SUCCESS

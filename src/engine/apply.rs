@@ -7,88 +7,17 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use crate::config::kinds::{CalendarSyncSpec, ChatChannelSpec, ContactSyncSpec, MailboxSpec};
-use crate::config::types::{Secret, SecretError, SecretRef};
+use chrono::{DateTime, Utc};
+
+use crate::clock::Clock;
+use crate::config::types::{Secret, SecretError};
 use crate::config::{ConfigSet, Kind, Object};
-use crate::store::{ObjectChange, ObjectState, StoreError};
+use crate::connector::{
+    Built, EngineHandle, Registry, ResolvedSecrets, Syncability, resolve_secrets,
+};
+use crate::store::{ObjectChange, ObjectState, Store, StoreError};
 
-use super::connector::{Built, Registry};
-use super::handle::{Clock, EngineHandle, Syncability};
-use super::scheduler::{Job, Scheduler, Trigger};
-
-/// Every secret reference in `spec`, by JSON pointer: each JSON object with exactly one key,
-/// `env`, `file` or `credential`, holding a string. Secret fields are typed [`SecretRef`] in
-/// the kinds, and validation rejects inline values, so this finds exactly the secret fields.
-pub fn secret_refs(spec: &serde_json::Value) -> Vec<(String, SecretRef)> {
-    let mut found = Vec::new();
-    walk(spec, String::new(), &mut found);
-    found
-}
-
-fn walk(value: &serde_json::Value, pointer: String, found: &mut Vec<(String, SecretRef)>) {
-    match value {
-        serde_json::Value::Object(map) => {
-            if map.len() == 1
-                && let Some((key, inner)) = map.iter().next()
-                && matches!(key.as_str(), "env" | "file" | "credential")
-                && inner.is_string()
-                && let Ok(r) = serde_json::from_value::<SecretRef>(value.clone())
-            {
-                found.push((pointer, r));
-                return;
-            }
-            for (key, inner) in map {
-                let escaped = key.replace('~', "~0").replace('/', "~1");
-                walk(inner, format!("{pointer}/{escaped}"), found);
-            }
-        }
-        serde_json::Value::Array(items) => {
-            for (i, inner) in items.iter().enumerate() {
-                walk(inner, format!("{pointer}/{i}"), found);
-            }
-        }
-        _ => {}
-    }
-}
-
-/// Resolves every secret of `object` relative to its manifest's directory.
-pub fn resolve_secrets(object: &Object) -> Result<BTreeMap<String, Secret>, SecretError> {
-    secret_refs(&object.spec.to_json())
-        .into_iter()
-        .map(|(pointer, r)| r.resolve(object.origin.dir()).map(|s| (pointer, s)))
-        .collect()
-}
-
-/// When `object` runs on its own.
-pub fn trigger_of(object: &Object, set: &ConfigSet) -> Trigger {
-    let spec = &object.spec;
-    let scheduled = |s: &Option<crate::config::types::Schedule>| {
-        s.clone()
-            .map_or(Trigger::Manual, |s| Trigger::Cron(Box::new(s)))
-    };
-    if <ChatChannelSpec as crate::config::KindSpec>::from_spec(spec).is_some() {
-        return Trigger::Interval(crate::chat::channels::RECONCILE_INTERVAL);
-    }
-    if let Some(s) = <ContactSyncSpec as crate::config::KindSpec>::from_spec(spec) {
-        return scheduled(&s.schedule);
-    }
-    if let Some(s) = <CalendarSyncSpec as crate::config::KindSpec>::from_spec(spec) {
-        return scheduled(&s.schedule);
-    }
-    if let Some(m) = <MailboxSpec as crate::config::KindSpec>::from_spec(spec) {
-        if m.load.enabled != Some(false) && m.load.auto {
-            let every = set
-                .settings()
-                .map_or(DEFAULT_MAIL_SYNC_INTERVAL, |s| s.mail.sync_interval.get());
-            return Trigger::Interval(every);
-        }
-        return Trigger::Manual;
-    }
-    Trigger::Manual
-}
-
-/// `Settings.mail.syncInterval`'s default, when there is no `Settings` object.
-const DEFAULT_MAIL_SYNC_INTERVAL: std::time::Duration = std::time::Duration::from_secs(300);
+use super::scheduler::{Job, Scheduler};
 
 /// The store changes that make the applied state equal to `set`: an upsert per object and a
 /// delete per applied object that left the config.
@@ -119,29 +48,48 @@ pub fn changes(set: &ConfigSet, applied: &[(String, String)]) -> Vec<ObjectChang
     changes
 }
 
-/// CH-10: a removed `ChatChannel` that has chats is not deleted but kept in the store with
-/// `active: false` (its history stays readable; its webhooks answer 403 channel-inactive).
-pub fn keep_channels_with_chats(
-    changes: Vec<ObjectChange>,
-    applied: &[crate::store::AppliedObject],
-    with_chats: &std::collections::BTreeSet<String>,
-) -> Vec<ObjectChange> {
-    changes
-        .into_iter()
-        .map(|change| match change {
-            ObjectChange::Delete { kind, name }
-                if kind == Kind::ChatChannel.as_str() && with_chats.contains(&name) =>
-            {
-                let spec = applied
-                    .iter()
-                    .find(|o| o.kind == kind && o.name == name)
-                    .map(|o| crate::plan::deactivated(&o.spec))
-                    .unwrap_or_default();
-                ObjectChange::Upsert { kind, name, spec }
+/// Records `set` in the store as the applied config, in one transaction: an upsert per
+/// object and a delete per applied object that left it — unless its kind keeps it
+/// ([`KindConnectors::keep_removed`](crate::connector::KindConnectors::keep_removed): a chat
+/// channel with chats, CH-10), then it is upserted as the kind keeps it. Returns the kept ones
+/// as `(kind, name, reason)`. `run` (through [`Engine::apply`]) and the in-process `sync`
+/// both apply this way.
+pub fn record(
+    store: &mut Store,
+    set: &ConfigSet,
+    registry: &Registry,
+    at: DateTime<Utc>,
+) -> Result<Vec<(String, String, String)>, StoreError> {
+    let applied = store.applied_objects()?;
+    let keys: Vec<(String, String)> = applied
+        .iter()
+        .map(|o| (o.kind.clone(), o.name.clone()))
+        .collect();
+    let mut kept = Vec::new();
+    let mut recorded = Vec::new();
+    for change in changes(set, &keys) {
+        let ObjectChange::Delete { kind, name } = change else {
+            recorded.push(change);
+            continue;
+        };
+        let removed = applied.iter().find(|o| o.kind == kind && o.name == name);
+        match removed
+            .map(|o| registry.keep_removed(store, o))
+            .transpose()?
+        {
+            Some(Some(keep)) => {
+                kept.push((kind.clone(), name.clone(), keep.reason));
+                recorded.push(ObjectChange::Upsert {
+                    kind,
+                    name,
+                    spec: keep.spec,
+                });
             }
-            other => other,
-        })
-        .collect()
+            _ => recorded.push(ObjectChange::Delete { kind, name }),
+        }
+    }
+    store.apply(&recorded, at)?;
+    Ok(kept)
 }
 
 /// The writer of the running set.
@@ -188,27 +136,10 @@ impl Engine {
         let metrics = self.handle.metrics().clone();
         let at = self.clock.now();
 
-        let (applied, with_chats) = store
-            .call(|s| Ok((s.applied_objects()?, s.chat_channels_with_chats()?)))
+        let (recording, registry) = (Arc::clone(&set), self.registry.clone());
+        let kept = store
+            .call(move |s| record(s, &recording, &registry, at))
             .await?;
-        let keys: Vec<(String, String)> = applied
-            .iter()
-            .map(|o| (o.kind.clone(), o.name.clone()))
-            .collect();
-        let changes = keep_channels_with_chats(changes(&set, &keys), &applied, &with_chats);
-        let deactivated: Vec<String> = changes
-            .iter()
-            .filter_map(|c| match c {
-                ObjectChange::Upsert { kind, name, .. }
-                    if kind == Kind::ChatChannel.as_str()
-                        && set.object(Kind::ChatChannel, name).is_none() =>
-                {
-                    Some(name.clone())
-                }
-                _ => None,
-            })
-            .collect();
-        store.call(move |s| s.apply(&changes, at)).await?;
 
         // Secrets are read from env and files: blocking work.
         let resolving = Arc::clone(&set);
@@ -223,11 +154,19 @@ impl Engine {
         let mut syncable = HashMap::new();
         let mut keep = HashSet::new();
         let mut per_kind: HashMap<Kind, std::time::Duration> = HashMap::new();
+        let mut published = ResolvedSecrets::new();
         for (object, secrets) in set.objects.iter().zip(resolved) {
             let started = std::time::Instant::now();
             let kind = object.kind();
             let key = (kind, object.name.clone());
             let (kind_s, name) = (kind.as_str().to_owned(), object.name.clone());
+            published.insert(
+                key.clone(),
+                secrets
+                    .as_ref()
+                    .map(Clone::clone)
+                    .map_err(ToString::to_string),
+            );
             match secrets {
                 Err(e) => {
                     // The message names the reference, never the value.
@@ -251,7 +190,7 @@ impl Engine {
                         states.push((kind_s, name, ObjectState::Pending, Some(reason)));
                     }
                     Built::Connector(connector) => {
-                        let trigger = trigger_of(object, &set);
+                        let trigger = self.registry.trigger(object, &set);
                         let fingerprint = format!(
                             "{}|{}",
                             crate::store::spec_hash(&object.spec.to_json()),
@@ -280,16 +219,8 @@ impl Engine {
                 .observe(took.as_secs_f64());
         }
         self.scheduler.retain(&keep);
-        for name in deactivated {
-            states.push((
-                Kind::ChatChannel.as_str().to_owned(),
-                name,
-                ObjectState::Pending,
-                Some(
-                    "deactivated: its manifest was removed and it has chats; its history is kept"
-                        .into(),
-                ),
-            ));
+        for (kind, name, reason) in kept {
+            states.push((kind, name, ObjectState::Pending, Some(reason)));
         }
 
         store
@@ -308,35 +239,38 @@ impl Engine {
                 }
             }
         }
-        store.refresh_objects_gauge(&metrics).await;
-        self.handle.publish(Arc::clone(&set), syncable);
+        super::refresh_objects_gauge(&store, &metrics).await;
+        let (_, previous_secrets) = self.handle.applied();
+        self.handle.publish(Arc::clone(&set), published, syncable);
         let previous = self.current.replace(set);
         if let Some(previous) = previous {
-            self.retire_removed(&previous).await;
+            self.retire_removed(&previous, &previous_secrets).await;
         }
         Ok(())
     }
 }
 
 impl Engine {
-    /// Lets channels that left the config undo what they registered with their provider (a
-    /// Telegram webhook, TG-02). Bounded, so a slow provider cannot hold a reload up; the
-    /// outcome is logged by the channel.
-    async fn retire_removed(&self, previous: &ConfigSet) {
+    /// Lets objects that left the config undo what they registered with their provider (a
+    /// Telegram webhook, TG-02), through their kind's [`crate::connector::KindConnectors`].
+    /// They get the secrets resolved when `previous` was applied (an object whose secrets
+    /// could not be read then has nothing to undo). Bounded, so a slow provider cannot hold a
+    /// reload up; the outcome is logged by the domain.
+    async fn retire_removed(&self, previous: &ConfigSet, secrets: &ResolvedSecrets) {
         let current = self.current.as_ref().expect("retire runs after publish");
         let removed: Vec<&Object> = previous
             .objects
             .iter()
-            .filter(|o| {
-                o.kind() == Kind::ChatChannel && current.object(o.kind(), &o.name).is_none()
-            })
+            .filter(|o| current.object(o.kind(), &o.name).is_none())
             .collect();
         if removed.is_empty() {
             return;
         }
         let all = async {
             for object in removed {
-                crate::chat::channels::retire(object, previous).await;
+                if let Some(Ok(secrets)) = secrets.get(&(object.kind(), object.name.clone())) {
+                    self.registry.retire(object, secrets, previous).await;
+                }
             }
         };
         if tokio::time::timeout(RETIRE_TIMEOUT, all).await.is_err() {
@@ -347,34 +281,8 @@ impl Engine {
     }
 }
 
-/// How long an apply waits for removed channels to clean up at their provider.
+/// How long an apply waits for removed objects to clean up at their provider.
 const RETIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(15);
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn secret_refs_finds_every_reference_by_pointer() {
-        let spec = serde_json::json!({
-            "token": {"env": "A"},
-            "nested": {"list": [{"secret": {"file": "x.txt"}}]},
-            "notSecret": {"env": 1},
-            "plain": "text"
-        });
-        let refs = secret_refs(&spec);
-        assert_eq!(
-            refs,
-            vec![
-                (
-                    "/nested/list/0/secret".to_owned(),
-                    SecretRef::File("x.txt".into())
-                ),
-                ("/token".to_owned(), SecretRef::Env("A".into())),
-            ]
-        );
-    }
-}
 
 #[cfg(test)]
 mod engine_tests {
@@ -384,15 +292,14 @@ mod engine_tests {
     use tokio_util::task::TaskTracker;
 
     use super::*;
-    use crate::engine::connector::{Connector, SyncContext, SyncFuture, SyncReport};
-    use crate::engine::handle::{StoreHandle, SyncRequestError};
-    use crate::store::Store;
+    use crate::connector::{Connector, SyncContext, SyncReport, SyncRequestError};
+    use crate::store::{Store, StoreHandle};
     use crate::telemetry::Metrics;
 
     struct Counting(AtomicU32);
 
     impl Connector for Counting {
-        fn sync<'a>(&'a self, _ctx: SyncContext<'a>) -> SyncFuture<'a> {
+        fn sync<'a>(&'a self, _ctx: SyncContext<'a>) -> crate::connector::SyncFuture<'a> {
             self.0.fetch_add(1, Ordering::SeqCst);
             Box::pin(async { Ok(SyncReport::default()) })
         }
@@ -418,10 +325,10 @@ mod engine_tests {
     async fn a_reload_adds_and_removes_scheduled_objects_and_their_metrics() {
         let dir = tempfile::tempdir().expect("tempdir");
         let counting = Arc::new(Counting(AtomicU32::new(0)));
-        let mut registry = Registry::builtin();
+        let mut registry = Registry::default();
         let shared = Arc::clone(&counting);
         // A test connector for Role, so pure bookkeeping kinds exercise the scheduler path.
-        registry.register(Kind::Role, move |_, _| {
+        registry.register(Kind::Role, move |_: &Object, _: &ConfigSet| {
             Ok(shared.clone() as Arc<dyn Connector>)
         });
         let metrics = Metrics::new();

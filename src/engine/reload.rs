@@ -51,15 +51,20 @@ pub fn watch(
     (Some(watcher), rx)
 }
 
-/// The reload loop: owns the engine until `cancel` fires. `hangups` is the SIGHUP stream the
-/// daemon installed at start (`None` when it could not).
+/// The reload loop: owns the engine until `cancel` fires. `watching` is what [`watch`]
+/// returned (made before the daemon serves, so an edit made once it answers is seen);
+/// `hangups` is the SIGHUP stream the daemon installed at start (`None` when it could not).
 pub async fn run(
     mut engine: Engine,
     dirs: Vec<PathBuf>,
+    watching: (
+        Option<notify::RecommendedWatcher>,
+        mpsc::UnboundedReceiver<()>,
+    ),
     mut hangups: Option<tokio::signal::unix::Signal>,
     cancel: CancellationToken,
 ) {
-    let (_watcher, mut changes) = watch(&dirs);
+    let (_watcher, mut changes) = watching;
     loop {
         let why = tokio::select! {
             () = cancel.cancelled() => return,

@@ -13,20 +13,20 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
 use rand::Rng;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use crate::config::types::{Schedule, Secret};
+use crate::clock::Clock;
+use crate::config::types::Secret;
 use crate::config::{Kind, Object};
 use crate::store::{ObjectState, SyncOutcome};
 use crate::telemetry::Metrics;
 
-use super::connector::{Connector, ConnectorError, SyncContext, WatchContext};
-use super::handle::{Clock, StoreHandle};
+use crate::connector::{Connector, ConnectorError, SyncContext, Trigger, WatchContext};
+use crate::store::StoreHandle;
 
 /// The first retry delay after a failure.
 pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
@@ -34,46 +34,6 @@ pub const BACKOFF_BASE: Duration = Duration::from_secs(10);
 pub const BACKOFF_MAX: Duration = Duration::from_secs(15 * 60);
 /// Relative jitter applied to each retry delay (±20 %), so objects failing together spread out.
 pub const BACKOFF_JITTER: f64 = 0.2;
-
-/// When an object runs on its own.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Trigger {
-    /// On a cron schedule (`ContactSync`, `CalendarSync`).
-    Cron(Box<Schedule>),
-    /// At start, then this long after each run ends (`Mailbox`, `Settings.mail.syncInterval`).
-    Interval(Duration),
-    /// Only on request. A failed manual run is not retried on its own.
-    Manual,
-}
-
-impl Trigger {
-    /// When the first run is due.
-    fn first(&self, clock: &Clock) -> Option<DateTime<Utc>> {
-        match self {
-            Trigger::Interval(_) => Some(clock.now()),
-            _ => self.next(clock),
-        }
-    }
-
-    /// When the next run is due after one that just ended.
-    fn next(&self, clock: &Clock) -> Option<DateTime<Utc>> {
-        let now = clock.now();
-        match self {
-            Trigger::Cron(schedule) => schedule.next_after(now),
-            Trigger::Interval(every) => chrono::Duration::from_std(*every).ok().map(|d| now + d),
-            Trigger::Manual => None,
-        }
-    }
-
-    /// A stable description, part of an object's fingerprint.
-    pub fn describe(&self) -> String {
-        match self {
-            Trigger::Cron(s) => format!("cron {s}"),
-            Trigger::Interval(d) => format!("every {}ms", d.as_millis()),
-            Trigger::Manual => "manual".into(),
-        }
-    }
-}
 
 /// The retry delay after `failures` consecutive failures (1-based), before jitter:
 /// `BACKOFF_BASE · 2^(failures-1)`, capped at [`BACKOFF_MAX`].
@@ -159,6 +119,7 @@ impl Scheduler {
             cancel: cancel.clone(),
             store: self.store.clone(),
             metrics: self.metrics.clone(),
+            clock: self.clock,
             request: Arc::clone(&wake),
         }) {
             self.tracker.spawn(watch);
@@ -270,7 +231,7 @@ impl Runner {
         {
             tracing::error!(object = %id, error = %e, "could not record the start of a sync");
         }
-        self.store.refresh_objects_gauge(&self.metrics).await;
+        super::refresh_objects_gauge(&self.store, &self.metrics).await;
         tracing::debug!(object = %id, "sync started");
 
         let ctx = SyncContext {
@@ -279,6 +240,7 @@ impl Runner {
             cancel: self.cancel.clone(),
             store: &self.store,
             metrics: &self.metrics,
+            clock: self.clock,
         };
         let result = self.job.connector.sync(ctx).await;
         let at = self.clock.now();
@@ -347,7 +309,7 @@ impl Runner {
         if let Err(e) = write {
             tracing::error!(object = %id, error = %e, "could not record the result of a sync");
         }
-        self.store.refresh_objects_gauge(&self.metrics).await;
+        super::refresh_objects_gauge(&self.store, &self.metrics).await;
         ran
     }
 }
@@ -367,7 +329,7 @@ mod tests {
 
     use super::*;
     use crate::config::ConfigSet;
-    use crate::engine::connector::{SyncFuture, SyncReport};
+    use crate::connector::{SyncFuture, SyncReport};
     use crate::store::{ObjectChange, Store};
 
     /// A connector that takes `delay` (on tokio's clock) per run and returns scripted results
@@ -441,7 +403,7 @@ mod tests {
         object: Object,
     }
 
-    fn start() -> DateTime<Utc> {
+    fn start() -> chrono::DateTime<chrono::Utc> {
         "2025-01-01T00:00:00Z".parse().expect("timestamp")
     }
 

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::Kind;
 use crate::config::kinds::{MailboxSpec, Operation};
-use crate::engine::SyncRequestError;
+use crate::connector::SyncRequestError;
 use crate::mail::access;
 use crate::store::ObjectStatus;
 use crate::store::mail::FolderStatus;

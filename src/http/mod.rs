@@ -23,7 +23,7 @@ use axum::routing::{get, post, put};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::EngineHandle;
+use crate::connector::EngineHandle;
 use crate::telemetry::Metrics;
 
 pub use auth::{Caller, authenticate};

@@ -15,7 +15,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::config::Kind;
-use crate::engine::SyncRequestError;
+use crate::connector::SyncRequestError;
 use crate::mail::consent::{self, Callback, ConsentError};
 use crate::mail::oauth::{Sealer, http_client};
 use crate::telemetry::logging::outside;
@@ -120,6 +120,7 @@ async fn callback(
         &target.app,
         &code,
         &target.redirect_uri,
+        chrono::Utc::now(),
     )
     .await
     {

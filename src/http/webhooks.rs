@@ -357,8 +357,9 @@ pub async fn messenger_verify(
 /// `POST /webhooks/messenger` (FB-01, FB-04): 401 without `X-Hub-Signature-256`, 403 when it
 /// matches no channel's app secret (nothing stored); 413/400 for oversized or malformed
 /// bodies; 200 once every message of a page we serve is stored (a repeated `mid` is stored
-/// once). Entries for pages no matching channel serves are skipped. With `handover` (FB-03),
-/// handover and standby events are handled too (see [`messenger`]).
+/// once). Entries for pages no matching channel serves are skipped. Each event goes to the
+/// chat writer as it is; with `handover` (FB-03) the writer decides, on the thread's current
+/// owner, what it is (see [`crate::chat::Command::Messenger`]).
 pub async fn messenger_inbound(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -436,100 +437,16 @@ async fn receive_messenger(
             outcome = "ignored";
             continue;
         }
-        let channel = (*name).clone();
-        let command = match messenger_command(state, &channel, setup, event).await {
-            Ok(Some(command)) => command,
-            Ok(None) => continue,
-            Err(e) => return ("error", Err(e)),
+        // The chat writer sorts the event on the thread's current owner (FB-03).
+        let command = crate::chat::Command::Messenger {
+            channel: (*name).clone(),
+            event,
         };
         if let Err(e) = state.chat.command(command).await {
             return ("error", Err(e.into()));
         }
     }
     (outcome, Ok(()))
-}
-
-/// What one Messenger event does to the chat domain. Without `handover` only messages count;
-/// with it (FB-03), the thread's owner decides: the bot's threads are history, ours are chats.
-async fn messenger_command(
-    state: &AppState,
-    channel: &str,
-    setup: &crate::chat::snapshot::ChannelSetup,
-    event: messenger::Received,
-) -> Result<Option<crate::chat::Command>, ApiError> {
-    use crate::chat::Command;
-    use messenger::Received;
-    let Some(handover) = &setup.spec.handover else {
-        return Ok(match event {
-            Received::Message(mut m) => {
-                m.channel = channel.to_owned();
-                Some(Command::Inbound(m))
-            }
-            _ => None,
-        });
-    };
-    Ok(Some(match event {
-        Received::Message(mut m) => {
-            m.channel = channel.to_owned();
-            let (name, psid) = (channel.to_owned(), m.contact_id.clone());
-            let ours = state
-                .chat
-                .store()
-                .call(move |s| s.messenger_thread_ours(&name, &psid))
-                .await
-                .map_err(ApiError::internal)?;
-            if ours {
-                Command::Inbound(m)
-            } else {
-                Command::History(m)
-            }
-        }
-        Received::Standby(mut m) => {
-            m.channel = channel.to_owned();
-            Command::History(m)
-        }
-        Received::Passed {
-            psid,
-            to,
-            event_id,
-            metadata,
-        } => {
-            let ours = to != handover.primary_receiver_app_id;
-            state
-                .chat
-                .command(Command::ThreadOwner {
-                    channel: channel.to_owned(),
-                    psid: psid.clone(),
-                    ours,
-                    // A pass to us opens a chat whose first message is keyed by this event.
-                    event: ours.then(|| event_id.clone()),
-                })
-                .await?;
-            if !ours {
-                return Ok(None);
-            }
-            // The chat opens with a note of the handover, deduplicated like a message.
-            let text = match metadata {
-                Some(note) => format!("[the bot passed the conversation: {note}]"),
-                None => "[the bot passed the conversation]".to_owned(),
-            };
-            Command::Inbound(crate::chat::Inbound {
-                channel: channel.to_owned(),
-                provider_id: event_id,
-                contact_id: psid.clone(),
-                name: psid,
-                email: None,
-                phone: None,
-                text,
-            })
-        }
-        Received::Taken { psid } => Command::ThreadOwner {
-            channel: channel.to_owned(),
-            psid,
-            ours: false,
-            event: None,
-        },
-    }))
 }
 
 /// Whether the channel's current generation has been reconciled successfully: for whatsapp,

@@ -18,7 +18,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::oauth::{Grant, OAuthApp, OAuthError, Sealer, grant, store_grant};
-use crate::engine::StoreHandle;
+use crate::store::StoreHandle;
 
 /// How long a consent URL stays usable: time to sign in, pass a second factor and consent.
 pub const STATE_TTL: Duration = Duration::from_secs(30 * 60);
@@ -184,7 +184,8 @@ pub fn consent_url(
 
 /// Exchanges `code` (the `authorization_code` grant) and stores the tokens sealed for
 /// `mailbox`. A grant without a refresh token is refused: the mailbox could not sync once
-/// the access token expires.
+/// the access token expires. `now` is when the grant counts from.
+#[allow(clippy::too_many_arguments)]
 pub async fn complete(
     http: &reqwest::Client,
     store: &StoreHandle,
@@ -193,6 +194,7 @@ pub async fn complete(
     app: &OAuthApp,
     code: &str,
     redirect_uri: &str,
+    now: DateTime<Utc>,
 ) -> Result<Grant, ConsentError> {
     let granted = grant(
         http,
@@ -208,7 +210,7 @@ pub async fn complete(
     if granted.refresh_token.is_none() {
         return Err(ConsentError::NoRefreshToken);
     }
-    store_grant(store, sealer, mailbox, &granted)
+    store_grant(store, sealer, mailbox, &granted, now)
         .await
         .map_err(ConsentError::Store)?;
     Ok(granted)

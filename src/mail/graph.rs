@@ -28,8 +28,9 @@ use reqwest::StatusCode;
 use serde::Deserialize;
 use tokio_util::sync::CancellationToken;
 
-use crate::engine::StoreHandle;
+use crate::clock::Clock;
 use crate::store::StoreError;
+use crate::store::StoreHandle;
 use crate::store::mail::{
     AttachmentMeta, Direction, GraphItem, GraphRemoval, MailAddress, NewEmail,
 };
@@ -362,6 +363,7 @@ impl<'a> GraphClient<'a> {
     pub async fn sync_folder(
         &self,
         store: &StoreHandle,
+        clock: &Clock,
         mailbox: &str,
         folder: &MailFolder,
         since: DateTime<Utc>,
@@ -370,20 +372,23 @@ impl<'a> GraphClient<'a> {
         let (m, f) = (mailbox.to_owned(), folder.display_name.clone());
         let stored = store.call(move |s| s.graph_link(&m, &f)).await?;
         match self
-            .round(store, mailbox, folder, stored.clone(), since, own)
+            .round(store, clock, mailbox, folder, stored.clone(), since, own)
             .await
         {
             Err(GraphError::SyncStateNotFound(_)) if stored.is_some() => {
                 tracing::info!(mailbox, folder = %folder.display_name, "the delta token expired; starting a full resync");
-                self.round(store, mailbox, folder, None, since, own).await
+                self.round(store, clock, mailbox, folder, None, since, own)
+                    .await
             }
             other => other,
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn round(
         &self,
         store: &StoreHandle,
+        clock: &Clock,
         mailbox: &str,
         folder: &MailFolder,
         from: Option<String>,
@@ -471,18 +476,10 @@ impl<'a> GraphClient<'a> {
                 link.clone(),
                 own.to_vec(),
             );
+            let at = clock.now();
             let committed = store
                 .call(move |s| {
-                    s.commit_graph_page(
-                        &m,
-                        &f,
-                        &items,
-                        &removals,
-                        Some(&l),
-                        complete,
-                        &own,
-                        Utc::now(),
-                    )
+                    s.commit_graph_page(&m, &f, &items, &removals, Some(&l), complete, &own, at)
                 })
                 .await?;
             if committed.removed > 0 {

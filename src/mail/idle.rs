@@ -20,7 +20,7 @@ use async_imap::extensions::idle::IdleResponse;
 use async_imap::imap_proto::{MailboxDatum, Response};
 use rand::Rng;
 
-use crate::engine::WatchContext;
+use crate::connector::WatchContext;
 
 use super::imap::{ImapError, Server};
 use super::mailbox::MailboxConnector;
@@ -256,10 +256,11 @@ mod tests {
             object: set.objects[0].clone(),
             secrets: Default::default(),
             cancel: tokio_util::sync::CancellationToken::new(),
-            store: crate::engine::StoreHandle::new(
+            store: crate::store::StoreHandle::new(
                 crate::store::Store::open_in_memory().expect("store"),
             ),
             metrics: crate::telemetry::Metrics::new(),
+            clock: crate::clock::Clock::system(),
             request: Arc::clone(&request),
         };
         tokio::time::timeout(Duration::from_secs(30), watch(connector, ctx))

@@ -27,9 +27,10 @@ use tokio::net::TcpStream;
 use tokio_rustls::client::TlsStream;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::kinds::Security;
-use crate::engine::StoreHandle;
 use crate::store::StoreError;
+use crate::store::StoreHandle;
 use crate::store::mail::{
     AttachmentMeta, Checkpoint, Direction, FolderState, MailAddress, NewEmail, Progress,
 };
@@ -391,6 +392,8 @@ pub struct FolderSync<'a> {
     pub cancel: &'a CancellationToken,
     /// Called with the number of new messages after each commit.
     pub on_commit: &'a (dyn Fn(u64) + Send + Sync),
+    /// The time to use (the first sync's window, when messages were stored).
+    pub clock: Clock,
 }
 
 /// Syncs one folder from its checkpoint; returns how many messages were new.
@@ -446,7 +449,7 @@ pub async fn sync_folder(
             // A period reaching before 1970 (or past chrono's range) means "everything".
             since: chrono::Duration::from_std(sync.period)
                 .ok()
-                .and_then(|p| Utc::now().checked_sub_signed(p))
+                .and_then(|p| sync.clock.now().checked_sub_signed(p))
                 .map_or(DateTime::UNIX_EPOCH, |at| at.max(DateTime::UNIX_EPOCH)),
         },
     };
@@ -540,9 +543,10 @@ async fn commit(
     };
     let (mailbox, folder) = (sync.mailbox.to_owned(), folder.to_owned());
     let own = sync.own.to_vec();
+    let at = sync.clock.now();
     let new = sync
         .store
-        .call(move |s| s.commit_mail(&mailbox, &folder, &checkpoint, &emails, &own, Utc::now()))
+        .call(move |s| s.commit_mail(&mailbox, &folder, &checkpoint, &emails, &own, at))
         .await?;
     (sync.on_commit)(new);
     Ok(new)

@@ -13,8 +13,9 @@ use std::time::Duration;
 use crate::config::kinds::{AuthMethod, LoginFormat, MailProviderType, MailboxSpec};
 use crate::config::types::AllOrList;
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
-use crate::engine::connector::{
-    Connector, ConnectorError, SyncContext, SyncFuture, SyncReport, WatchContext, WatchFuture,
+use crate::connector::{
+    Connector, ConnectorError, KindConnectors, SyncContext, SyncFuture, SyncReport, Trigger,
+    WatchContext, WatchFuture,
 };
 
 use crate::config::kinds::MailProviderSpec;
@@ -73,6 +74,36 @@ pub struct MailboxConnector {
 /// The registry factory for `Mailbox` objects.
 pub fn build(object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
     MailboxConnector::new(object, set).map(|c| Arc::new(c) as Arc<dyn Connector>)
+}
+
+/// `Settings.mail.syncInterval`'s default, when there is no `Settings` object.
+const DEFAULT_MAIL_SYNC_INTERVAL: Duration = Duration::from_secs(300);
+
+/// What the registry knows of `Mailbox` objects: [`build`], and a mailbox that loads mail
+/// automatically runs every `Settings.mail.syncInterval` (otherwise only on request).
+pub struct MailboxConnectors;
+
+impl KindConnectors for MailboxConnectors {
+    fn build(&self, object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
+        build(object, set)
+    }
+
+    fn trigger(&self, object: &Object, set: &ConfigSet) -> Trigger {
+        match MailboxSpec::from_spec(&object.spec) {
+            Some(m)
+                if m.load.auto
+                    && set
+                        .mail_provider_of(m)
+                        .is_some_and(|(_, p)| m.load.on(p.load)) =>
+            {
+                Trigger::Interval(
+                set.settings()
+                    .map_or(DEFAULT_MAIL_SYNC_INTERVAL, |s| s.mail.sync_interval.get()),
+                )
+            }
+            _ => Trigger::Manual,
+        }
+    }
 }
 
 impl MailboxConnector {
@@ -183,7 +214,12 @@ impl MailboxConnector {
                 .map(|s| s.expose().to_owned())
                 .unwrap_or_default()),
             Some(source) => Ok(source
-                .token(ctx.store, ctx.secrets.get("/oauth2RefreshToken"), force)
+                .token(
+                    ctx.store,
+                    &ctx.clock,
+                    ctx.secrets.get("/oauth2RefreshToken"),
+                    force,
+                )
                 .await?),
         }
     }
@@ -304,7 +340,7 @@ impl MailboxConnector {
                 (found, missing)
             }
         };
-        let since = chrono::Utc::now()
+        let since = ctx.clock.now()
             - chrono::Duration::from_std(self.period).unwrap_or(chrono::Duration::days(30));
         let counter = ctx
             .metrics
@@ -313,7 +349,7 @@ impl MailboxConnector {
         let mut report = SyncReport::default();
         for folder in &folders {
             let new = client
-                .sync_folder(ctx.store, &self.name, folder, since, &self.own)
+                .sync_folder(ctx.store, &ctx.clock, &self.name, folder, since, &self.own)
                 .await?;
             counter.inc_by(new);
             report.items_in += new;
@@ -337,9 +373,10 @@ impl MailboxConnector {
             _ => return Ok((0, None)),
         };
         let name = self.name.clone();
+        let now = ctx.clock.now();
         let due = ctx
             .store
-            .call(move |s| s.due_outbox(&name, chrono::Utc::now()))
+            .call(move |s| s.due_outbox(&name, now))
             .await
             .map_err(ImapError::Store)?;
         let counter = ctx
@@ -385,7 +422,7 @@ impl MailboxConnector {
             {
                 result = deliver(self.credential(ctx, true).await?).await;
             }
-            let now = chrono::Utc::now();
+            let now = ctx.clock.now();
             let outcome = match result {
                 Ok(()) => {
                     sent += 1;
@@ -473,6 +510,7 @@ impl MailboxConnector {
             own: &self.own,
             cancel: &ctx.cancel,
             on_commit: &on_commit,
+            clock: ctx.clock,
         };
         let mut report = SyncReport::default();
         for folder in &folders {
@@ -506,7 +544,7 @@ fn oauth_app(
             let provider_object = set
                 .object(Kind::MailProvider, provider_name)
                 .ok_or("the provider object is missing")?;
-            let secrets = crate::engine::apply::resolve_secrets(provider_object)
+            let secrets = crate::connector::resolve_secrets(provider_object)
                 .map_err(|e| format!("provider {provider_name}: {e}"))?;
             let client_secret = secrets
                 .get("/oauth2/clientSecret")

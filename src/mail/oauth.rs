@@ -23,9 +23,10 @@ use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use chrono::{DateTime, Utc};
 use hmac::{Hmac, Mac};
 
+use crate::clock::Clock;
 use crate::config::types::Secret;
-use crate::engine::StoreHandle;
 use crate::store::StoreError;
+use crate::store::StoreHandle;
 use crate::store::mail::OAuthTokens;
 
 type HmacSha256 = Hmac<sha2::Sha256>;
@@ -383,6 +384,7 @@ impl TokenSource {
     pub async fn token(
         &self,
         store: &StoreHandle,
+        clock: &Clock,
         configured: Option<&Secret>,
         force: bool,
     ) -> Result<String, OAuthError> {
@@ -390,7 +392,7 @@ impl TokenSource {
         let mut cached = self.cached.lock().await;
         let fresh = |c: &Cached| {
             c.expires_at - chrono::Duration::from_std(REFRESH_EARLY).unwrap_or_default()
-                > Utc::now()
+                > clock.now()
         };
         if !force && let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
             return Ok(c.token.clone());
@@ -421,7 +423,7 @@ impl TokenSource {
             .or_else(|| configured.map(|s| s.expose().to_owned()))
             .ok_or_else(|| OAuthError::NoRefreshToken(self.mailbox.clone()))?;
         let granted = refresh(&self.http, &self.app, &refresh_token).await?;
-        let c = self.remember(store, &sealer, granted).await?;
+        let c = self.remember(store, &sealer, granted, clock.now()).await?;
         *cached = Some(c.clone());
         Ok(c.token)
     }
@@ -432,8 +434,9 @@ impl TokenSource {
         store: &StoreHandle,
         sealer: &Sealer,
         granted: Grant,
+        now: DateTime<Utc>,
     ) -> Result<Cached, OAuthError> {
-        let expires_at = store_grant(store, sealer, &self.mailbox, &granted).await?;
+        let expires_at = store_grant(store, sealer, &self.mailbox, &granted, now).await?;
         Ok(Cached {
             token: granted.access_token,
             expires_at,
@@ -442,14 +445,14 @@ impl TokenSource {
 }
 
 /// Seals and stores `granted` as `mailbox`'s tokens (a grant without a refresh token keeps
-/// the stored one). Returns when the access token expires.
+/// the stored one), granted at `now`. Returns when the access token expires.
 pub async fn store_grant(
     store: &StoreHandle,
     sealer: &Sealer,
     mailbox: &str,
     granted: &Grant,
+    now: DateTime<Utc>,
 ) -> Result<DateTime<Utc>, OAuthError> {
-    let now = Utc::now();
     let expires_at = now + chrono::Duration::seconds(granted.expires_in.unwrap_or(3600) as i64);
     let tokens = OAuthTokens {
         access_token: Some(sealer.seal(mailbox, "access", &granted.access_token)),

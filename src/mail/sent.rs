@@ -19,7 +19,7 @@ use async_imap::types::NameAttribute;
 use futures_util::TryStreamExt;
 use tokio::io::AsyncWriteExt;
 
-use crate::engine::StoreHandle;
+use crate::store::StoreHandle;
 use crate::store::mail::SentCopy;
 
 use super::imap::{ImapError, ImapSession, server_answer};

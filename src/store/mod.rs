@@ -38,7 +38,10 @@ use std::str::FromStr;
 use std::time::Duration;
 
 pub mod chat;
+pub mod handle;
 mod wal;
+
+pub use handle::StoreHandle;
 
 pub use wal::WalSync;
 
@@ -106,6 +109,12 @@ fn latest_version() -> i64 {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
+    /// `--state` names a database server by URL; only a SQLite file is supported so far.
+    #[error(
+        "--state {0} is a PostgreSQL URL: PostgreSQL state is not supported yet; give a SQLite file path"
+    )]
+    Unsupported(String),
+
     /// The state file does not exist (only from [`Store::open_read_only`]). Callers can treat
     /// this as "nothing applied yet".
     #[error(
@@ -475,6 +484,7 @@ impl Store {
     ///
     /// Refuses a file written by a newer release ([`StoreError::TooNew`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        refuse_url(path)?;
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
                 dir: dir.to_owned(),
@@ -507,6 +517,7 @@ impl Store {
     /// [`StoreError::Outdated`], newer ones [`StoreError::TooNew`]. Writes on the returned store
     /// fail with [`StoreError::ReadOnly`].
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
+        refuse_url(path)?;
         // On an error (e.g. permission denied on the directory), let SQLite report it.
         if matches!(path.try_exists(), Ok(false)) {
             return Err(StoreError::Missing(path.to_owned()));
@@ -869,6 +880,20 @@ impl Store {
         text.map(|text| self.timestamp(key, column, &text))
             .transpose()
     }
+}
+
+/// Refuses a `postgres://` or `postgresql://` URL given as the state (it would otherwise be
+/// taken for a relative path and create a folder named `postgres:`). The URL is not repeated
+/// past its scheme: it may carry a password.
+fn refuse_url(path: &Path) -> Result<(), StoreError> {
+    let text = path.to_string_lossy();
+    let lower = text.to_ascii_lowercase();
+    for scheme in ["postgres://", "postgresql://"] {
+        if lower.starts_with(scheme) {
+            return Err(StoreError::Unsupported(format!("{scheme}...")));
+        }
+    }
+    Ok(())
 }
 
 /// Maps a SQLite error to the [`StoreError`] that tells the user what to do.

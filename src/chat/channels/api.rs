@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::config::types::Secret;
-use crate::engine::connector::SyncFuture;
-use crate::engine::{ConnectorError, SyncContext, SyncReport};
+use crate::connector::SyncFuture;
+use crate::connector::{ConnectorError, SyncContext, SyncReport};
 use crate::store::chat::OutboxItem;
 
 use super::super::commands::Inbound;
@@ -223,7 +223,7 @@ pub(crate) async fn post_signed_answer(
 /// callback secret when a callbackUrl is set.
 pub struct Reconciler;
 
-impl crate::engine::Connector for Reconciler {
+impl crate::connector::Connector for Reconciler {
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
         Box::pin(async move {
             let non_empty = |pointer: &str, field: &str| match ctx.secrets.get(pointer) {

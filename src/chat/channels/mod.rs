@@ -12,12 +12,15 @@ pub mod messenger;
 pub mod telegram;
 pub mod twilio;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::config::kinds::{ChannelProvider, ChatChannelSpec};
+use crate::config::types::Secret;
 use crate::config::{ConfigSet, KindSpec, Object};
-use crate::engine::Connector;
+use crate::connector::{Connector, Kept, KindConnectors, RetireFuture, Trigger};
+use crate::store::{AppliedObject, Store, StoreError};
 
 /// How often a channel is reconciled on its own.
 pub const RECONCILE_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -31,6 +34,46 @@ pub fn build(object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, Str
         ChannelProvider::Telegram => Ok(Arc::new(telegram::build(object, set)?)),
         ChannelProvider::Whatsapp => Ok(Arc::new(twilio::build(object, set)?)),
         ChannelProvider::FacebookMessenger => Ok(Arc::new(messenger::build(object, set)?)),
+    }
+}
+
+/// What the registry knows of `ChatChannel` objects: each provider's reconciler ([`build`]),
+/// run every [`RECONCILE_INTERVAL`], and [`retire`] when a channel leaves the config.
+pub struct ChannelConnectors;
+
+impl KindConnectors for ChannelConnectors {
+    fn build(&self, object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
+        build(object, set)
+    }
+
+    fn trigger(&self, _object: &Object, _set: &ConfigSet) -> Trigger {
+        Trigger::Interval(RECONCILE_INTERVAL)
+    }
+
+    /// CH-10: a removed channel that has chats is kept with `active: false` (its history
+    /// stays readable; its webhooks answer 403 channel-inactive).
+    fn keep_removed(
+        &self,
+        store: &Store,
+        removed: &AppliedObject,
+    ) -> Result<Option<Kept>, StoreError> {
+        if !store.chat_channels_with_chats()?.contains(&removed.name) {
+            return Ok(None);
+        }
+        Ok(Some(Kept {
+            spec: crate::plan::deactivated(&removed.spec),
+            reason: "deactivated: its manifest was removed and it has chats; its history is kept"
+                .into(),
+        }))
+    }
+
+    fn retire<'a>(
+        &'a self,
+        object: &'a Object,
+        secrets: &'a BTreeMap<String, Secret>,
+        previous: &'a ConfigSet,
+    ) -> RetireFuture<'a> {
+        Box::pin(retire(object, secrets, previous))
     }
 }
 
@@ -48,11 +91,11 @@ pub fn site_url(set: &ConfigSet) -> url::Url {
 
 /// Undoes what a channel registered with its provider when its manifest leaves the config
 /// (a Telegram webhook). Best effort and bounded: the outcome is logged, never an apply error.
-pub async fn retire(object: &Object, previous: &ConfigSet) {
+pub async fn retire(object: &Object, secrets: &BTreeMap<String, Secret>, previous: &ConfigSet) {
     let Some(spec) = ChatChannelSpec::from_spec(&object.spec) else {
         return;
     };
     if spec.provider == ChannelProvider::Telegram {
-        telegram::retire(object, previous).await;
+        telegram::retire(object, secrets, previous).await;
     }
 }

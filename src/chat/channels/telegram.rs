@@ -30,8 +30,8 @@ use subtle::ConstantTimeEq;
 use crate::config::kinds::{ChatChannelSpec, api_base};
 use crate::config::types::Secret;
 use crate::config::{ConfigSet, KindSpec, Object};
-use crate::engine::connector::SyncFuture;
-use crate::engine::{ConnectorError, SyncContext, SyncReport};
+use crate::connector::SyncFuture;
+use crate::connector::{ConnectorError, SyncContext, SyncReport};
 use crate::store::chat::OutboxItem;
 
 use super::super::commands::Inbound;
@@ -434,7 +434,7 @@ impl Reconciler {
     }
 }
 
-impl crate::engine::Connector for Reconciler {
+impl crate::connector::Connector for Reconciler {
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
         Box::pin(async move {
             let token = ctx
@@ -446,13 +446,14 @@ impl crate::engine::Connector for Reconciler {
     }
 }
 
-/// Removes the webhook of a telegram channel that left the config, if it is ours. Best effort:
-/// the outcome is logged.
-pub async fn retire(object: &Object, set: &ConfigSet) {
+/// Removes the webhook of a telegram channel that left the config, if it is ours, with the
+/// secrets resolved when that config was applied. Best effort: the outcome is logged.
+pub async fn retire(
+    object: &Object,
+    secrets: &std::collections::BTreeMap<String, Secret>,
+    set: &ConfigSet,
+) {
     let Ok(reconciler) = build(object, set) else {
-        return;
-    };
-    let Ok(secrets) = crate::engine::apply::resolve_secrets(object) else {
         return;
     };
     let Some(token) = secrets.get("/token") else {

@@ -33,8 +33,8 @@ use subtle::ConstantTimeEq;
 use crate::config::kinds::{ChatChannelSpec, api_base};
 use crate::config::types::Secret;
 use crate::config::{ConfigSet, KindSpec, Object};
-use crate::engine::connector::SyncFuture;
-use crate::engine::{ConnectorError, SyncContext, SyncReport};
+use crate::connector::SyncFuture;
+use crate::connector::{ConnectorError, SyncContext, SyncReport};
 use crate::store::chat::OutboxItem;
 
 use super::super::commands::Inbound;
@@ -385,7 +385,7 @@ impl Reconciler {
     }
 }
 
-impl crate::engine::Connector for Reconciler {
+impl crate::connector::Connector for Reconciler {
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
         Box::pin(async move {
             let token = ctx

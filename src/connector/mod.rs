@@ -1,24 +1,40 @@
-//! The connector contract and the registry that builds the running set from objects.
+//! The connector contract: the leaf both the engine and the domains (chat, mail, later
+//! records, sync, leads) import, so neither depends on the other.
 //!
 //! A connector moves one object's data (a mailbox, a contact sync). The engine owns *when* it
 //! runs (the scheduler) and *what is recorded* (store, metrics); a connector only does one run
 //! and reports what it moved. It must not sleep, spawn detached tasks or read globals: all it
-//! gets comes through [`SyncContext`], including the cancellation token it must honour.
+//! gets comes through [`SyncContext`], including the cancellation token it must honour and the
+//! clock it must read time from.
 //!
-//! Kinds without a built connector are [`Built::Pending`] with a reason, never a fake success.
+//! Per-kind behaviour (which connector, when it runs on its own, what to undo when its object
+//! leaves the config) is a [`KindConnectors`] a domain implements and the composition root
+//! (`daemon`) registers in the [`Registry`]. Kinds without a built connector are
+//! [`Built::Pending`] with a reason, never a fake success.
+//!
+//! *Must not* import anything but `config`, `store`, `telemetry` and `clock` (`tests/tidy.rs`).
 
-use std::collections::{BTreeMap, HashMap};
+pub mod registry;
+pub mod running;
+pub mod secrets;
+
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
+use crate::config::Object;
 use crate::config::types::Secret;
-use crate::config::{ConfigSet, Kind, Object};
+use crate::store::StoreHandle;
 use crate::telemetry::Metrics;
 
-use super::handle::StoreHandle;
+pub use registry::{Built, Kept, KindConnectors, Registry, RetireFuture, Trigger};
+pub(crate) use running::Syncability;
+pub use running::{EngineHandle, ResolvedSecrets, SyncRequestError};
+pub use secrets::{resolve_all, resolve_secrets, secret_refs};
 
 /// What one successful run moved.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -55,6 +71,8 @@ pub struct SyncContext<'a> {
     pub store: &'a StoreHandle,
     /// The metrics, for domain counters such as `mail_messages_total`.
     pub metrics: &'a Metrics,
+    /// The time to use (token expiry, "since" windows, timestamps); never `Utc::now()`.
+    pub clock: Clock,
 }
 
 /// The boxed future of [`Connector::sync`].
@@ -92,6 +110,8 @@ pub struct WatchContext {
     pub store: StoreHandle,
     /// The metrics.
     pub metrics: Metrics,
+    /// The time to use.
+    pub clock: Clock,
     /// Asks the scheduler for a run; requests coalesce (one follow-up run at most).
     pub request: Arc<tokio::sync::Notify>,
 }
@@ -105,97 +125,7 @@ impl WatchContext {
             cancel: self.cancel.clone(),
             store: &self.store,
             metrics: &self.metrics,
-        }
-    }
-}
-
-/// What the registry made of an object.
-pub enum Built {
-    /// A connector the scheduler runs.
-    Connector(Arc<dyn Connector>),
-    /// Pure configuration: ready once applied, nothing to run.
-    Passive,
-    /// A kind that needs a connector that does not exist yet (or could not be built).
-    Pending(String),
-}
-
-/// Builds the connector of one object from it and the whole config set.
-pub type Factory =
-    Arc<dyn Fn(&Object, &ConfigSet) -> Result<Arc<dyn Connector>, String> + Send + Sync>;
-
-/// Kind → connector factory. Adding a connector is one file plus one `register` line.
-#[derive(Clone, Default)]
-pub struct Registry {
-    factories: HashMap<Kind, Factory>,
-}
-
-/// Whether objects of `kind` are pure configuration.
-pub fn is_passive(kind: Kind) -> bool {
-    matches!(
-        kind,
-        Kind::Settings
-            | Kind::User
-            | Kind::Role
-            | Kind::ChatQueue
-            | Kind::ChatAction
-            | Kind::QuickReply
-            | Kind::MailProvider
-            | Kind::MeetingService
-            | Kind::GoogleAccount
-    )
-}
-
-/// The issue that will build the connector of a kind, for the pending reason.
-fn pending_issue(kind: Kind) -> &'static str {
-    match kind {
-        Kind::ChatChannel => "chat",
-        Kind::Mailbox => "mail",
-        Kind::ContactSync | Kind::CalendarSync => "sync",
-        Kind::LeadIntegration => "leads",
-        _ => "engine",
-    }
-}
-
-impl Registry {
-    /// The registry of the shipped connectors. Kinds not registered here are pending.
-    pub fn builtin() -> Registry {
-        let mut registry = Registry::default();
-        // Mail: imap/gmail providers sync over IMAP, microsoft365 (oauth2) through Graph;
-        // exchange mailboxes are pending with their reason (the factory's `Err`).
-        registry.register(Kind::Mailbox, crate::mail::build);
-        // Chat channels: the api provider reconciles; the others are pending with a reason.
-        registry.register(Kind::ChatChannel, crate::chat::channels::build);
-        registry
-    }
-
-    /// Registers (or replaces) the factory of `kind`; tests use this for a fake connector.
-    pub fn register(
-        &mut self,
-        kind: Kind,
-        factory: impl Fn(&Object, &ConfigSet) -> Result<Arc<dyn Connector>, String>
-        + Send
-        + Sync
-        + 'static,
-    ) {
-        self.factories.insert(kind, Arc::new(factory));
-    }
-
-    /// Builds `object`'s part of the running set.
-    pub fn build(&self, object: &Object, set: &ConfigSet) -> Built {
-        let kind = object.kind();
-        if let Some(factory) = self.factories.get(&kind) {
-            return match factory(object, set) {
-                Ok(connector) => Built::Connector(connector),
-                Err(reason) => Built::Pending(reason),
-            };
-        }
-        if is_passive(kind) {
-            Built::Passive
-        } else {
-            Built::Pending(format!(
-                "the {kind} connector is not built yet (issue: {})",
-                pending_issue(kind)
-            ))
+            clock: self.clock,
         }
     }
 }
