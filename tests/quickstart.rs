@@ -190,6 +190,11 @@ async fn the_quickstart_walkthrough_works_twice_in_a_row() {
         );
         // The happy path warns about nothing: a channel without a callbackUrl is a choice.
         assert!(!told.contains(" WARN "), "run {run} warned:\n{told}");
+        assert_eq!(
+            told.matches("has no callbackUrl").count(),
+            1,
+            "run {run}: said once, at apply:\n{told}"
+        );
     }
 }
 

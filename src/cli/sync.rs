@@ -52,12 +52,21 @@ pub fn run(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
                 config_dirs: dirs.to_vec(),
                 state: state.to_path_buf(),
             };
+            // The engine's answers name the object already; a store error does not.
+            let id = format!("{kind}/{name}");
+            let named = |text: String| {
+                if text.starts_with(&id) {
+                    text
+                } else {
+                    format!("{id}: {text}")
+                }
+            };
             match daemon::sync_once(&opts, kind, name) {
                 Ok(summary) => {
-                    println!("{kind}/{name}: {summary}");
+                    println!("{}", named(summary));
                     ExitCode::SUCCESS
                 }
-                Err(e) => super::fail(format!("{kind}/{name}: {e}")),
+                Err(e) => super::fail(named(e)),
             }
         }
     }

@@ -97,8 +97,8 @@ impl KindConnectors for MailboxConnectors {
                         .is_some_and(|(_, p)| m.load.on(p.load)) =>
             {
                 Trigger::Interval(
-                set.settings()
-                    .map_or(DEFAULT_MAIL_SYNC_INTERVAL, |s| s.mail.sync_interval.get()),
+                    set.settings()
+                        .map_or(DEFAULT_MAIL_SYNC_INTERVAL, |s| s.mail.sync_interval.get()),
                 )
             }
             _ => Trigger::Manual,

@@ -30,7 +30,17 @@ pub fn build(object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, Str
     let spec = ChatChannelSpec::from_spec(&object.spec)
         .ok_or_else(|| format!("{} is not a ChatChannel", object.id()))?;
     match spec.provider {
-        ChannelProvider::Api => Ok(Arc::new(api::Reconciler)),
+        ChannelProvider::Api => {
+            // A valid choice (the site reads answers through the operator API), said once per
+            // apply rather than as a failed delivery per message.
+            if spec.callback_url.is_none() {
+                tracing::info!(
+                    channel = %object.name,
+                    "the api channel has no callbackUrl: operator messages stay in the chat's history, where the site reads them"
+                );
+            }
+            Ok(Arc::new(api::Reconciler))
+        }
         ChannelProvider::Telegram => Ok(Arc::new(telegram::build(object, set)?)),
         ChannelProvider::Whatsapp => Ok(Arc::new(twilio::build(object, set)?)),
         ChannelProvider::FacebookMessenger => Ok(Arc::new(messenger::build(object, set)?)),
