@@ -11,6 +11,7 @@ pub mod chat;
 pub mod emails;
 pub mod error;
 pub mod oauth;
+pub mod records;
 pub mod webhooks;
 
 use axum::Router;
@@ -19,6 +20,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -84,6 +86,29 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/operators/me/status", put(chat::put_status))
         .route("/api/v1/quick-replies", get(chat::quick_replies))
         .route("/api/v1/events", get(chat::events))
+        // Records (issue 12).
+        .route(
+            "/api/v1/contacts",
+            get(records::list_contacts).post(records::create_contact),
+        )
+        .route(
+            "/api/v1/contacts/{id}",
+            get(records::get_contact)
+                .patch(records::patch_contact)
+                .delete(records::delete_contact),
+        )
+        .route(
+            "/api/v1/accounts",
+            get(records::list_accounts).post(records::create_account),
+        )
+        .route(
+            "/api/v1/accounts/{id}",
+            get(records::get_account)
+                .patch(records::patch_account)
+                .delete(records::delete_account),
+        )
+        .route("/api/v1/leads", get(records::list_leads))
+        .route("/api/v1/leads/{id}", get(records::get_lead))
         .fallback(not_found)
         .layer(middleware::from_fn_with_state(state.clone(), count))
         .with_state(state)
