@@ -3,8 +3,13 @@
 //! contacts become one set of contacts without losing a row or a link, and `/emails`'
 //! `contactIds` and `/chats`' `contact.id` then name the same people.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+
+use support::records::get;
+use support::{ADMIN_TOKEN as ROOT, Daemon, base_config, free_port};
 
 use switchboard::store::Store;
 
@@ -97,4 +102,67 @@ fn the_migration_merges_chat_and_mail_contacts_without_losing_a_row_or_a_link() 
         .map(|c| c.id)
         .collect();
     assert_eq!(created.len(), 5);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_the_migration_emails_and_chats_name_the_same_contacts() {
+    let port = free_port();
+    let mut config = base_config(port);
+    config.push((
+        "fixture-mailbox.yaml",
+        "apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {name: ann}\nspec:\n  address: ann@example.com\n  owner: alice\n  password: {env: SB_TEST_SECRET}\n"
+            .to_owned(),
+    ));
+    let mut daemon = Daemon::start_on_state(port, &config, &[], &fixture());
+    daemon.wait_ready().await;
+
+    let emails = get(&daemon, "/api/v1/emails", ROOT).await;
+    assert_eq!(emails.status, 200, "{}", emails.body);
+    let mut by_address: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let letters = emails.body["items"].as_array().expect("items");
+    assert_eq!(letters.len(), 2);
+    for letter in letters {
+        for id in letter["contactIds"].as_array().expect("contactIds") {
+            let id = id.as_str().expect("id");
+            let contact = get(&daemon, &format!("/api/v1/contacts/{id}"), ROOT).await;
+            assert_eq!(contact.status, 200, "letter contact {id}: {}", contact.body);
+            for address in contact.body["emails"].as_array().expect("emails") {
+                by_address
+                    .entry(address.as_str().expect("address").to_owned())
+                    .or_default()
+                    .insert(id.to_owned());
+            }
+        }
+    }
+    let bob = by_address["bob@example.org"]
+        .iter()
+        .next()
+        .expect("bob")
+        .clone();
+
+    let chats = get(&daemon, "/api/v1/chats?limit=100", ROOT).await;
+    assert_eq!(chats.status, 200, "{}", chats.body);
+    let chats = chats.body["items"].as_array().expect("items").clone();
+    assert_eq!(chats.len(), 5);
+    for chat in &chats {
+        let id = chat["contact"]["id"].as_str().expect("contact id");
+        let contact = get(&daemon, &format!("/api/v1/contacts/{id}"), ROOT).await;
+        assert_eq!(contact.status, 200, "chat contact {id}: {}", contact.body);
+        assert_eq!(chat["contact"]["name"], contact.body["name"]);
+    }
+    // Bob's two chats (web and app) and his letters name one contact, with both identities.
+    assert_eq!(chats[0]["contact"]["id"], bob.as_str());
+    assert_eq!(chats[1]["contact"]["id"], bob.as_str());
+    let contact = get(&daemon, &format!("/api/v1/contacts/{bob}"), ROOT)
+        .await
+        .body;
+    assert_eq!(
+        contact["identities"],
+        serde_json::json!([
+            {"channel": "web", "externalId": "w1"},
+            {"channel": "app", "externalId": "a1"}
+        ])
+    );
+    let total = get(&daemon, "/api/v1/contacts", ROOT).await.body["total"].clone();
+    assert_eq!(total, 5, "3 mail contacts + Carol + Dave");
 }
