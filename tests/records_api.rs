@@ -5,7 +5,7 @@
 mod chat_support;
 mod support;
 
-use chat_support::{ANN, BOB, INBOUND, files};
+use chat_support::{ANN, BOB, Events, INBOUND, files};
 use reqwest::Method;
 use serde_json::json;
 use support::records::{ROOT, admin_file, chat_message, get, request};
@@ -548,5 +548,61 @@ async fn leads_are_listed_newest_first_with_filters() {
             .await
             .status,
         404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn record_changes_reach_the_event_stream_of_those_who_may_see_them() {
+    let daemon = daemon().await;
+    let mut ann = Events::open(&daemon, ANN).await;
+    let mut root = Events::open(&daemon, ROOT).await;
+    // A visitor in the shop (queue sales: not ann's) and then one on the web site (ann's).
+    chat_message(
+        &daemon,
+        "shop",
+        INBOUND,
+        "m1",
+        json!({"id": "v1", "name": "Shop Visitor"}),
+    )
+    .await;
+    chat_message(
+        &daemon,
+        "web",
+        INBOUND,
+        "m2",
+        json!({"id": "v2", "name": "Web Visitor"}),
+    )
+    .await;
+    let first = root.next("record.changed").await;
+    assert_eq!(
+        (first["kind"].as_str(), first["op"].as_str()),
+        (Some("contact"), Some("create"))
+    );
+    assert_eq!(first["origin"], "ChatChannel/shop");
+    let seen = ann.next("record.changed").await;
+    assert_eq!(
+        seen["origin"], "ChatChannel/web",
+        "ann is not told of the shop's visitor"
+    );
+    let id = seen["id"].as_str().expect("id").to_owned();
+    // An operator's change is announced with its origin.
+    let patched = request(
+        &daemon,
+        Method::PATCH,
+        &format!("/api/v1/contacts/{id}"),
+        ANN,
+        &[],
+        Some((MERGE_PATCH, json!({"jobTitle": "Buyer"}))),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let update = ann.next("record.changed").await;
+    assert_eq!(
+        (
+            update["id"].as_str(),
+            update["op"].as_str(),
+            update["origin"].as_str()
+        ),
+        (Some(id.as_str()), Some("update"), Some("User/ann"))
     );
 }

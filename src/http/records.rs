@@ -19,12 +19,18 @@
 //! Handlers parse, check rights and call the store; the merge policy and the rules (CS-02,
 //! MB-01) live in `store::records`.
 
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::sse::Event;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -35,6 +41,7 @@ use crate::store::records::{
     Account, AccountChanges, AccountQuery, AccountRef, Contact, ContactChanges, ContactQuery, Lead,
     LeadQuery, RecordError, RecordViewer,
 };
+use crate::store::records::{Change, RecordKind};
 
 use super::AppState;
 use super::api::{List, Page, page_bounds, ts};
@@ -759,4 +766,94 @@ pub async fn get_lead(
         .filter(|l| allowed.as_ref().is_none_or(|a| a.contains(&l.integration)))
         .ok_or_else(|| ApiError::not_found(format!("no lead {id}")))?;
     Ok(with_etag(StatusCode::OK, LeadDto::from(lead)))
+}
+
+// ---- record.changed ---------------------------------------------------------------------
+
+/// How often an open event stream reads the change journal for `record.changed`. The journal
+/// is the one place every writer (API, chat writer, mail sync, later the syncs) records a
+/// change, each on its own connection or process, so the stream follows it rather than an
+/// in-memory bus that would miss the writers outside this process.
+const JOURNAL_POLL: Duration = Duration::from_millis(500);
+
+/// The most journal entries one poll reads.
+const JOURNAL_BATCH: usize = 500;
+
+/// `record.changed` events for `GET /api/v1/events`: every contact and account change from
+/// the moment the stream opens, `{"kind", "id", "op", "origin", "seq"}`, for the records the
+/// caller may see (a deleted contact is announced to administrators only; it can no longer
+/// be checked against anyone's chats). Ends when the daemon stops.
+pub async fn record_events(
+    state: AppState,
+    caller: &Caller,
+) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
+    let viewer = viewer(&state, caller).await;
+    let store = state.engine.store().clone();
+    let start = store
+        .call(|s| s.last_change_seq())
+        .await
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the change journal; record events start at 0");
+            0
+        });
+    let mut ticks = tokio::time::interval(JOURNAL_POLL);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stopping = state.chat.stopping();
+    let pending: VecDeque<Event> = VecDeque::new();
+    futures_util::stream::unfold(
+        (store, viewer, start, ticks, stopping, pending),
+        |(store, viewer, mut last, mut ticks, stopping, mut pending)| async move {
+            loop {
+                if let Some(event) = pending.pop_front() {
+                    return Some((Ok(event), (store, viewer, last, ticks, stopping, pending)));
+                }
+                tokio::select! {
+                    () = stopping.cancelled() => return None,
+                    _ = ticks.tick() => {}
+                }
+                let who = viewer.clone();
+                let read = store
+                    .call(move |s| {
+                        let changes = s.changes_since(last, None, JOURNAL_BATCH)?;
+                        let mut visible = Vec::with_capacity(changes.len());
+                        for change in changes {
+                            let shown = match (change.kind, &who) {
+                                (RecordKind::Contact, Some(v)) => {
+                                    s.contact_visible(change.id, v)?
+                                }
+                                (RecordKind::Contact | RecordKind::Account, _) => true,
+                                _ => false,
+                            };
+                            visible.push((change, shown));
+                        }
+                        Ok(visible)
+                    })
+                    .await;
+                match read {
+                    Ok(changes) => {
+                        for (change, shown) in changes {
+                            last = last.max(change.seq);
+                            if shown {
+                                pending.push_back(change_event(&change));
+                            }
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read the change journal"),
+                }
+            }
+        },
+    )
+}
+
+fn change_event(change: &Change) -> Event {
+    let data = serde_json::json!({
+        "kind": change.kind.as_str(),
+        "id": change.id.to_string(),
+        "op": change.op.as_str(),
+        "origin": change.origin,
+        "seq": change.seq,
+    });
+    Event::default()
+        .event("record.changed")
+        .data(data.to_string())
 }
