@@ -5,6 +5,7 @@
 //! request). Every response is counted in `switchboard_http_requests_total{route,status}` with
 //! the matched route template, never the raw path.
 
+pub mod activities;
 pub mod api;
 pub mod auth;
 pub mod chat;
@@ -106,6 +107,16 @@ pub fn router(state: AppState) -> Router {
             get(records::get_account)
                 .patch(records::patch_account)
                 .delete(records::delete_account),
+        )
+        .route(
+            "/api/v1/activities",
+            get(activities::list_activities).post(activities::create_activity),
+        )
+        .route(
+            "/api/v1/activities/{id}",
+            get(activities::get_activity)
+                .patch(activities::patch_activity)
+                .delete(activities::delete_activity),
         )
         .route("/api/v1/leads", get(records::list_leads))
         .route("/api/v1/leads/{id}", get(records::get_lead))

@@ -175,13 +175,13 @@ impl From<Lead> for LeadDto {
 }
 
 /// The strong ETag of a record's JSON.
-fn etag_of<T: Serialize>(dto: &T) -> String {
+pub(super) fn etag_of<T: Serialize>(dto: &T) -> String {
     let json = serde_json::to_vec(dto).expect("a DTO serializes");
     format!("\"{}\"", &hex::encode(Sha256::digest(&json))[..32])
 }
 
 /// One record with its `ETag`.
-fn with_etag<T: Serialize>(status: StatusCode, dto: T) -> Response {
+pub(super) fn with_etag<T: Serialize>(status: StatusCode, dto: T) -> Response {
     let etag = etag_of(&dto);
     let mut response = (status, Json(dto)).into_response();
     if let Ok(value) = HeaderValue::from_str(&etag) {
@@ -191,7 +191,7 @@ fn with_etag<T: Serialize>(status: StatusCode, dto: T) -> Response {
 }
 
 /// 412 unless `If-Match` (when given) names `current` or is `*`.
-fn check_if_match(headers: &HeaderMap, current: &str) -> Result<(), ApiError> {
+pub(super) fn check_if_match(headers: &HeaderMap, current: &str) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
         return Ok(());
     };
@@ -213,18 +213,18 @@ fn check_if_match(headers: &HeaderMap, current: &str) -> Result<(), ApiError> {
     }
 }
 
-fn record_id(kind: &str, id: &str) -> Result<i64, ApiError> {
+pub(super) fn record_id(kind: &str, id: &str) -> Result<i64, ApiError> {
     id.parse()
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::not_found(format!("no {kind} {id}")))
 }
 
-fn origin(caller: &Caller) -> String {
+pub(super) fn origin(caller: &Caller) -> String {
     format!("User/{}", caller.user)
 }
 
-fn admin(caller: &Caller) -> bool {
+pub(super) fn admin(caller: &Caller) -> bool {
     caller
         .operations
         .contains(&Operation::CanManageAdministration)
@@ -243,7 +243,7 @@ async fn viewer(state: &AppState, caller: &Caller) -> Option<RecordViewer> {
     })
 }
 
-fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
+pub(super) fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
@@ -254,7 +254,7 @@ fn parse_time(field: &str, text: &str) -> Result<DateTime<Utc>, ApiError> {
 }
 
 /// The JSON object of a POST or PATCH body; 415 for another content type.
-fn body_object(
+pub(super) fn body_object(
     headers: &HeaderMap,
     body: &Bytes,
     patch: bool,
@@ -285,12 +285,12 @@ fn body_object(
     }
 }
 
-fn unprocessable(field: &str, message: &str) -> ApiError {
+pub(super) fn unprocessable(field: &str, message: &str) -> ApiError {
     ApiError::unprocessable(format!("{field}: {message}"))
 }
 
 /// A string field: `Some(None)` for null.
-fn string_field(field: &str, value: &Value) -> Result<Option<String>, ApiError> {
+pub(super) fn string_field(field: &str, value: &Value) -> Result<Option<String>, ApiError> {
     match value {
         Value::Null => Ok(None),
         Value::String(s) => Ok(Some(s.clone())),
@@ -779,7 +779,8 @@ const JOURNAL_POLL: Duration = Duration::from_millis(500);
 /// The most journal entries one poll reads.
 const JOURNAL_BATCH: usize = 500;
 
-/// `record.changed` events for `GET /api/v1/events`: every contact and account change from
+/// `record.changed` events for `GET /api/v1/events`: every contact, account and (for
+/// administrators) activity change from
 /// the moment the stream opens, `{"kind", "id", "op", "origin", "seq"}`, for the records the
 /// caller may see (a deleted contact is announced to administrators only; it can no longer
 /// be checked against anyone's chats). Ends when the daemon stops.
@@ -822,6 +823,9 @@ pub async fn record_events(
                                     s.contact_visible(change.id, v)?
                                 }
                                 (RecordKind::Contact | RecordKind::Account, _) => true,
+                                // Who takes part in an activity is not checked per event:
+                                // administrators only.
+                                (RecordKind::Activity, None) => true,
                                 _ => false,
                             };
                             visible.push((change, shown));

@@ -37,6 +37,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod activities;
 pub mod chat;
 pub mod records;
 mod wal;
@@ -103,6 +104,12 @@ const MIGRATIONS: &[Migration] = &[
         sql: include_str!("migrations/0009_records.sql"),
         rebuilds_tables: true,
         then: Some(records::merge_chat_identities),
+    },
+    Migration {
+        name: "0010_activities",
+        sql: include_str!("migrations/0010_activities.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
 ];
 

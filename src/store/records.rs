@@ -1187,7 +1187,7 @@ impl Store {
     }
 
     /// Runs one records-API write in an IMMEDIATE transaction.
-    fn record_tx<T>(
+    pub(super) fn record_tx<T>(
         &mut self,
         work: impl FnOnce(&rusqlite::Transaction<'_>, &std::path::Path) -> Result<T, RecordError>,
     ) -> Result<T, RecordError> {
