@@ -649,7 +649,8 @@ impl ChatTx<'_> {
     ///
     /// The identity keeps what the channel last said (name, e-mail, phone). Most messages come
     /// from an identity already known with the same details: one indexed read of a cached
-    /// statement, and nothing is written. Otherwise the identity is updated and its contact
+    /// statement, and nothing is written. An identity whose contact was deleted through the
+    /// API joins a live contact (found or new) with its next message, and its chats with it. Otherwise the identity is updated and its contact
     /// found or created through [`super::records::resolve_contact`], the one find-or-create
     /// of chat, mail and sync: by the identity's link, else by the e-mail, else by the phone
     /// (E.164), then merged by the record store's policy.
@@ -657,11 +658,12 @@ impl ChatTx<'_> {
         let mut find = self
             .conn
             .prepare_cached(
-                "SELECT id, contact_id, name, email, phone FROM chat_identities
-                 WHERE channel = ?1 AND external_id = ?2",
+                "SELECT i.id, i.name, i.email, i.phone,
+                        (SELECT k.deleted_at IS NULL FROM contacts k WHERE k.id = i.contact_id)
+                 FROM chat_identities i WHERE i.channel = ?1 AND i.external_id = ?2",
             )
             .map_err(|e| self.err(e))?;
-        type Known = (i64, Option<i64>, String, Option<String>, Option<String>);
+        type Known = (i64, String, Option<String>, Option<String>, Option<bool>);
         let known: Option<Known> = find
             .query_row([c.channel, c.external_id], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
@@ -669,7 +671,8 @@ impl ChatTx<'_> {
             .optional()
             .map_err(|e| self.err(e))?;
         drop(find);
-        if let Some((id, Some(_), name, email, phone)) = &known {
+        // Linked to a live contact: nothing to do unless the channel says something new.
+        if let Some((id, name, email, phone, Some(true))) = &known {
             let unchanged = *name == c.name
                 && (c.email.is_none() || c.email == email.as_deref())
                 && (c.phone.is_none() || c.phone == phone.as_deref());

@@ -26,8 +26,11 @@
 //!
 //! ## Deletes
 //! Deleting a contact (or account) keeps a tombstone (`deleted_at`): it leaves the records
-//! API, its e-mail addresses and phones are released (a new letter from them makes a new
-//! contact), and letters and chats keep pointing at it, so history stays whole.
+//! API and its e-mail addresses and phones are released (a new letter from them makes a new
+//! contact); letters keep pointing at it, so no history is cut. A chat points at its channel
+//! identity, which stays linked to the tombstone until the person writes again: then the
+//! identity — with its chats — joins a live contact (found by its keys, or new), since the
+//! person is evidently still there.
 //!
 //! # What it must not do
 //! - Leak SQLite: rows are plain structs, errors [`RecordError`] / [`StoreError`].
@@ -2098,15 +2101,30 @@ mod tests {
         assert_eq!(store.contact(bob).expect("read"), None);
         let again = mail(&store, "sales", "bob@example.org", None);
         assert_ne!(again, bob, "a new letter makes a new contact");
-        let linked: i64 = store
-            .conn
-            .query_row(
-                "SELECT contact_id FROM chat_identities WHERE external_id = 'w1'",
-                [],
-                |r| r.get(0),
-            )
-            .expect("identity");
-        assert_eq!(linked, bob, "the chat keeps its contact");
+        let linked = |store: &Store| -> i64 {
+            store
+                .conn
+                .query_row(
+                    "SELECT contact_id FROM chat_identities WHERE external_id = 'w1'",
+                    [],
+                    |r| r.get(0),
+                )
+                .expect("identity")
+        };
+        assert_eq!(linked(&store), bob, "the chat keeps its contact");
+        // The person writes again: the identity joins the live contact of the address.
+        assert_eq!(
+            chat(
+                &mut store,
+                "web",
+                "w1",
+                "Bob",
+                Some("bob@example.org"),
+                None
+            ),
+            again
+        );
+        assert_eq!(linked(&store), again);
     }
 
     #[test]
