@@ -1545,7 +1545,39 @@ fn contact_filter(q: &ContactQuery) -> (&'static str, Vec<Value>) {
 }
 
 fn list_contacts(conn: &Connection, q: &ContactQuery) -> rusqlite::Result<(Vec<Contact>, usize)> {
+    // A lookup by address or phone names at most one contact: find it through its key's
+    // index first, so the list query reads one row by id instead of scanning every contact
+    // (one prepared statement serves every filter, so its plan cannot depend on which are set).
+    let mut only: Option<i64> = None;
+    let keys = [
+        (
+            "contact_emails",
+            "email",
+            q.email.as_deref().map(|e| e.trim().to_lowercase()),
+        ),
+        (
+            "contact_phones",
+            "phone",
+            q.phone
+                .as_deref()
+                .map(|p| normalize_phone(p).unwrap_or_else(|| p.to_owned())),
+        ),
+    ];
+    for (table, column, value) in keys {
+        let Some(value) = value else { continue };
+        match owner_of(conn, table, column, &value)? {
+            Some(id) if only.is_none_or(|o| o == id) => only = Some(id),
+            _ => return Ok((Vec::new(), 0)),
+        }
+    }
     let (condition, mut args) = contact_filter(q);
+    let (condition, first) = match only {
+        Some(id) => {
+            args.push(Value::from(id));
+            (format!("k.id = ?11 AND {condition}"), 12)
+        }
+        None => (condition.to_owned(), 11),
+    };
     let total: i64 = conn
         .prepare_cached(&format!(
             "SELECT count(*) FROM contacts k WHERE {condition}"
@@ -1558,7 +1590,8 @@ fn list_contacts(conn: &Connection, q: &ContactQuery) -> rusqlite::Result<(Vec<C
     args.push(Value::from(i64::try_from(q.offset).unwrap_or(i64::MAX)));
     let ids: Vec<i64> = conn
         .prepare_cached(&format!(
-            "SELECT k.id FROM contacts k WHERE {condition} ORDER BY k.id LIMIT ?11 OFFSET ?12"
+            "SELECT k.id FROM contacts k WHERE {condition} ORDER BY k.id LIMIT ?{first} OFFSET ?{}",
+            first + 1
         ))?
         .query_map(
             rusqlite::params_from_iter(args.iter().map(sql_value)),
