@@ -47,6 +47,11 @@ async fn a_person_on_two_chat_channels_and_in_mail_is_one_contact() {
     let mut daemon = Daemon::start(port, &config, &[("SB_MAIL_PASSWORD", PASSWORD)]);
     daemon.wait_ready().await;
 
+    // The letter comes first, so the name it gives is the first seen.
+    eventually("the letter is loaded", &daemon, || async {
+        get(&daemon, "/api/v1/emails", ROOT).await.body["total"] == 1
+    })
+    .await;
     // The person writes on the web site (queue support) and in the shop (queue sales).
     let web_chat = chat_message(
         &daemon,
@@ -69,10 +74,6 @@ async fn a_person_on_two_chat_channels_and_in_mail_is_one_contact() {
         web_chat, shop_chat,
         "conversations on two channels stay apart"
     );
-    eventually("the letter is loaded", &daemon, || async {
-        get(&daemon, "/api/v1/emails", ROOT).await.body["total"] == 1
-    })
-    .await;
     // The company arrives later: its domain links the contact (MB-01).
     let account = request(
         &daemon,
@@ -92,7 +93,7 @@ async fn a_person_on_two_chat_channels_and_in_mail_is_one_contact() {
     assert_eq!(contacts["total"], 1, "one person: {contacts}");
     let contact = &contacts["items"][0];
     let id = contact["id"].as_str().expect("id");
-    assert_eq!(contact["name"], "Pat", "the first name seen stays");
+    assert_eq!(contact["name"], "Pat Doe", "the first name seen stays");
     assert_eq!(contact["emails"], json!(["pat@customer.example"]));
     assert_eq!(contact["phones"], json!(["+14155550199"]));
     assert_eq!(
@@ -115,7 +116,7 @@ async fn a_person_on_two_chat_channels_and_in_mail_is_one_contact() {
     assert_eq!(chats.len(), 2);
     for chat in chats {
         assert_eq!(chat["contact"]["id"], id, "{chat}");
-        assert_eq!(chat["contact"]["name"], "Pat");
+        assert_eq!(chat["contact"]["name"], "Pat Doe");
     }
     assert_eq!(
         get(&daemon, &format!("/api/v1/contacts/{id}"), BOB)

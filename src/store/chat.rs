@@ -659,20 +659,35 @@ impl ChatTx<'_> {
             .conn
             .prepare_cached(
                 "SELECT i.id, i.name, i.email, i.phone,
-                        (SELECT k.deleted_at IS NULL FROM contacts k WHERE k.id = i.contact_id)
+                        (SELECT k.deleted_at IS NULL FROM contacts k WHERE k.id = i.contact_id),
+                        i.contact_id
                  FROM chat_identities i WHERE i.channel = ?1 AND i.external_id = ?2",
             )
             .map_err(|e| self.err(e))?;
-        type Known = (i64, String, Option<String>, Option<String>, Option<bool>);
+        type Known = (
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<bool>,
+            Option<i64>,
+        );
         let known: Option<Known> = find
             .query_row([c.channel, c.external_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .optional()
             .map_err(|e| self.err(e))?;
         drop(find);
         // Linked to a live contact: nothing to do unless the channel says something new.
-        if let Some((id, name, email, phone, Some(true))) = &known {
+        if let Some((id, name, email, phone, Some(true), _)) = &known {
             let unchanged = *name == c.name
                 && (c.email.is_none() || c.email == email.as_deref())
                 && (c.phone.is_none() || c.phone == phone.as_deref());
@@ -681,24 +696,7 @@ impl ChatTx<'_> {
             }
         }
         let at = format_ts(at);
-        let (id, linked): (i64, Option<i64>) = self
-            .conn
-            .prepare_cached(
-                "INSERT INTO chat_identities (channel, external_id, name, email, phone, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-                 ON CONFLICT (channel, external_id) DO UPDATE SET
-                    name = excluded.name,
-                    email = coalesce(excluded.email, email),
-                    phone = coalesce(excluded.phone, phone)
-                 RETURNING id, contact_id",
-            )
-            .and_then(|mut s| {
-                s.query_row(
-                    params![c.channel, c.external_id, c.name, c.email, c.phone, at],
-                    |r| Ok((r.get(0)?, r.get(1)?)),
-                )
-            })
-            .map_err(|e| self.err(e))?;
+        // The contact first, so the identity is written once, with its link.
         let origin = format!("ChatChannel/{}", c.channel);
         let sighting = super::records::Sighting {
             origin: &origin,
@@ -713,17 +711,37 @@ impl ChatTx<'_> {
                 .and_then(super::records::normalize_phone)
                 .into_iter()
                 .collect(),
-            linked,
+            linked: known.as_ref().and_then(|k| k.5),
         };
         let contact =
             super::records::resolve_contact(self.conn, &sighting, &at).map_err(|e| self.err(e))?;
-        if linked != Some(contact) {
-            self.conn
-                .prepare_cached("UPDATE chat_identities SET contact_id = ?2 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![id, contact]))
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(id)
+        self.conn
+            .prepare_cached(
+                "INSERT INTO chat_identities
+                    (channel, external_id, name, email, phone, created_at, contact_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (channel, external_id) DO UPDATE SET
+                    name = excluded.name,
+                    email = coalesce(excluded.email, email),
+                    phone = coalesce(excluded.phone, phone),
+                    contact_id = excluded.contact_id
+                 RETURNING id",
+            )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        c.channel,
+                        c.external_id,
+                        c.name,
+                        c.email,
+                        c.phone,
+                        at,
+                        contact
+                    ],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(|e| self.err(e))
     }
 
     /// The chat of an inbound message already stored under `provider_id` on `channel`.
