@@ -522,24 +522,17 @@ pub(super) fn resolve_contact(
     let (id, created) = match found {
         Some(id) => (id, false),
         None => {
-            let mut sources = Map::new();
-            if s.name.is_some_and(|n| !n.is_empty()) {
-                sources.insert("name".into(), Value::from(s.origin));
-            }
-            let id: i64 = conn
-                .prepare_cached(
-                    "INSERT INTO contacts (name, sources, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?3) RETURNING id",
-                )?
-                .query_row(
-                    params![
-                        s.name.filter(|n| !n.is_empty()),
-                        Value::Object(sources).to_string(),
-                        at
-                    ],
-                    |r| r.get(0),
-                )?;
-            (id, true)
+            let name = s.name.filter(|n| !n.is_empty());
+            let sources = match name {
+                Some(_) => format!("{{\"name\":{}}}", Value::from(s.origin)),
+                None => "{}".to_owned(),
+            };
+            conn.prepare_cached(
+                "INSERT INTO contacts (name, sources, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?3)",
+            )?
+            .execute(params![name, sources, at])?;
+            (conn.last_insert_rowid(), true)
         }
     };
     let mut changed = false;
