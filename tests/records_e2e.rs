@@ -6,15 +6,17 @@
 mod chat_support;
 mod support;
 
-use chat_support::{BOB, INBOUND, files};
+use chat_support::{ANN, BOB, INBOUND, SUE, files};
 use reqwest::Method;
 use serde_json::json;
+use sha2::Digest;
 use support::dovecot::{dovecot, message};
 use support::records::{ROOT, admin_file, chat_message, get, request};
 use support::{Daemon, eventually, free_port};
 
 const PASSWORD: &str = "records-pa55";
 const DESK: &str = "desk@records.example.test";
+const DORA: &str = "dora-records-token";
 
 // REQ: MB-01 (a letter links to its sender's contact and, by domain, its account)
 #[tokio::test(flavor = "multi_thread")]
@@ -35,12 +37,20 @@ async fn a_person_on_two_chat_channels_and_in_mail_is_one_contact() {
     let port = free_port();
     let mut config = files(port, "http://127.0.0.1:9/callback", "toAll");
     config.push(admin_file());
+    // dora reads the desk's letters and takes no chats.
+    config.push((
+        "dora.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: dora}}\nspec: {{displayName: Dora, email: dora@example.com, apiTokenSha256: [{}]}}\n",
+            hex::encode(sha2::Sha256::digest(DORA.as_bytes()))
+        ),
+    ));
     config.push((
         "mail.yaml",
         format!(
             "apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {{name: dovecot}}\nspec:\n  type: imap\n  title: Test Dovecot\n  domains: [records.example.test]\n  \
              imap: {{host: 127.0.0.1, port: {}, security: none}}\n  smtp: {{host: 127.0.0.1, port: 25, security: none}}\n---\n\
-             apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {{name: desk}}\nspec:\n  address: {DESK}\n  owner: root\n  password: {{env: SB_MAIL_PASSWORD}}\n",
+             apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {{name: desk}}\nspec:\n  address: {DESK}\n  owner: root\n  password: {{env: SB_MAIL_PASSWORD}}\n  access: [{{user: dora, readEmails: true}}]\n",
             server.imap_port
         ),
     ));
@@ -118,10 +128,14 @@ async fn a_person_on_two_chat_channels_and_in_mail_is_one_contact() {
         assert_eq!(chat["contact"]["id"], id, "{chat}");
         assert_eq!(chat["contact"]["name"], "Pat Doe");
     }
-    assert_eq!(
-        get(&daemon, &format!("/api/v1/contacts/{id}"), BOB)
-            .await
-            .status,
-        200
-    );
+    // Who sees the contact: the operators of either chat's queue (bob; ann through the web
+    // chat), a supervisor of every chat (sue) and a reader of the letter (dora).
+    for token in [BOB, ANN, SUE, DORA] {
+        let seen = get(&daemon, &format!("/api/v1/contacts/{id}"), token).await;
+        assert_eq!(seen.status, 200, "{token}: {}", seen.body);
+        assert_eq!(
+            get(&daemon, "/api/v1/contacts", token).await.body["total"],
+            1
+        );
+    }
 }

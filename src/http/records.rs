@@ -11,7 +11,8 @@
 //!   with a stale ETag answers 412; the write itself also checks the version it read, so two
 //!   racing writers cannot both win. A bad field answers 422 naming it.
 //! - **Visibility**: `CanManageAdministration` sees every contact; anyone else the contacts of
-//!   the chats and letters they may see (CH-01, MB-04) and those they created or changed. A
+//!   the chats and letters they may see (CH-01 — every chat for `CanManageChats` —, MB-04)
+//!   and those they created or changed. A
 //!   contact one may not see answers 404. Accounts are shared by everyone; deleting one needs
 //!   `CanManageAdministration`. Leads: administrators, and the holders of an integration's
 //!   `notifyRole` for its leads.
@@ -239,6 +240,7 @@ async fn viewer(state: &AppState, caller: &Caller) -> Option<RecordViewer> {
     Some(RecordViewer {
         user: caller.user.clone(),
         queues: snapshot.queues_of(&caller.user),
+        all_chats: caller.operations.contains(&Operation::CanManageChats),
         mailboxes: access::readable(&state.engine.config(), &caller.user),
     })
 }

@@ -220,6 +220,8 @@ pub struct RecordViewer {
     pub user: String,
     /// The queues they operate in (their chats' rule, CH-01).
     pub queues: Vec<String>,
+    /// They see every chat (`CanManageChats`), so the contacts of every chat.
+    pub all_chats: bool,
     /// The mailboxes they may read (MB-04).
     pub mailboxes: Vec<String>,
 }
@@ -778,7 +780,7 @@ impl Store {
             ..ContactQuery::default()
         };
         let (condition, args) = contact_filter(&q);
-        let sql = format!("SELECT count(*) FROM contacts k WHERE k.id = ?11 AND {condition}");
+        let sql = format!("SELECT count(*) FROM contacts k WHERE k.id = ?12 AND {condition}");
         let mut params = args;
         params.push(Value::from(id));
         self.conn
@@ -1486,7 +1488,7 @@ fn sql_value(v: &Value) -> rusqlite::types::Value {
     }
 }
 
-/// The WHERE condition of a contact list over `contacts k` and its parameters ?1..?10; one
+/// The WHERE condition of a contact list over `contacts k` and its parameters ?1..?11; one
 /// statement serves every filter (a NULL parameter switches its condition off).
 fn contact_filter(q: &ContactQuery) -> (&'static str, Vec<Value>) {
     let condition = "k.deleted_at IS NULL
@@ -1502,7 +1504,8 @@ fn contact_filter(q: &ContactQuery) -> (&'static str, Vec<Value>) {
         AND (?7 IS NULL
              OR EXISTS (SELECT 1 FROM chat_identities i JOIN chats c ON c.identity_id = i.id
                         WHERE i.contact_id = k.id
-                          AND (c.operator = ?7 OR c.queue IN (SELECT value FROM json_each(?8))
+                          AND (?11 = 1 OR c.operator = ?7
+                               OR c.queue IN (SELECT value FROM json_each(?8))
                                OR EXISTS (SELECT 1 FROM chat_offers o
                                           WHERE o.chat_id = c.id AND o.operator = ?7)))
              OR EXISTS (SELECT 1 FROM email_contacts ec JOIN emails m ON m.id = ec.email_id
@@ -1533,6 +1536,7 @@ fn contact_filter(q: &ContactQuery) -> (&'static str, Vec<Value>) {
         json(viewer.map(|v| &v.queues)),
         json(viewer.map(|v| &v.mailboxes)),
         viewer.map_or(Value::Null, |v| Value::from(format!("User/{}", v.user))),
+        Value::from(i64::from(viewer.is_some_and(|v| v.all_chats))),
     ];
     (condition, args)
 }
@@ -1567,9 +1571,9 @@ fn list_contacts(conn: &Connection, q: &ContactQuery) -> rusqlite::Result<(Vec<C
     let (condition, first) = match only {
         Some(id) => {
             args.push(Value::from(id));
-            (format!("k.id = ?11 AND {condition}"), 12)
+            (format!("k.id = ?12 AND {condition}"), 13)
         }
-        None => (condition.to_owned(), 11),
+        None => (condition.to_owned(), 12),
     };
     let total: i64 = conn
         .prepare_cached(&format!(

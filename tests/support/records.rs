@@ -8,7 +8,8 @@ use sha2::{Digest, Sha256};
 
 use super::Daemon;
 
-/// The token of `root`, who holds `CanManageAdministration` (sees every contact).
+/// The token of `root`, who holds `CanManageAdministration` (sees every contact) and may own
+/// shared mailboxes.
 pub const ROOT: &str = "root-records-token";
 
 /// A manifest file with the user `root`.
@@ -16,7 +17,7 @@ pub fn admin_file() -> (&'static str, String) {
     (
         "records-admin.yaml",
         format!(
-            "apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: root}}\nspec: {{displayName: Root, email: root@example.com, operations: [CanManageAdministration], apiTokenSha256: [{}]}}\n",
+            "apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: root}}\nspec: {{displayName: Root, email: root@example.com, operations: [CanManageAdministration, CanConnectSharedMailbox, CanManageSharedMailboxSync], apiTokenSha256: [{}]}}\n",
             hex::encode(Sha256::digest(ROOT.as_bytes()))
         ),
     )
