@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use chrono::Utc;
 use serde::{Deserialize, Serialize};
@@ -34,8 +34,8 @@ use super::api::{List, Page, page_bounds, ts};
 use super::auth::Caller;
 use super::error::ApiError;
 use super::records::{
-    admin, body_object, check_if_match, etag_of, origin, parse_time, record_id, string_field,
-    unprocessable, with_etag,
+    admin, body_object, check_if_match, created, etag_of, origin, parse_time, record_id,
+    string_field, unprocessable, with_etag,
 };
 
 /// A person of an activity.
@@ -374,12 +374,12 @@ pub async fn create_activity(
         .call(move |s| Ok(s.create_activity(&c, &origin, Utc::now())))
         .await
         .map_err(ApiError::internal)??;
-    let location = format!("/api/v1/activities/{}", activity.id);
-    let mut response = with_etag(StatusCode::CREATED, Directory::of(&config).dto(activity));
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    let id = activity.id;
+    Ok(created(
+        "/api/v1/activities",
+        id,
+        Directory::of(&config).dto(activity),
+    ))
 }
 
 /// `PATCH /api/v1/activities/{id}`: a JSON merge patch, honouring `If-Match`.

@@ -191,6 +191,15 @@ pub(super) fn with_etag<T: Serialize>(status: StatusCode, dto: T) -> Response {
     response
 }
 
+/// 201 with the new record, its `ETag` and its `Location` (`{collection}/{id}`).
+pub(super) fn created<T: Serialize>(collection: &str, id: i64, dto: T) -> Response {
+    let mut response = with_etag(StatusCode::CREATED, dto);
+    if let Ok(value) = HeaderValue::from_str(&format!("{collection}/{id}")) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+    response
+}
+
 /// 412 unless `If-Match` (when given) names `current` or is `*`.
 pub(super) fn check_if_match(headers: &HeaderMap, current: &str) -> Result<(), ApiError> {
     let Some(value) = headers.get(header::IF_MATCH) else {
@@ -478,12 +487,8 @@ pub async fn create_contact(
         .call(move |s| Ok(s.create_contact(&changes, &origin, Utc::now())))
         .await
         .map_err(ApiError::internal)??;
-    let location = format!("/api/v1/contacts/{}", contact.id);
-    let mut response = with_etag(StatusCode::CREATED, ContactDto::from(contact));
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    let id = contact.id;
+    Ok(created("/api/v1/contacts", id, ContactDto::from(contact)))
 }
 
 /// `PATCH /api/v1/contacts/{id}`: a JSON merge patch, honouring `If-Match`.
@@ -610,12 +615,8 @@ pub async fn create_account(
         .call(move |s| Ok(s.create_account(&changes, &origin, Utc::now())))
         .await
         .map_err(ApiError::internal)??;
-    let location = format!("/api/v1/accounts/{}", account.id);
-    let mut response = with_etag(StatusCode::CREATED, AccountDto::from(account));
-    if let Ok(value) = HeaderValue::from_str(&location) {
-        response.headers_mut().insert(header::LOCATION, value);
-    }
-    Ok(response)
+    let id = account.id;
+    Ok(created("/api/v1/accounts", id, AccountDto::from(account)))
 }
 
 /// `PATCH /api/v1/accounts/{id}`.
@@ -715,36 +716,20 @@ pub async fn list_leads(
         .as_deref()
         .map(|t| parse_time("since", t))
         .transpose()?;
-    let integrations: Vec<Option<String>> = match (&filter.integration, allowed) {
-        (Some(one), _) => vec![Some(one.clone())],
-        (None, None) => vec![None],
-        (None, Some(list)) => list.into_iter().map(Some).collect(),
+    let query = LeadQuery {
+        integrations: match filter.integration {
+            Some(one) => Some(vec![one]),
+            None => allowed,
+        },
+        form: filter.form,
+        since,
+        offset,
+        limit,
     };
-    let form = filter.form;
     let (items, total) = state
         .engine
         .store()
-        .call(move |s| {
-            // A non-administrator reads each of their integrations; the pages are merged.
-            let mut all = Vec::new();
-            let mut total = 0;
-            for integration in integrations {
-                let (items, n) = s.leads(&LeadQuery {
-                    integration,
-                    form: form.clone(),
-                    since,
-                    offset: 0,
-                    limit: offset.saturating_add(limit),
-                })?;
-                all.extend(items);
-                total += n;
-            }
-            all.sort_by_key(|l| std::cmp::Reverse((l.submitted_at, l.id)));
-            Ok((
-                all.into_iter().skip(offset).take(limit).collect::<Vec<_>>(),
-                total,
-            ))
-        })
+        .call(move |s| s.leads(&query))
         .await
         .map_err(ApiError::internal)?;
     let items = items.into_iter().map(LeadDto::from).collect();

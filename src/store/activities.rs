@@ -13,7 +13,9 @@
 use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::records::{ChangeOp, RecordError, RecordKind, journal, normalize_email};
+use super::records::{
+    ChangeOp, RecordError, RecordKind, check_version, invalid, journal, normalize_email, touch,
+};
 use super::{Store, StoreError, db_error, format_ts, parse_ts};
 
 /// A meeting or a task.
@@ -211,14 +213,11 @@ impl Store {
     ) -> Result<Activity, RecordError> {
         self.record_tx(|tx, path| {
             let at = format_ts(at);
-            check(tx, path, id, expected_version)?;
+            check_version(tx, path, "activities", "activity", id, expected_version)?;
             write_activity(tx, path, id, changes)?;
-            tx.execute(
-                "UPDATE activities SET version = version + 1, updated_at = ?2 WHERE id = ?1",
-                params![id, at],
-            )
-            .and_then(|_| journal(tx, RecordKind::Activity, id, ChangeOp::Update, origin, &at))
-            .map_err(|e| db_error(path, e))?;
+            touch(tx, "activities", id, &at)
+                .and_then(|()| journal(tx, RecordKind::Activity, id, ChangeOp::Update, origin, &at))
+                .map_err(|e| db_error(path, e))?;
             read_back(tx, path, id)
         })
     }
@@ -233,7 +232,7 @@ impl Store {
     ) -> Result<(), RecordError> {
         self.record_tx(|tx, path| {
             let at = format_ts(at);
-            check(tx, path, id, expected_version)?;
+            check_version(tx, path, "activities", "activity", id, expected_version)?;
             tx.execute(
                 "UPDATE activities SET deleted_at = ?2, version = version + 1, updated_at = ?2
                  WHERE id = ?1",
@@ -246,13 +245,6 @@ impl Store {
     }
 }
 
-fn invalid(field: &str, message: &str) -> RecordError {
-    RecordError::Invalid {
-        field: field.to_owned(),
-        message: message.to_owned(),
-    }
-}
-
 fn read_back(tx: &Connection, path: &std::path::Path, id: i64) -> Result<Activity, RecordError> {
     select_activity(tx, id)
         .map_err(|e| db_error(path, e))?
@@ -260,33 +252,6 @@ fn read_back(tx: &Connection, path: &std::path::Path, id: i64) -> Result<Activit
             kind: "activity",
             id,
         })
-}
-
-fn check(
-    tx: &Connection,
-    path: &std::path::Path,
-    id: i64,
-    expected: Option<i64>,
-) -> Result<(), RecordError> {
-    let version: Option<i64> = tx
-        .query_row(
-            "SELECT version FROM activities WHERE id = ?1 AND deleted_at IS NULL",
-            [id],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(|e| db_error(path, e))?;
-    match (version, expected) {
-        (None, _) => Err(RecordError::NotFound {
-            kind: "activity",
-            id,
-        }),
-        (Some(v), Some(e)) if v != e => Err(RecordError::Stale {
-            kind: "activity",
-            id,
-        }),
-        _ => Ok(()),
-    }
 }
 
 fn write_activity(
@@ -364,7 +329,7 @@ fn write_activity(
         .map_err(db)?;
         for (i, (raw, response)) in participants.iter().enumerate() {
             let email = normalize_email(raw).ok_or_else(|| {
-                invalid(&format!("participants[{i}].email"), "not an e-mail address")
+                invalid(format!("participants[{i}].email"), "not an e-mail address")
             })?;
             tx.execute(
                 "INSERT OR IGNORE INTO activity_participants (activity_id, email, response, position)

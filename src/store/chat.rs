@@ -698,21 +698,13 @@ impl ChatTx<'_> {
         let at = format_ts(at);
         // The contact first, so the identity is written once, with its link.
         let origin = format!("ChatChannel/{}", c.channel);
-        let sighting = super::records::Sighting {
-            origin: &origin,
-            name: Some(c.name),
-            emails: c
-                .email
-                .and_then(super::records::normalize_email)
-                .into_iter()
-                .collect(),
-            phones: c
-                .phone
-                .and_then(super::records::normalize_phone)
-                .into_iter()
-                .collect(),
-            linked: known.as_ref().and_then(|k| k.5),
-        };
+        let sighting = super::records::Sighting::of_chat(
+            &origin,
+            c.name,
+            c.email,
+            c.phone,
+            known.as_ref().and_then(|k| k.5),
+        );
         let contact =
             super::records::resolve_contact(self.conn, &sighting, &at).map_err(|e| self.err(e))?;
         self.conn

@@ -962,12 +962,12 @@ pub(super) fn store_email(
     }
     let id = conn.last_insert_rowid();
     let own: Vec<String> = own.iter().map(|a| a.to_lowercase()).collect();
+    let origin = format!("Mailbox/{mailbox}");
     for person in e.from.iter().chain(&e.to).chain(&e.cc) {
         let email = person.address.to_lowercase();
         if own.contains(&email) || !email.contains('@') {
             continue;
         }
-        let origin = format!("Mailbox/{mailbox}");
         let sighting = super::records::Sighting {
             origin: &origin,
             name: person.name.as_deref(),

@@ -388,8 +388,8 @@ pub struct NewLead {
 /// The filters of a lead list.
 #[derive(Debug, Clone, Default)]
 pub struct LeadQuery {
-    /// Only this integration.
-    pub integration: Option<String>,
+    /// Only these integrations; `None`: all.
+    pub integrations: Option<Vec<String>>,
     /// Only this form.
     pub form: Option<String>,
     /// Submitted at or after.
@@ -491,6 +491,27 @@ pub struct Sighting<'a> {
     pub phones: Vec<String>,
     /// The contact their chat identity is linked to, if any.
     pub linked: Option<i64>,
+}
+
+impl<'a> Sighting<'a> {
+    /// What a chat channel says of the person behind an identity: their name and, when the
+    /// channel gives them, an address and a phone (normalised here; a malformed one is left
+    /// out, as the identity still keeps it as given).
+    pub fn of_chat(
+        origin: &'a str,
+        name: &'a str,
+        email: Option<&str>,
+        phone: Option<&str>,
+        linked: Option<i64>,
+    ) -> Sighting<'a> {
+        Sighting {
+            origin,
+            name: Some(name),
+            emails: email.and_then(normalize_email).into_iter().collect(),
+            phones: phone.and_then(normalize_phone).into_iter().collect(),
+            linked,
+        }
+    }
 }
 
 /// Finds the contact of a sighting — by the identity's link, else by any address, else by
@@ -691,7 +712,13 @@ fn account_by_name(conn: &Connection, name: &str) -> rusqlite::Result<Option<i64
     })
 }
 
-fn touch(conn: &Connection, table: &'static str, id: i64, at: &str) -> rusqlite::Result<()> {
+/// Bumps a record's version and its `updated_at`.
+pub(super) fn touch(
+    conn: &Connection,
+    table: &'static str,
+    id: i64,
+    at: &str,
+) -> rusqlite::Result<()> {
     conn.prepare_cached(&format!(
         "UPDATE {table} SET version = version + 1, updated_at = ?2 WHERE id = ?1"
     ))?
@@ -736,21 +763,7 @@ pub(super) fn merge_chat_identities(conn: &Connection) -> rusqlite::Result<()> {
         .collect::<rusqlite::Result<_>>()?;
     for (id, channel, name, email, phone) in identities {
         let origin = format!("ChatChannel/{channel}");
-        let sighting = Sighting {
-            origin: &origin,
-            name: Some(&name),
-            emails: email
-                .as_deref()
-                .and_then(normalize_email)
-                .into_iter()
-                .collect(),
-            phones: phone
-                .as_deref()
-                .and_then(normalize_phone)
-                .into_iter()
-                .collect(),
-            linked: None,
-        };
+        let sighting = Sighting::of_chat(&origin, &name, email.as_deref(), phone.as_deref(), None);
         let contact = resolve_contact(conn, &sighting, &at)?;
         conn.execute(
             "UPDATE chat_identities SET contact_id = ?2 WHERE id = ?1",
@@ -1211,7 +1224,9 @@ fn bad(index: usize) -> rusqlite::Error {
     )
 }
 
-fn check_version(
+/// [`RecordError::NotFound`] unless the live record exists, [`RecordError::Stale`] unless it
+/// is at `expected` (when given).
+pub(super) fn check_version(
     conn: &Connection,
     path: &std::path::Path,
     table: &'static str,
@@ -1234,9 +1249,10 @@ fn check_version(
     }
 }
 
-fn invalid(field: String, message: impl Into<String>) -> RecordError {
+/// A refused field.
+pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> RecordError {
     RecordError::Invalid {
-        field,
+        field: field.into(),
         message: message.into(),
     }
 }
@@ -1263,7 +1279,7 @@ fn write_contact(
         let Some(value) = value else { continue };
         let value = value.as_deref().map(str::trim).filter(|v| !v.is_empty());
         if value.is_some_and(|v| v.chars().count() > 500) {
-            return Err(invalid(field.to_owned(), "at most 500 characters"));
+            return Err(invalid(field, "at most 500 characters"));
         }
         tx.execute(
             &format!("UPDATE contacts SET {column} = ?2 WHERE id = ?1"),
@@ -1345,9 +1361,7 @@ fn write_contact(
                     )
                     .optional()
                     .map_err(db)?;
-                Some(live.ok_or_else(|| {
-                    invalid("account.id".to_owned(), format!("no account {account}"))
-                })?)
+                Some(live.ok_or_else(|| invalid("account.id", format!("no account {account}")))?)
             }
             Some(AccountRef::Name(name)) => account_by_name(tx, name).map_err(db)?,
         };
@@ -1423,7 +1437,7 @@ fn write_account(
     if let Some(name) = &a.name
         && (name.trim().is_empty() || name.chars().count() > 500)
     {
-        return Err(invalid("name".to_owned(), "1 to 500 characters"));
+        return Err(invalid("name", "1 to 500 characters"));
     }
     let Some(domains) = &a.domains else {
         return Ok(());
@@ -1768,12 +1782,17 @@ fn list_leads(
     q: &LeadQuery,
     id: Option<i64>,
 ) -> rusqlite::Result<(Vec<Lead>, usize)> {
-    let condition = "(?1 IS NULL OR integration = ?1) AND (?2 IS NULL OR form = ?2)
+    let condition = "(?1 IS NULL OR integration IN (SELECT value FROM json_each(?1)))
+        AND (?2 IS NULL OR form = ?2)
         AND (?3 IS NULL OR submitted_at >= ?3) AND (?4 IS NULL OR id = ?4)";
     let since = q.since.map(format_ts);
+    let integrations = q
+        .integrations
+        .as_ref()
+        .map(|list| Value::from(list.clone()).to_string());
     let total: i64 = conn
         .prepare_cached(&format!("SELECT count(*) FROM leads WHERE {condition}"))?
-        .query_row(params![q.integration, q.form, since, id], |r| r.get(0))?;
+        .query_row(params![integrations, q.form, since, id], |r| r.get(0))?;
     let limit = i64::try_from(q.limit).unwrap_or(i64::MAX);
     let offset = i64::try_from(q.offset).unwrap_or(i64::MAX);
     let items = conn
@@ -1783,7 +1802,7 @@ fn list_leads(
              FROM leads WHERE {condition} ORDER BY submitted_at DESC, id DESC LIMIT ?5 OFFSET ?6"
         ))?
         .query_map(
-            params![q.integration, q.form, since, id, limit, offset],
+            params![integrations, q.form, since, id, limit, offset],
             |r| {
                 let columns: String = r.get(5)?;
                 Ok(Lead {
@@ -2231,7 +2250,7 @@ mod tests {
         );
         let (leads, total) = store
             .leads(&LeadQuery {
-                integration: Some("ads".into()),
+                integrations: Some(vec!["ads".into()]),
                 limit: 10,
                 ..LeadQuery::default()
             })
