@@ -9,7 +9,10 @@
 //!   changes, and when that generation was applied ([`Store::apply`], [`Store::applied_objects`]);
 //! - the **status** of each applied object: state, reason, last success and error, run and
 //!   item counters ([`Store::set_state`], [`Store::record_sync_start`],
-//!   [`Store::record_sync_result`], [`Store::statuses`]).
+//!   [`Store::record_sync_result`], [`Store::statuses`]);
+//! - the domains' tables, one submodule each: [`mail`], [`chat`], and the record store
+//!   ([`records`]: contacts, accounts, the change journal, per-sync state, leads;
+//!   [`activities`]).
 //!
 //! The file is opened in WAL mode with a busy timeout and foreign keys on, so the `status` and
 //! `plan` commands can read it ([`Store::open_read_only`]) while a daemon is writing.
