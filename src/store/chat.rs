@@ -651,7 +651,7 @@ impl ChatTx<'_> {
     /// from an identity already known with the same details: one indexed read of a cached
     /// statement, and nothing is written. An identity whose contact was deleted through the
     /// API joins a live contact (found or new) with its next message, and its chats with it. Otherwise the identity is updated and its contact
-    /// found or created through [`super::records::resolve_contact`], the one find-or-create
+    /// found or created through `records::resolve_contact`, the one find-or-create
     /// of chat, mail and sync: by the identity's link, else by the e-mail, else by the phone
     /// (E.164), then merged by the record store's policy.
     pub fn contact(&mut self, c: NewContact<'_>, at: DateTime<Utc>) -> Result<i64, StoreError> {

@@ -5,7 +5,7 @@
 //! One contact per person, whatever channel they came through. A contact is found again by any
 //! of its e-mail addresses (lower-cased), phone numbers ([`normalize_phone`]) or chat identities
 //! (`chat_identities`, one per channel and external id). Chat, mail and the records API all go
-//! through [`resolve_contact`] (find or create, then merge) or the API writes below, so there is
+//! through `resolve_contact` (find or create, then merge) or the API writes below, so there is
 //! one merge policy ([`takes_over`]) and every change lands in the journal (`record_changes`)
 //! with the origin that made it.
 //!
@@ -478,7 +478,7 @@ pub fn takes_over(current: Option<&str>, current_origin: Option<&str>, origin: &
 
 // ---- what chat and mail call --------------------------------------------------------------
 
-/// A person as a channel, mailbox or sync saw them: the input of [`resolve_contact`].
+/// A person as a channel, mailbox or sync saw them: the input of `resolve_contact`.
 #[derive(Debug, Clone, Default)]
 pub struct Sighting<'a> {
     /// Who saw them: `ChatChannel/web`, `Mailbox/sales`, `ContactSync/google`.
@@ -745,7 +745,7 @@ pub(super) fn journal(
 
 /// The data step of migration `0009_records`: every mail contact enters the journal, and
 /// every chat identity, oldest first, joins the contact that has its e-mail or phone, or a new
-/// one, through [`resolve_contact`] — so the migration merges exactly as the running daemon
+/// one, through `resolve_contact` — so the migration merges exactly as the running daemon
 /// does.
 pub(super) fn merge_chat_identities(conn: &Connection) -> rusqlite::Result<()> {
     let at = format_ts(Utc::now());
