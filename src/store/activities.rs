@@ -484,3 +484,72 @@ fn list_activities(
     }
     Ok((items, usize::try_from(total).unwrap_or(0)))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::records::ContactChanges;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid timestamp")
+    }
+
+    #[test]
+    fn participants_link_to_the_contact_of_their_address_as_it_is_when_read() {
+        let mut store = Store::open_in_memory().expect("store");
+        let meeting = ActivityChanges {
+            kind: Some(ActivityKind::Meeting),
+            title: Some("Demo".into()),
+            start: Some(Some(t(0))),
+            end: Some(Some(t(3600))),
+            organizer: Some(Some("Ann@Example.com".into())),
+            participants: Some(vec![("Carol@Customer.example".into(), "accepted".into())]),
+            ..ActivityChanges::default()
+        };
+        let created = store
+            .create_activity(&meeting, "User/ann", t(0))
+            .expect("create");
+        assert_eq!(created.participants[0].contact_id, None);
+        // Carol becomes a contact later: the link follows.
+        let carol = store
+            .create_contact(
+                &ContactChanges {
+                    emails: Some(vec!["carol@customer.example".into()]),
+                    ..ContactChanges::default()
+                },
+                "User/ann",
+                t(1),
+            )
+            .expect("contact");
+        let read = store.activity(created.id).expect("read").expect("activity");
+        assert_eq!(read.participants[0].contact_id, Some(carol.id));
+        assert_eq!(
+            read.organizer.map(|o| o.email).as_deref(),
+            Some("ann@example.com")
+        );
+        // An end before the start is refused and changes nothing.
+        let backwards = ActivityChanges {
+            end: Some(Some(t(-1))),
+            ..ActivityChanges::default()
+        };
+        let err = store
+            .update_activity(created.id, Some(read.version), &backwards, "User/ann", t(2))
+            .unwrap_err();
+        assert!(
+            matches!(&err, RecordError::Invalid { field, .. } if field == "end"),
+            "{err:?}"
+        );
+        assert_eq!(
+            store.activity(created.id).unwrap().unwrap().end,
+            Some(t(3600))
+        );
+        // Every change is journaled as an activity change.
+        let kinds: Vec<_> = store
+            .changes_since(0, None, 10)
+            .expect("journal")
+            .into_iter()
+            .map(|c| c.kind)
+            .collect();
+        assert_eq!(kinds, [RecordKind::Activity, RecordKind::Contact]);
+    }
+}
