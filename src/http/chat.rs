@@ -676,7 +676,8 @@ pub async fn quick_replies(
 }
 
 /// `GET /api/v1/events`: the caller's events as server-sent events (`chat.offered`,
-/// `chat.assigned`, `chat.message`, `chat.completed`, `chat.action`, `operator.status`); a
+/// `chat.assigned`, `chat.message`, `chat.completed`, `chat.action`, `operator.status`, and
+/// `record.changed` from [`super::records::record_events`]); a
 /// `CanManageChats` holder gets every event. A subscriber that falls too far behind is
 /// disconnected: it reconnects and re-reads the chats, which are the truth.
 pub async fn events(
@@ -686,6 +687,7 @@ pub async fn events(
     let receiver = state.chat.subscribe();
     let stopping = state.chat.stopping();
     let everything = supervisor(&caller);
+    let records = super::records::record_events(state.clone(), &caller).await;
     let stream = futures_util::stream::unfold(
         (receiver, stopping, caller.user),
         move |(mut receiver, stopping, user)| async move {
@@ -705,7 +707,7 @@ pub async fn events(
             }
         },
     );
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    Sse::new(futures_util::stream::select(stream, records)).keep_alive(KeepAlive::default())
 }
 
 /// The SSE form of an event: its SPEC name and a JSON body.

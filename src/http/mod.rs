@@ -5,12 +5,14 @@
 //! request). Every response is counted in `switchboard_http_requests_total{route,status}` with
 //! the matched route template, never the raw path.
 
+pub mod activities;
 pub mod api;
 pub mod auth;
 pub mod chat;
 pub mod emails;
 pub mod error;
 pub mod oauth;
+pub mod records;
 pub mod server;
 pub mod webhooks;
 
@@ -20,6 +22,7 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
+
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -85,6 +88,39 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/operators/me/status", put(chat::put_status))
         .route("/api/v1/quick-replies", get(chat::quick_replies))
         .route("/api/v1/events", get(chat::events))
+        // Records: contacts, accounts, activities, leads.
+        .route(
+            "/api/v1/contacts",
+            get(records::list_contacts).post(records::create_contact),
+        )
+        .route(
+            "/api/v1/contacts/{id}",
+            get(records::get_contact)
+                .patch(records::patch_contact)
+                .delete(records::delete_contact),
+        )
+        .route(
+            "/api/v1/accounts",
+            get(records::list_accounts).post(records::create_account),
+        )
+        .route(
+            "/api/v1/accounts/{id}",
+            get(records::get_account)
+                .patch(records::patch_account)
+                .delete(records::delete_account),
+        )
+        .route(
+            "/api/v1/activities",
+            get(activities::list_activities).post(activities::create_activity),
+        )
+        .route(
+            "/api/v1/activities/{id}",
+            get(activities::get_activity)
+                .patch(activities::patch_activity)
+                .delete(activities::delete_activity),
+        )
+        .route("/api/v1/leads", get(records::list_leads))
+        .route("/api/v1/leads/{id}", get(records::get_lead))
         .fallback(not_found)
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count))

@@ -1,5 +1,5 @@
-//! The chat domain's tables: contacts, chats, messages, operator status, offers, timers and the
-//! outbox (migration `0003_chat`).
+//! The chat domain's tables: chat identities, chats, messages, operator status, offers, timers
+//! and the outbox (migrations `0003_chat`, `0009_records` for the identities).
 //!
 //! # Responsibility
 //! Typed reads and writes over those tables, and nothing else. Every write of the chat domain
@@ -129,7 +129,7 @@ pub struct ChatRow {
     pub channel: String,
     /// The `ChatQueue` it belongs to.
     pub queue: String,
-    /// The contact's id.
+    /// The contact's id (the record store's contact of the chat's identity).
     pub contact_id: i64,
     /// The contact's identity on the channel.
     pub contact_external_id: String,
@@ -548,7 +548,7 @@ impl Store {
                  FROM chat_outbox o
                  JOIN chat_messages m ON m.id = o.message_id
                  JOIN chats c ON c.id = m.chat_id
-                 JOIN chat_contacts k ON k.id = c.contact_id
+                 JOIN chat_identities k ON k.id = c.identity_id
                  WHERE o.state = 'pending' AND o.next_attempt_at <= ?1
                  ORDER BY o.next_attempt_at, o.id LIMIT ?2",
             )
@@ -687,57 +687,96 @@ impl ChatTx<'_> {
         }
     }
 
-    /// The contact a channel identity names, created on first sight; the name, e-mail and
-    /// phone are updated to the latest given.
+    /// The chat identity `(channel, external_id)`, created on first sight, linked to its
+    /// contact; answers the identity's id, which chats point to (one open chat per identity).
+    ///
+    /// The identity keeps what the channel last said (name, e-mail, phone). Most messages come
+    /// from an identity already known with the same details: one indexed read of a cached
+    /// statement, and nothing is written. An identity whose contact was deleted through the
+    /// API joins a live contact (found or new) with its next message, and its chats with it. Otherwise the identity is updated and its contact
+    /// found or created through `records::resolve_contact`, the one find-or-create
+    /// of chat, mail and sync: by the identity's link, else by the e-mail, else by the phone
+    /// (E.164), then merged by the record store's policy.
     pub fn contact(&mut self, c: NewContact<'_>, at: DateTime<Utc>) -> Result<i64, StoreError> {
-        // Most messages come from a contact already known with the same details: read first and
-        // write only what changed, so a message does not rewrite its contact's page.
         let mut find = self
             .conn
             .prepare_cached(
-                "SELECT id, name, email, phone FROM chat_contacts
-                 WHERE channel = ?1 AND external_id = ?2",
+                "SELECT i.id, i.name, i.email, i.phone,
+                        (SELECT k.deleted_at IS NULL FROM contacts k WHERE k.id = i.contact_id),
+                        i.contact_id
+                 FROM chat_identities i WHERE i.channel = ?1 AND i.external_id = ?2",
             )
             .map_err(|e| self.err(e))?;
-        let known: Option<(i64, String, Option<String>, Option<String>)> = find
+        type Known = (
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<bool>,
+            Option<i64>,
+        );
+        let known: Option<Known> = find
             .query_row([c.channel, c.external_id], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })
             .optional()
             .map_err(|e| self.err(e))?;
         drop(find);
-        if let Some((id, name, email, phone)) = known {
-            let unchanged = name == c.name
+        // Linked to a live contact: nothing to do unless the channel says something new.
+        if let Some((id, name, email, phone, Some(true), _)) = &known {
+            let unchanged = *name == c.name
                 && (c.email.is_none() || c.email == email.as_deref())
                 && (c.phone.is_none() || c.phone == phone.as_deref());
             if unchanged {
-                return Ok(id);
+                return Ok(*id);
             }
         }
-        let mut stmt = self
-            .conn
+        let at = format_ts(at);
+        // The contact first, so the identity is written once, with its link.
+        let origin = format!("ChatChannel/{}", c.channel);
+        let sighting = super::records::Sighting::of_chat(
+            &origin,
+            c.name,
+            c.email,
+            c.phone,
+            known.as_ref().and_then(|k| k.5),
+        );
+        let contact =
+            super::records::resolve_contact(self.conn, &sighting, &at).map_err(|e| self.err(e))?;
+        self.conn
             .prepare_cached(
-                "INSERT INTO chat_contacts (channel, external_id, name, email, phone, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                "INSERT INTO chat_identities
+                    (channel, external_id, name, email, phone, created_at, contact_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
                  ON CONFLICT (channel, external_id) DO UPDATE SET
                     name = excluded.name,
                     email = coalesce(excluded.email, email),
-                    phone = coalesce(excluded.phone, phone)
+                    phone = coalesce(excluded.phone, phone),
+                    contact_id = excluded.contact_id
                  RETURNING id",
             )
-            .map_err(|e| self.err(e))?;
-        stmt.query_row(
-            params![
-                c.channel,
-                c.external_id,
-                c.name,
-                c.email,
-                c.phone,
-                format_ts(at)
-            ],
-            |r| r.get(0),
-        )
-        .map_err(|e| self.err(e))
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        c.channel,
+                        c.external_id,
+                        c.name,
+                        c.email,
+                        c.phone,
+                        at,
+                        contact
+                    ],
+                    |r| r.get(0),
+                )
+            })
+            .map_err(|e| self.err(e))
     }
 
     /// The chat of an inbound message already stored under `provider_id` on `channel`.
@@ -757,12 +796,12 @@ impl ChatTx<'_> {
             .map_err(|e| self.err(e))
     }
 
-    /// The contact's open (not completed) chat.
-    pub fn open_chat_of(&mut self, contact_id: i64) -> Result<Option<ChatRow>, StoreError> {
+    /// The open (not completed) chat of a chat identity ([`ChatTx::contact`]).
+    pub fn open_chat_of(&mut self, identity: i64) -> Result<Option<ChatRow>, StoreError> {
         select_chat_where(
             self.conn,
-            "c.contact_id = ?1 AND c.state <> 'completed'",
-            contact_id,
+            "c.identity_id = ?1 AND c.state <> 'completed'",
+            identity,
         )
         .map_err(|e| self.err(e))
     }
@@ -778,7 +817,7 @@ impl ChatTx<'_> {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "INSERT INTO chats (channel, queue, contact_id, state, created_at)
+                "INSERT INTO chats (channel, queue, identity_id, state, created_at)
                  VALUES (?1, ?2, ?3, 'offered', ?4) RETURNING id",
             )
             .map_err(|e| self.err(e))?;
@@ -1069,13 +1108,12 @@ impl ChatTx<'_> {
     ) -> Result<i64, StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO chat_cases (chat_id, contact_id, queue, title, created_by, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO chat_cases (chat_id, identity_id, queue, title, created_by, created_at)
+                 VALUES (?1, (SELECT identity_id FROM chats WHERE id = ?1), ?2, ?3, ?4, ?5)",
             )
             .and_then(|mut s| {
                 s.execute(params![
                     chat.id,
-                    chat.contact_id,
                     chat.queue,
                     title,
                     operator,
@@ -1160,11 +1198,11 @@ impl ChatTx<'_> {
             .map_err(|e| self.err(e))
     }
 
-    /// The contact's latest bot-history chat (FB-03), if any.
-    pub fn bot_history_chat_of(&mut self, contact_id: i64) -> Result<Option<i64>, StoreError> {
+    /// The latest bot-history chat (FB-03) of a chat identity, if any.
+    pub fn bot_history_chat_of(&mut self, identity: i64) -> Result<Option<i64>, StoreError> {
         self.conn
-            .prepare_cached("SELECT max(id) FROM chats WHERE contact_id = ?1 AND bot = 1")
-            .and_then(|mut s| s.query_row([contact_id], |r| r.get(0)))
+            .prepare_cached("SELECT max(id) FROM chats WHERE identity_id = ?1 AND bot = 1")
+            .and_then(|mut s| s.query_row([identity], |r| r.get(0)))
             .map_err(|e| self.err(e))
     }
 
@@ -1178,7 +1216,7 @@ impl ChatTx<'_> {
     ) -> Result<i64, StoreError> {
         self.conn
             .prepare_cached(
-                "INSERT INTO chats (channel, queue, contact_id, state, created_at, completed_at,
+                "INSERT INTO chats (channel, queue, identity_id, state, created_at, completed_at,
                     bot)
                  VALUES (?1, ?2, ?3, 'completed', ?4, ?4, 1) RETURNING id",
             )
@@ -1241,10 +1279,14 @@ impl ChatTx<'_> {
 
 /// A chat's columns with its contact's. The contact comes from scalar subqueries, not a JOIN:
 /// with the bundled SQLite (STAT4), a JOIN with a bound parameter is re-prepared for each new
-/// value, which made the chat writer spend a quarter of its time in the SQL parser.
-const CHAT_COLUMNS: &str = "SELECT c.id, c.channel, c.queue, c.contact_id,
-        (SELECT k.external_id FROM chat_contacts k WHERE k.id = c.contact_id),
-        (SELECT k.name FROM chat_contacts k WHERE k.id = c.contact_id),
+/// value, which made the chat writer spend a quarter of its time in the SQL parser. The chat
+/// points at a chat identity; the contact is the identity's (the record store's) contact, its
+/// name the contact's, or what the channel called the person while the contact has none.
+const CHAT_COLUMNS: &str = "SELECT c.id, c.channel, c.queue,
+        (SELECT k.contact_id FROM chat_identities k WHERE k.id = c.identity_id),
+        (SELECT k.external_id FROM chat_identities k WHERE k.id = c.identity_id),
+        (SELECT coalesce((SELECT p.name FROM contacts p WHERE p.id = k.contact_id), k.name)
+         FROM chat_identities k WHERE k.id = c.identity_id),
         c.state, c.operator, c.created_at, c.distributed_at, c.accepted_at, c.completed_at,
         c.last_out_at, c.complete_at
     FROM chats c";
@@ -1385,7 +1427,8 @@ fn select_runs(
 ) -> rusqlite::Result<Vec<ActionRunRow>> {
     conn.prepare_cached(&format!(
         "SELECT r.id, r.chat_id, r.action, r.kind, r.operator, r.state, r.attempts, r.last_error,
-                r.case_id, r.created_at, r.finished_at, c.contact_id, c.queue
+                r.case_id, r.created_at, r.finished_at,
+                (SELECT i.contact_id FROM chat_identities i WHERE i.id = c.identity_id), c.queue
          FROM chat_action_runs r JOIN chats c ON c.id = r.chat_id
          WHERE {condition}"
     ))?
@@ -1432,8 +1475,11 @@ fn list_cases(
     let offset = i64::try_from(offset).unwrap_or(i64::MAX);
     let rows = conn
         .prepare_cached(&format!(
-            "SELECT k.id, k.chat_id, k.contact_id,
-                    (SELECT p.name FROM chat_contacts p WHERE p.id = k.contact_id),
+            "SELECT k.id, k.chat_id,
+                    (SELECT i.contact_id FROM chat_identities i WHERE i.id = k.identity_id),
+                    (SELECT coalesce((SELECT p.name FROM contacts p WHERE p.id = i.contact_id),
+                                     i.name)
+                     FROM chat_identities i WHERE i.id = k.identity_id),
                     k.queue, k.title, k.created_by, k.created_at
              FROM chat_cases k JOIN chats c ON c.id = k.chat_id
              WHERE {condition} ORDER BY k.id LIMIT ?3 OFFSET ?4"

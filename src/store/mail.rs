@@ -707,7 +707,8 @@ impl Store {
     pub fn contact_by_email(&self, email: &str) -> Result<Option<ContactRecord>, StoreError> {
         self.conn
             .query_row(
-                "SELECT id, email, name FROM contacts WHERE email = ?1",
+                "SELECT k.id, e.email, k.name FROM contact_emails e JOIN contacts k ON k.id = e.contact_id
+                 WHERE e.email = ?1",
                 [email.to_lowercase()],
                 |row| {
                     Ok(ContactRecord {
@@ -961,12 +962,19 @@ pub(super) fn store_email(
     }
     let id = conn.last_insert_rowid();
     let own: Vec<String> = own.iter().map(|a| a.to_lowercase()).collect();
+    let origin = format!("Mailbox/{mailbox}");
     for person in e.from.iter().chain(&e.to).chain(&e.cc) {
         let email = person.address.to_lowercase();
         if own.contains(&email) || !email.contains('@') {
             continue;
         }
-        let contact = upsert_contact(conn, &email, person.name.as_deref(), at)?;
+        let sighting = super::records::Sighting {
+            origin: &origin,
+            name: person.name.as_deref(),
+            emails: vec![email],
+            ..Default::default()
+        };
+        let contact = super::records::resolve_contact(conn, &sighting, at)?;
         conn.prepare_cached(
             "INSERT OR IGNORE INTO email_contacts (email_id, contact_id) VALUES (?1, ?2)",
         )?
@@ -1020,25 +1028,6 @@ fn store_graph_page(
         committed.removed += marked as u64;
     }
     Ok(committed)
-}
-
-/// The contact of `email`, created if new; a name fills an empty one (MB-01 enrichment).
-fn upsert_contact(
-    conn: &Connection,
-    email: &str,
-    name: Option<&str>,
-    at: &str,
-) -> rusqlite::Result<i64> {
-    conn.prepare_cached(
-        "INSERT INTO contacts (email, name, created_at, updated_at) VALUES (?1, ?2, ?3, ?3)
-         ON CONFLICT (email) DO UPDATE SET
-             name = COALESCE(contacts.name, excluded.name),
-             updated_at = CASE WHEN contacts.name IS NULL AND excluded.name IS NOT NULL
-                               THEN excluded.updated_at ELSE contacts.updated_at END",
-    )?
-    .execute(params![email, name, at])?;
-    conn.prepare_cached("SELECT id FROM contacts WHERE email = ?1")?
-        .query_row([email], |r| r.get(0))
 }
 
 fn select_emails(conn: &Connection, q: &EmailQuery) -> rusqlite::Result<EmailPage> {

@@ -9,7 +9,10 @@
 //!   changes, and when that generation was applied ([`Store::apply`], [`Store::applied_objects`]);
 //! - the **status** of each applied object: state, reason, last success and error, run and
 //!   item counters ([`Store::set_state`], [`Store::record_sync_start`],
-//!   [`Store::record_sync_result`], [`Store::statuses`]).
+//!   [`Store::record_sync_result`], [`Store::statuses`]);
+//! - the domains' tables, one submodule each: [`mail`], [`chat`], and the record store
+//!   ([`records`]: contacts, accounts, the change journal, per-sync state, leads;
+//!   [`activities`]).
 //!
 //! The file is opened in WAL mode with a busy timeout and foreign keys on, so the `status` and
 //! `plan` commands can read it ([`Store::open_read_only`]) while a daemon is writing.
@@ -37,8 +40,10 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
+pub mod activities;
 pub mod chat;
 pub mod handle;
+pub mod records;
 mod wal;
 
 pub use handle::StoreHandle;
@@ -55,34 +60,62 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0001_init",
         sql: include_str!("migrations/0001_init.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
     Migration {
         name: "0002_mail",
         sql: include_str!("migrations/0002_mail.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
     Migration {
         name: "0003_chat",
         sql: include_str!("migrations/0003_chat.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
     Migration {
         name: "0004_mail_oauth",
         sql: include_str!("migrations/0004_mail_oauth.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
     Migration {
         name: "0005_chat_actions",
         sql: include_str!("migrations/0005_chat_actions.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
     Migration {
         name: "0006_mail_graph",
         sql: include_str!("migrations/0006_mail_graph.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
     Migration {
         name: "0007_chat_messenger_handback",
         sql: include_str!("migrations/0007_chat_messenger_handback.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
     Migration {
         name: "0008_mail_status",
         sql: include_str!("migrations/0008_mail_status.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    Migration {
+        name: "0009_records",
+        sql: include_str!("migrations/0009_records.sql"),
+        rebuilds_tables: true,
+        then: Some(records::merge_chat_identities),
+    },
+    Migration {
+        name: "0010_activities",
+        sql: include_str!("migrations/0010_activities.sql"),
+        rebuilds_tables: false,
+        then: None,
     },
 ];
 
@@ -98,6 +131,12 @@ const IN_MEMORY: &str = ":memory:";
 struct Migration {
     name: &'static str,
     sql: &'static str,
+    /// The migration drops and recreates a table that others reference (SQLite's 12-step
+    /// ALTER): it runs with foreign keys off, and `PRAGMA foreign_key_check` must find
+    /// nothing before it commits.
+    rebuilds_tables: bool,
+    /// A data step in Rust, run after the SQL in the same transaction.
+    then: Option<fn(&Connection) -> rusqlite::Result<()>>,
 }
 
 /// The highest schema version this binary understands.
@@ -807,7 +846,17 @@ impl Store {
                 return Ok(()); // Up to date; dropping `tx` ends the empty transaction.
             };
             let version = current + 1;
+            if migration.rebuilds_tables {
+                // A no-op inside a transaction: dropped with `tx` first, set again after.
+                drop(tx);
+                enable_foreign_keys_to(&self.conn, false).map_err(|e| self.err(e))?;
+                let result = self.run_rebuild(migration, version, current);
+                enable_foreign_keys_to(&self.conn, true).map_err(|e| self.err(e))?;
+                result?;
+                continue;
+            }
             run_migration(&tx, migration.sql, version)
+                .and_then(|()| migration.then.map_or(Ok(()), |step| step(&tx)))
                 .and_then(|()| tx.commit())
                 .map_err(|e| StoreError::Migration {
                     path: self.path.clone(),
@@ -817,6 +866,40 @@ impl Store {
                     source: Box::new(e),
                 })?;
         }
+    }
+
+    /// Runs a table-rebuilding migration (foreign keys are off) in its own IMMEDIATE
+    /// transaction, refusing to commit when it left a dangling reference.
+    fn run_rebuild(
+        &mut self,
+        migration: &Migration,
+        version: i64,
+        previous: i64,
+    ) -> Result<(), StoreError> {
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| StoreError::Migration {
+            path: self.path.clone(),
+            version,
+            name: migration.name,
+            previous,
+            source,
+        };
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&self.path, e))?;
+        if user_version(&tx).map_err(|e| db_error(&self.path, e))? != previous {
+            return Ok(()); // Another process migrated it meanwhile.
+        }
+        run_migration(&tx, migration.sql, version)
+            .and_then(|()| migration.then.map_or(Ok(()), |step| step(&tx)))
+            .map_err(|e| failed(Box::new(e)))?;
+        let dangling = foreign_key_violations(&tx).map_err(|e| failed(Box::new(e)))?;
+        if dangling > 0 {
+            return Err(failed(
+                format!("{dangling} rows would point at rows that do not exist").into(),
+            ));
+        }
+        tx.commit().map_err(|e| failed(Box::new(e)))
     }
 
     /// Runs one status write in an IMMEDIATE transaction and turns "no such object" into
@@ -964,7 +1047,22 @@ fn saturating_i64(n: u64) -> i64 {
 // ---- SQL: the only place in Switchboard that speaks it --------------------------------------
 
 fn enable_foreign_keys(conn: &Connection) -> rusqlite::Result<()> {
-    conn.pragma_update(None, "foreign_keys", true)
+    enable_foreign_keys_to(conn, true)
+}
+
+fn enable_foreign_keys_to(conn: &Connection, on: bool) -> rusqlite::Result<()> {
+    conn.pragma_update(None, "foreign_keys", on)
+}
+
+/// How many rows `PRAGMA foreign_key_check` reports.
+fn foreign_key_violations(conn: &Connection) -> rusqlite::Result<usize> {
+    let mut stmt = conn.prepare("PRAGMA foreign_key_check")?;
+    let mut rows = stmt.query([])?;
+    let mut n = 0;
+    while rows.next()?.is_some() {
+        n += 1;
+    }
+    Ok(n)
 }
 
 /// `FULL`: a commit returns once the write-ahead log is on disk, so whatever the store has
@@ -1301,15 +1399,21 @@ mod tests {
             .map(|m| Migration {
                 name: m.name,
                 sql: m.sql,
+                rebuilds_tables: m.rebuilds_tables,
+                then: m.then,
             })
             .chain([
                 Migration {
                     name: "9998_good",
                     sql: "CREATE TABLE good (id INTEGER);",
+                    rebuilds_tables: false,
+                    then: None,
                 },
                 Migration {
                     name: "9999_bad",
                     sql: "CREATE TABLE half_done (id INTEGER); SELECT * FROM no_such_table;",
+                    rebuilds_tables: false,
+                    then: None,
                 },
             ])
             .collect();

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod records;
 pub mod smtp;
 pub mod telegram_fake;
 pub mod twilio_fake;
@@ -79,6 +80,16 @@ impl Daemon {
         Daemon::start_with_args(port, files, env, &[])
     }
 
+    /// [`Daemon::start`] on a copy of an existing state file (a fixture).
+    pub fn start_on_state(
+        port: u16,
+        files: &[(&str, String)],
+        env: &[(&str, &str)],
+        state: &Path,
+    ) -> Daemon {
+        Daemon::start_inner(port, files, env, &[], Some(state))
+    }
+
     /// [`Daemon::start`] with extra global flags (such as `--log-format json`).
     pub fn start_with_args(
         port: u16,
@@ -86,7 +97,20 @@ impl Daemon {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Daemon {
+        Daemon::start_inner(port, files, env, args, None)
+    }
+
+    fn start_inner(
+        port: u16,
+        files: &[(&str, String)],
+        env: &[(&str, &str)],
+        args: &[&str],
+        state: Option<&Path>,
+    ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
+        if let Some(state) = state {
+            std::fs::copy(state, dir.path().join("state.db")).expect("copy the state file");
+        }
         let config = dir.path().join("config");
         std::fs::create_dir(&config).expect("config dir");
         for (name, text) in files {

@@ -62,7 +62,7 @@ impl Store {
                 "SELECT h.id, h.chat_id, c.channel, k.external_id, h.attempts
                  FROM messenger_handbacks h
                  JOIN chats c ON c.id = h.chat_id
-                 JOIN chat_contacts k ON k.id = c.contact_id
+                 JOIN chat_identities k ON k.id = c.identity_id
                  WHERE {READY} AND h.next_attempt_at <= ?1
                  ORDER BY h.next_attempt_at, h.id LIMIT ?2"
             ))
