@@ -675,7 +675,7 @@ pub struct LeadFilter {
 }
 
 /// The integrations whose leads the caller may read (`None`: all).
-fn lead_integrations(state: &AppState, caller: &Caller) -> Option<Vec<String>> {
+pub(super) fn lead_integrations(state: &AppState, caller: &Caller) -> Option<Vec<String>> {
     if admin(caller) {
         return None;
     }
