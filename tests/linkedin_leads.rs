@@ -2,14 +2,19 @@
 //! (tests/support/linkedin_fake.rs) for the token endpoint and the Lead Sync API, and signed
 //! notifications posted to `/webhooks/linkedin`.
 
+mod chat_support;
 #[path = "support/linkedin_fake.rs"]
 mod linkedin_fake;
 mod support;
 
 use linkedin_fake::{CLIENT_ID, CLIENT_SECRET, LinkedInFake, REFRESH_TOKEN, notification, sign};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 use support::records::{ROOT, admin_file, get};
 use support::{Daemon, eventually, find, free_port};
+
+/// The token of `mia`, a member of the `marketing` role the integration notifies.
+const MIA: &str = "mia-marketing-token";
 
 const AD_ACCOUNT: &str = "508912345";
 /// Listed, custom mapping.
@@ -29,6 +34,13 @@ fn config(port: u16, fake: &LinkedInFake) -> Vec<(&'static str, String)> {
         ),
         admin_file(),
         (
+            "marketing.yaml",
+            format!(
+                "apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: marketing}}\nspec: {{title: Marketing}}\n---\napiVersion: switchboard/v1\nkind: User\nmetadata: {{name: mia}}\nspec: {{displayName: Mia, email: mia@example.com, roles: [marketing], apiTokenSha256: [{}]}}\n",
+                hex::encode(Sha256::digest(MIA.as_bytes()))
+            ),
+        ),
+        (
             "leads.yaml",
             format!(
                 "\
@@ -47,6 +59,7 @@ spec:
   adAccountId: \"{AD_ACCOUNT}\"
   accounts: [root-linkedin]
   apiBaseUrl: {base}
+  notifyRole: marketing
   defaultMapping:
     - {{column: GivenName, field: FIRST_NAME}}
     - {{column: Email, field: EMAIL}}
@@ -202,11 +215,16 @@ async fn forged_signatures_are_refused_and_the_challenge_is_answered() {
 #[tokio::test]
 async fn a_notification_becomes_one_lead_with_its_contact() {
     let (daemon, fake) = start().await;
+    let mut events = chat_support::Events::open(&daemon, MIA).await;
     respond(&fake, "r1", EVENT_FORM, "Ada@Example.com");
     let (status, body) = deliver(&daemon, "r1", EVENT_FORM).await;
     assert_eq!((status, &body["outcome"]), (200, &json!("accepted")));
     let all = wait_for_leads(&daemon, 1).await;
     let lead = &all["items"][0];
+    // The notifyRole's members hear of it.
+    let created = events.next("lead.created").await;
+    assert_eq!(created["id"], lead["id"]);
+    assert_eq!(created["integration"], "ads");
     assert_eq!(lead["integration"], "ads");
     assert_eq!(lead["form"], EVENT_FORM);
     assert_eq!(lead["linkedinLeadId"], "r1");

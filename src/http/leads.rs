@@ -202,6 +202,21 @@ async fn receive(
     }
 }
 
+/// The integrations whose `notifyRole` `caller` holds: the `lead.created` events they get.
+pub fn notified_integrations(state: &AppState, caller: &Caller) -> Vec<String> {
+    let config = state.engine.config();
+    let roles: Vec<String> = config
+        .specs::<crate::config::kinds::UserSpec>()
+        .find(|(o, _)| o.name == caller.user)
+        .map(|(_, u)| u.roles.clone())
+        .unwrap_or_default();
+    config
+        .specs::<LeadIntegrationSpec>()
+        .filter(|(_, l)| l.notify_role.as_ref().is_some_and(|r| roles.contains(r)))
+        .map(|(o, _)| o.name.clone())
+        .collect()
+}
+
 /// One entry of an integration's log.
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
