@@ -347,4 +347,22 @@ async fn throttling_and_an_expired_token_are_ridden_out() {
         !stderr.contains("li-access-") && !stderr.contains(REFRESH_TOKEN),
         "no token in the log"
     );
+
+    // A response LinkedIn no longer has is given up, not retried for ever.
+    deliver(&daemon, "r-gone", EVENT_FORM).await;
+    eventually("the gone response given up", &daemon, || async {
+        get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT)
+            .await
+            .body["items"][0]["event"]
+            == "gave-up"
+    })
+    .await;
+    let log = get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT).await;
+    let message = log.body["items"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("r-gone") && message.contains("404"),
+        "{message}"
+    );
+    assert_eq!(fake.asked("leadFormResponses/r-gone"), 1);
+    assert_eq!(wait_for_leads(&daemon, 2).await["total"], 2);
 }

@@ -30,6 +30,9 @@ use crate::store::leads::{LinkedInLead, PendingNotification};
 /// How often an integration's stored notifications are swept when no webhook asks.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
 
+/// Failed runs after which a notification is given up (logged `gave-up`, no longer tried).
+pub const MAX_ATTEMPTS: i64 = 20;
+
 /// The `KindConnectors` of `LeadIntegration`.
 pub struct LeadConnectors;
 
@@ -232,16 +235,26 @@ impl LeadIntegration {
                 }
                 Err(api::ApiError::Cancelled) => return Err(ConnectorError::Cancelled),
                 Err(e) => {
+                    // A response LinkedIn no longer has (404; it keeps leads 90 days) or one
+                    // that failed too often is given up, so it does not retry for ever.
+                    let gone = matches!(e, api::ApiError::Status { status: 404, .. });
+                    let give_up = gone || n.attempts + 1 >= MAX_ATTEMPTS;
                     let event = match e {
+                        _ if give_up => "gave-up",
                         api::ApiError::Token { .. } => "token-error",
                         _ => "fetch-error",
                     };
                     let message = format!("response {}: {e}", api::response_id(&n.response));
                     tracing::warn!(integration = %self.name, error = %message, "lead not fetched");
-                    failed.push(message.clone());
+                    if !give_up {
+                        failed.push(message.clone());
+                    }
                     ctx.store
                         .call(move |s| {
                             s.finish_linkedin_notification(id, Some(&message), at)?;
+                            if give_up {
+                                s.finish_linkedin_notification(id, None, at)?;
+                            }
                             s.log_lead_event(&name, event, &message, None, at)
                         })
                         .await

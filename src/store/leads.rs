@@ -63,7 +63,8 @@ pub struct LeadLogEntry {
     pub id: i64,
     /// When.
     pub at: DateTime<Utc>,
-    /// A fixed word: `lead-created`, `duplicate`, `skipped`, `fetch-error`, `token-error`.
+    /// A fixed word: `lead-created`, `duplicate`, `skipped`, `fetch-error`, `token-error`,
+    /// `gave-up`.
     pub event: String,
     /// What happened, without secrets.
     pub message: String,
@@ -116,7 +117,8 @@ impl Store {
         .map_err(|e| self.err(e))
     }
 
-    /// Marks notification `id` done (`error: None`) or counts a failed attempt with its error.
+    /// Marks notification `id` done (`error: None`; an earlier error stays for the record) or
+    /// counts a failed attempt with its error.
     pub fn finish_linkedin_notification(
         &mut self,
         id: i64,
@@ -126,7 +128,7 @@ impl Store {
         self.ensure_writable()?;
         let result = match error {
             None => self.conn.execute(
-                "UPDATE linkedin_notifications SET done_at = ?2, last_error = NULL WHERE id = ?1",
+                "UPDATE linkedin_notifications SET done_at = ?2 WHERE id = ?1",
                 params![id, format_ts(at)],
             ),
             Some(error) => self.conn.execute(
