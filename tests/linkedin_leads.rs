@@ -88,6 +88,17 @@ spec:
   apiBaseUrl: {base}
   defaultMapping:
     - {{column: Email, field: EMAIL}}
+---
+apiVersion: switchboard/v1
+kind: LeadIntegration
+metadata: {{name: orphan}}
+spec:
+  title: LinkedIn APAC (its last account removed)
+  adAccountId: \"508956789\"
+  accounts: []
+  apiBaseUrl: {base}
+  defaultMapping:
+    - {{column: Email, field: EMAIL}}
 ",
                 base = fake.base
             ),
@@ -211,7 +222,7 @@ async fn forged_signatures_are_refused_and_the_challenge_is_answered() {
     assert!(!metrics.contains(CLIENT_SECRET) && !daemon.stderr().contains(CLIENT_SECRET));
 }
 
-// REQ: LI-02, LI-03, LI-04, LI-05, LI-07, LI-08
+// REQ: LI-01, LI-02, LI-03, LI-04, LI-05, LI-07, LI-08
 #[tokio::test]
 async fn a_notification_becomes_one_lead_with_its_contact() {
     let (daemon, fake) = start().await;
@@ -262,6 +273,14 @@ async fn a_notification_becomes_one_lead_with_its_contact() {
     assert!(
         emea.to_string().contains("inactive"),
         "the status says why: {emea}"
+    );
+    // LI-01/LI-07: with no LinkedInAccount left the integration stops and says why.
+    let orphan = find(&objects, "LeadIntegration", "orphan").expect("orphan listed");
+    assert!(
+        orphan
+            .to_string()
+            .contains("no LinkedInAccount can reach ad account 508956789"),
+        "{orphan}"
     );
 
     // The same person fills another form served by the default mapping, then the event form
