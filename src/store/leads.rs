@@ -306,3 +306,94 @@ impl Store {
         .map_err(|e| self.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid timestamp")
+    }
+
+    fn lead(id: &str, form: &str, email: &str) -> LinkedInLead {
+        LinkedInLead {
+            integration: "ads".into(),
+            form: form.into(),
+            linkedin_lead_id: id.into(),
+            submitted_at: t(0),
+            columns: Map::from_iter([("Email".to_owned(), Value::from(email))]),
+            name: Some("Ada Lovelace".into()),
+            emails: vec![email.to_lowercase()],
+            phones: vec![],
+        }
+    }
+
+    // REQ: LI-05
+    #[test]
+    fn a_notification_is_queued_once_and_a_response_makes_one_lead() {
+        let mut store = Store::open_in_memory().expect("store");
+        assert!(
+            store
+                .record_linkedin_notification(
+                    "ads",
+                    "urn:li:leadGenFormResponse:r1",
+                    Some("7"),
+                    "{}",
+                    t(0)
+                )
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_linkedin_notification(
+                    "ads",
+                    "urn:li:leadGenFormResponse:r1",
+                    Some("7"),
+                    "{}",
+                    t(1)
+                )
+                .unwrap(),
+            "the same notification again"
+        );
+        let pending = store.pending_linkedin_notifications("ads").unwrap();
+        assert_eq!(pending.len(), 1);
+        store
+            .finish_linkedin_notification(pending[0].id, Some("HTTP 500"), t(2))
+            .unwrap();
+        assert_eq!(
+            store.pending_linkedin_notifications("ads").unwrap()[0].attempts,
+            1
+        );
+
+        let first = store
+            .create_linkedin_lead(&lead("r1", "7", "ada@example.com"), t(3))
+            .unwrap();
+        assert!(first.created && first.contact_id.is_some() && first.duplicate_of.is_none());
+        let again = store
+            .create_linkedin_lead(&lead("r1", "7", "ada@example.com"), t(4))
+            .unwrap();
+        assert_eq!((again.id, again.created), (first.id, false));
+        let other = store
+            .create_linkedin_lead(&lead("r2", "7", "ADA@example.com"), t(5))
+            .unwrap();
+        assert_eq!(other.contact_id, first.contact_id);
+        assert_eq!(other.duplicate_of, Some(first.id));
+        let elsewhere = store
+            .create_linkedin_lead(&lead("r3", "8", "ada@example.com"), t(6))
+            .unwrap();
+        assert_eq!(elsewhere.duplicate_of, None, "another form");
+
+        store
+            .finish_linkedin_notification(pending[0].id, None, t(7))
+            .unwrap();
+        assert!(
+            store
+                .pending_linkedin_notifications("ads")
+                .unwrap()
+                .is_empty()
+        );
+        let log = store.lead_log("ads", 10).unwrap();
+        let events: Vec<&str> = log.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(events, ["lead-created", "duplicate", "lead-created"]);
+    }
+}
