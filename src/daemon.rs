@@ -34,6 +34,9 @@ pub fn registry() -> Registry {
     // Chat channels: each provider's reconciler, every `RECONCILE_INTERVAL`; a removed
     // Telegram channel takes its webhook back.
     registry.register(Kind::ChatChannel, crate::chat::channels::ChannelConnectors);
+    // LinkedIn lead generation: each active integration turns its stored notifications into
+    // leads, on request (the webhook) and every `leads::SWEEP_INTERVAL`.
+    registry.register(Kind::LeadIntegration, crate::leads::LeadConnectors);
     registry
 }
 

@@ -38,6 +38,7 @@ pub mod connector;
 pub mod daemon;
 pub mod engine;
 pub mod http;
+pub mod leads;
 pub mod mail;
 pub mod net;
 pub mod plan;

@@ -51,7 +51,7 @@ fn the_migration_merges_chat_and_mail_contacts_without_losing_a_row_or_a_link() 
     );
 
     let store = Store::open(&path).expect("migrate");
-    assert_eq!(store.schema_version().expect("version"), 10);
+    assert_eq!(store.schema_version().expect("version"), 11);
     drop(store);
 
     // Every letter keeps its links, and every mail contact its id and address.

@@ -750,15 +750,24 @@ impl<'a> Checker<'a> {
     }
 
     fn leads(&mut self) {
+        for (obj, a) in self.set.specs::<LinkedInAccountSpec>() {
+            self.reference::<UserSpec>(obj, field_path!["spec", "user"], &a.user);
+        }
         for (obj, li) in self.set.specs::<LeadIntegrationSpec>() {
             if let Some(role) = &li.notify_role {
                 self.reference::<RoleSpec>(obj, field_path!["spec", "notifyRole"], role);
+            }
+            for (i, account) in li.accounts.iter().enumerate() {
+                self.reference::<LinkedInAccountSpec>(
+                    obj,
+                    field_path!["spec", "accounts", i],
+                    account,
+                );
             }
             self.mapping(
                 obj,
                 &li.default_mapping,
                 field_path!["spec", "defaultMapping"],
-                true,
             );
             let mut ids: HashMap<&str, usize> = HashMap::new();
             for (i, form) in li.forms.iter().enumerate() {
@@ -774,26 +783,15 @@ impl<'a> Checker<'a> {
                     );
                 }
                 if let Some(m) = &form.custom_mapping {
-                    self.mapping(
-                        obj,
-                        m,
-                        field_path!["spec", "forms", i, "customMapping"],
-                        true,
-                    );
+                    self.mapping(obj, m, field_path!["spec", "forms", i, "customMapping"]);
                 }
             }
         }
     }
 
-    /// LI-03/LI-04: each column has exactly one source; `not_mapped_fields` is mandatory.
-    fn mapping(
-        &mut self,
-        obj: &Object,
-        mapping: &[ColumnMapping],
-        path: Vec<PathSeg>,
-        needs_macro: bool,
-    ) {
-        let mut has_macro = false;
+    /// LI-03/LI-04: each column has exactly one source. A mapping without
+    /// `macro: not_mapped_fields` is valid: the not-mapped values go to `Notes`.
+    fn mapping(&mut self, obj: &Object, mapping: &[ColumnMapping], path: Vec<PathSeg>) {
         for (i, col) in mapping.iter().enumerate() {
             let sources = [
                 col.field.is_some(),
@@ -803,7 +801,6 @@ impl<'a> Checker<'a> {
             .iter()
             .filter(|b| **b)
             .count();
-            has_macro |= col.macro_.is_some();
             if sources != 1 {
                 let mut p = path.clone();
                 p.push(PathSeg::Index(i));
@@ -817,10 +814,6 @@ impl<'a> Checker<'a> {
                     ),
                 );
             }
-        }
-        if needs_macro && !has_macro {
-            self.at(code::MISSING_FIELD, obj, path, "the mapping has no `macro: not_mapped_fields` column")
-                .hint = Some("all form values are kept in one column, Notes by default: add `{column: Notes, macro: not_mapped_fields}` (LI-04)".into());
         }
     }
 }

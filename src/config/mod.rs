@@ -116,6 +116,7 @@ kinds! {
     GoogleAccount => GoogleAccountSpec,
     ContactSync => ContactSyncSpec,
     CalendarSync => CalendarSyncSpec,
+    LinkedInAccount => LinkedInAccountSpec,
     LeadIntegration => LeadIntegrationSpec,
     MeetingService => MeetingServiceSpec,
 }

@@ -43,6 +43,7 @@ use std::time::Duration;
 pub mod activities;
 pub mod chat;
 pub mod handle;
+pub mod leads;
 pub mod records;
 mod wal;
 
@@ -114,6 +115,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0010_activities",
         sql: include_str!("migrations/0010_activities.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    Migration {
+        name: "0011_linkedin",
+        sql: include_str!("migrations/0011_linkedin.sql"),
         rebuilds_tables: false,
         then: None,
     },
