@@ -159,6 +159,7 @@ pub fn is_passive(kind: Kind) -> bool {
             | Kind::MailProvider
             | Kind::MeetingService
             | Kind::GoogleAccount
+            | Kind::DavAccount
     )
 }
 
