@@ -44,6 +44,7 @@ pub mod activities;
 pub mod chat;
 pub mod handle;
 pub mod records;
+pub mod sync_state;
 mod wal;
 
 pub use handle::StoreHandle;
@@ -114,6 +115,13 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0010_activities",
         sql: include_str!("migrations/0010_activities.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    // 0011 is another branch's; the merge puts it before this one.
+    Migration {
+        name: "0012_sync_state",
+        sql: include_str!("migrations/0012_sync_state.sql"),
         rebuilds_tables: false,
         then: None,
     },
