@@ -34,6 +34,8 @@ pub fn registry() -> Registry {
     // Chat channels: each provider's reconciler, every `RECONCILE_INTERVAL`; a removed
     // Telegram channel takes its webhook back.
     registry.register(Kind::ChatChannel, crate::chat::channels::ChannelConnectors);
+    // Contact sync: over a DavAccount (CardDAV), two-way; other accounts are pending.
+    registry.register(Kind::ContactSync, crate::sync::ContactSyncConnectors);
     registry
 }
 
