@@ -660,3 +660,75 @@ async fn the_daemon_exports_an_api_contact_and_never_shows_the_password() {
         );
     }
 }
+
+#[tokio::test]
+async fn switchboard_sync_runs_a_contact_sync_in_process_without_a_daemon() {
+    // REQ: BX-01 (`switchboard sync ContactSync/NAME` works with no daemon running)
+    let user = "dav-cli";
+    let book = radicale().user_with_addressbook(user, PASSWORD).await;
+    radicale()
+        .put_card(
+            user,
+            PASSWORD,
+            &format!("{book}f.vcf"),
+            &card("f", "FN:Fay\r\nEMAIL:fay@example.org\r\n"),
+        )
+        .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    let port = free_port(); // nothing listens there: the CLI runs the sync itself
+    std::fs::write(config.join("dav-password.txt"), PASSWORD).expect("password file");
+    std::fs::write(
+        config.join("dav.yaml"),
+        format!(
+            "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec:\n  siteUrl: http://127.0.0.1:{port}\n  listen: 127.0.0.1:{port}\n---\n\
+             apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: owner}}\nspec: {{displayName: Owner, email: owner@example.com}}\n---\n\
+             apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {{name: home}}\nspec:\n  user: owner\n  url: {book}\n  username: {user}\n  password: {{file: dav-password.txt}}\n---\n\
+             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: home\n{TWO_WAY}",
+        ),
+    )
+    .expect("manifest");
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(&config)
+            .arg("--state")
+            .arg(dir.path().join("state.db"))
+            .args(args)
+            .output()
+            .expect("run switchboard");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = cli(&["sync", "ContactSync/book"]);
+    assert!(ok, "{text}");
+    assert!(!text.contains(PASSWORD), "{text}");
+    let (ok, status) = cli(&["status", "--format", "json"]);
+    assert!(ok, "{status}");
+    assert!(!status.contains(PASSWORD), "{status}");
+    let rows: serde_json::Value = serde_json::from_str(
+        status
+            .lines()
+            .skip_while(|l| !l.starts_with(['[', '{']))
+            .collect::<Vec<_>>()
+            .join("\n")
+            .as_str(),
+    )
+    .unwrap_or_else(|e| panic!("status JSON: {e}\n{status}"));
+    let rows = rows
+        .as_array()
+        .cloned()
+        .or_else(|| rows["items"].as_array().cloned())
+        .unwrap_or_default();
+    let row = rows
+        .iter()
+        .find(|r| r["kind"] == "ContactSync" && r["name"] == "book")
+        .unwrap_or_else(|| panic!("no ContactSync/book in {status}"));
+    assert_eq!(row["itemsIn"], 1, "{row}");
+    assert_eq!(row["state"], "ready", "{row}");
+}
