@@ -732,3 +732,41 @@ async fn switchboard_sync_runs_a_contact_sync_in_process_without_a_daemon() {
     assert_eq!(row["itemsIn"], 1, "{row}");
     assert_eq!(row["state"], "ready", "{row}");
 }
+
+#[tokio::test]
+async fn a_card_linked_to_a_contact_made_here_gets_what_the_contact_knew() {
+    // REQ: CS-04 (both sides end with the union of what each knew of the person)
+    let rig = rig("dav-first-link", TWO_WAY).await;
+    let id = rig
+        .create_local(ContactChanges {
+            name: Some(Some("Gil".into())),
+            emails: Some(vec!["gil@example.org".into()]),
+            phones: Some(vec!["+14155550111".into()]),
+            ..ContactChanges::default()
+        })
+        .await;
+    rig.sync().await; // exported as a new card
+    rig.put(
+        "gil-other.vcf",
+        &card(
+            "gil-other",
+            "FN:Gil\r\nEMAIL:gil@example.org\r\nTEL:+14155550222\r\nX-KEEP:yes\r\n",
+        ),
+    )
+    .await;
+    // A second card for the same address: no second contact, and the card hears of the phone.
+    rig.sync().await;
+    assert_eq!(rig.contacts().await.len(), 1);
+    let gil = rig.contact_with("gil@example.org").await;
+    assert_eq!(gil.id, id);
+    assert_eq!(gil.phones, ["+14155550111", "+14155550222"]);
+    let href = rig.href_of(id).await.expect("linked");
+    let (_, _, text) = rig.get(&href).await;
+    assert!(
+        text.contains("+14155550111") && text.contains("+14155550222"),
+        "{text}"
+    );
+    let before = radicale().requests_by(&rig.user);
+    assert_eq!(rig.sync().await, SyncReport::default(), "settled");
+    assert_eq!(radicale().requests_by(&rig.user) - before, 1);
+}

@@ -215,12 +215,13 @@ impl ContactSyncConnector {
         }
     }
 
-    /// Pulls one address book.
+    /// Pulls one address book; adds the ids of the contacts it imported to `imported`.
     async fn pull(
         &self,
         ctx: &SyncContext<'_>,
         collection: &Url,
         report: &mut SyncReport,
+        imported: &mut Vec<i64>,
     ) -> Result<(), ConnectorError> {
         let scope = format!("token {collection}");
         let (origin, scope2) = (self.origin.clone(), scope.clone());
@@ -266,11 +267,12 @@ impl ContactSyncConnector {
                 .await
                 .map_err(dav_err)?;
             for item in items {
-                if self
+                if let Some(id) = self
                     .import_item(ctx, &item.href, item.etag.as_deref(), &item.data)
                     .await?
                 {
                     report.items_in += 1;
+                    imported.push(id);
                 }
             }
         }
@@ -338,14 +340,14 @@ impl ContactSyncConnector {
     }
 
     /// Imports one card read from the server, resolving a conflict with a local change.
-    /// True when it was imported (false: skipped, with the reason logged).
+    /// The contact's id when it was imported (`None`: skipped, with the reason logged).
     async fn import_item(
         &self,
         ctx: &SyncContext<'_>,
         href: &str,
         etag: Option<&str>,
         data: &str,
-    ) -> Result<bool, ConnectorError> {
+    ) -> Result<Option<i64>, ConnectorError> {
         let remote = vcard::parse(data);
         let (origin, h) = (self.origin.clone(), href.to_owned());
         let local = ctx
@@ -397,10 +399,10 @@ impl ContactSyncConnector {
             .await
             .map_err(store_err)?;
         match result {
-            Ok(_) => Ok(true),
+            Ok(contact) => Ok(Some(contact.id)),
             Err(e) => {
                 tracing::warn!(sync = %self.origin, item = %href, "card not imported: {e}");
-                Ok(false)
+                Ok(None)
             }
         }
     }
@@ -540,7 +542,7 @@ impl ContactSyncConnector {
             let old = data.as_deref().map(vcard::parse).unwrap_or_default();
             let fields = fields_of(&contact, &old);
             let card = vcard::patch(data.as_deref(), &fields, &uid);
-            if link.is_some() && data.as_deref() == Some(card.as_str()) {
+            if link.is_some() && data.as_deref().is_some_and(|d| vcard::same(d, &card)) {
                 return Ok(false); // the server already has exactly this
             }
             match self
@@ -645,13 +647,29 @@ impl Connector for ContactSyncConnector {
             let mut report = SyncReport::default();
             let before = self.client.requests();
             let collections = self.collections(&ctx).await?;
+            let mut imported = Vec::new();
             if self.import {
                 for c in &collections {
                     Self::check_cancel(&ctx)?;
-                    self.pull(&ctx, c, &mut report).await?;
+                    self.pull(&ctx, c, &mut report, &mut imported).await?;
                 }
             }
             if self.export {
+                // A card linked to a contact Switchboard already had, or a conflict resolved
+                // in favour of this side, may leave the contact with more than the card says
+                // (the union): write it back now. A contact the card describes exactly
+                // costs nothing (the patched card equals the stored one).
+                let seq = ctx
+                    .store
+                    .call(|s| s.last_change_seq())
+                    .await
+                    .map_err(store_err)?;
+                for id in imported {
+                    Self::check_cancel(&ctx)?;
+                    if self.push_contact(&ctx, &collections[0], id, seq).await? {
+                        report.items_out += 1;
+                    }
+                }
                 self.push(&ctx, &collections[0], &mut report).await?;
             }
             tracing::info!(

@@ -199,6 +199,12 @@ pub fn parse(text: &str) -> CardFields {
     f
 }
 
+/// Whether two cards hold the same logical lines (line endings and folding aside: a card read
+/// through XML has its CRLFs turned into LFs).
+pub fn same(a: &str, b: &str) -> bool {
+    unfold(a) == unfold(b)
+}
+
 /// Folds a logical line at 75 octets (never inside a UTF-8 character), CRLF-terminated.
 fn fold(line: &str, out: &mut String) {
     let mut width = 0;
@@ -253,6 +259,13 @@ pub fn patch(current: Option<&str>, fields: &CardFields, uid: &str) -> String {
     let mut seen_emails = Vec::new();
     let mut seen_phones = Vec::new();
     let name_changed = old.name != fields.name;
+    // tags are a set: the store keeps them sorted, a card in any order
+    let sorted = |tags: &[String]| {
+        let mut t = tags.to_vec();
+        t.sort();
+        t
+    };
+    let tags_changed = sorted(&old.tags) != sorted(&fields.tags);
     let mut wrote_n = false;
     for line in &base {
         match line.name.as_str() {
@@ -287,7 +300,7 @@ pub fn patch(current: Option<&str>, fields: &CardFields, uid: &str) -> String {
             }
             "ORG" if old.company != fields.company => {}
             "TITLE" if old.job_title != fields.job_title => {}
-            "CATEGORIES" if old.tags != fields.tags => {}
+            "CATEGORIES" if tags_changed => {}
             "REV" => {}
             _ => out_lines.push(line.raw.clone()),
         }
@@ -327,7 +340,7 @@ pub fn patch(current: Option<&str>, fields: &CardFields, uid: &str) -> String {
     {
         out_lines.push(format!("TITLE:{}", escape(title)));
     }
-    if (current.is_none() || old.tags != fields.tags) && !fields.tags.is_empty() {
+    if (current.is_none() || tags_changed) && !fields.tags.is_empty() {
         let tags: Vec<String> = fields.tags.iter().map(|t| escape(t)).collect();
         out_lines.push(format!("CATEGORIES:{}", tags.join(",")));
     }
@@ -391,6 +404,18 @@ mod tests {
         let again = parse(&out);
         assert_eq!(again.phones, ["+14155550100", "+14155550199"]);
         assert_eq!(again.emails, f.emails);
+    }
+
+    #[test]
+    fn the_same_values_give_the_same_card() {
+        let mut f = parse(CARD);
+        f.tags.sort();
+        let out = patch(Some(CARD), &f, "ignored");
+        assert!(
+            same(&out, CARD),
+            "tags in another order, refolded only:\n{out}"
+        );
+        assert!(same(&CARD.replace("\r\n", "\n"), CARD));
     }
 
     #[test]
