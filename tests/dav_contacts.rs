@@ -770,3 +770,41 @@ async fn a_card_linked_to_a_contact_made_here_gets_what_the_contact_knew() {
     assert_eq!(rig.sync().await, SyncReport::default(), "settled");
     assert_eq!(radicale().requests_by(&rig.user) - before, 1);
 }
+
+#[test]
+fn validate_checks_a_dav_account_and_the_sync_over_it() {
+    // REQ: BX-01 (a DavAccount is a sync account; its user must exist, google settings refused)
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("dav.yaml"),
+        "apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {name: home}\nspec:\n  user: nobody\n  url: https://cloud.example.com/remote.php/dav\n  username: ann\n  password: {env: DAV_PASSWORD}\n---\n\
+         apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {name: book}\nspec:\n  account: home\n  import: {enabled: true}\n  export: {enabled: true}\n  google: {tag: mine}\n  conflict: {winner: remote, union: [emails]}\n  deletes: propagate\n---\n\
+         apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {name: stray}\nspec:\n  account: missing\n  import: {enabled: true}\n  export: {enabled: false}\n",
+    )
+    .expect("manifest");
+    let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(dir.path())
+        .arg("validate")
+        .output()
+        .expect("run switchboard");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!out.status.success(), "{text}");
+    assert!(
+        text.contains("DavAccount/home") && text.contains("nobody"),
+        "{text}"
+    );
+    assert!(
+        text.contains("`google` settings apply to a GoogleAccount only"),
+        "{text}"
+    );
+    assert!(text.contains("account `missing` does not exist"), "{text}");
+    assert!(
+        text.contains("or a DavAccount"),
+        "the hint names DavAccount: {text}"
+    );
+}
