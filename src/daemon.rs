@@ -37,6 +37,8 @@ pub fn registry() -> Registry {
     // LinkedIn lead generation: each active integration turns its stored notifications into
     // leads, on request (the webhook) and every `leads::SWEEP_INTERVAL`.
     registry.register(Kind::LeadIntegration, crate::leads::LeadConnectors);
+    // Contact sync: over a DavAccount (CardDAV), two-way; other accounts are pending.
+    registry.register(Kind::ContactSync, crate::sync::ContactSyncConnectors);
     registry
 }
 

@@ -12,6 +12,17 @@ use super::yaml::PathSeg;
 use super::{ConfigSet, Kind, KindSpec, Object};
 use crate::field_path;
 
+/// What a sync object's `account` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncAccount {
+    /// A GoogleAccount.
+    Google,
+    /// A DavAccount (CardDAV / CalDAV).
+    Dav,
+    /// A Mailbox on exchange or microsoft365.
+    Mailbox,
+}
+
 /// Runs every cross-object check.
 ///
 /// A reference that objects in a file with a YAML syntax error might satisfy (`unparsed`) is
@@ -695,9 +706,14 @@ impl<'a> Checker<'a> {
         for (obj, g) in self.set.specs::<GoogleAccountSpec>() {
             self.reference::<UserSpec>(obj, field_path!["spec", "user"], &g.user);
         }
+        for (obj, d) in self.set.specs::<DavAccountSpec>() {
+            self.reference::<UserSpec>(obj, field_path!["spec", "user"], &d.user);
+        }
         for (obj, cs) in self.set.specs::<ContactSyncSpec>() {
-            let google = self.account(obj, &cs.account);
-            if google == Some(false) && cs.google.is_some() {
+            let account = self.account(obj, &cs.account);
+            if matches!(account, Some(SyncAccount::Mailbox | SyncAccount::Dav))
+                && cs.google.is_some()
+            {
                 self.at(
                     code::CONFLICT,
                     obj,
@@ -705,7 +721,7 @@ impl<'a> Checker<'a> {
                     "`google` settings apply to a GoogleAccount only",
                 );
             }
-            if google == Some(true) && cs.google.is_none() {
+            if account == Some(SyncAccount::Google) && cs.google.is_none() {
                 self.at(code::MISSING_FIELD, obj, field_path!["spec", "google"], "missing required field `google` for a Google account")
                     .hint = Some("give `google: {tag: ..., group: ...}`: only contacts with that personal tag are synced (CS-03)".into());
             }
@@ -715,11 +731,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Resolves a sync `account`: `Some(true)` for a GoogleAccount, `Some(false)` for a
-    /// Mailbox on exchange/microsoft365, `None` (reported) otherwise.
-    fn account(&mut self, obj: &Object, name: &str) -> Option<bool> {
+    /// Resolves a sync `account`: a GoogleAccount, a DavAccount or a Mailbox on
+    /// exchange/microsoft365; `None` (reported) otherwise.
+    fn account(&mut self, obj: &Object, name: &str) -> Option<SyncAccount> {
         if self.get::<GoogleAccountSpec>(name).is_some() {
-            return Some(true);
+            return Some(SyncAccount::Google);
+        }
+        if self.get::<DavAccountSpec>(name).is_some() {
+            return Some(SyncAccount::Dav);
         }
         if let Some(mb) = self.get::<MailboxSpec>(name) {
             let provider = self
@@ -727,16 +746,21 @@ impl<'a> Checker<'a> {
                 .provider_name(mb)
                 .and_then(|p| self.get::<MailProviderSpec>(p));
             return match provider.map(|p| p.provider_type) {
-                Some(MailProviderType::Exchange | MailProviderType::Microsoft365) => Some(false),
+                Some(MailProviderType::Exchange | MailProviderType::Microsoft365) => {
+                    Some(SyncAccount::Mailbox)
+                }
                 Some(t) => {
                     self.at(code::REFERENCE, obj, field_path!["spec", "account"], format!("Mailbox `{name}` is on a provider of type {}", t.as_str()))
-                        .hint = Some("contact and calendar sync needs a Mailbox on exchange or microsoft365, or a GoogleAccount".into());
+                        .hint = Some("contact and calendar sync needs a Mailbox on exchange or microsoft365, a GoogleAccount or a DavAccount".into());
                     None
                 }
                 None => None, // the mailbox's own check reports its provider
             };
         }
-        if !self.reportable(Kind::Mailbox, name) || !self.reportable(Kind::GoogleAccount, name) {
+        if !self.reportable(Kind::Mailbox, name)
+            || !self.reportable(Kind::GoogleAccount, name)
+            || !self.reportable(Kind::DavAccount, name)
+        {
             return None;
         }
         self.at(
@@ -745,7 +769,8 @@ impl<'a> Checker<'a> {
             field_path!["spec", "account"],
             format!("account `{name}` does not exist"),
         )
-        .hint = Some("name a Mailbox on exchange/microsoft365 or a GoogleAccount".into());
+        .hint =
+            Some("name a Mailbox on exchange/microsoft365, a GoogleAccount or a DavAccount".into());
         None
     }
 

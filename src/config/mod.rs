@@ -114,6 +114,7 @@ kinds! {
     MailProvider => MailProviderSpec,
     Mailbox => MailboxSpec,
     GoogleAccount => GoogleAccountSpec,
+    DavAccount => DavAccountSpec,
     ContactSync => ContactSyncSpec,
     CalendarSync => CalendarSyncSpec,
     LinkedInAccount => LinkedInAccountSpec,

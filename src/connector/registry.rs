@@ -160,6 +160,7 @@ pub fn is_passive(kind: Kind) -> bool {
             | Kind::MeetingService
             | Kind::GoogleAccount
             | Kind::LinkedInAccount
+            | Kind::DavAccount
     )
 }
 

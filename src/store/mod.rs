@@ -45,6 +45,7 @@ pub mod chat;
 pub mod handle;
 pub mod leads;
 pub mod records;
+pub mod sync_state;
 mod wal;
 
 pub use handle::StoreHandle;
@@ -121,6 +122,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0011_linkedin",
         sql: include_str!("migrations/0011_linkedin.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    Migration {
+        name: "0012_sync_state",
+        sql: include_str!("migrations/0012_sync_state.sql"),
         rebuilds_tables: false,
         then: None,
     },

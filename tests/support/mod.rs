@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dovecot;
+pub mod radicale;
 pub mod records;
 pub mod smtp;
 pub mod telegram_fake;
