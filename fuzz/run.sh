@@ -13,7 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${1:-60}"; shift || true
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(manifest mime webhooks values)
+[[ ${#targets[@]} -gt 0 ]] || targets=(manifest mime webhooks values dav)
 
 command -v cargo-afl >/dev/null 2>&1 || cargo install cargo-afl --locked
 cargo afl config --build >/dev/null 2>&1 || true   # "already built" is fine

@@ -1,9 +1,11 @@
-//! Fuzz target: every webhook body parser. The first byte picks the parser, the rest is the
+//! Fuzz target: every webhook body parser (chat channels, LinkedIn notifications and the lead
+//! form responses fetched for them). The first byte picks the parser, the rest is the
 //! body as a provider (or an attacker) would send it after the signature check.
 use std::sync::LazyLock;
 
 use switchboard::chat::channels::{api, messenger, telegram, twilio};
 use switchboard::config::kinds::ChatChannelSpec;
+use switchboard::leads;
 
 /// A WhatsApp channel's spec, for the Twilio form parser's account and number checks.
 static TWILIO: LazyLock<ChatChannelSpec> = LazyLock::new(|| {
@@ -22,7 +24,7 @@ fn main() {
         let Some((&which, body)) = data.split_first() else {
             return;
         };
-        match which % 4 {
+        match which % 6 {
             0 => {
                 let _ = api::parse_inbound("site", body);
             }
@@ -31,6 +33,20 @@ fn main() {
             }
             2 => {
                 let _ = messenger::parse(body);
+            }
+            4 => {
+                if let Ok(n) = serde_json::from_slice::<leads::api::Notification>(body) {
+                    let _ = (n.ad_account(), n.form_id());
+                }
+            }
+            5 => {
+                // A lead form response and its form, as the Lead Sync API answers them.
+                if let Ok(serde_json::Value::Array(pair)) = serde_json::from_slice(body)
+                    && let [response, form] = pair.as_slice()
+                {
+                    let values = leads::mapping::values(response, form);
+                    let _ = leads::mapping::person(&values);
+                }
             }
             _ => {
                 let params: Vec<(String, String)> = url::form_urlencoded::parse(body)
