@@ -41,7 +41,8 @@ impl From<ChatError> for ApiError {
             ChatError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
             }
-            ChatError::Store(e) => ApiError::internal(e),
+            ChatError::StorageFull(m) => ApiError::storage_full(m),
+            ChatError::Store(e) => ApiError::store(e),
         }
     }
 }

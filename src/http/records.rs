@@ -58,7 +58,7 @@ impl From<RecordError> for ApiError {
             }
             RecordError::Invalid { .. } => ApiError::unprocessable(e.to_string()),
             RecordError::Taken { .. } => ApiError::conflict("taken", e.to_string()),
-            RecordError::Store(e) => ApiError::internal(e),
+            RecordError::Store(e) => ApiError::store(e),
         }
     }
 }

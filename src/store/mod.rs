@@ -296,6 +296,16 @@ pub enum StoreError {
     )]
     ReadOnly(PathBuf),
 
+    /// The file system holding the state file is full (SQLite's `SQLITE_FULL`): the write was
+    /// rolled back and nothing of it was stored. The store stays usable; writes succeed again
+    /// once space is freed.
+    #[error(
+        "the disk holding state file {} is full: nothing was stored; free space on that file \
+         system (switchboard keeps running and recovers by itself)",
+        .0.display()
+    )]
+    Full(PathBuf),
+
     /// Any other database error.
     #[error("state file {}: {source}", path.display())]
     Database {
@@ -305,6 +315,14 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl StoreError {
+    /// Whether this is [`StoreError::Full`]: a transient condition the caller should answer
+    /// with "retry later" (503) rather than as an internal error.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Full(_))
+    }
 }
 
 /// The identity of an applied object: its kind and name. Orders by kind, then name, byte-wise
@@ -985,6 +1003,7 @@ fn db_error(path: &Path, error: rusqlite::Error) -> StoreError {
     match error.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy(path),
         Some(ErrorCode::NotADatabase) => StoreError::NotADatabase(path),
+        Some(ErrorCode::DiskFull) => StoreError::Full(path),
         Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
             path,
             detail: error.to_string(),
@@ -1648,6 +1667,36 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
         assert!(store.applied_objects().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_full_disk_is_a_typed_error_and_the_store_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        // SQLite answers SQLITE_FULL past `max_page_count`, as on a full file system.
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .unwrap();
+        let big = json!({ "padding": "x".repeat(64 * 1024) });
+        let err = store
+            .apply(&[upsert("Channel", "big", big.clone())], t(0))
+            .unwrap_err();
+        assert!(err.is_disk_full(), "{err:?}");
+        assert!(err.to_string().contains("is full"), "{err}");
+        assert!(store.applied_objects().unwrap().is_empty());
+
+        // Room again: the same write succeeds.
+        store
+            .conn
+            .query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(()))
+            .unwrap();
+        store.apply(&[upsert("Channel", "big", big)], t(0)).unwrap();
+        assert_eq!(store.applied_objects().unwrap().len(), 1);
     }
 
     #[test]

@@ -266,6 +266,10 @@ impl Metrics {
             registry,
         };
         metrics
+            .registry
+            .register(Box::new(super::disk::GAUGE.clone()))
+            .expect("metric names in telemetry::metrics are unique");
+        metrics
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);

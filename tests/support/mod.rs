@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod disk;
 pub mod dovecot;
 pub mod records;
 pub mod smtp;
@@ -87,7 +88,18 @@ impl Daemon {
         env: &[(&str, &str)],
         state: &Path,
     ) -> Daemon {
-        Daemon::start_inner(port, files, env, &[], Some(state))
+        Daemon::start_inner(port, files, env, &[], Some(state), false)
+    }
+
+    /// [`Daemon::start`] with the state file at `state` (on a [`disk::Tmpfs`], say) instead of
+    /// `state.db` in the temporary directory.
+    pub fn start_with_state_at(
+        port: u16,
+        files: &[(&str, String)],
+        env: &[(&str, &str)],
+        state: &Path,
+    ) -> Daemon {
+        Daemon::start_inner(port, files, env, &[], Some(state), true)
     }
 
     /// [`Daemon::start`] with extra global flags (such as `--log-format json`).
@@ -97,7 +109,7 @@ impl Daemon {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Daemon {
-        Daemon::start_inner(port, files, env, args, None)
+        Daemon::start_inner(port, files, env, args, None, false)
     }
 
     fn start_inner(
@@ -106,9 +118,14 @@ impl Daemon {
         env: &[(&str, &str)],
         args: &[&str],
         state: Option<&Path>,
+        state_at: bool,
     ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        if let Some(state) = state {
+        let state_file = match state {
+            Some(state) if state_at => state.to_owned(),
+            _ => dir.path().join("state.db"),
+        };
+        if let Some(state) = state.filter(|_| !state_at) {
             std::fs::copy(state, dir.path().join("state.db")).expect("copy the state file");
         }
         let config = dir.path().join("config");
@@ -122,7 +139,7 @@ impl Daemon {
             .arg("--config")
             .arg(&config)
             .arg("--state")
-            .arg(dir.path().join("state.db"))
+            .arg(&state_file)
             .args(args)
             .arg("run")
             .env_remove("NOTIFY_SOCKET")

@@ -1,0 +1,159 @@
+//! Disk trouble under the real daemon: the state file's disk fills up while webhooks arrive
+//! (a small tmpfs), and a state directory that cannot be written at start.
+//!
+//! Needs root (it mounts tmpfs file systems); see `tests/support/disk.rs`.
+
+mod chat_support;
+mod support;
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use chat_support::{INBOUND, files, message};
+use support::disk::Tmpfs;
+use support::{Daemon, eventually, free_port};
+use switchboard::store::Store;
+use switchboard::store::chat::{ChatFilter, Direction};
+
+/// POSTs an api-channel message whose text is its id and `size` bytes of padding.
+async fn post(daemon: &Daemon, id: &str, size: usize) -> reqwest::Response {
+    switchboard::net::http_client()
+        .post(format!("{}/webhooks/api/web", daemon.base))
+        .bearer_auth(INBOUND)
+        .json(&message(
+            id,
+            "visitor-1",
+            &format!("{id} {}", "x".repeat(size)),
+        ))
+        .send()
+        .await
+        .expect("POST")
+}
+
+/// The ids (first word of the text) of every inbound message stored, with repeats (a doubled
+/// one shows twice).
+fn stored_ids(state: &std::path::Path) -> Vec<String> {
+    let store = Store::open_read_only(state).expect("state file");
+    let (chats, _) = store.chats(&ChatFilter::default(), 0, 1000).expect("chats");
+    let ids: Vec<i64> = chats.iter().map(|c| c.id).collect();
+    store
+        .chat_messages(&ids)
+        .expect("messages")
+        .into_iter()
+        .filter(|m| m.direction == Direction::In)
+        .filter_map(|m| m.text.split(' ').next().map(str::to_owned))
+        .collect()
+}
+
+fn count(text: &str, needle: &str) -> usize {
+    text.matches(needle).count()
+}
+
+// REQ: SPEC HTTP (the api channel: 2xx only once stored)
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_answers_503_keeps_running_and_recovers_when_space_returns() {
+    let disk = Tmpfs::mount("16m", "");
+    let state = disk.path().join("state.db");
+    let port = free_port();
+    let mut daemon = Daemon::start_with_state_at(
+        port,
+        &files(port, "http://127.0.0.1:9/callback", "toAll"),
+        &[],
+        &state,
+    );
+    daemon.wait_ready().await;
+    assert_eq!(post(&daemon, "before", 10).await.status(), 200);
+
+    disk.fill();
+    // Messages keep coming. Those that fit in pages SQLite already holds may still be stored
+    // (and acknowledged); once a write needs a new page, the daemon must refuse rather than
+    // acknowledge what it cannot store.
+    let mut acknowledged = BTreeSet::new();
+    let mut refused = Vec::new();
+    for n in 0..400 {
+        let id = format!("full-{n}");
+        let response = post(&daemon, &id, 8 * 1024).await;
+        match response.status().as_u16() {
+            200 => {
+                acknowledged.insert(id);
+            }
+            503 => {
+                assert_eq!(response.headers()["retry-after"], "30");
+                let body: serde_json::Value = response.json().await.expect("error JSON");
+                assert_eq!(body["error"]["code"], "storage-full", "{body}");
+                refused.push(id);
+                if refused.len() == 5 {
+                    break;
+                }
+            }
+            other => panic!("{id}: {other}\n{}", daemon.stderr()),
+        }
+    }
+    assert_eq!(
+        refused.len(),
+        5,
+        "no 503 while the disk was full:\n{}",
+        daemon.stderr()
+    );
+
+    // Still running, still serving, and the episode is logged once, not per request.
+    assert!(daemon.child.try_wait().expect("try_wait").is_none());
+    assert_eq!(daemon.get("/healthz", None).await.status(), 200);
+    assert!(
+        daemon
+            .metrics()
+            .await
+            .contains("switchboard_state_disk_full 1")
+    );
+    let log = daemon.stderr();
+    assert_eq!(count(&log, "the state file's disk is full"), 1, "{log}");
+    assert!(!log.contains("panicked"), "{log}");
+
+    // Space returns: the refused deliveries, retried by their senders, are stored; the
+    // acknowledged ones, delivered again, are recognized and not doubled.
+    disk.free();
+    for id in &refused {
+        let response = post(&daemon, id, 8 * 1024).await;
+        assert_eq!(
+            response.status(),
+            200,
+            "{id} after space returned\n{}",
+            daemon.stderr()
+        );
+    }
+    if let Some(id) = acknowledged.iter().next() {
+        assert_eq!(post(&daemon, id, 8 * 1024).await.status(), 200);
+    }
+    eventually("the recovery is logged", &daemon, || async {
+        daemon
+            .stderr()
+            .contains("the state file's disk has room again")
+    })
+    .await;
+    assert!(
+        daemon
+            .metrics()
+            .await
+            .contains("switchboard_state_disk_full 0")
+    );
+
+    let ids = stored_ids(&state);
+    let unique: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        unique.len(),
+        ids.len(),
+        "a message was stored twice: {ids:?}"
+    );
+    let mut expected: BTreeSet<String> = acknowledged;
+    expected.extend(refused);
+    expected.insert("before".into());
+    let got: BTreeSet<String> = ids.into_iter().collect();
+    assert_eq!(got, expected);
+
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait_exit(Duration::from_secs(15)).is_some(),
+        "{}",
+        daemon.stderr()
+    );
+}
