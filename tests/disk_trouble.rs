@@ -157,3 +157,49 @@ async fn a_full_disk_answers_503_keeps_running_and_recovers_when_space_returns()
         daemon.stderr()
     );
 }
+
+/// Starts the daemon on `state` and expects it to exit 1 with one clear error.
+fn refused_at_start(state: &std::path::Path, dir: &std::path::Path) {
+    let port = free_port();
+    let mut daemon = Daemon::start_with_state_at(
+        port,
+        &files(port, "http://127.0.0.1:9/callback", "toAll"),
+        &[],
+        state,
+    );
+    let status = daemon
+        .wait_exit(Duration::from_secs(20))
+        .unwrap_or_else(|| panic!("the daemon kept running:\n{}", daemon.stderr()));
+    let log = daemon.stderr();
+    assert_eq!(status.code(), Some(1), "{log}");
+    let errors: Vec<&str> = log.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{log}");
+    let error = errors[0];
+    assert!(
+        error.contains(&format!(
+            "the state directory {} cannot be written",
+            dir.display()
+        )),
+        "{log}"
+    );
+    assert!(error.contains("Read-only file system"), "{log}");
+    assert!(error.contains("remount it read-write"), "{log}");
+    assert!(
+        !log.contains("panicked") && !log.contains("backtrace"),
+        "{log}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_read_only_state_directory_at_start_gives_one_clear_error() {
+    // Nothing there yet: the state file cannot be created.
+    let disk = Tmpfs::mount("4m", "ro");
+    refused_at_start(&disk.path().join("state.db"), disk.path());
+
+    // A state file from an earlier run, on a file system since remounted read-only.
+    let disk = Tmpfs::mount("4m", "");
+    let state = disk.path().join("state.db");
+    drop(Store::open(&state).expect("create a state file"));
+    disk.remount(true);
+    refused_at_start(&state, disk.path());
+}

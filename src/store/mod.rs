@@ -251,6 +251,22 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The directory of the state file cannot be written (a read-only file system, missing
+    /// permissions): SQLite cannot create the file or its `-wal` and `-shm` companions.
+    #[error(
+        "the state directory {} cannot be written: {source}; SQLite keeps the state file and \
+         its -wal and -shm files there, so it must be writable: remount it read-write, give this \
+         user write access to it, or point --state at a file in a writable directory",
+        dir.display()
+    )]
+    DirNotWritable {
+        /// The directory holding the state file.
+        dir: PathBuf,
+        /// Why it cannot be written.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Another process held a lock on the file for longer than the busy timeout.
     #[error(
         "state file {} stayed locked by another process for more than {}s; \
@@ -541,6 +557,17 @@ impl Store {
     ///
     /// Refuses a file written by a newer release ([`StoreError::TooNew`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        match Self::open_writable(path) {
+            // Say which directory and why, rather than SQLite's "unable to open database file".
+            Err(StoreError::NotWritable { path, source }) => Err(match unwritable_dir(&path) {
+                Some((dir, source)) => StoreError::DirNotWritable { dir, source },
+                None => StoreError::NotWritable { path, source },
+            }),
+            other => other,
+        }
+    }
+
+    fn open_writable(path: &Path) -> Result<Store, StoreError> {
         refuse_url(path)?;
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -995,6 +1022,27 @@ fn refuse_url(path: &Path) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// The directory of `path` and why a file cannot be created in it, when it cannot (probed with
+/// a file created and removed at once; called only after SQLite failed to open `path`).
+fn unwritable_dir(path: &Path) -> Option<(PathBuf, std::io::Error)> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".switchboard-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some((dir, e)),
+    }
 }
 
 /// Maps a SQLite error to the [`StoreError`] that tells the user what to do.
