@@ -5,6 +5,7 @@
 
 pub mod disk;
 pub mod dovecot;
+pub mod faults;
 pub mod records;
 pub mod smtp;
 pub mod telegram_fake;
@@ -262,6 +263,26 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     eventually_or(what, || daemon.stderr(), check).await
+}
+
+/// [`eventually`] with a longer bound, for what follows a retry with backoff (the first retry
+/// comes 8 to 12 s after a failure): polls `check` every 100 ms for up to `limit`.
+pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, daemon: &Daemon, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "timed out after {limit:?} waiting for: {what}\n{}",
+        daemon.stderr()
+    );
 }
 
 /// [`eventually`] for what is not a [`Daemon`]: on time-out the panic shows `context()` (a
