@@ -9,17 +9,19 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 use support::dovecot::{dovecot, messages};
 use support::faults::{Fault, FaultProxy};
+use support::smtp::{SMTP_PASSWORD, SMTP_USER, smtp};
 use support::{ADMIN_TOKEN, Daemon, eventually, eventually_within, find, free_port};
 
 const PASSWORD: &str = "faults-pa55";
 
-/// Settings, an admin, and an IMAP provider whose IMAP goes to `imap_port` (the proxy) and SMTP
-/// to `smtp_port`, with one Mailbox `box` for `address`.
+/// Settings (an SMTP timeout of 2 s), an admin, and an IMAP provider whose IMAP goes to
+/// `imap_port` and SMTP to `smtp_port` (either may be a proxy), with one Mailbox `box` for
+/// `address`.
 fn config(port: u16, imap_port: u16, smtp_port: u16, address: &str) -> Vec<(&'static str, String)> {
     vec![(
         "all.yaml",
         format!(
-            "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec: {{siteUrl: 'http://127.0.0.1:{port}', listen: '127.0.0.1:{port}'}}\n---\n\
+            "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec: {{siteUrl: 'http://127.0.0.1:{port}', listen: '127.0.0.1:{port}', mail: {{smtpTimeout: 2s}}}}\n---\n\
              apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: admins}}\nspec: {{title: Admins, operations: [CanManageAdministration]}}\n---\n\
              apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: owner}}\nspec: {{displayName: Owner, email: owner@example.com, roles: [admins], apiTokenSha256: [{token}]}}\n---\n\
              apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {{name: dovecot}}\nspec:\n  type: imap\n  title: Test Dovecot\n  domains: [example.test]\n  \
@@ -121,4 +123,96 @@ async fn an_imap_connection_cut_in_the_middle_of_a_fetch_is_retried_and_nothing_
         !log.contains(PASSWORD),
         "the password never reaches the log"
     );
+}
+
+/// The Sent entry of `id` in `/api/v1/emails`.
+async fn sent(daemon: &Daemon, id: &str) -> serde_json::Value {
+    let page: serde_json::Value = daemon
+        .get("/api/v1/emails?folder=Sent&limit=1000", Some(ADMIN_TOKEN))
+        .await
+        .json()
+        .await
+        .expect("JSON");
+    page["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|e| e["id"] == id).cloned())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_smtp_server_that_stalls_after_data_is_timed_out_and_the_message_sent_once() {
+    // REQ: MB-03 (sent through the durable outbox; a temporary failure is retried)
+    dovecot().add_user(SMTP_USER, SMTP_PASSWORD);
+    let sink = smtp();
+    let proxy = FaultProxy::start(sink.port).await;
+    // The message's data goes through up to its last line; the final "." is held back and the
+    // server is never heard from again, so the server cannot have accepted it.
+    proxy.arm(b"\r\n.\r\n", Fault::Stall);
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        port,
+        &config(port, dovecot().imap_port, proxy.port(), SMTP_USER),
+        &[("SB_MAIL_PASSWORD", SMTP_PASSWORD)],
+    );
+    daemon.wait_ready().await;
+
+    let subject = "Stalled quote 7f3a";
+    let response = switchboard::net::http_client()
+        .post(format!("{}/api/v1/emails", daemon.base))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&serde_json::json!({
+            "mailbox": "box", "to": ["bob@customer.example"], "subject": subject, "text": "t"
+        }))
+        .send()
+        .await
+        .expect("POST");
+    let status = response.status();
+    let email: serde_json::Value = response.json().await.expect("JSON");
+    assert_eq!(status, 202, "{email}");
+    let id = email["id"].as_str().expect("id").to_owned();
+
+    eventually("the SMTP server stalled after DATA", &daemon, || async {
+        proxy.taken() == 1
+    })
+    .await;
+    // Timed out (Settings.mail.smtpTimeout), kept queued with the reason, not sent twice.
+    eventually("the stalled attempt is on the message", &daemon, || async {
+        sent(&daemon, &id).await["delivery"]["attempts"] == 1
+    })
+    .await;
+    let waiting = sent(&daemon, &id).await;
+    assert_eq!(waiting["delivery"]["state"], "queued", "{waiting}");
+    let error = waiting["delivery"]["lastError"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(error.contains("within 2s"), "{waiting}");
+    let status = find(&daemon.objects().await, "Mailbox", "box").cloned();
+    assert!(
+        status.as_ref().is_some_and(|m| m["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("did not finish the delivery"))),
+        "{status:?}"
+    );
+    assert!(
+        !sink.received().iter().any(|m| m.contains(subject)),
+        "the stalled message never reached the server"
+    );
+
+    // The retry (30 s after the failure, brought forward by the scheduler's backoff) goes
+    // through the proxy, which now passes everything.
+    eventually_within(
+        "the retry delivered the message",
+        Duration::from_secs(90),
+        &daemon,
+        || async { sent(&daemon, &id).await["delivery"]["state"] == "sent" },
+    )
+    .await;
+    let delivered = sent(&daemon, &id).await;
+    assert_eq!(delivered["delivery"]["attempts"], 2, "{delivered}");
+    let copies = sink
+        .received()
+        .iter()
+        .filter(|m| m.contains(subject))
+        .count();
+    assert_eq!(copies, 1, "delivered exactly once");
 }
