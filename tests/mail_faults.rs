@@ -1,7 +1,13 @@
-//! Faults injected between the real daemon and its real mail peers (tests/support/faults.rs):
-//! each failed run is retried with backoff, nothing is lost or doubled, and the object's status
-//! says what happened.
+//! Faults injected between the real daemon and its mail peers through the fault proxy
+//! (tests/support/faults.rs): an IMAP connection cut in the middle of a FETCH (Dovecot), an SMTP
+//! server that stalls after DATA (aiosmtpd), and a Graph answer cut in the middle of its JSON
+//! body (the Graph fake). Each failed run or delivery is retried, nothing is lost or doubled,
+//! and the object's status (or the message's delivery) says what happened.
 
+#[path = "support/graph_fake.rs"]
+mod graph_fake;
+#[path = "support/oauth_fake.rs"]
+mod oauth_fake;
 mod support;
 
 use std::time::Duration;
@@ -215,4 +221,97 @@ async fn an_smtp_server_that_stalls_after_data_is_timed_out_and_the_message_sent
         .filter(|m| m.contains(subject))
         .count();
     assert_eq!(copies, 1, "delivered exactly once");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_graph_answer_cut_in_the_middle_of_its_json_body_is_retried_with_backoff() {
+    // REQ: EP-05 (Microsoft 365 through Graph: resumable delta sync)
+    const CLIENT_ID: &str = "switchboard-faults-m365";
+    const CLIENT_SECRET: &str = "m365-faults-s3cret";
+    const REFRESH: &str = "m365-faults-refresh";
+    const ADDRESS: &str = "sales@corp.example";
+    let oauth =
+        oauth_fake::OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(3600)).await;
+    oauth.allow(REFRESH, ADDRESS);
+    let graph = graph_fake::GraphFake::start(2).await;
+    for n in 1..=5 {
+        graph.deliver(&format!("half-{n}@customer.example"), &format!("Half {n}"));
+    }
+    let graph_port: u16 = graph
+        .base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the fake's port");
+    let proxy = FaultProxy::start(graph_port).await;
+    // The first delta page's answer stops 600 bytes in: the headers and half of the JSON.
+    proxy.arm(b"/messages/delta", Fault::CutAfter(600));
+
+    let port = free_port();
+    let files = vec![
+        (
+            "all.yaml",
+            format!(
+                "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec: {{siteUrl: 'http://127.0.0.1:{port}', listen: '127.0.0.1:{port}'}}\n---\n\
+                 apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: admins}}\nspec: {{title: Admins, operations: [CanManageAdministration]}}\n---\n\
+                 apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: owner}}\nspec: {{displayName: Owner, email: owner@example.com, roles: [admins], apiTokenSha256: [{token}]}}\n---\n\
+                 apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {{name: m365}}\nspec:\n  type: microsoft365\n  title: Microsoft 365\n  domains: [corp.example]\n  \
+                 apiBaseUrl: http://127.0.0.1:{proxy}\n  auth: oauth2\n  \
+                 oauth2:\n    clientId: {CLIENT_ID}\n    clientSecret: {{file: client-secret}}\n    authUrl: {oauth}/auth\n    tokenUrl: {oauth}/token\n    scopes: [Mail.ReadWrite, Mail.Send]\n---\n\
+                 apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {{name: box}}\nspec:\n  address: {ADDRESS}\n  owner: owner\n  oauth2RefreshToken: {{file: refresh}}\n  \
+                 load: {{period: 1w}}\n",
+                token = hex::encode(Sha256::digest(ADMIN_TOKEN.as_bytes())),
+                proxy = proxy.port(),
+                oauth = oauth.base,
+            ),
+        ),
+        ("client-secret", CLIENT_SECRET.to_owned()),
+        ("refresh", REFRESH.to_owned()),
+    ];
+    let mut daemon = Daemon::start(port, &files, &[]);
+    daemon.wait_ready().await;
+
+    eventually("the answer was cut", &daemon, || async {
+        proxy.taken() == 1
+    })
+    .await;
+    eventually("the failed run is on the object", &daemon, || async {
+        mailbox(&daemon).await["runsFailed"].as_i64() == Some(1)
+    })
+    .await;
+    let failed = mailbox(&daemon).await;
+    assert_eq!(failed["state"], "error", "{failed}");
+    let error = failed["lastError"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        error.contains("Microsoft Graph delta of Inbox")
+            && error.contains("decoding response body"),
+        "{failed}"
+    );
+
+    // No IDLE here: the retry comes from the scheduler's backoff (8 to 12 s after the failure).
+    eventually_within(
+        "the retry finished the sync",
+        Duration::from_secs(40),
+        &daemon,
+        || async {
+            let m = mailbox(&daemon).await;
+            m["state"] == "ready" && stored(&m) == 5
+        },
+    )
+    .await;
+    let done = mailbox(&daemon).await;
+    assert_eq!(done["runsFailed"], 1, "{done}");
+    let at = |field: &str| {
+        chrono::DateTime::parse_from_rfc3339(done[field].as_str().expect(field)).expect("RFC 3339")
+    };
+    let waited = (at("lastSuccessAt") - at("lastErrorAt")).num_milliseconds();
+    assert!(
+        waited >= 7_000,
+        "retried after the backoff, not at once: {waited} ms"
+    );
+    let log = daemon.stderr();
+    assert!(
+        !log.contains(CLIENT_SECRET) && !log.contains(REFRESH),
+        "{log}"
+    );
 }
