@@ -1,5 +1,5 @@
 //! Disk trouble under the real daemon: the state file's disk fills up while webhooks arrive
-//! (a small tmpfs), and a state directory that cannot be written at start.
+//! or mail is synced (a small tmpfs), and a state directory that cannot be written at start.
 //!
 //! Needs root (it mounts tmpfs file systems); see `tests/support/disk.rs`.
 
@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use chat_support::{INBOUND, files, message};
 use support::disk::Tmpfs;
-use support::{Daemon, eventually, free_port};
+use support::dovecot::{dovecot, messages};
+use support::{ADMIN_TOKEN, Daemon, eventually, eventually_within, find, free_port};
 use switchboard::store::Store;
 use switchboard::store::chat::{ChatFilter, Direction};
 
@@ -202,4 +203,84 @@ async fn a_read_only_state_directory_at_start_gives_one_clear_error() {
     drop(Store::open(&state).expect("create a state file"));
     disk.remount(true);
     refused_at_start(&state, disk.path());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_fails_the_mail_run_and_the_retry_stores_every_letter_once() {
+    // REQ: MB-02 (a failed run resumes from its checkpoint)
+    const PASSWORD: &str = "diskfull-pa55";
+    let server = dovecot();
+    let address = "diskfull@example.test";
+    server.add_user(address, PASSWORD);
+    server.load(address, "INBOX", &messages("before", address, 20));
+    let disk = Tmpfs::mount("32m", "");
+    let state = disk.path().join("state.db");
+    let port = free_port();
+    let token = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+        ADMIN_TOKEN.as_bytes(),
+    ));
+    let files = vec![(
+        "all.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec: {{siteUrl: 'http://127.0.0.1:{port}', listen: '127.0.0.1:{port}'}}\n---\n\
+             apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: admins}}\nspec: {{title: Admins, operations: [CanManageAdministration]}}\n---\n\
+             apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: owner}}\nspec: {{displayName: Owner, email: owner@example.com, roles: [admins], apiTokenSha256: [{token}]}}\n---\n\
+             apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {{name: dovecot}}\nspec:\n  type: imap\n  title: Test Dovecot\n  domains: [example.test]\n  \
+             imap: {{host: 127.0.0.1, port: {imap}, security: none}}\n  smtp: {{host: 127.0.0.1, port: 9, security: none}}\n---\n\
+             apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {{name: box}}\nspec:\n  address: {address}\n  owner: owner\n  password: {{env: SB_MAIL_PASSWORD}}\n",
+            imap = server.imap_port,
+        ),
+    )];
+    let mut daemon =
+        Daemon::start_with_state_at(port, &files, &[("SB_MAIL_PASSWORD", PASSWORD)], &state);
+    daemon.wait_ready().await;
+    let inbox = |objects: &serde_json::Value| {
+        find(objects, "Mailbox", "box").and_then(|m| {
+            m["folders"]
+                .as_array()?
+                .iter()
+                .find(|f| f["name"] == "INBOX")?["messages"]
+                .as_u64()
+        })
+    };
+    eventually("the first sync", &daemon, || async {
+        inbox(&daemon.objects().await) == Some(20)
+    })
+    .await;
+
+    // The disk fills up; a letter larger than anything SQLite has room for arrives.
+    disk.fill();
+    let large = messages("large", address, 1)[0].replace(
+        "\r\n\r\nBody",
+        &format!("\r\n\r\n{}\r\nBody", "q".repeat(6 * 1024 * 1024)),
+    );
+    server.append(address, PASSWORD, "INBOX", &large);
+    eventually("the run failed on the full disk", &daemon, || async {
+        daemon.stderr().contains("the state file's disk is full")
+    })
+    .await;
+    assert!(daemon.child.try_wait().expect("try_wait").is_none());
+    assert_eq!(
+        inbox(&daemon.objects().await),
+        Some(20),
+        "nothing half-stored"
+    );
+
+    // Space returns; the next run (asked for by the IDLE watch, or the backoff's retry) stores
+    // the letter, once, from the checkpoint that the failed run did not move.
+    disk.free();
+    eventually_within(
+        "the retry stored the letter",
+        Duration::from_secs(90),
+        &daemon,
+        || async { inbox(&daemon.objects().await) == Some(21) },
+    )
+    .await;
+    let log = daemon.stderr();
+    assert_eq!(count(&log, "the state file's disk is full"), 1, "{log}");
+    assert!(
+        log.contains("the state file's disk has room again"),
+        "{log}"
+    );
+    assert!(!log.contains("panicked"), "{log}");
 }
