@@ -414,6 +414,7 @@ mod tests {
         "switchboard_leads_created_total",
         "switchboard_http_requests_total",
         "switchboard_build_info",
+        "switchboard_state_disk_full",
     ];
 
     /// One sample in every metric, with realistic config-name label values.
