@@ -34,6 +34,11 @@ pub fn registry() -> Registry {
     // Chat channels: each provider's reconciler, every `RECONCILE_INTERVAL`; a removed
     // Telegram channel takes its webhook back.
     registry.register(Kind::ChatChannel, crate::chat::channels::ChannelConnectors);
+    // LinkedIn lead generation: each active integration turns its stored notifications into
+    // leads, on request (the webhook) and every `leads::SWEEP_INTERVAL`.
+    registry.register(Kind::LeadIntegration, crate::leads::LeadConnectors);
+    // Contact sync: over a DavAccount (CardDAV), two-way; other accounts are pending.
+    registry.register(Kind::ContactSync, crate::sync::ContactSyncConnectors);
     registry
 }
 

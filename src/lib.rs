@@ -26,6 +26,8 @@
 //! - [`engine`]: the running set: apply, reload, scheduler, shutdown, sd_notify.
 //! - [`http`]: axum router, auth, error JSON, `/metrics`.
 //! - [`mail`]: the Mailbox connector: IMAP sync and IDLE, SMTP, Microsoft Graph, OAuth 2.0.
+//! - [`sync`]: contact sync with CardDAV servers: the `ContactSync` connector over a
+//!   `DavAccount` (issue 14).
 //! - [`telemetry`]: tracing setup and every metric, defined in one place.
 //! - [`net`]: outbound HTTP clients, all able to speak HTTPS.
 //! - [`cli`]: one file per verb.
@@ -38,8 +40,10 @@ pub mod connector;
 pub mod daemon;
 pub mod engine;
 pub mod http;
+pub mod leads;
 pub mod mail;
 pub mod net;
 pub mod plan;
 pub mod store;
+pub mod sync;
 pub mod telemetry;

@@ -1070,7 +1070,8 @@ spec:
 
 // REQ: LI-04
 #[test]
-fn lead_mapping_without_not_mapped_fields_is_refused() {
+fn lead_mapping_without_not_mapped_fields_is_valid() {
+    // SPEC changed: without the macro the not-mapped values go to Notes.
     let integration = "\
 apiVersion: switchboard/v1
 kind: LeadIntegration
@@ -1079,20 +1080,16 @@ metadata:
 spec:
   title: LinkedIn ads
   adAccountId: \"508123456\"
-  accessToken: {env: LINKEDIN_ACCESS_TOKEN}
-  refreshToken: {env: LINKEDIN_REFRESH_TOKEN}
+  accounts: []
   defaultMapping:
     - {column: Email, field: emailAddress}
   forms: []
 ";
-    let out = validate(&[("leads.yaml", integration)]);
+    valid(&[("leads.yaml", integration)]);
+    let unknown = integration.replace("accounts: []", "accounts: [nobody]");
+    let out = validate(&[("leads.yaml", &unknown)]);
     assert_eq!(out.code, 1, "{out:#?}");
-    assert!(out.stderr.contains("not_mapped_fields"), "{}", out.stderr);
-    let fixed = integration.replace(
-        "    - {column: Email, field: emailAddress}\n",
-        "    - {column: Email, field: emailAddress}\n    - {column: Notes, macro: not_mapped_fields}\n",
-    );
-    valid(&[("leads.yaml", &fixed)]);
+    assert!(out.stderr.contains("nobody"), "{}", out.stderr);
 }
 
 // REQ: SPEC cli (a missing --config directory is an error, not an empty config)

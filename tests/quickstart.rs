@@ -5,6 +5,7 @@
 mod support;
 
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -25,6 +26,8 @@ impl Quickstart {
     fn start(port: u16) -> Quickstart {
         let mut child = Command::new("bash")
             .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/quickstart/run.sh"))
+            // Its own process group, so a failing test can stop the script and its daemon.
+            .process_group(0)
             .env("SWITCHBOARD_BIN", env!("CARGO_BIN_EXE_switchboard"))
             .env("SWITCHBOARD_QUICKSTART_PORT", port.to_string())
             .env_remove("SWITCHBOARD_STATE")
@@ -81,7 +84,9 @@ impl Quickstart {
 impl Drop for Quickstart {
     fn drop(&mut self) {
         if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
+            // The whole group: killing bash alone would leave its daemon running.
+            let group = format!("-{}", self.child.id());
+            let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
             let _ = self.child.wait();
         }
     }

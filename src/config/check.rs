@@ -12,6 +12,17 @@ use super::yaml::PathSeg;
 use super::{ConfigSet, Kind, KindSpec, Object};
 use crate::field_path;
 
+/// What a sync object's `account` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum SyncAccount {
+    /// A GoogleAccount.
+    Google,
+    /// A DavAccount (CardDAV / CalDAV).
+    Dav,
+    /// A Mailbox on exchange or microsoft365.
+    Mailbox,
+}
+
 /// Runs every cross-object check.
 ///
 /// A reference that objects in a file with a YAML syntax error might satisfy (`unparsed`) is
@@ -695,9 +706,14 @@ impl<'a> Checker<'a> {
         for (obj, g) in self.set.specs::<GoogleAccountSpec>() {
             self.reference::<UserSpec>(obj, field_path!["spec", "user"], &g.user);
         }
+        for (obj, d) in self.set.specs::<DavAccountSpec>() {
+            self.reference::<UserSpec>(obj, field_path!["spec", "user"], &d.user);
+        }
         for (obj, cs) in self.set.specs::<ContactSyncSpec>() {
-            let google = self.account(obj, &cs.account);
-            if google == Some(false) && cs.google.is_some() {
+            let account = self.account(obj, &cs.account);
+            if matches!(account, Some(SyncAccount::Mailbox | SyncAccount::Dav))
+                && cs.google.is_some()
+            {
                 self.at(
                     code::CONFLICT,
                     obj,
@@ -705,7 +721,7 @@ impl<'a> Checker<'a> {
                     "`google` settings apply to a GoogleAccount only",
                 );
             }
-            if google == Some(true) && cs.google.is_none() {
+            if account == Some(SyncAccount::Google) && cs.google.is_none() {
                 self.at(code::MISSING_FIELD, obj, field_path!["spec", "google"], "missing required field `google` for a Google account")
                     .hint = Some("give `google: {tag: ..., group: ...}`: only contacts with that personal tag are synced (CS-03)".into());
             }
@@ -715,11 +731,14 @@ impl<'a> Checker<'a> {
         }
     }
 
-    /// Resolves a sync `account`: `Some(true)` for a GoogleAccount, `Some(false)` for a
-    /// Mailbox on exchange/microsoft365, `None` (reported) otherwise.
-    fn account(&mut self, obj: &Object, name: &str) -> Option<bool> {
+    /// Resolves a sync `account`: a GoogleAccount, a DavAccount or a Mailbox on
+    /// exchange/microsoft365; `None` (reported) otherwise.
+    fn account(&mut self, obj: &Object, name: &str) -> Option<SyncAccount> {
         if self.get::<GoogleAccountSpec>(name).is_some() {
-            return Some(true);
+            return Some(SyncAccount::Google);
+        }
+        if self.get::<DavAccountSpec>(name).is_some() {
+            return Some(SyncAccount::Dav);
         }
         if let Some(mb) = self.get::<MailboxSpec>(name) {
             let provider = self
@@ -727,16 +746,21 @@ impl<'a> Checker<'a> {
                 .provider_name(mb)
                 .and_then(|p| self.get::<MailProviderSpec>(p));
             return match provider.map(|p| p.provider_type) {
-                Some(MailProviderType::Exchange | MailProviderType::Microsoft365) => Some(false),
+                Some(MailProviderType::Exchange | MailProviderType::Microsoft365) => {
+                    Some(SyncAccount::Mailbox)
+                }
                 Some(t) => {
                     self.at(code::REFERENCE, obj, field_path!["spec", "account"], format!("Mailbox `{name}` is on a provider of type {}", t.as_str()))
-                        .hint = Some("contact and calendar sync needs a Mailbox on exchange or microsoft365, or a GoogleAccount".into());
+                        .hint = Some("contact and calendar sync needs a Mailbox on exchange or microsoft365, a GoogleAccount or a DavAccount".into());
                     None
                 }
                 None => None, // the mailbox's own check reports its provider
             };
         }
-        if !self.reportable(Kind::Mailbox, name) || !self.reportable(Kind::GoogleAccount, name) {
+        if !self.reportable(Kind::Mailbox, name)
+            || !self.reportable(Kind::GoogleAccount, name)
+            || !self.reportable(Kind::DavAccount, name)
+        {
             return None;
         }
         self.at(
@@ -745,20 +769,30 @@ impl<'a> Checker<'a> {
             field_path!["spec", "account"],
             format!("account `{name}` does not exist"),
         )
-        .hint = Some("name a Mailbox on exchange/microsoft365 or a GoogleAccount".into());
+        .hint =
+            Some("name a Mailbox on exchange/microsoft365, a GoogleAccount or a DavAccount".into());
         None
     }
 
     fn leads(&mut self) {
+        for (obj, a) in self.set.specs::<LinkedInAccountSpec>() {
+            self.reference::<UserSpec>(obj, field_path!["spec", "user"], &a.user);
+        }
         for (obj, li) in self.set.specs::<LeadIntegrationSpec>() {
             if let Some(role) = &li.notify_role {
                 self.reference::<RoleSpec>(obj, field_path!["spec", "notifyRole"], role);
+            }
+            for (i, account) in li.accounts.iter().enumerate() {
+                self.reference::<LinkedInAccountSpec>(
+                    obj,
+                    field_path!["spec", "accounts", i],
+                    account,
+                );
             }
             self.mapping(
                 obj,
                 &li.default_mapping,
                 field_path!["spec", "defaultMapping"],
-                true,
             );
             let mut ids: HashMap<&str, usize> = HashMap::new();
             for (i, form) in li.forms.iter().enumerate() {
@@ -774,26 +808,15 @@ impl<'a> Checker<'a> {
                     );
                 }
                 if let Some(m) = &form.custom_mapping {
-                    self.mapping(
-                        obj,
-                        m,
-                        field_path!["spec", "forms", i, "customMapping"],
-                        true,
-                    );
+                    self.mapping(obj, m, field_path!["spec", "forms", i, "customMapping"]);
                 }
             }
         }
     }
 
-    /// LI-03/LI-04: each column has exactly one source; `not_mapped_fields` is mandatory.
-    fn mapping(
-        &mut self,
-        obj: &Object,
-        mapping: &[ColumnMapping],
-        path: Vec<PathSeg>,
-        needs_macro: bool,
-    ) {
-        let mut has_macro = false;
+    /// LI-03/LI-04: each column has exactly one source. A mapping without
+    /// `macro: not_mapped_fields` is valid: the not-mapped values go to `Notes`.
+    fn mapping(&mut self, obj: &Object, mapping: &[ColumnMapping], path: Vec<PathSeg>) {
         for (i, col) in mapping.iter().enumerate() {
             let sources = [
                 col.field.is_some(),
@@ -803,7 +826,6 @@ impl<'a> Checker<'a> {
             .iter()
             .filter(|b| **b)
             .count();
-            has_macro |= col.macro_.is_some();
             if sources != 1 {
                 let mut p = path.clone();
                 p.push(PathSeg::Index(i));
@@ -817,10 +839,6 @@ impl<'a> Checker<'a> {
                     ),
                 );
             }
-        }
-        if needs_macro && !has_macro {
-            self.at(code::MISSING_FIELD, obj, path, "the mapping has no `macro: not_mapped_fields` column")
-                .hint = Some("all form values are kept in one column, Notes by default: add `{column: Notes, macro: not_mapped_fields}` (LI-04)".into());
         }
     }
 }

@@ -114,8 +114,10 @@ kinds! {
     MailProvider => MailProviderSpec,
     Mailbox => MailboxSpec,
     GoogleAccount => GoogleAccountSpec,
+    DavAccount => DavAccountSpec,
     ContactSync => ContactSyncSpec,
     CalendarSync => CalendarSyncSpec,
+    LinkedInAccount => LinkedInAccountSpec,
     LeadIntegration => LeadIntegrationSpec,
     MeetingService => MeetingServiceSpec,
 }

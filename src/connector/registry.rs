@@ -159,6 +159,8 @@ pub fn is_passive(kind: Kind) -> bool {
             | Kind::MailProvider
             | Kind::MeetingService
             | Kind::GoogleAccount
+            | Kind::LinkedInAccount
+            | Kind::DavAccount
     )
 }
 

@@ -11,6 +11,7 @@ pub mod auth;
 pub mod chat;
 pub mod emails;
 pub mod error;
+pub mod leads;
 pub mod oauth;
 pub mod records;
 pub mod server;
@@ -121,6 +122,15 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/leads", get(records::list_leads))
         .route("/api/v1/leads/{id}", get(records::get_lead))
+        // LinkedIn lead generation (issue 16).
+        .route(
+            "/webhooks/linkedin",
+            get(leads::linkedin_challenge).post(leads::linkedin_inbound),
+        )
+        .route(
+            "/api/v1/lead-integrations/{name}/log",
+            get(leads::integration_log),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count))

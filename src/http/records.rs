@@ -42,7 +42,7 @@ use crate::store::records::{
     Account, AccountChanges, AccountQuery, AccountRef, Contact, ContactChanges, ContactQuery, Lead,
     LeadQuery, RecordError, RecordViewer,
 };
-use crate::store::records::{Change, RecordKind};
+use crate::store::records::{Change, ChangeOp, RecordKind};
 
 use super::AppState;
 use super::api::{List, Page, page_bounds, ts};
@@ -675,7 +675,7 @@ pub struct LeadFilter {
 }
 
 /// The integrations whose leads the caller may read (`None`: all).
-fn lead_integrations(state: &AppState, caller: &Caller) -> Option<Vec<String>> {
+pub(super) fn lead_integrations(state: &AppState, caller: &Caller) -> Option<Vec<String>> {
     if admin(caller) {
         return None;
     }
@@ -776,6 +776,7 @@ pub async fn record_events(
     caller: &Caller,
 ) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
     let viewer = viewer(&state, caller).await;
+    let notified = super::leads::notified_integrations(&state, caller);
     let store = state.engine.store().clone();
     let start = store
         .call(|s| s.last_change_seq())
@@ -789,7 +790,7 @@ pub async fn record_events(
     let stopping = state.chat.stopping();
     let pending: VecDeque<Event> = VecDeque::new();
     futures_util::stream::unfold(
-        (store, viewer, start, ticks, stopping, pending),
+        (store, (viewer, notified), start, ticks, stopping, pending),
         |(store, viewer, mut last, mut ticks, stopping, mut pending)| async move {
             loop {
                 if let Some(event) = pending.pop_front() {
@@ -799,7 +800,7 @@ pub async fn record_events(
                     () = stopping.cancelled() => return None,
                     _ = ticks.tick() => {}
                 }
-                let who = viewer.clone();
+                let (who, notified) = viewer.clone();
                 let read = store
                     .call(move |s| {
                         let changes = s.changes_since(last, None, JOURNAL_BATCH)?;
@@ -813,6 +814,15 @@ pub async fn record_events(
                                 // Who takes part in an activity is not checked per event:
                                 // administrators only.
                                 (RecordKind::Activity, None) => true,
+                                // `lead.created`, to the members of the integration's
+                                // notifyRole only.
+                                (RecordKind::Lead, _) => {
+                                    change.op == ChangeOp::Create
+                                        && change
+                                            .origin
+                                            .strip_prefix("LeadIntegration/")
+                                            .is_some_and(|n| notified.iter().any(|i| i == n))
+                                }
                                 _ => false,
                             };
                             visible.push((change, shown));
@@ -837,6 +847,20 @@ pub async fn record_events(
 }
 
 fn change_event(change: &Change) -> Event {
+    if change.kind == RecordKind::Lead {
+        let integration = change
+            .origin
+            .strip_prefix("LeadIntegration/")
+            .unwrap_or(&change.origin);
+        let data = serde_json::json!({
+            "id": change.id.to_string(),
+            "integration": integration,
+            "seq": change.seq,
+        });
+        return Event::default()
+            .event("lead.created")
+            .data(data.to_string());
+    }
     let data = serde_json::json!({
         "kind": change.kind.as_str(),
         "id": change.id.to_string(),

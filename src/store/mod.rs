@@ -43,7 +43,9 @@ use std::time::Duration;
 pub mod activities;
 pub mod chat;
 pub mod handle;
+pub mod leads;
 pub mod records;
+pub mod sync_state;
 mod wal;
 
 pub use handle::StoreHandle;
@@ -114,6 +116,18 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0010_activities",
         sql: include_str!("migrations/0010_activities.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    Migration {
+        name: "0011_linkedin",
+        sql: include_str!("migrations/0011_linkedin.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    Migration {
+        name: "0012_sync_state",
+        sql: include_str!("migrations/0012_sync_state.sql"),
         rebuilds_tables: false,
         then: None,
     },

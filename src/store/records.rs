@@ -1258,7 +1258,7 @@ pub(super) fn invalid(field: impl Into<String>, message: impl Into<String>) -> R
 }
 
 /// Writes the API's changes to contact `id`, with `origin` as the source of every field set.
-fn write_contact(
+pub(super) fn write_contact(
     tx: &Connection,
     path: &std::path::Path,
     id: i64,
@@ -1629,7 +1629,7 @@ fn ts(row: &rusqlite::Row<'_>, index: usize) -> rusqlite::Result<DateTime<Utc>> 
     parse_ts(&text).ok_or_else(|| bad(index))
 }
 
-fn select_contact(conn: &Connection, id: i64) -> rusqlite::Result<Option<Contact>> {
+pub(super) fn select_contact(conn: &Connection, id: i64) -> rusqlite::Result<Option<Contact>> {
     let Some(mut contact) = conn
         .prepare_cached(
             "SELECT k.id, k.name, k.job_title, k.account_id, a.name, k.version, k.created_at,

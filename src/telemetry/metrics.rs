@@ -60,6 +60,9 @@ pub struct Metrics {
     pub sync_last_success_timestamp_seconds: GaugeVec,
     /// `switchboard_sync_items_total{kind,name,direction}`, direction = `in` | `out`.
     pub sync_items_total: IntCounterVec,
+    /// `switchboard_sync_conflicts_total{kind,name}`: records changed on both sides since the
+    /// last sync, resolved by the object's `conflict` policy (CS-04, BX-02).
+    pub sync_conflicts_total: IntCounterVec,
     /// `switchboard_webhook_requests_total{provider,outcome}`; provider is the route's provider
     /// (`telegram`, `messenger`, `twilio`, `linkedin`, `api`), outcome a fixed word such as
     /// `accepted`, `duplicate`, `unauthorized`, `invalid`, `error`.
@@ -170,6 +173,16 @@ impl Metrics {
                         "Items moved by sync runs per object, by direction (in, out).",
                     ),
                     &["kind", "name", "direction"],
+                ),
+            ),
+            sync_conflicts_total: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "switchboard_sync_conflicts_total",
+                        "Records changed on both sides since the last sync, resolved by policy.",
+                    ),
+                    &["kind", "name"],
                 ),
             ),
             webhook_requests_total: register(
@@ -303,6 +316,7 @@ impl Metrics {
         remove_where(&self.sync_runs_total, this_object);
         remove_where(&self.sync_last_success_timestamp_seconds, this_object);
         remove_where(&self.sync_items_total, this_object);
+        remove_where(&self.sync_conflicts_total, this_object);
 
         let named =
             |key: &'static str| move |labels: &[LabelPair]| label(labels, key) == Some(name);
@@ -405,6 +419,7 @@ mod tests {
         "switchboard_sync_runs_total",
         "switchboard_sync_last_success_timestamp_seconds",
         "switchboard_sync_items_total",
+        "switchboard_sync_conflicts_total",
         "switchboard_webhook_requests_total",
         "switchboard_chat_messages_total",
         "switchboard_chats",
@@ -440,6 +455,9 @@ mod tests {
         m.sync_items_total
             .with_label_values(&["ContactSync", "sales-google", "in"])
             .inc_by(12);
+        m.sync_conflicts_total
+            .with_label_values(&["ContactSync", "sales-dav"])
+            .inc();
         m.webhook_requests_total
             .with_label_values(&["telegram", "accepted"])
             .inc();

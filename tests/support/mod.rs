@@ -6,6 +6,7 @@
 pub mod disk;
 pub mod dovecot;
 pub mod faults;
+pub mod radicale;
 pub mod records;
 pub mod smtp;
 pub mod telegram_fake;

@@ -6,6 +6,9 @@ use serde::{Deserialize, Serialize};
 use super::yes;
 use crate::config::types::{HttpUrl, SecretRef};
 
+/// LinkedIn's API base URL, when a `LeadIntegration` names none.
+pub const LINKEDIN_API: &str = "https://api.linkedin.com";
+
 /// A macro value for a mapped column.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -57,10 +60,9 @@ pub struct LeadIntegrationSpec {
     pub active: bool,
     /// LinkedIn ad account ID.
     pub ad_account_id: String,
-    /// OAuth access token.
-    pub access_token: SecretRef,
-    /// OAuth refresh token.
-    pub refresh_token: SecretRef,
+    /// The `LinkedInAccount`s that can reach the ad account; any one of them serves (LI-01).
+    /// With none left the integration stops (LI-07).
+    pub accounts: Vec<String>,
     /// Address that receives leads; absent = `Settings.siteUrl`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub receive_url: Option<HttpUrl>,
@@ -78,6 +80,17 @@ pub struct LeadIntegrationSpec {
     /// LinkedIn API base URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_base_url: Option<HttpUrl>,
+}
+
+/// A person's LinkedIn login that can reach ad accounts (LI-01).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkedInAccountSpec {
+    /// The user it belongs to.
+    pub user: String,
+    /// OAuth 2.0 refresh token; absent = obtained through the consent flow and stored sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<SecretRef>,
 }
 
 fn default_object() -> String {

@@ -37,6 +37,10 @@ pub struct SettingsSpec {
     /// Microsoft Entra ID application used for Microsoft 365.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub microsoft: Option<MicrosoftSettings>,
+    /// The LinkedIn application: OAuth for `LinkedInAccount`s and the lead webhook's
+    /// signature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linkedin: Option<LinkedInSettings>,
     /// OIDC issuer whose tokens the operator API accepts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity_server: Option<IdentityServerSettings>,
@@ -193,6 +197,16 @@ pub struct MicrosoftSettings {
     /// Application (client) ID.
     pub client_id: String,
     /// Client secret.
+    pub client_secret: SecretRef,
+}
+
+/// The LinkedIn application (Developer Portal → app → Auth).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LinkedInSettings {
+    /// Client ID.
+    pub client_id: String,
+    /// Client secret: OAuth and the `X-LI-Signature` of lead notifications.
     pub client_secret: SecretRef,
 }
 

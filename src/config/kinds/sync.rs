@@ -1,10 +1,78 @@
-//! Contact and calendar sync kinds: `ContactSync` (CS-xx), `CalendarSync` (AS-xx) and
-//! `GoogleAccount` (AS-04).
+//! Contact and calendar sync kinds: `ContactSync` (CS-xx), `CalendarSync` (AS-xx),
+//! `GoogleAccount` (AS-04) and `DavAccount` (BX-01).
+
+use std::path::PathBuf;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::config::types::{AllOrList, EmailAddress, Schedule, SecretRef};
+use crate::config::types::{AllOrList, EmailAddress, HttpUrl, Schedule, SecretRef};
+
+/// A CardDAV / CalDAV server account (Nextcloud, iCloud, Fastmail, Radicale, ...), BX-01.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct DavAccountSpec {
+    /// The user it belongs to.
+    pub user: String,
+    /// The server's base URL (found through RFC 6764 `/.well-known/carddav` and
+    /// `current-user-principal`), or a collection URL given directly.
+    pub url: HttpUrl,
+    /// The login.
+    pub username: String,
+    /// The password (an app password for most hosted servers).
+    pub password: SecretRef,
+    /// PEM file of a private CA to trust, for on-premises servers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<PathBuf>,
+}
+
+/// Which side a record changed on both sides keeps (CS-04).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum ConflictWinner {
+    /// The later change.
+    #[default]
+    Newest,
+    /// Switchboard's version.
+    Switchboard,
+    /// The remote side's version.
+    Remote,
+}
+
+/// A list field whose values both sides' versions merge on a conflict (BX-02).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum UnionField {
+    /// E-mail addresses.
+    Emails,
+    /// Phone numbers.
+    Phones,
+    /// Tags (categories).
+    Tags,
+}
+
+/// How a record changed on both sides is resolved.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConflictPolicy {
+    /// Which side wins.
+    #[serde(default)]
+    pub winner: ConflictWinner,
+    /// Fields whose values both sides merge instead.
+    #[serde(default)]
+    pub union: Vec<UnionField>,
+}
+
+/// Whether a delete on one side is carried to the other (CS-05).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DeletePolicy {
+    /// A delete only unlinks the record from the sync.
+    #[default]
+    Keep,
+    /// A delete on one side deletes on the other (only what was synced).
+    Propagate,
+}
 
 /// A user's connected Google account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -91,11 +159,11 @@ fn default_group() -> String {
     "Creatio".to_owned()
 }
 
-/// Two-way contact sync with Exchange / Microsoft 365 or Google (CS-01..05).
+/// Two-way contact sync with Exchange / Microsoft 365, Google or a CardDAV server (CS-01..05).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ContactSyncSpec {
-    /// A Mailbox on exchange/microsoft365, or a GoogleAccount.
+    /// A Mailbox on exchange/microsoft365, a GoogleAccount or a DavAccount.
     pub account: String,
     /// When to sync; absent = manual only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -107,6 +175,12 @@ pub struct ContactSyncSpec {
     /// Google settings (Google accounts).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub google: Option<GoogleContactSettings>,
+    /// Conflict resolution (CS-04, BX-02).
+    #[serde(default)]
+    pub conflict: ConflictPolicy,
+    /// Delete propagation (CS-05).
+    #[serde(default)]
+    pub deletes: DeletePolicy,
 }
 
 /// Which meetings to import.

@@ -1,0 +1,363 @@
+//! LinkedIn's side of lead generation: the webhook's signature and validation challenge, the
+//! lead notification, and a client of the versioned Lead Sync API.
+//!
+//! - **Signature** (`X-LI-Signature`): the hex HMAC-SHA256, keyed with the app's client
+//!   secret, of the raw POST body prefixed by `hmacsha256=`, as LinkedIn's webhook guide
+//!   documents it. Compared in constant time.
+//! - **Validation** (`GET ?challengeCode=`): `{"challengeCode", "challengeResponse"}` where the
+//!   response is the hex HMAC-SHA256 of the code keyed with the client secret.
+//! - **Client**: `GET {apiBaseUrl}/rest/leadFormResponses/{id}` and `/rest/leadForms/{id}`
+//!   with `LinkedIn-Version`, `X-Restli-Protocol-Version: 2.0.0` and a bearer from the
+//!   refresh token of one of the integration's `LinkedInAccount`s. A 401 refreshes the access
+//!   token and retries once; 429 waits `Retry-After` (bounded) and 5xx backs off, a few
+//!   times, before the run fails and its notification stays pending for the next run.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use serde::Deserialize;
+use sha2::Sha256;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::kinds::LINKEDIN_API;
+use crate::config::types::Secret;
+use crate::mail::oauth::{OAuthApp, OAuthError, refresh};
+
+/// The header of the notification signature.
+pub const SIGNATURE_HEADER: &str = "x-li-signature";
+/// The Marketing API version asked for (`LinkedIn-Version: YYYYMM`).
+pub const API_VERSION: &str = "202509";
+/// LinkedIn's token endpoint, used when `apiBaseUrl` is LinkedIn's own.
+const TOKEN_URL: &str = "https://www.linkedin.com/oauth/v2/accessToken";
+/// The longest `Retry-After` honoured within a run; longer waits fail the run instead.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(30);
+/// Attempts per call for 429 and 5xx answers.
+const ATTEMPTS: u32 = 4;
+
+fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac =
+        Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes keys of any size");
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `X-LI-Signature` for `body`: hex HMAC-SHA256 of `hmacsha256=` + body.
+pub fn signature(client_secret: &str, body: &[u8]) -> String {
+    hmac_hex(client_secret, &[b"hmacsha256=", body])
+}
+
+/// Whether `presented` is the signature of `body` (constant time; case-insensitive hex).
+pub fn signature_matches(client_secret: &str, body: &[u8], presented: &str) -> bool {
+    use subtle::ConstantTimeEq;
+    let expected = signature(client_secret, body);
+    let presented = presented.trim().to_ascii_lowercase();
+    expected.as_bytes().ct_eq(presented.as_bytes()).into()
+}
+
+/// The validation challenge's `challengeResponse`.
+pub fn challenge_response(client_secret: &str, code: &str) -> String {
+    hmac_hex(client_secret, &[code.as_bytes()])
+}
+
+/// A lead notification (`leadAction` `CREATED`, `DELETED`, ...), as LinkedIn posts it.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Notification {
+    /// `LEAD_ACTION`.
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
+    /// `urn:li:leadGenFormResponse:{id}`.
+    pub lead_gen_form_response: String,
+    /// `urn:li:versionedLeadGenForm:(urn:li:leadGenForm:{id},{version})` or
+    /// `urn:li:leadGenForm:{id}`.
+    #[serde(default)]
+    pub lead_gen_form: Option<String>,
+    /// The form's owner (`sponsoredAccount`: `urn:li:sponsoredAccount:{adAccountId}`).
+    #[serde(default)]
+    pub owner: Owner,
+    /// `CREATED`, `DELETED`.
+    #[serde(default)]
+    pub lead_action: Option<String>,
+}
+
+/// The owner of a form.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Owner {
+    /// `urn:li:sponsoredAccount:{id}`.
+    #[serde(default)]
+    pub sponsored_account: Option<String>,
+}
+
+impl Notification {
+    /// The ad account id the notification is for.
+    pub fn ad_account(&self) -> Option<&str> {
+        self.owner
+            .sponsored_account
+            .as_deref()
+            .map(|urn| urn.rsplit(':').next().unwrap_or(urn))
+    }
+
+    /// The form id (`7123456` of either URN form).
+    pub fn form_id(&self) -> Option<String> {
+        self.lead_gen_form.as_deref().map(form_id)
+    }
+}
+
+/// The numeric form id in `urn:li:leadGenForm:7`, `urn:li:versionedLeadGenForm:(urn:li:leadGenForm:7,1)`
+/// or `7`.
+pub fn form_id(urn: &str) -> String {
+    let inner = urn
+        .split_once("urn:li:leadGenForm:")
+        .map_or(urn, |(_, rest)| rest);
+    inner.split([',', ')']).next().unwrap_or(inner).to_owned()
+}
+
+/// The id in `urn:li:leadGenFormResponse:{id}` (or the id itself).
+pub fn response_id(urn: &str) -> &str {
+    urn.strip_prefix("urn:li:leadGenFormResponse:")
+        .unwrap_or(urn)
+}
+
+/// Why a call failed. Never carries a token or the client secret.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No access token could be had (`token-error` in the log).
+    #[error("LinkedInAccount {account}: {error}")]
+    Token {
+        /// The account.
+        account: String,
+        /// Why.
+        error: OAuthError,
+    },
+    /// LinkedIn answered an error.
+    #[error("LinkedIn answered {status} to {what}: {message}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// What was asked (`leadFormResponses/{id}`).
+        what: String,
+        /// LinkedIn's `message`, when it gave one.
+        message: String,
+    },
+    /// LinkedIn could not be reached or answered nonsense.
+    #[error("LinkedIn {what}: {message}")]
+    Transport {
+        /// What was asked.
+        what: String,
+        /// Why.
+        message: String,
+    },
+    /// The run was cancelled.
+    #[error("interrupted")]
+    Cancelled,
+}
+
+/// A `LinkedInAccount` that can reach the ad account.
+pub struct Account {
+    /// Its name.
+    pub name: String,
+    /// Its refresh token.
+    pub refresh_token: Secret,
+}
+
+/// The Lead Sync API of one integration.
+pub struct Client {
+    http: reqwest::Client,
+    base: String,
+    app: OAuthApp,
+    accounts: Vec<Account>,
+    /// The access token in use and the account it belongs to (index), in memory only.
+    token: Mutex<Option<(usize, String)>>,
+}
+
+impl Client {
+    /// A client of `api_base` (LinkedIn's when `None`) for `accounts`, with the app's client id
+    /// and secret for refreshes.
+    pub fn new(
+        api_base: Option<&str>,
+        client_id: &str,
+        client_secret: Secret,
+        accounts: Vec<Account>,
+    ) -> Client {
+        let base = api_base.unwrap_or(LINKEDIN_API).trim_end_matches('/');
+        let token_url = if base == LINKEDIN_API {
+            TOKEN_URL.to_owned()
+        } else {
+            format!("{base}/oauth/v2/accessToken")
+        };
+        Client {
+            http: crate::net::http_client_builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .timeout(Duration::from_secs(30))
+                .build()
+                .expect("an HTTP client with default TLS settings builds"),
+            base: base.to_owned(),
+            app: OAuthApp {
+                client_id: client_id.to_owned(),
+                client_secret,
+                auth_url: "https://www.linkedin.com/oauth/v2/authorization".into(),
+                token_url,
+                scopes: vec!["r_marketing_leadgen_automation".into()],
+            },
+            accounts,
+            token: Mutex::new(None),
+        }
+    }
+
+    /// An access token: the one in use, or one refreshed from the first account that grants.
+    async fn access_token(&self, fresh: bool) -> Result<String, ApiError> {
+        if !fresh
+            && let Some((_, token)) = self
+                .token
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone()
+        {
+            return Ok(token);
+        }
+        let mut last = None;
+        for (i, account) in self.accounts.iter().enumerate() {
+            match refresh(&self.http, &self.app, account.refresh_token.expose()).await {
+                Ok(grant) => {
+                    *self
+                        .token
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                        Some((i, grant.access_token.clone()));
+                    return Ok(grant.access_token);
+                }
+                Err(error) => {
+                    tracing::warn!(account = %account.name, %error, "LinkedIn token refresh failed");
+                    last = Some(ApiError::Token {
+                        account: account.name.clone(),
+                        error,
+                    });
+                }
+            }
+        }
+        Err(last.unwrap_or_else(|| ApiError::Token {
+            account: "(none)".into(),
+            error: OAuthError::Transport("the integration names no usable LinkedInAccount".into()),
+        }))
+    }
+
+    /// GETs `{base}/rest/{path}` as JSON with the retries of the module docs.
+    pub async fn get(
+        &self,
+        path: &str,
+        cancel: &CancellationToken,
+    ) -> Result<serde_json::Value, ApiError> {
+        let url = format!("{}/rest/{path}", self.base);
+        let what = path.to_owned();
+        let mut refreshed = false;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let token = self.access_token(false).await?;
+            let sent = self
+                .http
+                .get(&url)
+                .bearer_auth(&token)
+                .header("LinkedIn-Version", API_VERSION)
+                .header("X-Restli-Protocol-Version", "2.0.0")
+                .send();
+            let response = tokio::select! {
+                r = sent => r.map_err(|e| ApiError::Transport {
+                    what: what.clone(),
+                    message: e.without_url().to_string(),
+                })?,
+                () = cancel.cancelled() => return Err(ApiError::Cancelled),
+            };
+            let status = response.status();
+            let wait = if status.is_success() {
+                return response.json().await.map_err(|e| ApiError::Transport {
+                    what: what.clone(),
+                    message: format!("unreadable answer: {}", e.without_url()),
+                });
+            } else if status.as_u16() == 401 && !refreshed {
+                // Expired or revoked access token: refresh once and retry.
+                refreshed = true;
+                self.access_token(true).await?;
+                attempt -= 1;
+                None
+            } else if status.as_u16() == 429 && attempt < ATTEMPTS {
+                let after = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+                    .map_or(Duration::from_secs(1), Duration::from_secs);
+                if after > MAX_RETRY_AFTER {
+                    return Err(error_of(status.as_u16(), what, response).await);
+                }
+                Some(after)
+            } else if status.is_server_error() && attempt < ATTEMPTS {
+                Some(Duration::from_millis(500 * 2u64.pow(attempt)))
+            } else {
+                return Err(error_of(status.as_u16(), what, response).await);
+            };
+            if let Some(wait) = wait {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = cancel.cancelled() => return Err(ApiError::Cancelled),
+                }
+            }
+        }
+    }
+}
+
+async fn error_of(status: u16, what: String, response: reqwest::Response) -> ApiError {
+    #[derive(Deserialize)]
+    struct Body {
+        #[serde(default)]
+        message: Option<String>,
+    }
+    let message = response
+        .json::<Body>()
+        .await
+        .ok()
+        .and_then(|b| b.message)
+        .unwrap_or_default();
+    ApiError::Status {
+        status,
+        what,
+        message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signature_and_challenge_are_hex_hmacs() {
+        let body = br#"{"type":"LEAD_ACTION"}"#;
+        let sig = signature("secret", body);
+        assert_eq!(sig.len(), 64);
+        assert!(signature_matches("secret", body, &sig));
+        assert!(signature_matches("secret", body, &sig.to_uppercase()));
+        assert!(!signature_matches("other", body, &sig));
+        assert!(!signature_matches("secret", b"{}", &sig));
+        // Not the HMAC of the bare body: LinkedIn prefixes it.
+        assert_ne!(sig, hmac_hex("secret", &[body]));
+        assert_eq!(
+            challenge_response("secret", "abc"),
+            hmac_hex("secret", &[b"abc"])
+        );
+    }
+
+    #[test]
+    fn form_and_response_ids_come_out_of_their_urns() {
+        assert_eq!(
+            form_id("urn:li:versionedLeadGenForm:(urn:li:leadGenForm:7123456,1)"),
+            "7123456"
+        );
+        assert_eq!(form_id("urn:li:leadGenForm:42"), "42");
+        assert_eq!(form_id("42"), "42");
+        assert_eq!(response_id("urn:li:leadGenFormResponse:abc-1"), "abc-1");
+    }
+}

@@ -1,0 +1,399 @@
+//! LinkedIn lead generation's tables (migration `0011_linkedin`): the durable queue of lead
+//! notifications the webhook stores before answering, the creation of a lead with its contact
+//! and duplicate link in one transaction, and each integration's log (LI-08).
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+use serde_json::{Map, Value};
+
+use super::records::{ChangeOp, RecordKind, Sighting, journal, resolve_contact};
+use super::{Store, StoreError, db_error, format_ts, parse_ts};
+
+/// A stored notification whose lead is not made yet.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PendingNotification {
+    /// Its row id.
+    pub id: i64,
+    /// The form response's URN (`urn:li:leadGenFormResponse:...`).
+    pub response: String,
+    /// The form's URN, when the notification named it.
+    pub form: Option<String>,
+    /// How many runs failed on it.
+    pub attempts: i64,
+}
+
+/// A form response mapped to a lead, with the person it names.
+#[derive(Debug, Clone)]
+pub struct LinkedInLead {
+    /// The `LeadIntegration`.
+    pub integration: String,
+    /// The form id.
+    pub form: String,
+    /// LinkedIn's id of the form response.
+    pub linkedin_lead_id: String,
+    /// When it was submitted.
+    pub submitted_at: DateTime<Utc>,
+    /// The mapped columns.
+    pub columns: Map<String, Value>,
+    /// The person's name, when the form gave one.
+    pub name: Option<String>,
+    /// Addresses, normalised.
+    pub emails: Vec<String>,
+    /// Phones, normalised.
+    pub phones: Vec<String>,
+}
+
+/// What creating a lead did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeadOutcome {
+    /// The lead's id (the earlier one when it existed).
+    pub id: i64,
+    /// Whether it is new.
+    pub created: bool,
+    /// Its contact.
+    pub contact_id: Option<i64>,
+    /// The earlier lead of the same person and form, if any.
+    pub duplicate_of: Option<i64>,
+}
+
+/// One entry of an integration's log.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadLogEntry {
+    /// Its id (newer entries have larger ids).
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// A fixed word: `lead-created`, `duplicate`, `skipped`, `fetch-error`, `token-error`,
+    /// `gave-up`.
+    pub event: String,
+    /// What happened, without secrets.
+    pub message: String,
+    /// The lead it concerns.
+    pub lead_id: Option<i64>,
+}
+
+impl Store {
+    /// Stores a lead notification once per `(integration, response)`; `true` when new.
+    pub fn record_linkedin_notification(
+        &mut self,
+        integration: &str,
+        response: &str,
+        form: Option<&str>,
+        body: &str,
+        at: DateTime<Utc>,
+    ) -> Result<bool, StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "INSERT INTO linkedin_notifications (integration, response, form, body, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (integration, response) DO NOTHING",
+                params![integration, response, form, body, format_ts(at)],
+            )
+            .map(|n| n == 1)
+            .map_err(|e| self.err(e))
+    }
+
+    /// The notifications of `integration` not done yet, oldest first.
+    pub fn pending_linkedin_notifications(
+        &self,
+        integration: &str,
+    ) -> Result<Vec<PendingNotification>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, response, form, attempts FROM linkedin_notifications
+                 WHERE integration = ?1 AND done_at IS NULL ORDER BY id",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![integration], |r| {
+            Ok(PendingNotification {
+                id: r.get(0)?,
+                response: r.get(1)?,
+                form: r.get(2)?,
+                attempts: r.get(3)?,
+            })
+        })
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+
+    /// Marks notification `id` done (`error: None`; an earlier error stays for the record) or
+    /// counts a failed attempt with its error.
+    pub fn finish_linkedin_notification(
+        &mut self,
+        id: i64,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        let result = match error {
+            None => self.conn.execute(
+                "UPDATE linkedin_notifications SET done_at = ?2 WHERE id = ?1",
+                params![id, format_ts(at)],
+            ),
+            Some(error) => self.conn.execute(
+                "UPDATE linkedin_notifications SET attempts = attempts + 1, last_error = ?2
+                 WHERE id = ?1",
+                params![id, error],
+            ),
+        };
+        result.map(drop).map_err(|e| self.err(e))
+    }
+
+    /// Creates the lead of a form response once per `(integration, linkedinLeadId)`: finds or
+    /// creates its contact (origin `LeadIntegration/NAME`), links it to an earlier lead of the
+    /// same contact and form (`duplicateOf`), journals it and logs it, in one transaction.
+    /// A response already stored changes nothing and answers the earlier lead.
+    pub fn create_linkedin_lead(
+        &mut self,
+        lead: &LinkedInLead,
+        at: DateTime<Utc>,
+    ) -> Result<LeadOutcome, StoreError> {
+        self.ensure_writable()?;
+        let at_text = format_ts(at);
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| db_error(&path, e))?;
+        let existing: Option<(i64, Option<i64>, Option<i64>)> = tx
+            .query_row(
+                "SELECT id, contact_id, duplicate_of FROM leads
+                 WHERE integration = ?1 AND linkedin_lead_id = ?2",
+                params![lead.integration, lead.linkedin_lead_id],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            )
+            .optional()
+            .map_err(|e| db_error(&path, e))?;
+        if let Some((id, contact_id, duplicate_of)) = existing {
+            return Ok(LeadOutcome {
+                id,
+                created: false,
+                contact_id,
+                duplicate_of,
+            });
+        }
+        let origin = format!("LeadIntegration/{}", lead.integration);
+        let contact_id = if lead.emails.is_empty() && lead.phones.is_empty() {
+            None
+        } else {
+            let sighting = Sighting {
+                origin: &origin,
+                name: lead.name.as_deref(),
+                emails: lead.emails.clone(),
+                phones: lead.phones.clone(),
+                linked: None,
+            };
+            Some(resolve_contact(&tx, &sighting, &at_text).map_err(|e| db_error(&path, e))?)
+        };
+        let duplicate_of: Option<i64> = match contact_id {
+            Some(contact) => tx
+                .query_row(
+                    "SELECT id FROM leads WHERE contact_id = ?1 AND form = ?2
+                     ORDER BY submitted_at, id LIMIT 1",
+                    params![contact, lead.form],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| db_error(&path, e))?,
+            None => None,
+        };
+        let id: i64 = tx
+            .query_row(
+                "INSERT INTO leads (integration, form, linkedin_lead_id, submitted_at, columns,
+                                    contact_id, duplicate_of, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING id",
+                params![
+                    lead.integration,
+                    lead.form,
+                    lead.linkedin_lead_id,
+                    format_ts(lead.submitted_at),
+                    Value::Object(lead.columns.clone()).to_string(),
+                    contact_id,
+                    duplicate_of,
+                    at_text
+                ],
+                |r| r.get(0),
+            )
+            .map_err(|e| db_error(&path, e))?;
+        journal(
+            &tx,
+            RecordKind::Lead,
+            id,
+            ChangeOp::Create,
+            &origin,
+            &at_text,
+        )
+        .map_err(|e| db_error(&path, e))?;
+        let (event, message) = match duplicate_of {
+            Some(earlier) => (
+                "duplicate",
+                format!(
+                    "lead {id} from form {} (response {}) duplicates lead {earlier}",
+                    lead.form, lead.linkedin_lead_id
+                ),
+            ),
+            None => (
+                "lead-created",
+                format!(
+                    "lead {id} from form {} (response {})",
+                    lead.form, lead.linkedin_lead_id
+                ),
+            ),
+        };
+        tx.execute(
+            "INSERT INTO lead_log (integration, at, event, message, lead_id)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![lead.integration, at_text, event, message, id],
+        )
+        .map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))?;
+        Ok(LeadOutcome {
+            id,
+            created: true,
+            contact_id,
+            duplicate_of,
+        })
+    }
+
+    /// Adds an entry to `integration`'s log.
+    pub fn log_lead_event(
+        &mut self,
+        integration: &str,
+        event: &str,
+        message: &str,
+        lead_id: Option<i64>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "INSERT INTO lead_log (integration, at, event, message, lead_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![integration, format_ts(at), event, message, lead_id],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// `integration`'s log, newest first, at most `limit` entries.
+    pub fn lead_log(
+        &self,
+        integration: &str,
+        limit: usize,
+    ) -> Result<Vec<LeadLogEntry>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, at, event, message, lead_id FROM lead_log
+                 WHERE integration = ?1 ORDER BY id DESC LIMIT ?2",
+            )
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(
+            params![integration, i64::try_from(limit).unwrap_or(i64::MAX)],
+            |r| {
+                let at: String = r.get(1)?;
+                Ok(LeadLogEntry {
+                    id: r.get(0)?,
+                    at: parse_ts(&at).unwrap_or_default(),
+                    event: r.get(2)?,
+                    message: r.get(3)?,
+                    lead_id: r.get(4)?,
+                })
+            },
+        )
+        .and_then(|rows| rows.collect())
+        .map_err(|e| self.err(e))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).expect("valid timestamp")
+    }
+
+    fn lead(id: &str, form: &str, email: &str) -> LinkedInLead {
+        LinkedInLead {
+            integration: "ads".into(),
+            form: form.into(),
+            linkedin_lead_id: id.into(),
+            submitted_at: t(0),
+            columns: Map::from_iter([("Email".to_owned(), Value::from(email))]),
+            name: Some("Ada Lovelace".into()),
+            emails: vec![email.to_lowercase()],
+            phones: vec![],
+        }
+    }
+
+    // REQ: LI-05
+    #[test]
+    fn a_notification_is_queued_once_and_a_response_makes_one_lead() {
+        let mut store = Store::open_in_memory().expect("store");
+        assert!(
+            store
+                .record_linkedin_notification(
+                    "ads",
+                    "urn:li:leadGenFormResponse:r1",
+                    Some("7"),
+                    "{}",
+                    t(0)
+                )
+                .unwrap()
+        );
+        assert!(
+            !store
+                .record_linkedin_notification(
+                    "ads",
+                    "urn:li:leadGenFormResponse:r1",
+                    Some("7"),
+                    "{}",
+                    t(1)
+                )
+                .unwrap(),
+            "the same notification again"
+        );
+        let pending = store.pending_linkedin_notifications("ads").unwrap();
+        assert_eq!(pending.len(), 1);
+        store
+            .finish_linkedin_notification(pending[0].id, Some("HTTP 500"), t(2))
+            .unwrap();
+        assert_eq!(
+            store.pending_linkedin_notifications("ads").unwrap()[0].attempts,
+            1
+        );
+
+        let first = store
+            .create_linkedin_lead(&lead("r1", "7", "ada@example.com"), t(3))
+            .unwrap();
+        assert!(first.created && first.contact_id.is_some() && first.duplicate_of.is_none());
+        let again = store
+            .create_linkedin_lead(&lead("r1", "7", "ada@example.com"), t(4))
+            .unwrap();
+        assert_eq!((again.id, again.created), (first.id, false));
+        let other = store
+            .create_linkedin_lead(&lead("r2", "7", "ADA@example.com"), t(5))
+            .unwrap();
+        assert_eq!(other.contact_id, first.contact_id);
+        assert_eq!(other.duplicate_of, Some(first.id));
+        let elsewhere = store
+            .create_linkedin_lead(&lead("r3", "8", "ada@example.com"), t(6))
+            .unwrap();
+        assert_eq!(elsewhere.duplicate_of, None, "another form");
+
+        store
+            .finish_linkedin_notification(pending[0].id, None, t(7))
+            .unwrap();
+        assert!(
+            store
+                .pending_linkedin_notifications("ads")
+                .unwrap()
+                .is_empty()
+        );
+        let log = store.lead_log("ads", 10).unwrap();
+        let events: Vec<&str> = log.iter().map(|e| e.event.as_str()).collect();
+        assert_eq!(events, ["lead-created", "duplicate", "lead-created"]);
+    }
+}

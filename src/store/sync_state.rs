@@ -1,0 +1,291 @@
+//! Two-way sync state beyond what `records.rs` keeps per record (migration `0012_sync_state`):
+//! the item as the remote side last had it (`sync_records.remote_data`, so an export patches
+//! only the properties Switchboard models), per-sync checkpoints by scope (a collection's sync
+//! token, the journal position exported up to), and the one transaction in which an imported
+//! remote contact is found or created, written and linked to its remote item.
+
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+
+use super::records::{
+    ChangeOp, Contact, ContactChanges, RecordError, RecordKind, Sighting, SyncRecordState, journal,
+    resolve_contact, select_contact, touch, write_contact,
+};
+use super::{Store, StoreError, db_error, format_ts};
+
+/// A contact as a sync read it from its remote side.
+#[derive(Debug, Clone)]
+pub struct RemoteContact<'a> {
+    /// The sync object, as its origin (`ContactSync/home`).
+    pub sync: &'a str,
+    /// The item's id there (a DAV href).
+    pub remote_id: &'a str,
+    /// Its version there (ETag).
+    pub version: Option<&'a str>,
+    /// The item as read (a vCard), kept to patch on export.
+    pub data: &'a str,
+    /// The fields it carries, as the store writes them (lists already normalised).
+    pub changes: ContactChanges,
+}
+
+impl Store {
+    /// Checkpoint `scope` of sync object `sync` (`token <collection>`, `exported`).
+    pub fn sync_checkpoint(&self, sync: &str, scope: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT value FROM sync_checkpoints WHERE sync = ?1 AND scope = ?2")
+            .and_then(|mut s| s.query_row(params![sync, scope], |r| r.get(0)).optional())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Sets (or, with `None`, removes) checkpoint `scope` of sync object `sync`.
+    pub fn set_sync_checkpoint(
+        &mut self,
+        sync: &str,
+        scope: &str,
+        value: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        let result = match value {
+            Some(value) => self.conn.execute(
+                "INSERT INTO sync_checkpoints (sync, scope, value, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sync, scope) DO UPDATE SET
+                    value = excluded.value, updated_at = excluded.updated_at",
+                params![sync, scope, value, format_ts(at)],
+            ),
+            None => self.conn.execute(
+                "DELETE FROM sync_checkpoints WHERE sync = ?1 AND scope = ?2",
+                params![sync, scope],
+            ),
+        };
+        result.map(drop).map_err(|e| self.err(e))
+    }
+
+    /// The item as sync object `sync` last saw record `(kind, id)` on its remote side.
+    pub fn sync_record_data(
+        &self,
+        sync: &str,
+        kind: RecordKind,
+        id: i64,
+    ) -> Result<Option<String>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT remote_data FROM sync_records
+                 WHERE sync = ?1 AND record_kind = ?2 AND record_id = ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![sync, kind.as_str(), id], |r| {
+                    r.get::<_, Option<String>>(0)
+                })
+                .optional()
+            })
+            .map(Option::flatten)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Records what sync object `state.sync` knows of a record, with the item as the remote
+    /// side now has it.
+    pub fn set_sync_record_with_data(
+        &mut self,
+        state: &SyncRecordState,
+        data: &str,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.set_sync_record(state, at)?;
+        self.conn
+            .execute(
+                "UPDATE sync_records SET remote_data = ?4
+                 WHERE sync = ?1 AND record_kind = ?2 AND record_id = ?3",
+                params![state.sync, state.kind.as_str(), state.record_id, data],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Every `(record id, remote id)` sync object `sync` links for records of `kind`.
+    pub fn sync_links(
+        &self,
+        sync: &str,
+        kind: RecordKind,
+    ) -> Result<Vec<(i64, String)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT record_id, remote_id FROM sync_records
+                 WHERE sync = ?1 AND record_kind = ?2 ORDER BY record_id",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![sync, kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
+    /// Forgets the link between sync object `sync` and record `(kind, id)` (CS-05's
+    /// `deletes: keep`: the record stays, it is no longer synced with that item).
+    pub fn unlink_sync_record(
+        &mut self,
+        sync: &str,
+        kind: RecordKind,
+        id: i64,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "DELETE FROM sync_records WHERE sync = ?1 AND record_kind = ?2 AND record_id = ?3",
+                params![sync, kind.as_str(), id],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Imports one remote contact in one transaction: the contact linked to `item.remote_id`,
+    /// else the one with any of its addresses or phones (`resolve_contact`), else a new one;
+    /// its fields written with the sync as their origin (journaled as the sync's change, so
+    /// they are not exported back); and the link with the item's version and text recorded,
+    /// exported up to the journal's end.
+    pub fn import_remote_contact(
+        &mut self,
+        item: &RemoteContact<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<Contact, RecordError> {
+        self.record_tx(|tx, path| {
+            let db = |e| db_error(path, e);
+            let at = format_ts(at);
+            let linked: Option<i64> = tx
+                .query_row(
+                    "SELECT s.record_id FROM sync_records s JOIN contacts k ON k.id = s.record_id
+                     WHERE s.sync = ?1 AND s.record_kind = 'contact' AND s.remote_id = ?2
+                       AND k.deleted_at IS NULL",
+                    params![item.sync, item.remote_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            let mut changes = item.changes.clone();
+            let id = match linked {
+                Some(id) => id,
+                None => {
+                    let name = item.changes.name.clone().flatten();
+                    let sighting = Sighting {
+                        origin: item.sync,
+                        name: name.as_deref(),
+                        emails: item.changes.emails.clone().unwrap_or_default(),
+                        phones: item.changes.phones.clone().unwrap_or_default(),
+                        linked: None,
+                    };
+                    let id = resolve_contact(tx, &sighting, &at).map_err(db)?;
+                    // A first link to a contact Switchboard already had: keep what it knew
+                    // (its name by the merge policy, which `resolve_contact` applied; its
+                    // addresses, phones and tags beside the card's), so the export that
+                    // follows carries the union to the remote side.
+                    if let Some(current) = select_contact(tx, id).map_err(db)? {
+                        changes.name = None;
+                        if current.job_title.is_some() {
+                            changes.job_title = None;
+                        }
+                        let union = |mine: &[String], theirs: Option<Vec<String>>| {
+                            let mut all = mine.to_vec();
+                            for v in theirs.unwrap_or_default() {
+                                if !all.contains(&v) {
+                                    all.push(v);
+                                }
+                            }
+                            Some(all)
+                        };
+                        changes.emails = union(&current.emails, changes.emails.take());
+                        changes.phones = union(&current.phones, changes.phones.take());
+                        changes.tags = union(&current.tags, changes.tags.take());
+                        if current.account.is_some() {
+                            changes.account = None;
+                        }
+                    }
+                    id
+                }
+            };
+            write_contact(tx, path, id, &changes, item.sync)?;
+            touch(tx, "contacts", id, &at).map_err(db)?;
+            journal(
+                tx,
+                RecordKind::Contact,
+                id,
+                ChangeOp::Update,
+                item.sync,
+                &at,
+            )
+            .map_err(db)?;
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT coalesce(max(seq), 0) FROM record_changes",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO sync_records
+                    (sync, record_kind, record_id, remote_id, remote_version, exported_seq,
+                     updated_at, remote_data)
+                 VALUES (?1, 'contact', ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (sync, record_kind, record_id) DO UPDATE SET
+                    remote_id = excluded.remote_id, remote_version = excluded.remote_version,
+                    exported_seq = excluded.exported_seq, updated_at = excluded.updated_at,
+                    remote_data = excluded.remote_data",
+                params![
+                    item.sync,
+                    id,
+                    item.remote_id,
+                    item.version,
+                    seq,
+                    at,
+                    item.data
+                ],
+            )
+            .map_err(db)?;
+            select_contact(tx, id)
+                .map_err(db)?
+                .ok_or(RecordError::NotFound {
+                    kind: "contact",
+                    id,
+                })
+        })
+    }
+
+    /// Whether contact `id` changed after journal position `after` by anyone but `origin`
+    /// (a local change a remote one may conflict with).
+    pub fn changed_since_by_other(
+        &self,
+        kind: RecordKind,
+        id: i64,
+        after: i64,
+        origin: &str,
+    ) -> Result<bool, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM record_changes WHERE record_kind = ?1
+                   AND record_id = ?2 AND seq > ?3 AND origin <> ?4)",
+            )
+            .and_then(|mut s| s.query_row(params![kind.as_str(), id, after, origin], |r| r.get(0)))
+            .map_err(|e| self.err(e))
+    }
+
+    /// The last change of record `(kind, id)` by anyone but `origin`, when it has one.
+    pub fn last_change_by_other(
+        &self,
+        kind: RecordKind,
+        id: i64,
+        origin: &str,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT max(at) FROM record_changes WHERE record_kind = ?1 AND record_id = ?2
+                   AND origin <> ?3",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![kind.as_str(), id, origin], |r| {
+                    r.get::<_, Option<String>>(0)
+                })
+            })
+            .map(|at| at.and_then(|t| super::parse_ts(&t)))
+            .map_err(|e| self.err(e))
+    }
+}

@@ -1,0 +1,387 @@
+//! LinkedIn lead generation end to end (issue 16): the real daemon over HTTP, a fake LinkedIn
+//! (tests/support/linkedin_fake.rs) for the token endpoint and the Lead Sync API, and signed
+//! notifications posted to `/webhooks/linkedin`.
+
+mod chat_support;
+#[path = "support/linkedin_fake.rs"]
+mod linkedin_fake;
+mod support;
+
+use linkedin_fake::{CLIENT_ID, CLIENT_SECRET, LinkedInFake, REFRESH_TOKEN, notification, sign};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use support::records::{ROOT, admin_file, get};
+use support::{Daemon, eventually, find, free_port};
+
+/// The token of `mia`, a member of the `marketing` role the integration notifies.
+const MIA: &str = "mia-marketing-token";
+
+const AD_ACCOUNT: &str = "508912345";
+/// Listed, custom mapping.
+const EVENT_FORM: &str = "7123457";
+/// Listed, inactive.
+const OLD_FORM: &str = "7120001";
+/// Not listed: the default mapping serves it.
+const DEMO_FORM: &str = "7123456";
+
+fn config(port: u16, fake: &LinkedInFake) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "settings.yaml",
+            format!(
+                "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec:\n  siteUrl: http://127.0.0.1:{port}\n  listen: 127.0.0.1:{port}\n  linkedin:\n    clientId: {CLIENT_ID}\n    clientSecret: {{env: LI_CLIENT_SECRET}}\n"
+            ),
+        ),
+        admin_file(),
+        (
+            "marketing.yaml",
+            format!(
+                "apiVersion: switchboard/v1\nkind: Role\nmetadata: {{name: marketing}}\nspec: {{title: Marketing}}\n---\napiVersion: switchboard/v1\nkind: User\nmetadata: {{name: mia}}\nspec: {{displayName: Mia, email: mia@example.com, roles: [marketing], apiTokenSha256: [{}]}}\n",
+                hex::encode(Sha256::digest(MIA.as_bytes()))
+            ),
+        ),
+        (
+            "leads.yaml",
+            format!(
+                "\
+apiVersion: switchboard/v1
+kind: LinkedInAccount
+metadata: {{name: root-linkedin}}
+spec:
+  user: root
+  refreshToken: {{env: LI_REFRESH_TOKEN}}
+---
+apiVersion: switchboard/v1
+kind: LeadIntegration
+metadata: {{name: ads}}
+spec:
+  title: LinkedIn ads
+  adAccountId: \"{AD_ACCOUNT}\"
+  accounts: [root-linkedin]
+  apiBaseUrl: {base}
+  notifyRole: marketing
+  defaultMapping:
+    - {{column: GivenName, field: FIRST_NAME}}
+    - {{column: Email, field: EMAIL}}
+    - {{column: LeadSource, constant: LinkedIn}}
+  forms:
+    - id: \"{EVENT_FORM}\"
+      customMapping:
+        - {{column: GivenName, field: FIRST_NAME}}
+        - {{column: Surname, field: LAST_NAME}}
+        - {{column: Email, field: EMAIL}}
+        - {{column: UsrConsent, field: marketing_consent}}
+        - {{column: Event, constant: Low-Code Days}}
+        - {{column: UsrBudgetConfirmed, constant: false}}
+        - {{column: UsrDescription, macro: not_mapped_fields}}
+    - id: \"{OLD_FORM}\"
+      active: false
+---
+apiVersion: switchboard/v1
+kind: LeadIntegration
+metadata: {{name: emea}}
+spec:
+  title: LinkedIn EMEA (paused)
+  active: false
+  adAccountId: \"508934567\"
+  accounts: [root-linkedin]
+  apiBaseUrl: {base}
+  defaultMapping:
+    - {{column: Email, field: EMAIL}}
+---
+apiVersion: switchboard/v1
+kind: LeadIntegration
+metadata: {{name: orphan}}
+spec:
+  title: LinkedIn APAC (its last account removed)
+  adAccountId: \"508956789\"
+  accounts: []
+  apiBaseUrl: {base}
+  defaultMapping:
+    - {{column: Email, field: EMAIL}}
+",
+                base = fake.base
+            ),
+        ),
+    ]
+}
+
+async fn start() -> (Daemon, LinkedInFake) {
+    let fake = LinkedInFake::start().await;
+    for form in [EVENT_FORM, DEMO_FORM, OLD_FORM] {
+        fake.add_form(
+            form,
+            &[
+                (1, "firstName", Some("FIRST_NAME")),
+                (2, "lastName", Some("LAST_NAME")),
+                (3, "email", Some("EMAIL")),
+                (4, "company", Some("COMPANY_NAME")),
+            ],
+        );
+    }
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        port,
+        &config(port, &fake),
+        &[
+            ("LI_CLIENT_SECRET", CLIENT_SECRET),
+            ("LI_REFRESH_TOKEN", REFRESH_TOKEN),
+        ],
+    );
+    daemon.wait_ready().await;
+    (daemon, fake)
+}
+
+fn respond(fake: &LinkedInFake, id: &str, form: &str, email: &str) {
+    fake.add_response(
+        id,
+        form,
+        1_765_000_000_000,
+        &[
+            (1, "Ada"),
+            (2, "Lovelace"),
+            (3, email),
+            (4, "Analytical Engines"),
+        ],
+    );
+}
+
+/// POSTs `body` to the webhook with `signature`; answers status and JSON.
+async fn post(daemon: &Daemon, body: &str, signature: Option<&str>) -> (u16, Value) {
+    let mut request = switchboard::net::http_client()
+        .post(format!("{}/webhooks/linkedin", daemon.base))
+        .header("content-type", "application/json")
+        .body(body.to_owned());
+    if let Some(signature) = signature {
+        request = request.header("X-LI-Signature", signature);
+    }
+    let response = request.send().await.expect("webhook request");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
+async fn deliver(daemon: &Daemon, response: &str, form: &str) -> (u16, Value) {
+    let body = notification(AD_ACCOUNT, response, form);
+    post(daemon, &body, Some(&sign(CLIENT_SECRET, &body))).await
+}
+
+async fn leads(daemon: &Daemon) -> Value {
+    get(daemon, "/api/v1/leads?integration=ads", ROOT)
+        .await
+        .body
+}
+
+async fn wait_for_leads(daemon: &Daemon, n: u64) -> Value {
+    eventually(&format!("{n} leads"), daemon, || async {
+        leads(daemon).await["total"] == n
+    })
+    .await;
+    leads(daemon).await
+}
+
+// REQ: LI-05
+#[tokio::test]
+async fn forged_signatures_are_refused_and_the_challenge_is_answered() {
+    let (daemon, fake) = start().await;
+    respond(&fake, "r1", EVENT_FORM, "ada@example.com");
+    let body = notification(AD_ACCOUNT, "r1", EVENT_FORM);
+    assert_eq!(post(&daemon, &body, None).await.0, 401);
+    let forged = sign("not-the-secret", &body);
+    assert_eq!(post(&daemon, &body, Some(&forged)).await.0, 403);
+    // Signed over the bare body (no `hmacsha256=` prefix): not LinkedIn's signature.
+    let bare = {
+        use hmac::Mac;
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(CLIENT_SECRET.as_bytes()).unwrap();
+        mac.update(body.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    };
+    assert_eq!(post(&daemon, &body, Some(&bare)).await.0, 403);
+    assert_eq!(fake.asked("leadFormResponses/r1"), 0, "nothing fetched");
+    assert_eq!(leads(&daemon).await["total"], 0);
+
+    let code = "f2b9b4f4-0b42-4a1c-9a5e-2f1c1d0e9a77";
+    let answer = switchboard::net::http_client()
+        .get(format!(
+            "{}/webhooks/linkedin?challengeCode={code}",
+            daemon.base
+        ))
+        .send()
+        .await
+        .expect("challenge");
+    assert_eq!(answer.status(), 200);
+    let answer: Value = answer.json().await.expect("json");
+    assert_eq!(
+        answer,
+        json!({"challengeCode": code, "challengeResponse": linkedin_fake::challenge_response(CLIENT_SECRET, code)})
+    );
+    let metrics = daemon.metrics().await;
+    assert!(
+        metrics.contains("provider=\"linkedin\""),
+        "webhook requests counted"
+    );
+    assert!(!metrics.contains(CLIENT_SECRET) && !daemon.stderr().contains(CLIENT_SECRET));
+}
+
+// REQ: LI-01, LI-02, LI-03, LI-04, LI-05, LI-07, LI-08
+#[tokio::test]
+async fn a_notification_becomes_one_lead_with_its_contact() {
+    let (daemon, fake) = start().await;
+    let mut events = chat_support::Events::open(&daemon, MIA).await;
+    respond(&fake, "r1", EVENT_FORM, "Ada@Example.com");
+    let (status, body) = deliver(&daemon, "r1", EVENT_FORM).await;
+    assert_eq!((status, &body["outcome"]), (200, &json!("accepted")));
+    let all = wait_for_leads(&daemon, 1).await;
+    let lead = &all["items"][0];
+    // The notifyRole's members hear of it.
+    let created = events.next("lead.created").await;
+    assert_eq!(created["id"], lead["id"]);
+    assert_eq!(created["integration"], "ads");
+    assert_eq!(lead["integration"], "ads");
+    assert_eq!(lead["form"], EVENT_FORM);
+    assert_eq!(lead["linkedinLeadId"], "r1");
+    assert_eq!(lead["submittedAt"], "2025-12-06T05:46:40.000Z");
+    assert_eq!(
+        lead["columns"],
+        json!({
+            "GivenName": "Ada",
+            "Surname": "Lovelace",
+            "Email": "Ada@Example.com",
+            "UsrConsent": true,
+            "Event": "Low-Code Days",
+            "UsrBudgetConfirmed": false,
+            "UsrDescription": "COMPANY_NAME: Analytical Engines\nutm_campaign: spring"
+        })
+    );
+    assert_eq!(lead["duplicateOf"], Value::Null);
+    let contacts = get(&daemon, "/api/v1/contacts?email=ada@example.com", ROOT).await;
+    assert_eq!(contacts.body["total"], 1, "{}", contacts.body);
+    assert_eq!(contacts.body["items"][0]["id"], lead["contactId"]);
+    assert_eq!(contacts.body["items"][0]["name"], "Ada Lovelace");
+
+    // The same notification again: acknowledged, one lead.
+    let (status, body) = deliver(&daemon, "r1", EVENT_FORM).await;
+    assert_eq!((status, &body["outcome"]), (200, &json!("duplicate")));
+    // An inactive form and an inactive integration create nothing.
+    respond(&fake, "r-old", OLD_FORM, "old@example.com");
+    let (status, body) = deliver(&daemon, "r-old", OLD_FORM).await;
+    assert_eq!((status, &body["outcome"]), (200, &json!("ignored")));
+    let paused = notification("508934567", "r-emea", DEMO_FORM);
+    let (status, body) = post(&daemon, &paused, Some(&sign(CLIENT_SECRET, &paused))).await;
+    assert_eq!((status, &body["outcome"]), (200, &json!("ignored")));
+    let objects = get(&daemon, "/api/v1/objects?limit=1000", ROOT).await.body;
+    let emea = find(&objects, "LeadIntegration", "emea").expect("emea listed");
+    assert!(
+        emea.to_string().contains("inactive"),
+        "the status says why: {emea}"
+    );
+    // LI-01/LI-07: with no LinkedInAccount left the integration stops and says why.
+    let orphan = find(&objects, "LeadIntegration", "orphan").expect("orphan listed");
+    assert!(
+        orphan
+            .to_string()
+            .contains("no LinkedInAccount can reach ad account 508956789"),
+        "{orphan}"
+    );
+
+    // The same person fills another form served by the default mapping, then the event form
+    // again: a new lead each, the second a duplicate of the first event-form lead.
+    respond(&fake, "r2", DEMO_FORM, "ada@example.com");
+    deliver(&daemon, "r2", DEMO_FORM).await;
+    let all = wait_for_leads(&daemon, 2).await;
+    let demo = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["linkedinLeadId"] == "r2")
+        .expect("r2");
+    assert_eq!(
+        demo["columns"],
+        json!({
+            "GivenName": "Ada",
+            "Email": "ada@example.com",
+            "LeadSource": "LinkedIn",
+            "Notes": "LAST_NAME: Lovelace\nCOMPANY_NAME: Analytical Engines\nmarketing_consent: true\nutm_campaign: spring"
+        })
+    );
+    assert_eq!(demo["duplicateOf"], Value::Null, "another form");
+    respond(&fake, "r3", EVENT_FORM, "ADA@example.com");
+    deliver(&daemon, "r3", EVENT_FORM).await;
+    let all = wait_for_leads(&daemon, 3).await;
+    let again = all["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|l| l["linkedinLeadId"] == "r3")
+        .expect("r3");
+    assert_eq!(again["duplicateOf"], lead["id"]);
+    assert_eq!(again["contactId"], lead["contactId"]);
+    assert_eq!(fake.asked("leadFormResponses/r1"), 1, "fetched once");
+    assert_eq!(fake.asked("leadFormResponses/r-old"), 0);
+
+    let metrics = daemon.metrics().await;
+    assert!(
+        metrics.contains("switchboard_leads_created_total{integration=\"ads\"} 3"),
+        "{metrics}"
+    );
+    let log = get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT).await;
+    assert_eq!(log.status, 200, "{}", log.body);
+    let events: Vec<&str> = log.body["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        ["duplicate", "lead-created", "lead-created"],
+        "newest first"
+    );
+    assert_eq!(
+        get(&daemon, "/api/v1/lead-integrations/nope/log", ROOT)
+            .await
+            .status,
+        404
+    );
+}
+
+// REQ: LI-05
+#[tokio::test]
+async fn throttling_and_an_expired_token_are_ridden_out() {
+    let (daemon, fake) = start().await;
+    respond(&fake, "r1", EVENT_FORM, "ada@example.com");
+    fake.throttle(1);
+    deliver(&daemon, "r1", EVENT_FORM).await;
+    wait_for_leads(&daemon, 1).await;
+    assert_eq!(fake.with(|s| s.throttled), 1);
+    assert_eq!(fake.grants(), 1);
+
+    fake.expire_tokens();
+    respond(&fake, "r2", EVENT_FORM, "grace@example.com");
+    deliver(&daemon, "r2", EVENT_FORM).await;
+    wait_for_leads(&daemon, 2).await;
+    assert_eq!(fake.with(|s| s.unauthorized), 1, "one 401, then refreshed");
+    assert_eq!(fake.grants(), 2);
+    let stderr = daemon.stderr();
+    assert!(
+        !stderr.contains("li-access-") && !stderr.contains(REFRESH_TOKEN),
+        "no token in the log"
+    );
+
+    // A response LinkedIn no longer has is given up, not retried for ever.
+    deliver(&daemon, "r-gone", EVENT_FORM).await;
+    eventually("the gone response given up", &daemon, || async {
+        get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT)
+            .await
+            .body["items"][0]["event"]
+            == "gave-up"
+    })
+    .await;
+    let log = get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT).await;
+    let message = log.body["items"][0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("r-gone") && message.contains("404"),
+        "{message}"
+    );
+    assert_eq!(fake.asked("leadFormResponses/r-gone"), 1);
+    assert_eq!(wait_for_leads(&daemon, 2).await["total"], 2);
+}

@@ -1,0 +1,286 @@
+//! A fake LinkedIn for the lead tests (the documented wire format of the Lead Sync API, the
+//! OAuth 2.0 token endpoint and lead notifications): an axum server on a free loopback port.
+//!
+//! - `POST /oauth/v2/accessToken` (`grant_type=refresh_token`, `refresh_token`, `client_id`,
+//!   `client_secret`): `{"access_token", "expires_in", "refresh_token", ...}`; a wrong
+//!   client or refresh token gets `400 {"error": "invalid_grant"}`.
+//! - `GET /rest/leadFormResponses/{id}` and `GET /rest/leadForms/{id}`: need
+//!   `Authorization: Bearer` with a token it granted and not expired
+//!   (`401 {"status": 401, "serviceErrorCode": 65601, "code": "EXPIRED_ACCESS_TOKEN"}`), and a
+//!   `LinkedIn-Version` header (`400 VERSION_MISSING`); the next [`LinkedInFake::throttle`]
+//!   requests get `429` with `Retry-After: 1`.
+//! - [`notification`] builds a lead notification body and [`sign`] its `X-LI-Signature` (hex
+//!   HMAC-SHA256 of `hmacsha256=` + body, keyed with the app's client secret).
+
+#![allow(dead_code)]
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use hmac::{Hmac, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+
+/// The LinkedIn app's client id in the tests.
+pub const CLIENT_ID: &str = "li-client";
+/// Its client secret.
+pub const CLIENT_SECRET: &str = "li-client-secret";
+/// The refresh token of the test's LinkedInAccount.
+pub const REFRESH_TOKEN: &str = "li-refresh-token";
+
+/// The fake's state.
+#[derive(Debug, Default)]
+pub struct Inner {
+    /// Forms by id.
+    pub forms: HashMap<String, Value>,
+    /// Form responses by id.
+    pub responses: HashMap<String, Value>,
+    /// Access tokens granted and still valid.
+    pub valid: HashSet<String>,
+    /// Refresh grants answered.
+    pub grants: u32,
+    /// Requests still to be answered 429.
+    pub throttle: u32,
+    /// 429s answered.
+    pub throttled: u32,
+    /// 401s answered.
+    pub unauthorized: u32,
+    /// Every API path asked, in order.
+    pub requests: Vec<String>,
+}
+
+/// The running fake.
+#[derive(Clone)]
+pub struct LinkedInFake {
+    /// `http://127.0.0.1:port` (the LeadIntegration's `apiBaseUrl`).
+    pub base: String,
+    /// Shared with the server.
+    pub state: Arc<Mutex<Inner>>,
+}
+
+impl LinkedInFake {
+    /// Starts the fake.
+    pub async fn start() -> LinkedInFake {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the fake");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let state = Arc::new(Mutex::new(Inner::default()));
+        let app = Router::new()
+            .route("/oauth/v2/accessToken", post(token))
+            .route("/rest/leadFormResponses/{id}", get(response))
+            .route("/rest/leadForms/{id}", get(form))
+            .with_state(Arc::clone(&state));
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        LinkedInFake { base, state }
+    }
+
+    /// Runs `f` on the state.
+    pub fn with<T>(&self, f: impl FnOnce(&mut Inner) -> T) -> T {
+        f(&mut self.state.lock().expect("fake state"))
+    }
+
+    /// Adds form `id` with `questions` (`(questionId, name, predefinedField)`), a checkbox
+    /// (`consentId` 9, `marketing_consent`) and a hidden field `utm_campaign`.
+    pub fn add_form(&self, id: &str, questions: &[(u32, &str, Option<&str>)]) {
+        let questions: Vec<Value> = questions
+            .iter()
+            .map(|(qid, name, predefined)| {
+                let mut q = json!({"questionId": qid, "name": name, "questionDetails": {"textQuestionDetails": {}}});
+                if let Some(p) = predefined {
+                    q["predefinedField"] = json!(p);
+                }
+                q
+            })
+            .collect();
+        let form = json!({
+            "id": id.parse::<u64>().unwrap_or_default(),
+            "name": format!("Form {id}"),
+            "state": "PUBLISHED",
+            "content": {
+                "questions": questions,
+                "consents": [{"consentId": 9, "name": "marketing_consent"}],
+                "hiddenFields": [{"name": "utm_campaign", "value": "spring"}]
+            }
+        });
+        self.with(|s| s.forms.insert(id.to_owned(), form));
+    }
+
+    /// Adds the response `id` to form `form` with text `answers` (`(questionId, text)`).
+    pub fn add_response(&self, id: &str, form: &str, submitted_ms: i64, answers: &[(u32, &str)]) {
+        let answers: Vec<Value> = answers
+            .iter()
+            .map(|(qid, text)| json!({"questionId": qid, "answerDetails": {"textQuestionAnswer": {"answer": text}}}))
+            .collect();
+        let response = json!({
+            "id": id,
+            "owner": {"sponsoredAccount": "urn:li:sponsoredAccount:508912345"},
+            "leadType": "SPONSORED",
+            "versionedLeadGenFormUrn": format!("urn:li:versionedLeadGenForm:(urn:li:leadGenForm:{form},1)"),
+            "submittedAt": submitted_ms,
+            "testLead": false,
+            "formResponse": {
+                "answers": answers,
+                "consentResponses": [{"consentId": 9, "accepted": true}]
+            }
+        });
+        self.with(|s| s.responses.insert(id.to_owned(), response));
+    }
+
+    /// Expires every access token granted so far.
+    pub fn expire_tokens(&self) {
+        self.with(|s| s.valid.clear());
+    }
+
+    /// The next `n` API requests get 429.
+    pub fn throttle(&self, n: u32) {
+        self.with(|s| s.throttle = n);
+    }
+
+    /// Refresh grants answered.
+    pub fn grants(&self) -> u32 {
+        self.with(|s| s.grants)
+    }
+
+    /// How many API requests asked for `path` (such as `leadFormResponses/r1`).
+    pub fn asked(&self, path: &str) -> usize {
+        self.with(|s| s.requests.iter().filter(|p| *p == path).count())
+    }
+}
+
+/// A lead notification of response `response` of form `form` on ad account `ad_account`.
+pub fn notification(ad_account: &str, response: &str, form: &str) -> String {
+    json!({
+        "type": "LEAD_ACTION",
+        "leadGenFormResponse": format!("urn:li:leadGenFormResponse:{response}"),
+        "leadGenForm": format!("urn:li:versionedLeadGenForm:(urn:li:leadGenForm:{form},1)"),
+        "owner": {"sponsoredAccount": format!("urn:li:sponsoredAccount:{ad_account}")},
+        "leadAction": "CREATED",
+        "occuredAt": 1_765_000_000_000_i64,
+        "leadType": "SPONSORED"
+    })
+    .to_string()
+}
+
+fn hmac_hex(secret: &str, parts: &[&[u8]]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("hmac key");
+    for part in parts {
+        mac.update(part);
+    }
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `X-LI-Signature` of `body` as LinkedIn computes it.
+pub fn sign(secret: &str, body: &str) -> String {
+    hmac_hex(secret, &[b"hmacsha256=", body.as_bytes()])
+}
+
+/// The `challengeResponse` LinkedIn expects for `code`.
+pub fn challenge_response(secret: &str, code: &str) -> String {
+    hmac_hex(secret, &[code.as_bytes()])
+}
+
+async fn token(State(state): State<Arc<Mutex<Inner>>>, body: Bytes) -> Response {
+    let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
+    let field = |k: &str| form.get(k).map(String::as_str);
+    if field("grant_type") != Some("refresh_token")
+        || field("client_id") != Some(CLIENT_ID)
+        || field("client_secret") != Some(CLIENT_SECRET)
+        || field("refresh_token") != Some(REFRESH_TOKEN)
+    {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_grant", "error_description": "the refresh token is invalid"})),
+        )
+            .into_response();
+    }
+    let mut s = state.lock().expect("fake state");
+    s.grants += 1;
+    let access = format!("li-access-{}", s.grants);
+    s.valid.insert(access.clone());
+    Json(json!({
+        "access_token": access,
+        "expires_in": 5_183_999,
+        "refresh_token": REFRESH_TOKEN,
+        "refresh_token_expires_in": 31_535_999,
+        "scope": "r_marketing_leadgen_automation"
+    }))
+    .into_response()
+}
+
+/// The checks every API request passes, in LinkedIn's order; `Some` is the refusal.
+fn gate(s: &mut Inner, headers: &HeaderMap, path: String) -> Option<Response> {
+    s.requests.push(path);
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    if !bearer.is_some_and(|t| s.valid.contains(t)) {
+        s.unauthorized += 1;
+        return Some((
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"status": 401, "serviceErrorCode": 65601, "code": "EXPIRED_ACCESS_TOKEN", "message": "The token used in the request has expired"})),
+        )
+            .into_response());
+    }
+    if headers.get("linkedin-version").is_none() {
+        return Some((
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": 400, "code": "VERSION_MISSING", "message": "A version must be present. Please specify a version by adding the LinkedIn-Version header."})),
+        )
+            .into_response());
+    }
+    if s.throttle > 0 {
+        s.throttle -= 1;
+        s.throttled += 1;
+        return Some((
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", "1")],
+            Json(json!({"status": 429, "code": "TOO_MANY_REQUESTS", "message": "Resource level throttle limit reached"})),
+        )
+            .into_response());
+    }
+    None
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"status": 404, "code": "NOT_FOUND", "message": "Not found"})),
+    )
+        .into_response()
+}
+
+async fn response(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = state.lock().expect("fake state");
+    if let Some(answer) = gate(&mut s, &headers, format!("leadFormResponses/{id}")) {
+        return answer;
+    }
+    s.responses
+        .get(&id)
+        .map_or_else(not_found, |r| Json(r.clone()).into_response())
+}
+
+async fn form(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = state.lock().expect("fake state");
+    if let Some(answer) = gate(&mut s, &headers, format!("leadForms/{id}")) {
+        return answer;
+    }
+    s.forms
+        .get(&id)
+        .map_or_else(not_found, |f| Json(f.clone()).into_response())
+}
