@@ -196,6 +196,9 @@ pub enum ChatError {
     /// The chat engine cannot take the command now (stopping, or its store failed).
     #[error("{0}")]
     Unavailable(String),
+    /// The disk holding the state file is full: nothing of the command was stored; retry later.
+    #[error("{0}")]
+    StorageFull(String),
     /// The store failed inside the command; it was rolled back.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -274,6 +277,12 @@ pub fn execute(
             work.distribute()?;
             Ok::<_, ChatError>((reply, work.fx))
         });
+        // A full disk fails the whole batch: SQLite may have rolled the transaction back, so
+        // nothing of it may be acknowledged.
+        let result = match result {
+            Err(ChatError::Store(e)) if e.is_disk_full() => return Err(e),
+            other => other,
+        };
         replies.push(result.map(|(reply, fx)| {
             effects.merge(fx);
             reply

@@ -10,6 +10,11 @@
 //! [`acknowledge`] flushes the log and only then answers the batches it covers, in commit
 //! order. A reply therefore still means "on disk", and the writer is never idle during a
 //! flush.
+//!
+//! A full disk fails a whole batch (`SQLITE_FULL` may roll the transaction back): every
+//! command of it is answered [`ChatError::StorageFull`] (503 at the edge), nothing is
+//! acknowledged, the episode is logged once ([`crate::telemetry::disk`]) and the writer takes
+//! the next batch as usual, so it recovers as soon as space returns.
 
 use std::sync::Arc;
 
@@ -173,11 +178,21 @@ async fn commit(
         .await;
     match result {
         Ok(outcome) => {
+            crate::telemetry::disk::writable();
             if redistribute {
                 *applied = Some(config);
             }
             // The flusher outlives the writer (`run` joins both), so this cannot fail.
             let _ = committed.send(Committed { replies, outcome }).await;
+        }
+        Err(e) if e.is_disk_full() => {
+            // Logged once per episode; the writer goes on with the next batch.
+            crate::telemetry::disk::full(&e);
+            for reply in replies {
+                let _ = reply.send(Err(ChatError::StorageFull(
+                    "the state file's disk is full; nothing was stored, retry later".into(),
+                )));
+            }
         }
         Err(e) => {
             tracing::error!(error = %e, "a chat batch could not be committed; nothing of it was stored");

@@ -229,7 +229,12 @@ impl Runner {
             .call(move |s| s.record_sync_start(&k, &n, started))
             .await
         {
-            tracing::error!(object = %id, error = %e, "could not record the start of a sync");
+            if e.is_disk_full() {
+                // Logged once per episode, not once per object and run.
+                crate::telemetry::disk::full(&e);
+            } else {
+                tracing::error!(object = %id, error = %e, "could not record the start of a sync");
+            }
         }
         super::refresh_objects_gauge(&self.store, &self.metrics).await;
         tracing::debug!(object = %id, "sync started");
@@ -306,8 +311,12 @@ impl Runner {
                 )
             }
         };
-        if let Err(e) = write {
-            tracing::error!(object = %id, error = %e, "could not record the result of a sync");
+        match write {
+            Err(e) if e.is_disk_full() => crate::telemetry::disk::full(&e),
+            Err(e) => {
+                tracing::error!(object = %id, error = %e, "could not record the result of a sync");
+            }
+            Ok(()) => crate::telemetry::disk::writable(),
         }
         super::refresh_objects_gauge(&self.store, &self.metrics).await;
         ran

@@ -321,7 +321,7 @@ pub async fn list_activities(
         .store()
         .call(move |s| s.activities(&query))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let directory = Directory::of(&state.engine.config());
     let items = items.into_iter().map(|a| directory.dto(a)).collect();
     Ok(Json(List::page(items, total, offset)))
@@ -338,7 +338,7 @@ async fn visible_activity(
         .store()
         .call(move |s| s.activity(id))
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::store)?
         .filter(|a| visible(viewer.as_ref(), a))
         .ok_or_else(|| ApiError::not_found(format!("no activity {id}")))
 }
@@ -373,7 +373,7 @@ pub async fn create_activity(
         .store()
         .call(move |s| Ok(s.create_activity(&c, &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     let id = activity.id;
     Ok(created(
         "/api/v1/activities",
@@ -403,7 +403,7 @@ pub async fn patch_activity(
         .store()
         .call(move |s| Ok(s.update_activity(id, Some(version), &c, &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     Ok(with_etag(StatusCode::OK, directory.dto(activity)))
 }
 
@@ -425,6 +425,6 @@ pub async fn delete_activity(
         .store()
         .call(move |s| Ok(s.delete_activity(id, Some(version), &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -187,7 +187,7 @@ pub async fn list_objects(
         .store()
         .call(|s| Ok((s.statuses()?, s.mail_folder_statuses()?)))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let total = statuses.len();
     let items: Vec<ObjectDto> = statuses
         .into_iter()

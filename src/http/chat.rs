@@ -41,7 +41,8 @@ impl From<ChatError> for ApiError {
             ChatError::Unavailable(m) => {
                 ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", m)
             }
-            ChatError::Store(e) => ApiError::internal(e),
+            ChatError::StorageFull(m) => ApiError::storage_full(m),
+            ChatError::Store(e) => ApiError::store(e),
         }
     }
 }
@@ -249,7 +250,7 @@ pub async fn list_chats(
             Ok((chats, total, messages, offers))
         })
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let (chats, total, messages, offers) = (chats.0, chats.1, chats.2, chats.3);
     let mut by_chat: BTreeMap<i64, Vec<MessageRow>> = BTreeMap::new();
     for m in messages {
@@ -316,7 +317,7 @@ async fn visible(
             Ok(Some((chat, offered)))
         })
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     match found {
         Some((chat, offered)) if may_see(&snapshot, caller, &chat, &offered) => Ok((chat, offered)),
         _ => Err(no_chat(id)),
@@ -344,7 +345,7 @@ async fn read_visible(
             Ok((messages, total, s.chat_action_runs(id)?))
         })
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let end = offset.saturating_add(messages.len());
     let mut dto = ChatDto::new(chat, Some(messages)).offered_to(offered);
     dto.messages_total = Some(total);
@@ -448,7 +449,7 @@ pub async fn list_cases(
         .store()
         .call(move |s| s.chat_cases(viewer.as_ref(), offset, limit))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let items = cases.into_iter().map(CaseDto::from).collect();
     Ok(Json(List::page(items, total, offset)))
 }
@@ -597,7 +598,7 @@ async fn operators(state: &AppState, names: Vec<String>) -> Result<Vec<OperatorD
                 .collect::<Result<Vec<_>, _>>()
         })
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     Ok(rows
         .into_iter()
         .map(|(load, active)| {

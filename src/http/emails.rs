@@ -180,7 +180,7 @@ pub async fn list_emails(
         .store()
         .call(move |s| s.emails(&query))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     Ok(Json(EmailList {
         items: page.items.into_iter().map(EmailDto::from).collect(),
         total: page.total,
@@ -232,7 +232,7 @@ pub async fn send_email(
         .store()
         .call(move |s| s.enqueue_mail(&name, SENT_FOLDER, &composed.email, &composed.outgoing, now))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     // Deliver now. When the mailbox cannot run (its secret is missing, say), the message stays
     // queued and its state says so; the request itself was accepted.
     if let Err(e) = state.engine.request_sync(Kind::Mailbox, &mailbox) {
@@ -249,7 +249,7 @@ pub async fn send_email(
             })
         })
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let email =
         page.items.into_iter().next().ok_or_else(|| {
             ApiError::internal(format!("e-mail {id} vanished after it was stored"))

@@ -22,12 +22,17 @@ use super::server::BodyTimeout;
 /// in an ellipsis.
 pub const MAX_MESSAGE: usize = 512;
 
+/// The `Retry-After` (seconds) of a 503 given because the state file's disk is full.
+pub const STORAGE_FULL_RETRY_AFTER: u32 = 30;
+
 /// An error answered to an API client.
 #[derive(Debug, Clone)]
 pub struct ApiError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    /// Seconds for a `Retry-After` header.
+    retry_after: Option<u32>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +53,7 @@ impl ApiError {
             status,
             code,
             message: tidy(&message.into()),
+            retry_after: None,
         }
     }
     /// 400.
@@ -124,6 +130,24 @@ impl ApiError {
             "internal error; see the daemon's log",
         )
     }
+    /// 503 `storage-full` with `Retry-After`: the state file's disk is full and nothing of the
+    /// request was stored, so it must not be acknowledged. The episode is logged by the caller
+    /// that hit it ([`crate::telemetry::disk`]), not per request.
+    pub fn storage_full(message: impl Into<String>) -> ApiError {
+        let mut error = Self::new(StatusCode::SERVICE_UNAVAILABLE, "storage-full", message);
+        error.retry_after = Some(STORAGE_FULL_RETRY_AFTER);
+        error
+    }
+    /// A store error: [`ApiError::storage_full`] when the disk is full, otherwise
+    /// [`ApiError::internal`].
+    pub fn store(error: crate::store::StoreError) -> ApiError {
+        if error.is_disk_full() {
+            crate::telemetry::disk::full(&error);
+            Self::storage_full("the state file's disk is full; nothing was stored, retry later")
+        } else {
+            Self::internal(error)
+        }
+    }
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status
@@ -147,6 +171,11 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         if self.status == StatusCode::REQUEST_TIMEOUT {
             response

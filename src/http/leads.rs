@@ -198,7 +198,7 @@ async fn receive(
             }
             (if new { "accepted" } else { "duplicate" }, Ok(()))
         }
-        Err(e) => ("error", Err(ApiError::internal(e))),
+        Err(e) => ("error", Err(ApiError::store(e))),
     }
 }
 
@@ -257,7 +257,7 @@ pub async fn integration_log(
         .store()
         .call(move |s| s.lead_log(&name, 200))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     Ok(Json(LogDto {
         items: entries
             .into_iter()

@@ -58,7 +58,7 @@ impl From<RecordError> for ApiError {
             }
             RecordError::Invalid { .. } => ApiError::unprocessable(e.to_string()),
             RecordError::Taken { .. } => ApiError::conflict("taken", e.to_string()),
-            RecordError::Store(e) => ApiError::internal(e),
+            RecordError::Store(e) => ApiError::store(e),
         }
     }
 }
@@ -438,7 +438,7 @@ pub async fn list_contacts(
         .store()
         .call(move |s| s.contacts(&query))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let items = items.into_iter().map(ContactDto::from).collect();
     Ok(Json(List::page(items, total, offset)))
 }
@@ -457,7 +457,7 @@ async fn visible_contact(state: &AppState, caller: &Caller, id: i64) -> Result<C
             }
         })
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     found.ok_or_else(|| ApiError::not_found(format!("no contact {id}")))
 }
 
@@ -486,7 +486,7 @@ pub async fn create_contact(
         .store()
         .call(move |s| Ok(s.create_contact(&changes, &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     let id = contact.id;
     Ok(created("/api/v1/contacts", id, ContactDto::from(contact)))
 }
@@ -510,7 +510,7 @@ pub async fn patch_contact(
         .store()
         .call(move |s| Ok(s.update_contact(id, Some(version), &changes, &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     Ok(with_etag(StatusCode::OK, ContactDto::from(contact)))
 }
 
@@ -531,7 +531,7 @@ pub async fn delete_contact(
         .store()
         .call(move |s| Ok(s.delete_contact(id, Some(version), &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -570,7 +570,7 @@ pub async fn list_accounts(
         .store()
         .call(move |s| s.accounts(&query))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let items = items.into_iter().map(AccountDto::from).collect();
     Ok(Json(List::page(items, total, offset)))
 }
@@ -581,7 +581,7 @@ async fn find_account(state: &AppState, id: i64) -> Result<Account, ApiError> {
         .store()
         .call(move |s| s.account(id))
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::store)?
         .ok_or_else(|| ApiError::not_found(format!("no account {id}")))
 }
 
@@ -614,7 +614,7 @@ pub async fn create_account(
         .store()
         .call(move |s| Ok(s.create_account(&changes, &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     let id = account.id;
     Ok(created("/api/v1/accounts", id, AccountDto::from(account)))
 }
@@ -638,7 +638,7 @@ pub async fn patch_account(
         .store()
         .call(move |s| Ok(s.update_account(id, Some(version), &changes, &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     Ok(with_etag(StatusCode::OK, AccountDto::from(account)))
 }
 
@@ -660,7 +660,7 @@ pub async fn delete_account(
         .store()
         .call(move |s| Ok(s.delete_account(id, Some(version), &origin, Utc::now())))
         .await
-        .map_err(ApiError::internal)??;
+        .map_err(ApiError::store)??;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -731,7 +731,7 @@ pub async fn list_leads(
         .store()
         .call(move |s| s.leads(&query))
         .await
-        .map_err(ApiError::internal)?;
+        .map_err(ApiError::store)?;
     let items = items.into_iter().map(LeadDto::from).collect();
     Ok(Json(List::page(items, total, offset)))
 }
@@ -749,7 +749,7 @@ pub async fn get_lead(
         .store()
         .call(move |s| s.lead(id))
         .await
-        .map_err(ApiError::internal)?
+        .map_err(ApiError::store)?
         .filter(|l| allowed.as_ref().is_none_or(|a| a.contains(&l.integration)))
         .ok_or_else(|| ApiError::not_found(format!("no lead {id}")))?;
     Ok(with_etag(StatusCode::OK, LeadDto::from(lead)))

@@ -164,6 +164,9 @@ impl MailboxConnector {
                 port: smtp.port,
                 security: smtp.security,
                 ca_file: ca_file.clone(),
+                timeout: set
+                    .settings()
+                    .map_or(super::smtp::SEND_TIMEOUT, |s| s.mail.smtp_timeout.get()),
             });
         let server = (graph.is_none() && spec.load.on(provider.load))
             .then_some(provider.imap.as_ref())

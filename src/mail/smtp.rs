@@ -21,8 +21,8 @@ use crate::store::mail::{Direction, MailAddress, NewEmail, Outgoing};
 
 /// The folder sent mail is stored under.
 pub const SENT_FOLDER: &str = "Sent";
-/// How long one delivery may take.
-const SEND_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the SMTP server may keep one delivery waiting, unless `Settings.mail.smtpTimeout` says otherwise.
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(60);
 /// The first retry delay after a temporary failure; doubled per attempt, at most an hour.
 const RETRY_BASE: Duration = Duration::from_secs(30);
 
@@ -37,6 +37,8 @@ pub struct SmtpServer {
     pub security: Security,
     /// A PEM CA file to trust besides the Web PKI roots.
     pub ca_file: Option<PathBuf>,
+    /// How long the server may keep us waiting (`Settings.mail.smtpTimeout`).
+    pub timeout: Duration,
 }
 
 /// What to send.
@@ -266,7 +268,7 @@ pub async fn deliver(
         } else {
             vec![Mechanism::Plain, Mechanism::Login]
         })
-        .timeout(Some(SEND_TIMEOUT))
+        .timeout(Some(server.timeout))
         .build();
     let envelope = Envelope::new(
         Some(
@@ -279,7 +281,16 @@ pub async fn deliver(
             .map_err(|_| SendError::Permanent("invalid recipient".into()))?,
     )
     .map_err(|e| SendError::Permanent(e.to_string()))?;
-    match transport.send_raw(&envelope, raw).await {
+    // lettre's own timeout covers only the connect: a server that stalls after accepting the
+    // connection (say, after DATA) would hold the outbox forever. Bound the whole delivery.
+    let sending = tokio::time::timeout(server.timeout, transport.send_raw(&envelope, raw));
+    let Ok(result) = sending.await else {
+        return Err(SendError::Temporary(format!(
+            "SMTP: the server did not finish the delivery within {}s (Settings.mail.smtpTimeout)",
+            server.timeout.as_secs()
+        )));
+    };
+    match result {
         Ok(_) => Ok(()),
         Err(e) if e.is_permanent() => Err(SendError::Permanent(format!("SMTP server: {e}"))),
         Err(e) => Err(SendError::Temporary(format!("SMTP: {e}"))),

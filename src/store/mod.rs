@@ -265,6 +265,22 @@ pub enum StoreError {
         source: Box<dyn std::error::Error + Send + Sync>,
     },
 
+    /// The directory of the state file cannot be written (a read-only file system, missing
+    /// permissions): SQLite cannot create the file or its `-wal` and `-shm` companions.
+    #[error(
+        "the state directory {} cannot be written: {source}; SQLite keeps the state file and \
+         its -wal and -shm files there, so it must be writable: remount it read-write, give this \
+         user write access to it, or point --state at a file in a writable directory",
+        dir.display()
+    )]
+    DirNotWritable {
+        /// The directory holding the state file.
+        dir: PathBuf,
+        /// Why it cannot be written.
+        #[source]
+        source: std::io::Error,
+    },
+
     /// Another process held a lock on the file for longer than the busy timeout.
     #[error(
         "state file {} stayed locked by another process for more than {}s; \
@@ -310,6 +326,16 @@ pub enum StoreError {
     )]
     ReadOnly(PathBuf),
 
+    /// The file system holding the state file is full (SQLite's `SQLITE_FULL`): the write was
+    /// rolled back and nothing of it was stored. The store stays usable; writes succeed again
+    /// once space is freed.
+    #[error(
+        "the disk holding state file {} is full: nothing was stored; free space on that file \
+         system (switchboard keeps running and recovers by itself)",
+        .0.display()
+    )]
+    Full(PathBuf),
+
     /// Any other database error.
     #[error("state file {}: {source}", path.display())]
     Database {
@@ -319,6 +345,14 @@ pub enum StoreError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+}
+
+impl StoreError {
+    /// Whether this is [`StoreError::Full`]: a transient condition the caller should answer
+    /// with "retry later" (503) rather than as an internal error.
+    pub fn is_disk_full(&self) -> bool {
+        matches!(self, StoreError::Full(_))
+    }
 }
 
 /// The identity of an applied object: its kind and name. Orders by kind, then name, byte-wise
@@ -537,6 +571,17 @@ impl Store {
     ///
     /// Refuses a file written by a newer release ([`StoreError::TooNew`]).
     pub fn open(path: &Path) -> Result<Store, StoreError> {
+        match Self::open_writable(path) {
+            // Say which directory and why, rather than SQLite's "unable to open database file".
+            Err(StoreError::NotWritable { path, source }) => Err(match unwritable_dir(&path) {
+                Some((dir, source)) => StoreError::DirNotWritable { dir, source },
+                None => StoreError::NotWritable { path, source },
+            }),
+            other => other,
+        }
+    }
+
+    fn open_writable(path: &Path) -> Result<Store, StoreError> {
         refuse_url(path)?;
         if let Some(dir) = path.parent().filter(|dir| !dir.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
@@ -993,12 +1038,34 @@ fn refuse_url(path: &Path) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The directory of `path` and why a file cannot be created in it, when it cannot (probed with
+/// a file created and removed at once; called only after SQLite failed to open `path`).
+fn unwritable_dir(path: &Path) -> Option<(PathBuf, std::io::Error)> {
+    let dir = match path.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let probe = dir.join(format!(".switchboard-write-probe-{}", std::process::id()));
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&probe)
+    {
+        Ok(_) => {
+            let _ = std::fs::remove_file(&probe);
+            None
+        }
+        Err(e) => Some((dir, e)),
+    }
+}
+
 /// Maps a SQLite error to the [`StoreError`] that tells the user what to do.
 fn db_error(path: &Path, error: rusqlite::Error) -> StoreError {
     let path = path.to_owned();
     match error.sqlite_error_code() {
         Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Busy(path),
         Some(ErrorCode::NotADatabase) => StoreError::NotADatabase(path),
+        Some(ErrorCode::DiskFull) => StoreError::Full(path),
         Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
             path,
             detail: error.to_string(),
@@ -1662,6 +1729,36 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, StoreError::Database { .. }), "{err:?}");
         assert!(store.applied_objects().unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_full_disk_is_a_typed_error_and_the_store_stays_usable() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("state.db")).unwrap();
+        // SQLite answers SQLITE_FULL past `max_page_count`, as on a full file system.
+        let pages: i64 = store
+            .conn
+            .query_row("PRAGMA page_count", [], |r| r.get(0))
+            .unwrap();
+        store
+            .conn
+            .query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))
+            .unwrap();
+        let big = json!({ "padding": "x".repeat(64 * 1024) });
+        let err = store
+            .apply(&[upsert("Channel", "big", big.clone())], t(0))
+            .unwrap_err();
+        assert!(err.is_disk_full(), "{err:?}");
+        assert!(err.to_string().contains("is full"), "{err}");
+        assert!(store.applied_objects().unwrap().is_empty());
+
+        // Room again: the same write succeeds.
+        store
+            .conn
+            .query_row("PRAGMA max_page_count = 1000000", [], |_| Ok(()))
+            .unwrap();
+        store.apply(&[upsert("Channel", "big", big)], t(0)).unwrap();
+        assert_eq!(store.applied_objects().unwrap().len(), 1);
     }
 
     #[test]

@@ -279,6 +279,10 @@ impl Metrics {
             registry,
         };
         metrics
+            .registry
+            .register(Box::new(super::disk::GAUGE.clone()))
+            .expect("metric names in telemetry::metrics are unique");
+        metrics
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
             .set(1);
@@ -425,6 +429,7 @@ mod tests {
         "switchboard_leads_created_total",
         "switchboard_http_requests_total",
         "switchboard_build_info",
+        "switchboard_state_disk_full",
     ];
 
     /// One sample in every metric, with realistic config-name label values.

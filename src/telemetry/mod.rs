@@ -2,6 +2,7 @@
 //!
 //! - [`logging`]: installs the process-wide `tracing` subscriber (text or JSON on stderr, filter
 //!   from `RUST_LOG`, default `info`).
+//! - [`disk`]: the state file's disk-full episodes, logged once each.
 //! - [`metrics`]: [`Metrics`] owns the registry and a typed handle for each metric, renders the
 //!   Prometheus text format, and drops the series of objects that left the config.
 //!
@@ -9,6 +10,7 @@
 //! touch the store, or take label values from anything but config names (never user data:
 //! no message text, addresses, raw paths or secrets).
 
+pub mod disk;
 pub mod logging;
 pub mod metrics;
 

@@ -3,7 +3,9 @@
 
 #![allow(dead_code)]
 
+pub mod disk;
 pub mod dovecot;
+pub mod faults;
 pub mod radicale;
 pub mod records;
 pub mod smtp;
@@ -88,7 +90,18 @@ impl Daemon {
         env: &[(&str, &str)],
         state: &Path,
     ) -> Daemon {
-        Daemon::start_inner(port, files, env, &[], Some(state))
+        Daemon::start_inner(port, files, env, &[], Some(state), false)
+    }
+
+    /// [`Daemon::start`] with the state file at `state` (on a [`disk::Tmpfs`], say) instead of
+    /// `state.db` in the temporary directory.
+    pub fn start_with_state_at(
+        port: u16,
+        files: &[(&str, String)],
+        env: &[(&str, &str)],
+        state: &Path,
+    ) -> Daemon {
+        Daemon::start_inner(port, files, env, &[], Some(state), true)
     }
 
     /// [`Daemon::start`] with extra global flags (such as `--log-format json`).
@@ -98,7 +111,7 @@ impl Daemon {
         env: &[(&str, &str)],
         args: &[&str],
     ) -> Daemon {
-        Daemon::start_inner(port, files, env, args, None)
+        Daemon::start_inner(port, files, env, args, None, false)
     }
 
     fn start_inner(
@@ -107,9 +120,14 @@ impl Daemon {
         env: &[(&str, &str)],
         args: &[&str],
         state: Option<&Path>,
+        state_at: bool,
     ) -> Daemon {
         let dir = tempfile::tempdir().expect("tempdir");
-        if let Some(state) = state {
+        let state_file = match state {
+            Some(state) if state_at => state.to_owned(),
+            _ => dir.path().join("state.db"),
+        };
+        if let Some(state) = state.filter(|_| !state_at) {
             std::fs::copy(state, dir.path().join("state.db")).expect("copy the state file");
         }
         let config = dir.path().join("config");
@@ -123,7 +141,7 @@ impl Daemon {
             .arg("--config")
             .arg(&config)
             .arg("--state")
-            .arg(dir.path().join("state.db"))
+            .arg(&state_file)
             .args(args)
             .arg("run")
             .env_remove("NOTIFY_SOCKET")
@@ -246,6 +264,26 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     eventually_or(what, || daemon.stderr(), check).await
+}
+
+/// [`eventually`] with a longer bound, for what follows a retry with backoff (the first retry
+/// comes 8 to 12 s after a failure): polls `check` every 100 ms for up to `limit`.
+pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, daemon: &Daemon, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if check().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "timed out after {limit:?} waiting for: {what}\n{}",
+        daemon.stderr()
+    );
 }
 
 /// [`eventually`] for what is not a [`Daemon`]: on time-out the panic shows `context()` (a

@@ -150,14 +150,23 @@ pub struct MailSettings {
     /// How often mailboxes are synced when not pushed by IDLE (`MailboxSyncInterval`).
     #[serde(default = "default_sync_interval")]
     pub sync_interval: Duration,
+    /// How long one SMTP delivery (connect, greeting, each command and the data) may wait for
+    /// the server before it fails as temporary and is retried with backoff.
+    #[serde(default = "default_smtp_timeout")]
+    pub smtp_timeout: Duration,
 }
 
 impl Default for MailSettings {
     fn default() -> Self {
         MailSettings {
             sync_interval: default_sync_interval(),
+            smtp_timeout: default_smtp_timeout(),
         }
     }
+}
+
+fn default_smtp_timeout() -> Duration {
+    duration("60s")
 }
 
 fn default_sync_interval() -> Duration {
