@@ -6,8 +6,8 @@
 #   tests/run.sh --test mail_imap   # arguments go to `cargo test`
 #
 # The suite starts real peers on loopback ports: Dovecot (IMAP), aiosmtpd (SMTP) with a
-# throwaway CA made by openssl, Radicale (CardDAV/CalDAV), promtool for the metrics format, systemd-analyze for the unit's
-# exposure, curl for the contact-center demo. On Debian or Ubuntu the missing ones are installed
+# throwaway CA made by openssl, Radicale (CardDAV/CalDAV), promtool for the metrics format,
+# systemd-analyze for the unit's exposure, curl for the contact-center demo. On Debian or Ubuntu the missing ones are installed
 # with apt-get (through sudo when not root). Dovecot's test instances run as root; without root
 # the mail tests fail with a message that says so. `.ci/run` calls this script.
 set -euo pipefail
