@@ -268,7 +268,27 @@ where
 
 /// [`eventually`] with a longer bound, for what follows a retry with backoff (the first retry
 /// comes 8 to 12 s after a failure): polls `check` every 100 ms for up to `limit`.
-pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, daemon: &Daemon, mut check: F)
+pub async fn eventually_within<F, Fut>(what: &str, limit: Duration, daemon: &Daemon, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    poll(what, limit, || daemon.stderr(), check).await
+}
+
+/// [`eventually`] for what is not a [`Daemon`]: on time-out the panic shows `context()` (a
+/// script's output, a log).
+pub async fn eventually_or<F, Fut>(what: &str, context: impl Fn() -> String, check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    poll(what, Duration::from_secs(10), context, check).await
+}
+
+/// The one polling loop behind the `eventually` helpers: `check` every 100 ms until it holds
+/// or `limit` has passed, then a panic naming `what` with `context()`.
+async fn poll<F, Fut>(what: &str, limit: Duration, context: impl Fn() -> String, mut check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
@@ -282,24 +302,8 @@ where
     }
     panic!(
         "timed out after {limit:?} waiting for: {what}\n{}",
-        daemon.stderr()
+        context()
     );
-}
-
-/// [`eventually`] for what is not a [`Daemon`]: on time-out the panic shows `context()` (a
-/// script's output, a log).
-pub async fn eventually_or<F, Fut>(what: &str, context: impl Fn() -> String, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    for _ in 0..100 {
-        if check().await {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for: {what}\n{}", context());
 }
 
 /// Finds `kind/name` in an `/api/v1/objects` answer.
