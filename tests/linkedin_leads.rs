@@ -385,3 +385,274 @@ async fn throttling_and_an_expired_token_are_ridden_out() {
     assert_eq!(fake.asked("leadFormResponses/r-gone"), 1);
     assert_eq!(wait_for_leads(&daemon, 2).await["total"], 2);
 }
+
+/// Now in epoch milliseconds, minus `days`.
+fn days_ago_ms(days: i64) -> i64 {
+    (chrono::Utc::now() - chrono::Duration::days(days)).timestamp_millis()
+}
+
+/// `days` ago as `YYYY-MM-DD`.
+fn date_days_ago(days: i64) -> String {
+    (chrono::Utc::now() - chrono::Duration::days(days))
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// `n` responses on the demo form over the last days, one on the event form, one on the
+/// inactive form and one before the period (`30` days ago).
+fn backfill_responses(fake: &LinkedInFake, n: usize) {
+    for i in 0..n {
+        let email = format!("lead{i}@example.com");
+        fake.add_response(
+            &format!("b{i:04}"),
+            DEMO_FORM,
+            days_ago_ms(1 + (i as i64 % 10)),
+            &[(1, "Lead"), (3, &email)],
+        );
+    }
+    fake.add_response(
+        "b-event",
+        EVENT_FORM,
+        days_ago_ms(2),
+        &[(1, "Eve"), (3, "eve@example.com")],
+    );
+    fake.add_response(
+        "b-inactive",
+        OLD_FORM,
+        days_ago_ms(2),
+        &[(1, "Old"), (3, "old@example.com")],
+    );
+    fake.add_response(
+        "b-before",
+        DEMO_FORM,
+        days_ago_ms(30),
+        &[(1, "Before"), (3, "before@example.com")],
+    );
+}
+
+async fn backfill(daemon: &Daemon, body: Value) -> support::records::Answer {
+    support::records::request(
+        daemon,
+        reqwest::Method::POST,
+        "/api/v1/lead-integrations/ads/backfill",
+        ROOT,
+        &[],
+        Some(("application/json", body)),
+    )
+    .await
+}
+
+/// Waits until backfill `id` ends; answers it.
+async fn finished_backfill(daemon: &Daemon, id: &str) -> Value {
+    let path = format!("/api/v1/lead-integrations/ads/backfills/{id}");
+    eventually(&format!("backfill {id} done"), daemon, || async {
+        get(daemon, &path, ROOT).await.body["state"] != "queued"
+    })
+    .await;
+    get(daemon, &path, ROOT).await.body
+}
+
+// REQ: LI-06, LI-05, LI-07, LI-08
+#[tokio::test]
+async fn a_backfill_loads_a_period_page_by_page_and_creates_only_unique_leads() {
+    let (daemon, fake) = start().await;
+    backfill_responses(&fake, 150);
+    // One of them came by webhook already.
+    deliver(&daemon, "b0000", DEMO_FORM).await;
+    wait_for_leads(&daemon, 1).await;
+
+    // LinkedIn keeps lead data 90 days: an older start is refused, naming the limit.
+    let old = backfill(&daemon, json!({"since": date_days_ago(100)})).await;
+    assert_eq!(old.status, 422, "{}", old.body);
+    assert!(
+        old.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("90 days"),
+        "{}",
+        old.body
+    );
+    let inactive = backfill(
+        &daemon,
+        json!({"since": date_days_ago(20), "form": OLD_FORM}),
+    )
+    .await;
+    assert_eq!(inactive.status, 409, "{}", inactive.body);
+    let mia = support::records::request(
+        &daemon,
+        reqwest::Method::POST,
+        "/api/v1/lead-integrations/ads/backfill",
+        MIA,
+        &[],
+        Some(("application/json", json!({"since": date_days_ago(20)}))),
+    )
+    .await;
+    assert_eq!(mia.status, 403, "administrators only");
+
+    let asked = backfill(&daemon, json!({"since": date_days_ago(20)})).await;
+    assert_eq!(asked.status, 202, "{}", asked.body);
+    let done = finished_backfill(&daemon, asked.body["id"].as_str().unwrap()).await;
+    // 150 demo + event + inactive in the period; the one 30 days back is not.
+    assert_eq!(done["state"], "done", "{done}");
+    assert_eq!(
+        (
+            &done["fetched"],
+            &done["created"],
+            &done["known"],
+            &done["skipped"]
+        ),
+        (&json!(152), &json!(150), &json!(1), &json!(1)),
+        "{done}"
+    );
+    assert_eq!(wait_for_leads(&daemon, 151).await["total"], 151);
+    // Paged: two pages of 100, asked once each (start 0 and 100).
+    assert_eq!(fake.asked("leadFormResponses?q=owner&start=0"), 1);
+    assert_eq!(fake.asked("leadFormResponses?q=owner&start=100"), 1);
+    assert_eq!(
+        fake.asked("leadFormResponses/b0001"),
+        0,
+        "the page carries the response"
+    );
+
+    // Again, on one form: nothing new.
+    let again = backfill(
+        &daemon,
+        json!({"since": date_days_ago(20), "form": EVENT_FORM}),
+    )
+    .await;
+    assert_eq!(again.status, 202, "{}", again.body);
+    let done = finished_backfill(&daemon, again.body["id"].as_str().unwrap()).await;
+    assert_eq!(
+        (&done["created"], &done["known"]),
+        (&json!(0), &json!(1)),
+        "{done}"
+    );
+    assert_eq!(leads(&daemon).await["total"], 151);
+
+    let log = get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT)
+        .await
+        .body;
+    let newest = &log["items"][0];
+    assert_eq!(newest["event"], "backfill-done", "{log}");
+    assert!(
+        newest["message"]
+            .as_str()
+            .unwrap()
+            .contains("0 leads created, 1 already leads"),
+        "{newest}"
+    );
+    assert!(
+        log["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["event"] == "backfill-requested"),
+        "{log}"
+    );
+}
+
+// REQ: LI-06
+#[tokio::test]
+async fn a_throttled_backfill_rides_out_429_and_the_cli_backfills_with_and_without_a_daemon() {
+    let fake = LinkedInFake::start().await;
+    for form in [EVENT_FORM, DEMO_FORM, OLD_FORM] {
+        fake.add_form(
+            form,
+            &[
+                (1, "firstName", Some("FIRST_NAME")),
+                (3, "email", Some("EMAIL")),
+            ],
+        );
+    }
+    backfill_responses(&fake, 5);
+    let port = free_port();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config_dir = dir.path().join("config");
+    std::fs::create_dir(&config_dir).unwrap();
+    let files = config(port, &fake);
+    for (name, text) in &files {
+        std::fs::write(config_dir.join(name), text).unwrap();
+    }
+    let state = dir.path().join("state.db");
+    let (config_at, state_at) = (config_dir.clone(), state.clone());
+    let cli = move |token: Option<&str>, args: &[&str]| {
+        let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"));
+        command
+            .arg("--config")
+            .arg(&config_at)
+            .arg("--state")
+            .arg(&state_at)
+            .args(["leads", "backfill"])
+            .args(args)
+            .env("LI_CLIENT_SECRET", CLIENT_SECRET)
+            .env("LI_REFRESH_TOKEN", REFRESH_TOKEN)
+            .env_remove("SWITCHBOARD_TOKEN");
+        if let Some(token) = token {
+            command.env("SWITCHBOARD_TOKEN", token);
+        }
+        command.output().expect("run the CLI")
+    };
+    let since = date_days_ago(20);
+
+    // No daemon: in this process. The first page is throttled once (429, Retry-After: 1).
+    fake.throttle(1);
+    let run = |args: Vec<String>, token: Option<&'static str>| {
+        let cli = cli.clone();
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(token, &args)
+        })
+    };
+    let out = run(vec!["ads".into(), "--since".into(), since.clone()], None)
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("7 responses read, 6 leads created, 0 already leads, 1 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(fake.with(|s| s.throttled), 1);
+    let too_old = run(
+        vec!["ads".into(), "--since".into(), date_days_ago(95)],
+        None,
+    )
+    .await
+    .unwrap();
+    assert!(!too_old.status.success());
+    assert!(String::from_utf8_lossy(&too_old.stderr).contains("90 days"));
+
+    // Through the daemon on the same state: everything is known already.
+    let mut daemon = Daemon::start_with_state_at(
+        port,
+        &files,
+        &[
+            ("LI_CLIENT_SECRET", CLIENT_SECRET),
+            ("LI_REFRESH_TOKEN", REFRESH_TOKEN),
+        ],
+        &state,
+    );
+    daemon.wait_ready().await;
+    let out = run(
+        vec!["LeadIntegration/ads".into(), "--since".into(), since],
+        Some(ROOT),
+    )
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("queued in the daemon"), "{stdout}");
+    assert!(
+        stdout.contains("0 leads created, 6 already leads, 1 skipped"),
+        "{stdout}"
+    );
+    assert_eq!(leads(&daemon).await["total"], 6);
+}

@@ -3,6 +3,7 @@
 //! Each verb returns an [`ExitCode`]; `main.rs` only parses the arguments, sets up logging
 //! and calls [`main`]. Verbs print results to stdout and problems to stderr.
 
+mod leads;
 mod oauth;
 mod plan;
 mod schema;
@@ -82,6 +83,12 @@ pub enum Command {
         /// `Kind/name` of the object.
         object: String,
     },
+    /// LinkedIn lead generation: `switchboard leads backfill ads --since 2026-11-01`.
+    Leads {
+        /// What to do.
+        #[command(subcommand)]
+        action: LeadsAction,
+    },
     /// OAuth 2.0 consent for a mailbox: `switchboard oauth url Mailbox/sales`.
     Oauth {
         /// What to do.
@@ -93,6 +100,28 @@ pub enum Command {
         /// Directory to write into (stdout lists the files written).
         #[arg(long, default_value = "schemas")]
         out: PathBuf,
+    },
+}
+
+/// `switchboard leads` actions.
+#[derive(Debug, Subcommand)]
+pub enum LeadsAction {
+    /// Load every lead form response submitted in a period (at most 90 days back); leads
+    /// that exist already are not created again. Through the running daemon (token in
+    /// SWITCHBOARD_TOKEN, a user with CanManageAdministration) or, with none, in this process.
+    #[command(verbatim_doc_comment)]
+    Backfill {
+        /// The LeadIntegration's name (`ads` or `LeadIntegration/ads`).
+        integration: String,
+        /// Only this form's responses (its numeric id).
+        #[arg(long)]
+        form: Option<String>,
+        /// Start of the period: YYYY-MM-DD (UTC) or an RFC 3339 time.
+        #[arg(long)]
+        since: String,
+        /// End of the period [now]: YYYY-MM-DD (that whole day) or an RFC 3339 time.
+        #[arg(long)]
+        until: Option<String>,
     },
 }
 
@@ -119,6 +148,22 @@ pub fn main(cli: Cli) -> ExitCode {
         }),
         Command::Status { format } => status::run(&cli.state, *format),
         Command::Sync { object } => sync::run(&cli.config, &cli.state, object),
+        Command::Leads {
+            action:
+                LeadsAction::Backfill {
+                    integration,
+                    form,
+                    since,
+                    until,
+                },
+        } => leads::backfill(
+            &cli.config,
+            &cli.state,
+            integration,
+            form.as_deref(),
+            since,
+            until.as_deref(),
+        ),
         Command::Oauth {
             action: OauthAction::Url { object },
         } => oauth::url(&cli.config, &cli.state, object),

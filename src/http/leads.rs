@@ -271,3 +271,128 @@ pub async fn integration_log(
             .collect(),
     }))
 }
+
+/// A backfill as the API shows it.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackfillDto {
+    id: String,
+    integration: String,
+    form: Option<String>,
+    since: String,
+    until: String,
+    /// `queued` | `done` | `failed`.
+    state: &'static str,
+    fetched: i64,
+    created: i64,
+    known: i64,
+    skipped: i64,
+    error: Option<String>,
+}
+
+impl From<crate::store::leads::LeadBackfill> for BackfillDto {
+    fn from(b: crate::store::leads::LeadBackfill) -> BackfillDto {
+        let ts =
+            |t: chrono::DateTime<chrono::Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        BackfillDto {
+            id: b.id.to_string(),
+            state: match (&b.finished_at, &b.error) {
+                (None, _) => "queued",
+                (Some(_), None) => "done",
+                (Some(_), Some(_)) => "failed",
+            },
+            integration: b.integration,
+            form: b.form,
+            since: ts(b.since),
+            until: ts(b.until),
+            fetched: b.fetched,
+            created: b.created,
+            known: b.known,
+            skipped: b.skipped,
+            error: b.error,
+        }
+    }
+}
+
+/// The body of a backfill request (`since` and `until`: `YYYY-MM-DD` or RFC 3339).
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackfillRequest {
+    since: String,
+    #[serde(default)]
+    until: Option<String>,
+    #[serde(default)]
+    form: Option<String>,
+}
+
+/// `POST /api/v1/lead-integrations/{name}/backfill` (LI-06; `CanManageAdministration`):
+/// stores the backfill and asks the integration to run; 202 with the backfill. 404 for no
+/// such integration, 409 when it or the form is inactive, 422 for a period LinkedIn cannot
+/// serve (more than 90 days back, empty).
+pub async fn backfill(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(name): Path<String>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<(axum::http::StatusCode, Json<BackfillDto>), ApiError> {
+    caller.require(crate::config::kinds::Operation::CanManageAdministration)?;
+    let fields = super::records::body_object(&headers, &body, false)?;
+    let request: BackfillRequest = serde_json::from_value(serde_json::Value::Object(fields))
+        .map_err(|e| ApiError::unprocessable(format!("not a backfill request: {e}")))?;
+    let spec = state
+        .engine
+        .config()
+        .get::<LeadIntegrationSpec>(&name)
+        .cloned()
+        .ok_or_else(|| ApiError::not_found(format!("no LeadIntegration {name}")))?;
+    if let Some(why) = crate::leads::backfill_refusal(&name, &spec, request.form.as_deref()) {
+        return Err(ApiError::conflict("inactive", why));
+    }
+    let (since, until) =
+        crate::leads::backfill_period(&request.since, request.until.as_deref(), chrono::Utc::now())
+            .map_err(ApiError::unprocessable)?;
+    let stored = {
+        let name = name.clone();
+        state
+            .engine
+            .store()
+            .call(move |s| {
+                s.request_lead_backfill(
+                    &name,
+                    request.form.as_deref(),
+                    since,
+                    until,
+                    chrono::Utc::now(),
+                )
+            })
+            .await
+            .map_err(ApiError::store)?
+    };
+    if let Err(e) = state.engine.request_sync(Kind::LeadIntegration, &name) {
+        // Stored: the integration's next sweep runs it.
+        tracing::warn!(integration = %name, error = ?e, "backfill stored, run not requested");
+    }
+    Ok((axum::http::StatusCode::ACCEPTED, Json(stored.into())))
+}
+
+/// `GET /api/v1/lead-integrations/{name}/backfills/{id}`: the backfill with its counts so far
+/// (`CanManageAdministration`).
+pub async fn backfill_status(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path((name, id)): Path<(String, String)>,
+) -> Result<Json<BackfillDto>, ApiError> {
+    caller.require(crate::config::kinds::Operation::CanManageAdministration)?;
+    let missing = || ApiError::not_found(format!("no backfill {id} of LeadIntegration {name}"));
+    let number: i64 = id.parse().map_err(|_| missing())?;
+    let found = state
+        .engine
+        .store()
+        .call(move |s| s.lead_backfill(number))
+        .await
+        .map_err(ApiError::store)?
+        .filter(|b| b.integration == name)
+        .ok_or_else(missing)?;
+    Ok(Json(found.into()))
+}

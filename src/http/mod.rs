@@ -131,6 +131,14 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/lead-integrations/{name}/log",
             get(leads::integration_log),
         )
+        .route(
+            "/api/v1/lead-integrations/{name}/backfill",
+            post(leads::backfill),
+        )
+        .route(
+            "/api/v1/lead-integrations/{name}/backfills/{id}",
+            get(leads::backfill_status),
+        )
         .fallback(not_found)
         .layer(middleware::from_fn(error::json_errors))
         .layer(middleware::from_fn_with_state(state.clone(), count))

@@ -25,10 +25,16 @@ use crate::connector::{
     Connector, ConnectorError, KindConnectors, SyncContext, SyncFuture, SyncReport, Trigger,
     resolve_secrets,
 };
-use crate::store::leads::{LinkedInLead, PendingNotification};
+use crate::store::leads::{BackfillPage, LeadBackfill, LinkedInLead, PendingNotification};
 
 /// How often an integration's stored notifications are swept when no webhook asks.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Responses asked per page of a backfill (the finder's `count`).
+pub const BACKFILL_PAGE: i64 = 100;
+
+/// How far back LinkedIn keeps lead data, and so how far a backfill may reach (LI-06).
+pub const BACKFILL_DAYS: i64 = 90;
 
 /// Failed runs after which a notification is given up (logged `gave-up`, no longer tried).
 pub const MAX_ATTEMPTS: i64 = 20;
@@ -143,10 +149,24 @@ impl LeadIntegration {
                 &ctx.cancel,
             )
             .await?;
+        self.make_lead(ctx, forms, &response, response_id, n.form.as_deref())
+            .await
+    }
+
+    /// Turns one form response (as the Lead Sync API answers it) into a lead: skipped for an
+    /// inactive form, known when a lead of it exists already, created otherwise.
+    async fn make_lead(
+        &self,
+        ctx: &SyncContext<'_>,
+        forms: &mut HashMap<String, serde_json::Value>,
+        response: &serde_json::Value,
+        response_id: &str,
+        form_hint: Option<&str>,
+    ) -> Result<Done, api::ApiError> {
         let form_id = response["versionedLeadGenFormUrn"]
             .as_str()
             .map(api::form_id)
-            .or_else(|| n.form.as_deref().map(api::form_id))
+            .or_else(|| form_hint.map(api::form_id))
             .unwrap_or_default();
         let name = self.name.clone();
         if !form_active(&self.spec, &form_id) {
@@ -165,7 +185,7 @@ impl LeadIntegration {
                 .await?;
             forms.insert(form_id.clone(), form);
         }
-        let values = mapping::values(&response, &forms[&form_id]);
+        let values = mapping::values(response, &forms[&form_id]);
         let mapping = self
             .spec
             .forms
@@ -204,6 +224,130 @@ impl LeadIntegration {
         } else {
             Ok(Done::Known)
         }
+    }
+
+    /// The `leadFormResponses` owner finder (Lead Sync API) for one page of `backfill`: the
+    /// integration's ad account, sponsored leads, not only test leads, submitted in the
+    /// period (epoch milliseconds, start inclusive, end exclusive).
+    fn finder_path(&self, backfill: &LeadBackfill) -> String {
+        let owner = format!("urn:li:sponsoredAccount:{}", self.spec.ad_account_id);
+        format!(
+            "leadFormResponses?q=owner&owner=(sponsoredAccount:{})&leadType=(leadType:SPONSORED)\
+             &limitedToTestLeads=false&submittedAtTimeRange=(start:{},end:{})&count={}&start={}",
+            urlencode(&owner),
+            backfill.since.timestamp_millis(),
+            backfill.until.timestamp_millis(),
+            BACKFILL_PAGE,
+            backfill.next_start
+        )
+    }
+
+    /// Runs `backfill` from its cursor to its end (LI-06), page by page; each page's counts and
+    /// the next cursor are stored together, so a crash resumes at the page it was on and the
+    /// leads' uniqueness makes the page read again create nothing. A form filter is applied
+    /// here, on each response's form, rather than in the finder (which wants the form's
+    /// version); inactive forms are skipped as for notifications.
+    async fn backfill(
+        &self,
+        ctx: &SyncContext<'_>,
+        forms: &mut HashMap<String, serde_json::Value>,
+        mut backfill: LeadBackfill,
+    ) -> Result<LeadBackfill, ConnectorError> {
+        let id = backfill.id;
+        loop {
+            if ctx.cancel.is_cancelled() {
+                return Err(ConnectorError::Cancelled);
+            }
+            let page = match self
+                .client
+                .get(&self.finder_path(&backfill), &ctx.cancel)
+                .await
+            {
+                Ok(page) => page,
+                Err(api::ApiError::Cancelled) => return Err(ConnectorError::Cancelled),
+                Err(e) => return self.end_backfill(ctx, id, e.to_string(), &e).await,
+            };
+            let elements = page["elements"].as_array().cloned().unwrap_or_default();
+            let mut counts = BackfillPage {
+                fetched: i64::try_from(elements.len()).unwrap_or(i64::MAX),
+                ..BackfillPage::default()
+            };
+            for response in &elements {
+                let response_id = response["id"].as_str().map(api::response_id).unwrap_or("");
+                let form = response["versionedLeadGenFormUrn"]
+                    .as_str()
+                    .map(api::form_id)
+                    .unwrap_or_default();
+                if response_id.is_empty() || backfill.form.as_deref().is_some_and(|f| f != form) {
+                    counts.skipped += 1;
+                    continue;
+                }
+                match self
+                    .make_lead(ctx, forms, response, response_id, None)
+                    .await
+                {
+                    Ok(Done::Created) => counts.created += 1,
+                    Ok(Done::Known) => counts.known += 1,
+                    Ok(Done::Skipped) => counts.skipped += 1,
+                    Err(api::ApiError::Cancelled) => return Err(ConnectorError::Cancelled),
+                    Err(e) => {
+                        // This page's earlier leads are made; its cursor is not moved, so the
+                        // next run reads the page again and creates only what is missing.
+                        let message = format!("response {response_id}: {e}");
+                        return self.end_backfill(ctx, id, message, &e).await;
+                    }
+                }
+            }
+            let next = backfill.next_start + counts.fetched;
+            let total = page["paging"]["total"].as_i64();
+            let more =
+                !elements.is_empty() && total.map_or(counts.fetched >= BACKFILL_PAGE, |t| next < t);
+            ctx.store
+                .call(move |s| s.advance_lead_backfill(id, next, counts))
+                .await
+                .map_err(|e| ConnectorError::Failed(e.to_string()))?;
+            backfill.next_start = next;
+            if !more {
+                let at = ctx.clock.now();
+                return ctx
+                    .store
+                    .call(move |s| s.finish_lead_backfill(id, None, at))
+                    .await
+                    .map_err(|e| ConnectorError::Failed(e.to_string()));
+            }
+        }
+    }
+
+    /// A backfill that met `error`: a passing trouble (429 beyond the wait, 5xx, transport)
+    /// is logged and fails the run, the backfill staying pending at its cursor for the next
+    /// run; anything else (no token, a refusal) ends it with the error.
+    async fn end_backfill(
+        &self,
+        ctx: &SyncContext<'_>,
+        id: i64,
+        message: String,
+        error: &api::ApiError,
+    ) -> Result<LeadBackfill, ConnectorError> {
+        let at = ctx.clock.now();
+        tracing::warn!(integration = %self.name, backfill = id, error = %message, "backfill interrupted");
+        let passing = match error {
+            api::ApiError::Status { status, .. } => *status == 429 || *status >= 500,
+            api::ApiError::Transport { .. } => true,
+            api::ApiError::Token { .. } | api::ApiError::Cancelled => false,
+        };
+        if passing {
+            let name = self.name.clone();
+            let text = format!("backfill {id}: {message}; resumed on the next run");
+            ctx.store
+                .call(move |s| s.log_lead_event(&name, "fetch-error", &text, None, at))
+                .await
+                .map_err(|e| ConnectorError::Failed(e.to_string()))?;
+            return Err(ConnectorError::Failed(format!("backfill {id}: {message}")));
+        }
+        ctx.store
+            .call(move |s| s.finish_lead_backfill(id, Some(&message), at))
+            .await
+            .map_err(|e| ConnectorError::Failed(e.to_string()))
     }
 
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
@@ -262,6 +406,16 @@ impl LeadIntegration {
                 }
             }
         }
+        let name = self.name.clone();
+        let backfills = ctx
+            .store
+            .call(move |s| s.pending_lead_backfills(&name))
+            .await
+            .map_err(|e| ConnectorError::Failed(e.to_string()))?;
+        for backfill in backfills {
+            let done = self.backfill(ctx, &mut forms, backfill).await?;
+            report.items_in += u64::try_from(done.created).unwrap_or_default();
+        }
         match failed.last() {
             None => Ok(report),
             Some(last) => Err(ConnectorError::Failed(format!(
@@ -291,4 +445,101 @@ fn urlencode(segment: &str) -> String {
     url::form_urlencoded::byte_serialize(segment.as_bytes())
         .collect::<String>()
         .replace('+', "%20")
+}
+
+/// Reads a backfill bound: `YYYY-MM-DD` (midnight UTC; as an end, the end of that day) or an
+/// RFC 3339 time.
+fn backfill_bound(text: &str, end: bool) -> Option<DateTime<Utc>> {
+    if let Ok(at) = DateTime::parse_from_rfc3339(text.trim()) {
+        return Some(at.with_timezone(&Utc));
+    }
+    let day = chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d").ok()?;
+    let day = if end { day.succ_opt()? } else { day };
+    Some(day.and_hms_opt(0, 0, 0)?.and_utc())
+}
+
+/// The period of a backfill (LI-06) from `since` and `until` [now], checked against `now`: no
+/// further back than [`BACKFILL_DAYS`] (LinkedIn keeps lead data no longer), `since` before
+/// `until`, nothing in the future. The error is a sentence for the user.
+pub fn backfill_period(
+    since: &str,
+    until: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let since_at = backfill_bound(since, false)
+        .ok_or_else(|| format!("since `{since}` is not a date (YYYY-MM-DD) or an RFC 3339 time"))?;
+    let until_at = match until {
+        None => now,
+        Some(text) => backfill_bound(text, true)
+            .ok_or_else(|| {
+                format!("until `{text}` is not a date (YYYY-MM-DD) or an RFC 3339 time")
+            })?
+            .min(now),
+    };
+    let oldest = now - chrono::Duration::days(BACKFILL_DAYS);
+    if since_at < oldest {
+        return Err(format!(
+            "since {since} is more than {BACKFILL_DAYS} days ago: LinkedIn keeps lead data for \
+             {BACKFILL_DAYS} days, so the earliest possible start is {}",
+            oldest.format("%Y-%m-%d")
+        ));
+    }
+    if since_at >= until_at {
+        return Err(format!(
+            "since {since} is not before until {} (the period is empty)",
+            until_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+        ));
+    }
+    Ok((since_at, until_at))
+}
+
+/// Why a backfill of `spec` (and `form`) cannot be run, if it cannot.
+pub fn backfill_refusal(
+    name: &str,
+    spec: &LeadIntegrationSpec,
+    form: Option<&str>,
+) -> Option<String> {
+    if !spec.active {
+        return Some(format!(
+            "LeadIntegration {name} is inactive (`active: false`): activate it to backfill its leads"
+        ));
+    }
+    if let Some(form) = form.filter(|f| !form_active(spec, f)) {
+        return Some(format!(
+            "form {form} of LeadIntegration {name} is inactive: it creates no leads"
+        ));
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    // REQ: LI-06
+    #[test]
+    fn a_backfill_period_reaches_back_ninety_days_at_most() {
+        let now = at("2026-12-07T12:00:00Z");
+        assert_eq!(
+            backfill_period("2026-11-01", Some("2026-11-30"), now).unwrap(),
+            (at("2026-11-01T00:00:00Z"), at("2026-12-01T00:00:00Z"))
+        );
+        assert_eq!(
+            backfill_period("2026-12-01T08:00:00Z", None, now).unwrap(),
+            (at("2026-12-01T08:00:00Z"), now)
+        );
+        let old = backfill_period("2026-08-01", None, now).unwrap_err();
+        assert!(
+            old.contains("90 days") && old.contains("2026-09-08"),
+            "{old}"
+        );
+        assert!(backfill_period("2026-12-05", Some("2026-12-01"), now).is_err());
+        assert!(backfill_period("yesterday", None, now).is_err());
+    }
 }

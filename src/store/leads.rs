@@ -307,6 +307,212 @@ impl Store {
     }
 }
 
+/// A backfill of an integration's leads over a period (LI-06), as stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadBackfill {
+    /// Its id.
+    pub id: i64,
+    /// The `LeadIntegration`.
+    pub integration: String,
+    /// Only this form, when set.
+    pub form: Option<String>,
+    /// The period's start (inclusive).
+    pub since: DateTime<Utc>,
+    /// The period's end (exclusive).
+    pub until: DateTime<Utc>,
+    /// The finder's `start` of the next page.
+    pub next_start: i64,
+    /// Responses read so far.
+    pub fetched: i64,
+    /// Leads created.
+    pub created: i64,
+    /// Responses that already were leads.
+    pub known: i64,
+    /// Responses of other or inactive forms, or that could not be read.
+    pub skipped: i64,
+    /// When it ended; `None` while it runs.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Why it ended early, when it did.
+    pub error: Option<String>,
+}
+
+/// The counts of one page of a backfill.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BackfillPage {
+    /// Responses read.
+    pub fetched: i64,
+    /// Leads created.
+    pub created: i64,
+    /// Already leads.
+    pub known: i64,
+    /// Skipped.
+    pub skipped: i64,
+}
+
+const BACKFILL_COLUMNS: &str = "id, integration, form, since, until, next_start, fetched, created, \
+     known, skipped, finished_at, error";
+
+fn backfill_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<LeadBackfill> {
+    let ts = |i: usize| -> rusqlite::Result<DateTime<Utc>> {
+        let text: String = r.get(i)?;
+        Ok(parse_ts(&text).unwrap_or_default())
+    };
+    let finished: Option<String> = r.get(10)?;
+    Ok(LeadBackfill {
+        id: r.get(0)?,
+        integration: r.get(1)?,
+        form: r.get(2)?,
+        since: ts(3)?,
+        until: ts(4)?,
+        next_start: r.get(5)?,
+        fetched: r.get(6)?,
+        created: r.get(7)?,
+        known: r.get(8)?,
+        skipped: r.get(9)?,
+        finished_at: finished.as_deref().and_then(parse_ts),
+        error: r.get(11)?,
+    })
+}
+
+impl Store {
+    /// Stores a backfill request of `integration` and logs it; answers it as stored.
+    pub fn request_lead_backfill(
+        &mut self,
+        integration: &str,
+        form: Option<&str>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        at: DateTime<Utc>,
+    ) -> Result<LeadBackfill, StoreError> {
+        self.ensure_writable()?;
+        let path = self.path.clone();
+        let db_error = |e| db_error(&path, e);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(db_error)?;
+        tx.execute(
+            "INSERT INTO lead_backfills (integration, form, since, until, requested_at)
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                integration,
+                form,
+                format_ts(since),
+                format_ts(until),
+                format_ts(at)
+            ],
+        )
+        .map_err(db_error)?;
+        let id = tx.last_insert_rowid();
+        let message = format!(
+            "backfill {id} requested: responses submitted from {} to {}{}",
+            since.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            form.map(|f| format!(" on form {f}")).unwrap_or_default()
+        );
+        tx.execute(
+            "INSERT INTO lead_log (integration, at, event, message, lead_id)
+             VALUES (?1, ?2, 'backfill-requested', ?3, NULL)",
+            params![integration, format_ts(at), message],
+        )
+        .map_err(db_error)?;
+        tx.commit().map_err(db_error)?;
+        self.lead_backfill(id)?.ok_or_else(|| self.vanished(id))
+    }
+
+    fn vanished(&self, id: i64) -> StoreError {
+        StoreError::Corrupt {
+            path: self.path.clone(),
+            detail: format!("lead backfill {id} vanished"),
+        }
+    }
+
+    /// The backfill `id`.
+    pub fn lead_backfill(&self, id: i64) -> Result<Option<LeadBackfill>, StoreError> {
+        self.conn
+            .query_row(
+                &format!("SELECT {BACKFILL_COLUMNS} FROM lead_backfills WHERE id = ?1"),
+                params![id],
+                backfill_row,
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// The backfills of `integration` not finished, oldest first.
+    pub fn pending_lead_backfills(
+        &self,
+        integration: &str,
+    ) -> Result<Vec<LeadBackfill>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT {BACKFILL_COLUMNS} FROM lead_backfills
+                 WHERE integration = ?1 AND finished_at IS NULL ORDER BY id"
+            ))
+            .map_err(|e| self.err(e))?;
+        stmt.query_map(params![integration], backfill_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Counts a page of backfill `id` and moves its cursor to `next_start`.
+    pub fn advance_lead_backfill(
+        &mut self,
+        id: i64,
+        next_start: i64,
+        page: BackfillPage,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "UPDATE lead_backfills SET next_start = ?2, fetched = fetched + ?3,
+                     created = created + ?4, known = known + ?5, skipped = skipped + ?6
+                 WHERE id = ?1",
+                params![
+                    id,
+                    next_start,
+                    page.fetched,
+                    page.created,
+                    page.known,
+                    page.skipped
+                ],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Ends backfill `id` (with `error` when it stopped early) and logs its counts.
+    pub fn finish_lead_backfill(
+        &mut self,
+        id: i64,
+        error: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<LeadBackfill, StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "UPDATE lead_backfills SET finished_at = ?2, error = ?3 WHERE id = ?1",
+                params![id, format_ts(at), error],
+            )
+            .map_err(|e| self.err(e))?;
+        let done = self.lead_backfill(id)?.ok_or_else(|| self.vanished(id))?;
+        let counts = format!(
+            "{} responses read, {} leads created, {} already leads, {} skipped",
+            done.fetched, done.created, done.known, done.skipped
+        );
+        let (event, message) = match error {
+            None => ("backfill-done", format!("backfill {id} done: {counts}")),
+            Some(e) => (
+                "backfill-failed",
+                format!("backfill {id} stopped: {e} ({counts})"),
+            ),
+        };
+        self.log_lead_event(&done.integration, event, &message, None, at)?;
+        Ok(done)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,11 @@
 //!   (`401 {"status": 401, "serviceErrorCode": 65601, "code": "EXPIRED_ACCESS_TOKEN"}`), and a
 //!   `LinkedIn-Version` header (`400 VERSION_MISSING`); the next [`LinkedInFake::throttle`]
 //!   requests get `429` with `Retry-After: 1`.
+//! - `GET /rest/leadFormResponses?q=owner&owner=(sponsoredAccount:{urn})&leadType=(leadType:SPONSORED)
+//!   &submittedAtTimeRange=(start:{ms},end:{ms})&count=&start=`: the owner finder, the same
+//!   gate; the responses of that ad account submitted in `[start, end)`, oldest first, one
+//!   page of `count` (at most 100) from `start`, as `{"paging": {"start", "count", "total",
+//!   "links"}, "elements": [...]}`; 400 without `q=owner` or a well-formed owner / lead type.
 //! - [`notification`] builds a lead notification body and [`sign`] its `X-LI-Signature` (hex
 //!   HMAC-SHA256 of `hmacsha256=` + body, keyed with the app's client secret).
 
@@ -74,6 +79,7 @@ impl LinkedInFake {
         let state = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/oauth/v2/accessToken", post(token))
+            .route("/rest/leadFormResponses", get(find_responses))
             .route("/rest/leadFormResponses/{id}", get(response))
             .route("/rest/leadForms/{id}", get(form))
             .with_state(Arc::clone(&state));
@@ -283,4 +289,84 @@ async fn form(
     s.forms
         .get(&id)
         .map_or_else(not_found, |f| Json(f.clone()).into_response())
+}
+
+/// `(start:1,end:2)` as `(1, 2)`.
+fn time_range(text: &str) -> Option<(i64, i64)> {
+    let inner = text.strip_prefix('(')?.strip_suffix(')')?;
+    let (start, end) = inner.split_once(',')?;
+    Some((
+        start.strip_prefix("start:")?.parse().ok()?,
+        end.strip_prefix("end:")?.parse().ok()?,
+    ))
+}
+
+async fn find_responses(
+    State(state): State<Arc<Mutex<Inner>>>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = state.lock().expect("fake state");
+    let start: usize = query.get("start").and_then(|v| v.parse().ok()).unwrap_or(0);
+    if let Some(answer) = gate(
+        &mut s,
+        &headers,
+        format!("leadFormResponses?q=owner&start={start}"),
+    ) {
+        return answer;
+    }
+    let bad = |message: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": 400, "code": "ILLEGAL_ARGUMENT", "message": message})),
+        )
+            .into_response()
+    };
+    if query.get("q").map(String::as_str) != Some("owner") {
+        return bad("q=owner is required");
+    }
+    let Some(owner) = query
+        .get("owner")
+        .and_then(|o| o.strip_prefix("(sponsoredAccount:"))
+        .and_then(|o| o.strip_suffix(')'))
+    else {
+        return bad("owner must be (sponsoredAccount:urn:li:sponsoredAccount:{id})");
+    };
+    if query.get("leadType").map(String::as_str) != Some("(leadType:SPONSORED)") {
+        return bad("leadType must be (leadType:SPONSORED) for a sponsored account");
+    }
+    let range = match query.get("submittedAtTimeRange") {
+        None => None,
+        Some(text) => match time_range(text) {
+            Some(r) => Some(r),
+            None => return bad("submittedAtTimeRange must be (start:{ms},end:{ms})"),
+        },
+    };
+    let count: usize = query
+        .get("count")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+        .min(100);
+    let mut found: Vec<&Value> = s
+        .responses
+        .values()
+        .filter(|r| r["owner"]["sponsoredAccount"] == owner)
+        .filter(|r| {
+            let at = r["submittedAt"].as_i64().unwrap_or_default();
+            range.is_none_or(|(from, to)| from <= at && at < to)
+        })
+        .collect();
+    found.sort_by_key(|r| {
+        (
+            r["submittedAt"].as_i64(),
+            r["id"].as_str().map(str::to_owned),
+        )
+    });
+    let total = found.len();
+    let elements: Vec<Value> = found.into_iter().skip(start).take(count).cloned().collect();
+    Json(json!({
+        "paging": {"start": start, "count": count, "total": total, "links": []},
+        "elements": elements
+    }))
+    .into_response()
 }
