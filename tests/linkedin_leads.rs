@@ -656,3 +656,72 @@ async fn a_throttled_backfill_rides_out_429_and_the_cli_backfills_with_and_witho
     );
     assert_eq!(leads(&daemon).await["total"], 6);
 }
+
+// REQ: LI-07, LI-08, LI-01
+#[tokio::test]
+async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
+    let fake = LinkedInFake::start().await;
+    fake.add_form(
+        DEMO_FORM,
+        &[
+            (1, "firstName", Some("FIRST_NAME")),
+            (3, "email", Some("EMAIL")),
+        ],
+    );
+    let port = free_port();
+    let mut files = config(port, &fake);
+    let leads_yaml = &mut files
+        .iter_mut()
+        .find(|(n, _)| *n == "leads.yaml")
+        .unwrap()
+        .1;
+    *leads_yaml = leads_yaml
+        .replace(
+            "accounts: [root-linkedin]\n  apiBaseUrl",
+            "accounts: [revoked-linkedin, root-linkedin]\n  apiBaseUrl",
+        )
+        .replacen(
+            "---\n",
+            "---\napiVersion: switchboard/v1\nkind: LinkedInAccount\nmetadata: {name: revoked-linkedin}\nspec:\n  user: root\n  refreshToken: {env: LI_REVOKED_TOKEN}\n---\n",
+            1,
+        );
+    let mut daemon = Daemon::start(
+        port,
+        &files,
+        &[
+            ("LI_CLIENT_SECRET", CLIENT_SECRET),
+            ("LI_REFRESH_TOKEN", REFRESH_TOKEN),
+            ("LI_REVOKED_TOKEN", "revoked-refresh-token-value"),
+        ],
+    );
+    daemon.wait_ready().await;
+    respond(&fake, "r1", DEMO_FORM, "ada@example.com");
+    deliver(&daemon, "r1", DEMO_FORM).await;
+    wait_for_leads(&daemon, 1).await;
+    // The access token expires: the refresh goes to the accounts again, skipping the revoked one.
+    fake.expire_tokens();
+    respond(&fake, "r2", DEMO_FORM, "grace@example.com");
+    deliver(&daemon, "r2", DEMO_FORM).await;
+    wait_for_leads(&daemon, 2).await;
+    assert_eq!(fake.grants(), 2);
+
+    let log = get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT)
+        .await
+        .body;
+    let reauth: Vec<&Value> = log["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["event"] == "reauth-needed")
+        .collect();
+    assert_eq!(reauth.len(), 1, "reported once: {log}");
+    let message = reauth[0]["message"].as_str().unwrap();
+    assert!(
+        message.contains("LinkedInAccount revoked-linkedin needs consent again")
+            && message.contains("invalid_grant")
+            && message.contains("other accounts serve"),
+        "{message}"
+    );
+    assert!(!log.to_string().contains("revoked-refresh-token-value"));
+    assert!(!daemon.stderr().contains("revoked-refresh-token-value"));
+}

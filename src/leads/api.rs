@@ -172,6 +172,15 @@ pub struct Client {
     accounts: Vec<Account>,
     /// The access token in use and the account it belongs to (index), in memory only.
     token: Mutex<Option<(usize, String)>>,
+    /// Accounts whose grant LinkedIn refused (`invalid_grant`: revoked or expired): not asked
+    /// again by this client, which is rebuilt when the config (or a token in it) changes.
+    revoked: Mutex<Vec<bool>>,
+    /// Refusals not reported yet: `(account, reason)`, without any token.
+    refusals: Mutex<Vec<(String, String)>>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 impl Client {
@@ -203,9 +212,17 @@ impl Client {
                 token_url,
                 scopes: vec!["r_marketing_leadgen_automation".into()],
             },
+            revoked: Mutex::new(vec![false; accounts.len()]),
+            refusals: Mutex::new(Vec::new()),
             accounts,
             token: Mutex::new(None),
         }
+    }
+
+    /// The accounts whose grant was refused since the last call, with LinkedIn's reason; each
+    /// is reported once (LI-07: it needs the consent again).
+    pub fn take_refusals(&self) -> Vec<(String, String)> {
+        std::mem::take(&mut *locked(&self.refusals))
     }
 
     /// An access token: the one in use, or one refreshed from the first account that grants.
@@ -221,6 +238,15 @@ impl Client {
         }
         let mut last = None;
         for (i, account) in self.accounts.iter().enumerate() {
+            if locked(&self.revoked)[i] {
+                last = Some(ApiError::Token {
+                    account: account.name.clone(),
+                    error: OAuthError::Refused(
+                        "the grant was refused before; consent again".into(),
+                    ),
+                });
+                continue;
+            }
             match refresh(&self.http, &self.app, account.refresh_token.expose()).await {
                 Ok(grant) => {
                     *self
@@ -232,6 +258,11 @@ impl Client {
                 }
                 Err(error) => {
                     tracing::warn!(account = %account.name, %error, "LinkedIn token refresh failed");
+                    if let OAuthError::Refused(reason) = &error {
+                        // invalid_grant and the like: asking again will not help (LI-07).
+                        locked(&self.revoked)[i] = true;
+                        locked(&self.refusals).push((account.name.clone(), reason.clone()));
+                    }
                     last = Some(ApiError::Token {
                         account: account.name.clone(),
                         error,

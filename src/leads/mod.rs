@@ -318,6 +318,31 @@ impl LeadIntegration {
         }
     }
 
+    /// Logs each account whose grant LinkedIn refused (`reauth-needed`, LI-07/LI-08): it needs
+    /// `switchboard oauth url LinkedInAccount/NAME` or a new `refreshToken`; the other listed
+    /// accounts keep serving the integration.
+    async fn report_refusals(&self, ctx: &SyncContext<'_>) -> Result<(), ConnectorError> {
+        for (account, reason) in self.client.take_refusals() {
+            let others = self.spec.accounts.iter().filter(|a| **a != account).count();
+            let message = format!(
+                "LinkedInAccount {account} needs consent again (LinkedIn refused its grant: {reason}); \
+                 give it a new refreshToken{}",
+                if others > 0 {
+                    "; the integration's other accounts serve meanwhile"
+                } else {
+                    "; until then the integration creates no leads"
+                }
+            );
+            tracing::warn!(integration = %self.name, %account, "LinkedIn grant refused: consent needed");
+            let (name, at) = (self.name.clone(), ctx.clock.now());
+            ctx.store
+                .call(move |s| s.log_lead_event(&name, "reauth-needed", &message, None, at))
+                .await
+                .map_err(|e| ConnectorError::Failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+
     /// A backfill that met `error`: a passing trouble (429 beyond the wait, 5xx, transport)
     /// is logged and fails the run, the backfill staying pending at its cursor for the next
     /// run; anything else (no token, a refusal) ends it with the error.
@@ -416,6 +441,7 @@ impl LeadIntegration {
             let done = self.backfill(ctx, &mut forms, backfill).await?;
             report.items_in += u64::try_from(done.created).unwrap_or_default();
         }
+        self.report_refusals(ctx).await?;
         match failed.last() {
             None => Ok(report),
             Some(last) => Err(ConnectorError::Failed(format!(
