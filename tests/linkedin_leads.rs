@@ -333,7 +333,7 @@ async fn a_notification_becomes_one_lead_with_its_contact() {
         .collect();
     assert_eq!(
         events,
-        ["duplicate", "lead-created", "lead-created"],
+        ["duplicate", "lead-created", "lead-created", "subscribed"],
         "newest first"
     );
     assert_eq!(
@@ -724,4 +724,52 @@ async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
     );
     assert!(!log.to_string().contains("revoked-refresh-token-value"));
     assert!(!daemon.stderr().contains("revoked-refresh-token-value"));
+}
+
+// REQ: LI-01, LI-07, LI-05
+#[tokio::test]
+async fn the_lead_notification_subscription_is_registered_once_and_removed_with_the_integration() {
+    let (daemon, fake) = start().await;
+    let ours = format!("{}/webhooks/linkedin", daemon.base);
+    respond(&fake, "r1", DEMO_FORM, "ada@example.com");
+    deliver(&daemon, "r1", DEMO_FORM).await;
+    wait_for_leads(&daemon, 1).await;
+    assert_eq!(fake.subscriptions(AD_ACCOUNT), [ours.clone()]);
+    // More runs, and a reload of the same config: still one subscription.
+    respond(&fake, "r2", DEMO_FORM, "grace@example.com");
+    deliver(&daemon, "r2", DEMO_FORM).await;
+    wait_for_leads(&daemon, 2).await;
+    daemon.signal("HUP");
+    respond(&fake, "r3", DEMO_FORM, "alan@example.com");
+    deliver(&daemon, "r3", DEMO_FORM).await;
+    wait_for_leads(&daemon, 3).await;
+    assert_eq!(fake.subscriptions(AD_ACCOUNT), [ours.clone()]);
+    assert_eq!(fake.with(|s| s.subscribed), 1, "never created twice");
+    // Inactive and orphaned integrations subscribe nothing.
+    assert!(fake.subscriptions("508934567").is_empty());
+
+    // The integration leaves the config: its subscription goes with it.
+    let path = daemon.config_dir().join("leads.yaml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    // Cut the `ads` document (from its `kind:` line to the next separator); the
+    // `apiVersion:` line before it then heads the following document.
+    let start = text
+        .find("kind: LeadIntegration\nmetadata: {name: ads}")
+        .unwrap();
+    let end = start
+        + text[start..]
+            .find("\n---\napiVersion: switchboard/v1\n")
+            .unwrap();
+    let without = format!(
+        "{}{}",
+        &text[..start],
+        &text[end + "\n---\napiVersion: switchboard/v1\n".len()..]
+    );
+    assert!(!without.contains("{name: ads}") && without.contains("{name: emea}"));
+    std::fs::write(&path, without).unwrap();
+    daemon.signal("HUP");
+    eventually("the subscription removed", &daemon, || async {
+        fake.subscriptions(AD_ACCOUNT).is_empty()
+    })
+    .await;
 }

@@ -282,6 +282,18 @@ impl Client {
         path: &str,
         cancel: &CancellationToken,
     ) -> Result<serde_json::Value, ApiError> {
+        self.call(reqwest::Method::GET, path, None, cancel).await
+    }
+
+    /// Calls `{base}/rest/{path}` with `body` as JSON, with the retries of the module docs;
+    /// an empty answer (201, 204) is `null`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+        cancel: &CancellationToken,
+    ) -> Result<serde_json::Value, ApiError> {
         let url = format!("{}/rest/{path}", self.base);
         let what = path.to_owned();
         let mut refreshed = false;
@@ -289,9 +301,11 @@ impl Client {
         loop {
             attempt += 1;
             let token = self.access_token(false).await?;
-            let sent = self
-                .http
-                .get(&url)
+            let mut request = self.http.request(method.clone(), &url);
+            if let Some(body) = body {
+                request = request.json(body);
+            }
+            let sent = request
                 .bearer_auth(&token)
                 .header("LinkedIn-Version", API_VERSION)
                 .header("X-Restli-Protocol-Version", "2.0.0")
@@ -305,9 +319,16 @@ impl Client {
             };
             let status = response.status();
             let wait = if status.is_success() {
-                return response.json().await.map_err(|e| ApiError::Transport {
+                let bytes = response.bytes().await.map_err(|e| ApiError::Transport {
                     what: what.clone(),
                     message: format!("unreadable answer: {}", e.without_url()),
+                })?;
+                if bytes.iter().all(u8::is_ascii_whitespace) {
+                    return Ok(serde_json::Value::Null);
+                }
+                return serde_json::from_slice(&bytes).map_err(|e| ApiError::Transport {
+                    what: what.clone(),
+                    message: format!("unreadable answer: {e}"),
                 });
             } else if status.as_u16() == 401 && !refreshed {
                 // Expired or revoked access token: refresh once and retry.

@@ -42,6 +42,72 @@ pub const MAX_ATTEMPTS: i64 = 20;
 /// The `KindConnectors` of `LeadIntegration`.
 pub struct LeadConnectors;
 
+/// The webhook URL LinkedIn is given for `spec`: `{receiveUrl or Settings.siteUrl}/webhooks/linkedin`.
+pub fn webhook_url(spec: &LeadIntegrationSpec, set: &ConfigSet) -> String {
+    let base = spec.receive_url.as_ref().map_or_else(
+        || {
+            set.settings().map_or_else(
+                || format!("http://{}", set.listen()),
+                |s| s.site_url.url().as_str().to_owned(),
+            )
+        },
+        |u| u.as_str().to_owned(),
+    );
+    format!("{}/webhooks/linkedin", base.trim_end_matches('/'))
+}
+
+/// The Lead Sync API client of `spec` in `set`: the app and the listed accounts usable now.
+fn client_for(spec: &LeadIntegrationSpec, set: &ConfigSet) -> Result<api::Client, String> {
+    let (settings_object, app) = set
+        .specs::<SettingsSpec>()
+        .find_map(|(o, s)| s.linkedin.clone().map(|l| (o, l)))
+        .ok_or("Settings.linkedin (the LinkedIn app's clientId and clientSecret) is not set")?;
+    let client_secret = resolve_secrets(settings_object)
+        .map_err(|e| format!("Settings.linkedin.clientSecret: {e}"))?
+        .remove("/linkedin/clientSecret")
+        .ok_or("Settings.linkedin.clientSecret is not set")?;
+    let mut accounts = Vec::new();
+    let mut why = Vec::new();
+    for name in &spec.accounts {
+        let Some(account) = set.object(Kind::LinkedInAccount, name) else {
+            why.push(format!("LinkedInAccount {name} does not exist"));
+            continue;
+        };
+        if LinkedInAccountSpec::from_spec(&account.spec).is_some_and(|a| a.refresh_token.is_none())
+        {
+            why.push(format!(
+                "LinkedInAccount {name} has no refreshToken (the consent flow is not built yet)"
+            ));
+            continue;
+        }
+        match resolve_secrets(account).map(|mut s| s.remove("/refreshToken")) {
+            Ok(Some(token)) => accounts.push(api::Account {
+                name: name.clone(),
+                refresh_token: token,
+            }),
+            Ok(None) => why.push(format!("LinkedInAccount {name} has no refreshToken")),
+            Err(e) => why.push(format!("LinkedInAccount {name}: {e}")),
+        }
+    }
+    if accounts.is_empty() {
+        return Err(format!(
+            "stopped: no LinkedInAccount can reach ad account {} (LI-07){}",
+            spec.ad_account_id,
+            if why.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", why.join("; "))
+            }
+        ));
+    }
+    Ok(api::Client::new(
+        spec.api_base_url.as_ref().map(|u| u.as_str()),
+        &app.client_id,
+        client_secret,
+        accounts,
+    ))
+}
+
 impl KindConnectors for LeadConnectors {
     fn build(&self, object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
         let spec = LeadIntegrationSpec::from_spec(&object.spec)
@@ -50,57 +116,11 @@ impl KindConnectors for LeadConnectors {
         if !spec.active {
             return Err("inactive (`active: false`): it creates no leads (LI-07)".into());
         }
-        let (settings_object, app) = set
-            .specs::<SettingsSpec>()
-            .find_map(|(o, s)| s.linkedin.clone().map(|l| (o, l)))
-            .ok_or("Settings.linkedin (the LinkedIn app's clientId and clientSecret) is not set")?;
-        let client_secret = resolve_secrets(settings_object)
-            .map_err(|e| format!("Settings.linkedin.clientSecret: {e}"))?
-            .remove("/linkedin/clientSecret")
-            .ok_or("Settings.linkedin.clientSecret is not set")?;
-        let mut accounts = Vec::new();
-        let mut why = Vec::new();
-        for name in &spec.accounts {
-            let Some(account) = set.object(Kind::LinkedInAccount, name) else {
-                why.push(format!("LinkedInAccount {name} does not exist"));
-                continue;
-            };
-            if LinkedInAccountSpec::from_spec(&account.spec)
-                .is_some_and(|a| a.refresh_token.is_none())
-            {
-                why.push(format!(
-                    "LinkedInAccount {name} has no refreshToken (the consent flow is not built yet)"
-                ));
-                continue;
-            }
-            match resolve_secrets(account).map(|mut s| s.remove("/refreshToken")) {
-                Ok(Some(token)) => accounts.push(api::Account {
-                    name: name.clone(),
-                    refresh_token: token,
-                }),
-                Ok(None) => why.push(format!("LinkedInAccount {name} has no refreshToken")),
-                Err(e) => why.push(format!("LinkedInAccount {name}: {e}")),
-            }
-        }
-        if accounts.is_empty() {
-            return Err(format!(
-                "stopped: no LinkedInAccount can reach ad account {} (LI-07){}",
-                spec.ad_account_id,
-                if why.is_empty() {
-                    String::new()
-                } else {
-                    format!(": {}", why.join("; "))
-                }
-            ));
-        }
-        let client = api::Client::new(
-            spec.api_base_url.as_ref().map(|u| u.as_str()),
-            &app.client_id,
-            client_secret,
-            accounts,
-        );
+        let client = client_for(&spec, set)?;
         Ok(Arc::new(LeadIntegration {
             name: object.name.clone(),
+            webhook: webhook_url(&spec, set),
+            subscribed: std::sync::atomic::AtomicBool::new(false),
             spec,
             client,
         }))
@@ -109,6 +129,83 @@ impl KindConnectors for LeadConnectors {
     fn trigger(&self, _object: &Object, _set: &ConfigSet) -> Trigger {
         Trigger::Interval(SWEEP_INTERVAL)
     }
+
+    fn retire<'a>(
+        &'a self,
+        object: &'a Object,
+        _secrets: &'a std::collections::BTreeMap<String, crate::config::types::Secret>,
+        previous: &'a ConfigSet,
+    ) -> crate::connector::RetireFuture<'a> {
+        Box::pin(async move {
+            let Some(spec) = LeadIntegrationSpec::from_spec(&object.spec) else {
+                return;
+            };
+            let client = match client_for(spec, previous) {
+                Ok(c) => c,
+                Err(why) => {
+                    tracing::warn!(integration = %object.name, %why, "lead notification subscription not removed");
+                    return;
+                }
+            };
+            let ours = webhook_url(spec, previous);
+            let cancel = tokio_util::sync::CancellationToken::new();
+            match subscriptions(&client, spec, &cancel).await {
+                Ok(found) => {
+                    for (id, _) in found.into_iter().filter(|(_, url)| *url == ours) {
+                        let path = format!("leadNotifications/{}", urlencode(&id));
+                        match client
+                            .call(reqwest::Method::DELETE, &path, None, &cancel)
+                            .await
+                        {
+                            Ok(_) => {
+                                tracing::info!(integration = %object.name, subscription = %id, "lead notification subscription removed")
+                            }
+                            Err(e) => {
+                                tracing::warn!(integration = %object.name, error = %e, "lead notification subscription not removed")
+                            }
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(integration = %object.name, error = %e, "lead notification subscriptions not listed")
+                }
+            }
+        })
+    }
+}
+
+/// The lead notification subscriptions of `spec`'s ad account (`leadNotifications` criteria
+/// finder): `(id, webhook URL)`.
+async fn subscriptions(
+    client: &api::Client,
+    spec: &LeadIntegrationSpec,
+    cancel: &tokio_util::sync::CancellationToken,
+) -> Result<Vec<(String, String)>, api::ApiError> {
+    let owner = format!("urn:li:sponsoredAccount:{}", spec.ad_account_id);
+    let found = client
+        .get(
+            &format!(
+                "leadNotifications?q=criteria&owner=(sponsoredAccount:{})&leadType=(leadType:SPONSORED)",
+                urlencode(&owner)
+            ),
+            cancel,
+        )
+        .await?;
+    Ok(found["elements"]
+        .as_array()
+        .map(|e| {
+            e.iter()
+                .filter_map(|s| {
+                    let id = match &s["id"] {
+                        serde_json::Value::String(id) => id.clone(),
+                        serde_json::Value::Number(n) => n.to_string(),
+                        _ => return None,
+                    };
+                    Some((id, s["webhook"].as_str()?.to_owned()))
+                })
+                .collect()
+        })
+        .unwrap_or_default())
 }
 
 /// Whether `form` of `spec` creates leads: listed and active, or not listed (the default
@@ -123,6 +220,10 @@ pub fn form_active(spec: &LeadIntegrationSpec, form: &str) -> bool {
 /// One integration's connector.
 struct LeadIntegration {
     name: String,
+    /// The webhook URL its subscription points at.
+    webhook: String,
+    /// Whether this connector (this config) has made sure of its subscription.
+    subscribed: std::sync::atomic::AtomicBool,
     spec: LeadIntegrationSpec,
     client: api::Client,
 }
@@ -318,6 +419,63 @@ impl LeadIntegration {
         }
     }
 
+    /// Makes sure LinkedIn notifies `self.webhook` of the ad account's leads, once per
+    /// connector (so once per applied config): an existing subscription to that URL is kept,
+    /// none is created twice; subscriptions of an earlier URL of ours (another
+    /// `…/webhooks/linkedin`) are removed, so a changed `receiveUrl` moves it. A failure is
+    /// logged (`subscription-error`) and tried again on the next run; receiving is unaffected.
+    async fn ensure_subscription(&self, ctx: &SyncContext<'_>) -> Result<(), ConnectorError> {
+        use std::sync::atomic::Ordering;
+        if self.subscribed.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let result = async {
+            let found = subscriptions(&self.client, &self.spec, &ctx.cancel).await?;
+            let mut done = Vec::new();
+            for (id, url) in &found {
+                if url != &self.webhook && url.ends_with("/webhooks/linkedin") {
+                    let path = format!("leadNotifications/{}", urlencode(id));
+                    self.client
+                        .call(reqwest::Method::DELETE, &path, None, &ctx.cancel)
+                        .await?;
+                    done.push(format!("removed the subscription to {url}"));
+                }
+            }
+            if !found.iter().any(|(_, url)| url == &self.webhook) {
+                let body = serde_json::json!({
+                    "webhook": self.webhook,
+                    "owner": {"sponsoredAccount": format!("urn:li:sponsoredAccount:{}", self.spec.ad_account_id)},
+                    "leadType": "SPONSORED",
+                });
+                self.client
+                    .call(reqwest::Method::POST, "leadNotifications", Some(&body), &ctx.cancel)
+                    .await?;
+                done.push(format!("subscribed {} to the ad account's lead notifications", self.webhook));
+            }
+            Ok::<_, api::ApiError>(done)
+        }
+        .await;
+        let (event, messages) = match result {
+            Ok(done) => {
+                self.subscribed.store(true, Ordering::Release);
+                ("subscribed", done)
+            }
+            Err(api::ApiError::Cancelled) => return Err(ConnectorError::Cancelled),
+            Err(e) => (
+                "subscription-error",
+                vec![format!("lead notification subscription: {e}")],
+            ),
+        };
+        for message in messages {
+            let (name, at) = (self.name.clone(), ctx.clock.now());
+            ctx.store
+                .call(move |s| s.log_lead_event(&name, event, &message, None, at))
+                .await
+                .map_err(|e| ConnectorError::Failed(e.to_string()))?;
+        }
+        Ok(())
+    }
+
     /// Logs each account whose grant LinkedIn refused (`reauth-needed`, LI-07/LI-08): it needs
     /// `switchboard oauth url LinkedInAccount/NAME` or a new `refreshToken`; the other listed
     /// accounts keep serving the integration.
@@ -382,6 +540,7 @@ impl LeadIntegration {
             .call(move |s| s.pending_linkedin_notifications(&name))
             .await
             .map_err(|e| ConnectorError::Failed(e.to_string()))?;
+        self.ensure_subscription(ctx).await?;
         let mut forms = HashMap::new();
         let mut report = SyncReport::default();
         let mut failed = Vec::new();

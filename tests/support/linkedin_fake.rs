@@ -14,6 +14,10 @@
 //!   gate; the responses of that ad account submitted in `[start, end)`, oldest first, one
 //!   page of `count` (at most 100) from `start`, as `{"paging": {"start", "count", "total",
 //!   "links"}, "elements": [...]}`; 400 without `q=owner` or a well-formed owner / lead type.
+//! - `GET /rest/leadNotifications?q=criteria&owner=(sponsoredAccount:{urn})&leadType=(leadType:SPONSORED)`,
+//!   `POST /rest/leadNotifications` (`{"webhook", "owner": {"sponsoredAccount"}, "leadType"}`,
+//!   201 with `x-restli-id`) and `DELETE /rest/leadNotifications/{id}` (204): the lead
+//!   notification subscriptions, kept in [`Inner::subscriptions`].
 //! - [`notification`] builds a lead notification body and [`sign`] its `X-LI-Signature` (hex
 //!   HMAC-SHA256 of `hmacsha256=` + body, keyed with the app's client secret).
 
@@ -58,6 +62,10 @@ pub struct Inner {
     pub unauthorized: u32,
     /// Every API path asked, in order.
     pub requests: Vec<String>,
+    /// Lead notification subscriptions by id: `(owner URN, webhook URL)`.
+    pub subscriptions: std::collections::BTreeMap<u64, (String, String)>,
+    /// Subscriptions created so far (ids are never reused).
+    pub subscribed: u64,
 }
 
 /// The running fake.
@@ -80,6 +88,14 @@ impl LinkedInFake {
         let app = Router::new()
             .route("/oauth/v2/accessToken", post(token))
             .route("/rest/leadFormResponses", get(find_responses))
+            .route(
+                "/rest/leadNotifications",
+                get(find_subscriptions).post(subscribe),
+            )
+            .route(
+                "/rest/leadNotifications/{id}",
+                axum::routing::delete(unsubscribe),
+            )
             .route("/rest/leadFormResponses/{id}", get(response))
             .route("/rest/leadForms/{id}", get(form))
             .with_state(Arc::clone(&state));
@@ -369,4 +385,93 @@ async fn find_responses(
         "elements": elements
     }))
     .into_response()
+}
+
+impl LinkedInFake {
+    /// The webhook URLs subscribed for the ad account `ad_account`.
+    pub fn subscriptions(&self, ad_account: &str) -> Vec<String> {
+        let owner = format!("urn:li:sponsoredAccount:{ad_account}");
+        self.with(|s| {
+            s.subscriptions
+                .values()
+                .filter(|(o, _)| *o == owner)
+                .map(|(_, url)| url.clone())
+                .collect()
+        })
+    }
+}
+
+async fn find_subscriptions(
+    State(state): State<Arc<Mutex<Inner>>>,
+    axum::extract::Query(query): axum::extract::Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = state.lock().expect("fake state");
+    if let Some(answer) = gate(&mut s, &headers, "leadNotifications?q=criteria".into()) {
+        return answer;
+    }
+    let owner = query
+        .get("owner")
+        .and_then(|o| o.strip_prefix("(sponsoredAccount:"))
+        .and_then(|o| o.strip_suffix(')'));
+    if query.get("q").map(String::as_str) != Some("criteria") || owner.is_none() {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"status": 400, "code": "ILLEGAL_ARGUMENT", "message": "q=criteria and owner are required"})),
+        )
+            .into_response();
+    }
+    let elements: Vec<Value> = s
+        .subscriptions
+        .iter()
+        .filter(|(_, (o, _))| Some(o.as_str()) == owner)
+        .map(|(id, (o, url))| json!({"id": id, "owner": {"sponsoredAccount": o}, "leadType": "SPONSORED", "webhook": url}))
+        .collect();
+    Json(json!({"paging": {"start": 0, "count": 10, "links": [], "total": elements.len()}, "elements": elements}))
+        .into_response()
+}
+
+async fn subscribe(
+    State(state): State<Arc<Mutex<Inner>>>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut s = state.lock().expect("fake state");
+    if let Some(answer) = gate(&mut s, &headers, "POST leadNotifications".into()) {
+        return answer;
+    }
+    let (Some(owner), Some(url)) = (
+        body["owner"]["sponsoredAccount"].as_str(),
+        body["webhook"].as_str(),
+    ) else {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"status": 422, "message": "owner.sponsoredAccount and webhook are required"})),
+        )
+            .into_response();
+    };
+    s.subscribed += 1;
+    let id = s.subscribed;
+    s.subscriptions
+        .insert(id, (owner.to_owned(), url.to_owned()));
+    (StatusCode::CREATED, [("x-restli-id", id.to_string())]).into_response()
+}
+
+async fn unsubscribe(
+    State(state): State<Arc<Mutex<Inner>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut s = state.lock().expect("fake state");
+    if let Some(answer) = gate(&mut s, &headers, format!("DELETE leadNotifications/{id}")) {
+        return answer;
+    }
+    match id
+        .parse::<u64>()
+        .ok()
+        .and_then(|id| s.subscriptions.remove(&id))
+    {
+        Some(_) => StatusCode::NO_CONTENT.into_response(),
+        None => not_found(),
+    }
 }
