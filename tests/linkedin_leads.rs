@@ -734,7 +734,7 @@ async fn the_lead_notification_subscription_is_registered_once_and_removed_with_
     respond(&fake, "r1", DEMO_FORM, "ada@example.com");
     deliver(&daemon, "r1", DEMO_FORM).await;
     wait_for_leads(&daemon, 1).await;
-    assert_eq!(fake.subscriptions(AD_ACCOUNT), [ours.clone()]);
+    assert_eq!(fake.subscriptions(AD_ACCOUNT), std::slice::from_ref(&ours));
     // More runs, and a reload of the same config: still one subscription.
     respond(&fake, "r2", DEMO_FORM, "grace@example.com");
     deliver(&daemon, "r2", DEMO_FORM).await;
@@ -743,7 +743,7 @@ async fn the_lead_notification_subscription_is_registered_once_and_removed_with_
     respond(&fake, "r3", DEMO_FORM, "alan@example.com");
     deliver(&daemon, "r3", DEMO_FORM).await;
     wait_for_leads(&daemon, 3).await;
-    assert_eq!(fake.subscriptions(AD_ACCOUNT), [ours.clone()]);
+    assert_eq!(fake.subscriptions(AD_ACCOUNT), std::slice::from_ref(&ours));
     assert_eq!(fake.with(|s| s.subscribed), 1, "never created twice");
     // Inactive and orphaned integrations subscribe nothing.
     assert!(fake.subscriptions("508934567").is_empty());
