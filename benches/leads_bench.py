@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Drives benches/leads.sh: a fake LinkedIn (token endpoint, Lead Sync API: leadForms,
+"""Drives benches/leads.sh: a fake LinkedIn (token endpoint, leadNotifications, Lead Sync API: leadForms,
 leadFormResponses by id and the owner finder with paging) and the load.
 
   leads_bench.py fake PORT BACKFILL_N          serve the fake (until killed)
@@ -52,7 +52,7 @@ def serve_fake(port, backfill_n):
     span = 89 * DAY_MS
     # Backfill responses: spread over the last 89 days, oldest first.
     backfill = [("bf-%06d" % i, now - span + (span * i) // max(backfill_n, 1)) for i in range(backfill_n)]
-    counts = {"token": 0, "byId": 0, "form": 0, "finder": 0}
+    counts = {"token": 0, "byId": 0, "form": 0, "finder": 0, "subscribe": 0}
     lock = threading.Lock()
 
     class H(BaseHTTPRequestHandler):
@@ -73,6 +73,14 @@ def serve_fake(port, backfill_n):
         def do_POST(self):
             n = int(self.headers.get("content-length", 0))
             form = urllib.parse.parse_qs(self.rfile.read(n).decode())
+            if self.path == "/rest/leadNotifications":
+                with lock:
+                    counts["subscribe"] += 1
+                self.send_response(201)
+                self.send_header("x-restli-id", "1")
+                self.send_header("content-length", "0")
+                self.end_headers()
+                return
             if self.path == "/oauth/v2/accessToken" and form.get("refresh_token") == [REFRESH]:
                 with lock:
                     counts["token"] += 1
@@ -86,6 +94,8 @@ def serve_fake(port, backfill_n):
                     return self.send(200, dict(counts))
             if self.headers.get("authorization") != "Bearer bench-access":
                 return self.send(401, {"status": 401, "code": "EXPIRED_ACCESS_TOKEN"})
+            if u.path == "/rest/leadNotifications":
+                return self.send(200, {"paging": {"start": 0, "count": 10, "links": []}, "elements": []})
             if u.path.startswith("/rest/leadForms/"):
                 with lock:
                     counts["form"] += 1
