@@ -602,4 +602,54 @@ mod tests {
         let events: Vec<&str> = log.iter().map(|e| e.event.as_str()).collect();
         assert_eq!(events, ["lead-created", "duplicate", "lead-created"]);
     }
+
+    // REQ: LI-06, LI-08
+    #[test]
+    fn a_backfill_keeps_its_cursor_and_counts_until_it_ends() {
+        let mut store = Store::open_in_memory().expect("store");
+        let asked = store
+            .request_lead_backfill("ads", Some("7"), t(0), t(86_400), t(10))
+            .unwrap();
+        assert_eq!((asked.next_start, asked.finished_at), (0, None));
+        let page = BackfillPage {
+            fetched: 100,
+            created: 98,
+            known: 1,
+            skipped: 1,
+        };
+        store.advance_lead_backfill(asked.id, 100, page).unwrap();
+        // A run that stops here (a crash) finds the backfill pending at its next page.
+        let pending = store.pending_lead_backfills("ads").unwrap();
+        assert_eq!(pending.len(), 1);
+        assert_eq!((pending[0].next_start, pending[0].created), (100, 98));
+        assert!(store.pending_lead_backfills("other").unwrap().is_empty());
+        store
+            .advance_lead_backfill(
+                asked.id,
+                130,
+                BackfillPage {
+                    fetched: 30,
+                    created: 30,
+                    ..BackfillPage::default()
+                },
+            )
+            .unwrap();
+        let done = store.finish_lead_backfill(asked.id, None, t(20)).unwrap();
+        assert_eq!(
+            (done.fetched, done.created, done.known, done.skipped),
+            (130, 128, 1, 1)
+        );
+        assert!(done.finished_at.is_some() && done.error.is_none());
+        assert!(store.pending_lead_backfills("ads").unwrap().is_empty());
+        let log = store.lead_log("ads", 10).unwrap();
+        assert_eq!(log[0].event, "backfill-done");
+        assert!(
+            log[0]
+                .message
+                .contains("130 responses read, 128 leads created"),
+            "{}",
+            log[0].message
+        );
+        assert_eq!(log[1].event, "backfill-requested");
+    }
 }
