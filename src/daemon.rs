@@ -169,6 +169,10 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         hangup,
         cancel.clone(),
     ));
+    tracker.spawn(crate::telemetry::disk::watch_recovery(
+        state_dir(&opts.state),
+        cancel.clone(),
+    ));
     if let Some(every) = engine::systemd::watchdog_interval() {
         tracker.spawn(engine::systemd::watchdog(every, cancel.clone()));
     }
@@ -192,4 +196,12 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The directory that holds the state file (its file system is the one that fills up).
+fn state_dir(state: &std::path::Path) -> std::path::PathBuf {
+    match state.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
 }
