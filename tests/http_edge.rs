@@ -510,6 +510,25 @@ async fn chats_say_who_they_are_offered_to_and_page_their_messages() {
     assert_eq!(texts(&last), ["three", "four", "five"]);
     assert_eq!(last["messagesNextCursor"], serde_json::Value::Null);
 
+    // The list embeds only the newest 20 of a long chat's messages, and says how many there are.
+    for n in 6..=26 {
+        send(
+            &daemon,
+            "shop",
+            &format!("p{n}"),
+            "buyer-1",
+            &format!("m{n}"),
+        )
+        .await;
+    }
+    let (code, list) = call(&daemon, Method::GET, "/api/v1/chats", BOB, None).await;
+    assert_eq!(code, 200, "{list}");
+    let listed = &list["items"][0];
+    assert_eq!(listed["messagesTotal"], 26, "{listed}");
+    let newest = texts(listed);
+    assert_eq!(newest.len(), 20);
+    assert_eq!((newest[0].as_str(), newest[19].as_str()), ("m7", "m26"));
+
     let (code, accepted) = call(
         &daemon,
         Method::POST,
