@@ -43,6 +43,8 @@ pub enum Fault {
 struct Armed {
     trigger: Vec<u8>,
     fault: Fault,
+    /// Stays armed after it fires ([`FaultProxy::arm_every`]).
+    every: bool,
 }
 
 struct Shared {
@@ -90,7 +92,31 @@ impl FaultProxy {
             .unwrap_or_else(PoisonError::into_inner) = Some(Armed {
             trigger: trigger.to_vec(),
             fault,
+            every: false,
         });
+    }
+
+    /// Arms `fault` for every connection that sends `trigger`, until [`FaultProxy::disarm`]:
+    /// a peer that fails the same way on every attempt (retries included).
+    pub fn arm_every(&self, trigger: &[u8], fault: Fault) {
+        *self
+            .shared
+            .armed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Armed {
+            trigger: trigger.to_vec(),
+            fault,
+            every: true,
+        });
+    }
+
+    /// Removes the armed fault, if any: the peer heals.
+    pub fn disarm(&self) {
+        *self
+            .shared
+            .armed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// How many armed faults have fired so far.
@@ -200,7 +226,12 @@ async fn upstream(
 /// Takes the armed fault when `window` (the client's bytes so far, trimmed) holds its trigger.
 fn take_if_triggered(shared: &Shared, window: &mut Vec<u8>) -> Option<Fault> {
     let mut armed = shared.armed.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(Armed { trigger, fault }) = armed.as_ref() else {
+    let Some(Armed {
+        trigger,
+        fault,
+        every,
+    }) = armed.as_ref()
+    else {
         window.clear();
         return None;
     };
@@ -209,7 +240,9 @@ fn take_if_triggered(shared: &Shared, window: &mut Vec<u8>) -> Option<Fault> {
         .any(|w| w == trigger.as_slice())
     {
         let fault = *fault;
-        *armed = None;
+        if !every {
+            *armed = None;
+        }
         shared.taken.fetch_add(1, Ordering::SeqCst);
         return Some(fault);
     }
