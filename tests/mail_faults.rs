@@ -2,7 +2,8 @@
 //! (tests/support/faults.rs): an IMAP connection cut in the middle of a FETCH (Dovecot), an SMTP
 //! server that stalls after DATA (aiosmtpd), and a Graph answer cut in the middle of its JSON
 //! body (the Graph fake). Each failed run or delivery is retried, nothing is lost or doubled,
-//! and the object's status (or the message's delivery) says what happened.
+//! and the object's status (or the message's delivery) says what happened; thirty failed runs
+//! in a row leave the daemon's memory where it was.
 
 #[path = "support/graph_fake.rs"]
 mod graph_fake;
