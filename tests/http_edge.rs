@@ -112,6 +112,62 @@ async fn idle_connections_beyond_the_cap_are_refused_and_cost_no_memory() {
     drop(idle);
 }
 
+/// The value of the unlabelled sample `name` in `/metrics`.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (n, value) = line.split_once(' ')?;
+        (n == name).then(|| value.parse().ok())?
+    })
+}
+
+// REQ: SPEC metrics (the listener's connections: open now, refused at maxConnections)
+#[tokio::test(flavor = "multi_thread")]
+async fn open_and_refused_connections_are_counted() {
+    // Idle connections are held for the whole test (headerReadTimeout), the clients' pooled
+    // ones are let go at once (idleTimeout).
+    let daemon = start(
+        "  http: {headerReadTimeout: 60s, idleTimeout: 1s, maxConnections: 6, maxHeaderBytes: 8192}",
+    )
+    .await;
+    let open_is = |want: f64| {
+        let daemon = &daemon;
+        move || async move {
+            sample(&daemon.metrics().await, "switchboard_http_connections") == Some(want)
+        }
+    };
+    // The scrape's own connection is the only one.
+    eventually("one open connection", &daemon, open_is(1.0)).await;
+
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(connect(&daemon).await);
+    }
+    eventually(
+        "five idle connections and the scrape",
+        &daemon,
+        open_is(6.0),
+    )
+    .await;
+
+    // The cap is 6: of four more, the first may get the scrape's place, the others are
+    // closed at once.
+    for _ in 0..4 {
+        held.push(connect(&daemon).await);
+    }
+    for stream in held.iter_mut().skip(6) {
+        let said = wait_closed(stream, Duration::from_secs(30)).await;
+        assert!(said.is_empty(), "{}", String::from_utf8_lossy(&said));
+    }
+    drop(held);
+    eventually("the held connections are gone", &daemon, open_is(1.0)).await;
+    let refused = sample(
+        &daemon.metrics().await,
+        "switchboard_http_connections_refused_total",
+    )
+    .expect("the refused counter is exported");
+    assert!(refused >= 3.0, "refused {refused}");
+}
+
 // REQ: SPEC HTTP (Settings.http.maxHeaderBytes; every error answered as JSON)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_huge_head_is_431_and_bare_errors_carry_the_error_json() {

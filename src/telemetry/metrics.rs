@@ -11,8 +11,8 @@ use std::fmt;
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
 use prometheus::proto::{LabelPair, MetricType};
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Buckets for `switchboard_reconcile_duration_seconds`: applying one kind takes milliseconds
@@ -85,6 +85,12 @@ pub struct Metrics {
     /// `switchboard_http_requests_total{route,status}`; route is the matched route template
     /// (`/webhooks/telegram/{channel}`), never the raw path, status the numeric HTTP status.
     pub http_requests_total: IntCounterVec,
+    /// `switchboard_http_connections`: connections the listener holds now (at most
+    /// `Settings.http.maxConnections`).
+    pub http_connections: IntGauge,
+    /// `switchboard_http_connections_refused_total`: connections closed as soon as accepted
+    /// because `Settings.http.maxConnections` were open.
+    pub http_connections_refused_total: IntCounter,
     /// `switchboard_build_info{version}`, always 1.
     pub build_info: IntGaugeVec,
     /// Every family registered above, with its type and label names, in registration order.
@@ -312,6 +318,20 @@ impl Metrics {
                     &["route", "status"],
                 ),
             ),
+            http_connections: register(
+                r,
+                IntGauge::new(
+                    "switchboard_http_connections",
+                    "HTTP connections open now (at most Settings.http.maxConnections).",
+                ),
+            ),
+            http_connections_refused_total: register(
+                r,
+                IntCounter::new(
+                    "switchboard_http_connections_refused_total",
+                    "HTTP connections closed at once because Settings.http.maxConnections were open.",
+                ),
+            ),
             build_info: register(
                 r,
                 IntGaugeVec::new(
@@ -507,6 +527,8 @@ mod tests {
         "switchboard_mail_messages_total",
         "switchboard_leads_created_total",
         "switchboard_http_requests_total",
+        "switchboard_http_connections",
+        "switchboard_http_connections_refused_total",
         "switchboard_build_info",
         "switchboard_state_disk_full",
     ];
@@ -557,6 +579,8 @@ mod tests {
         m.http_requests_total
             .with_label_values(&["/webhooks/telegram/{channel}", "200"])
             .inc();
+        m.http_connections.set(2);
+        m.http_connections_refused_total.inc();
     }
 
     #[test]
