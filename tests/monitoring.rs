@@ -102,8 +102,9 @@ fn alerts() -> Vec<Value> {
         .collect()
 }
 
-// REQ: BX-05 (issue 17 item 6: alert rules checked with promtool check rules and unit-tested
-// with promtool test rules)
+// REQ: BX-05 (issue 17 item 6 only, not the PostgreSQL store: alert rules checked with
+// `promtool check rules` and unit-tested with `promtool test rules`)
+// REQ: BX-04 (the alert on a grant needing consent, written against its planned metrics)
 #[test]
 fn alert_rules_pass_promtool_check_and_their_unit_tests() {
     let said = promtool(&["check", "rules", rules_file().to_str().unwrap()]);
