@@ -6,7 +6,7 @@
 #   tests/run.sh --test mail_imap   # arguments go to `cargo test`
 #
 # The suite starts real peers on loopback ports: Dovecot (IMAP), aiosmtpd (SMTP) with a
-# throwaway CA made by openssl, Radicale (CardDAV/CalDAV), promtool for the metrics format,
+# throwaway CA made by openssl, Radicale (CardDAV/CalDAV), promtool (metrics format, rules),
 # systemd-analyze for the unit's exposure, curl for the contact-center demo. On Debian or Ubuntu the missing ones are installed
 # with apt-get (through sudo when not root). Dovecot's test instances run as root; without root
 # the mail tests fail with a message that says so. `.ci/run` calls this script.
@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)          # promtool: metrics format
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)          # promtool: metrics, rules
 command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)      # unit exposure check
 command -v dovecot >/dev/null 2>&1 || need_pkgs+=(dovecot-imapd)        # mail tests: real IMAP
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_pkgs+=(python3-aiosmtpd)  # SMTP

@@ -151,7 +151,11 @@ pub async fn serve(
         .settings()
         .map(|s| server::Limits::from(&s.http))
         .unwrap_or_default();
-    server::serve(listener, router(state), limits, shutdown).await
+    let connections = server::ConnectionMetrics {
+        open: state.metrics.http_connections.clone(),
+        refused: state.metrics.http_connections_refused_total.clone(),
+    };
+    server::serve(listener, router(state), limits, connections, shutdown).await
 }
 
 async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {
