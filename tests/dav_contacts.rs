@@ -21,6 +21,7 @@ use switchboard::store::{Store, StoreHandle};
 use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
+use support::faults::Fault;
 use support::radicale::radicale;
 use support::{Daemon, eventually, free_port};
 
@@ -38,6 +39,11 @@ struct Rig {
 
 /// `spec` is the ContactSync's spec after `account`, indented two spaces.
 async fn rig(user: &str, spec: &str) -> Rig {
+    rig_via(user, spec, &radicale().base()).await
+}
+
+/// As [`rig`], with the DavAccount's URL at `base` (a proxy in front of Radicale).
+async fn rig_via(user: &str, spec: &str, base: &str) -> Rig {
     let book = radicale().user_with_addressbook(user, PASSWORD).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config");
@@ -49,7 +55,6 @@ async fn rig(user: &str, spec: &str) -> Rig {
             "apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: owner}}\nspec: {{displayName: Owner, email: owner@example.com}}\n---\n\
              apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {{name: home}}\nspec:\n  user: owner\n  url: {base}/\n  username: {user}\n  password: {{file: dav-password.txt}}\n---\n\
              apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: home\n{spec}\n",
-            base = radicale().base(),
         ),
     )
     .expect("manifest");
@@ -383,6 +388,104 @@ async fn a_refused_sync_token_falls_back_to_a_listing_without_duplicates() {
         radicale().requests_by(&rig.user) - before,
         1,
         "the new token works"
+    );
+}
+
+/// What a server without RFC 6578 answers to `sync-collection`.
+const NO_SYNC_COLLECTION: &str =
+    "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+#[tokio::test]
+async fn a_server_without_sync_collection_is_synced_by_comparing_etags() {
+    // REQ: BX-01 (a server without sync-collection: ETag comparison of a PROPFIND listing;
+    // a no-change run is still one request)
+    // REQ: CS-04 (only what changed is read)
+    let proxy = support::faults::FaultProxy::start(radicale().port).await;
+    proxy.arm_every(b"sync-collection", Fault::Answer(NO_SYNC_COLLECTION));
+    let base = format!("http://127.0.0.1:{}", proxy.port());
+    let rig = rig_via("dav-no-sync", TWO_WAY, &base).await;
+    for name in ["a", "b", "c"] {
+        rig.put(
+            &format!("{name}.vcf"),
+            &card(
+                name,
+                &format!("FN:{name}\r\nN:;{name};;;\r\nEMAIL:{name}@example.org\r\n"),
+            ),
+        )
+        .await;
+    }
+    assert_eq!(rig.sync().await.items_in, 3);
+    assert_eq!(proxy.taken(), 1, "the REPORT was tried once and refused");
+    assert_eq!(rig.contacts().await.len(), 3);
+
+    let before = radicale().requests_by(&rig.user);
+    assert_eq!(rig.sync().await, SyncReport::default());
+    assert_eq!(
+        radicale().requests_by(&rig.user) - before,
+        1,
+        "a no-change run is one PROPFIND; log:\n{}",
+        radicale().log()
+    );
+    assert_eq!(
+        proxy.taken(),
+        1,
+        "the refusal is remembered: no REPORT tried again"
+    );
+
+    // b changed and c removed there, d added: read b and d, unlink c.
+    rig.put(
+        "b.vcf",
+        &card(
+            "b",
+            "FN:Bea Changed\r\nN:Changed;Bea;;;\r\nEMAIL:b@example.org\r\n",
+        ),
+    )
+    .await;
+    rig.put(
+        "d.vcf",
+        &card("d", "FN:d\r\nN:;d;;;\r\nEMAIL:d@example.org\r\n"),
+    )
+    .await;
+    let url = format!("{}c.vcf", rig.book);
+    let (status, _, _) = radicale()
+        .request(&rig.user, PASSWORD, "DELETE", &url, &[], None)
+        .await;
+    assert_eq!(status, 200);
+    let before = radicale().requests_by(&rig.user);
+    let report = rig.sync().await;
+    assert_eq!(report.items_in, 3, "b and d read, c unlinked: {report:?}");
+    assert_eq!(
+        radicale().requests_by(&rig.user) - before,
+        2,
+        "one PROPFIND and one multiget of the two changed items"
+    );
+    assert_eq!(
+        rig.contact_with("b@example.org").await.name.as_deref(),
+        Some("Bea Changed")
+    );
+    let c = rig.contact_with("c@example.org").await;
+    assert_eq!(
+        rig.href_of(c.id).await,
+        None,
+        "deletes: keep unlinks (CS-05)"
+    );
+    assert_eq!(rig.contacts().await.len(), 4, "nothing doubled");
+
+    // A contact made here is still exported through the same server.
+    let id = rig
+        .create_local(ContactChanges {
+            name: Some(Some("Made Here".into())),
+            emails: Some(vec!["here@example.org".into()]),
+            ..ContactChanges::default()
+        })
+        .await;
+    assert_eq!(rig.sync().await.items_out, 1);
+    let href = rig.href_of(id).await.expect("linked");
+    assert!(rig.items().await.contains(&href));
+    assert_eq!(
+        rig.sync().await,
+        SyncReport::default(),
+        "its own write is not read back"
     );
 }
 

@@ -121,6 +121,25 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
+    /// Every `(remote id, remote version)` sync object `sync` links for records of `kind`: one
+    /// read for a whole listing's "which of these changed" (ETag comparison).
+    pub fn sync_versions(
+        &self,
+        sync: &str,
+        kind: RecordKind,
+    ) -> Result<Vec<(String, Option<String>)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT remote_id, remote_version FROM sync_records
+                 WHERE sync = ?1 AND record_kind = ?2",
+            )
+            .and_then(|mut s| {
+                s.query_map(params![sync, kind.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.err(e))
+    }
+
     /// Forgets the link between sync object `sync` and record `(kind, id)` (CS-05's
     /// `deletes: keep`: the record stays, it is no longer synced with that item).
     pub fn unlink_sync_record(

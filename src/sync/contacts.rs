@@ -54,6 +54,9 @@ use super::vcard::{self, CardFields};
 
 /// How many journal entries one push step reads.
 const JOURNAL_BATCH: usize = 500;
+/// The `listing <collection>` checkpoint of a collection listed by PROPFIND and ETags (its
+/// server has no `sync-collection`); absent: listed by `sync-collection`.
+const LISTING_PROPFIND: &str = "propfind";
 /// How many times a write that met a 412 is re-read, resolved and tried again.
 const CONFLICT_RETRIES: usize = 3;
 
@@ -195,6 +198,22 @@ impl ContactSyncConnector {
                 }
             )));
         }
+        let (origin, at) = (self.origin.clone(), ctx.clock.now());
+        let without_sync: Vec<String> = found
+            .iter()
+            .filter(|c| c.sync_collection == Some(false) && selected.contains(&c.url))
+            .map(|c| format!("listing {}", c.url))
+            .collect();
+        if !without_sync.is_empty() {
+            ctx.store
+                .call(move |s| {
+                    without_sync.iter().try_for_each(|scope| {
+                        s.set_sync_checkpoint(&origin, scope, Some(LISTING_PROPFIND), at)
+                    })
+                })
+                .await
+                .map_err(store_err)?;
+        }
         let text = std::iter::once(self.collections_key.clone())
             .chain(selected.iter().map(|u| u.to_string()))
             .collect::<Vec<_>>()
@@ -224,41 +243,63 @@ impl ContactSyncConnector {
         imported: &mut Vec<i64>,
     ) -> Result<(), ConnectorError> {
         let scope = format!("token {collection}");
-        let (origin, scope2) = (self.origin.clone(), scope.clone());
-        let token = ctx
+        let listing_scope = format!("listing {collection}");
+        let (origin, scope2, listing2) =
+            (self.origin.clone(), scope.clone(), listing_scope.clone());
+        let (token, listing) = ctx
             .store
-            .call(move |s| s.sync_checkpoint(&origin, &scope2))
+            .call(move |s| {
+                Ok((
+                    s.sync_checkpoint(&origin, &scope2)?,
+                    s.sync_checkpoint(&origin, &listing2)?,
+                ))
+            })
             .await
             .map_err(store_err)?;
-        let (delta, full) = match self
-            .client
-            .sync_collection(collection, token.as_deref())
-            .await
-        {
-            Err(DavError::InvalidSyncToken) => {
-                tracing::warn!(sync = %self.origin, collection = %collection, "the server refused the sync token; listing the address book again");
-                let delta = self
-                    .client
-                    .sync_collection(collection, None)
-                    .await
-                    .map_err(dav_err)?;
-                (delta, true)
+        let by_propfind = listing.as_deref() == Some(LISTING_PROPFIND);
+        // `full`: the answer lists everything there is (not a delta), so linked items it
+        // does not list were removed there.
+        let (delta, full) = if by_propfind {
+            (self.list_by_etags(collection).await?, true)
+        } else {
+            match self
+                .client
+                .sync_collection(collection, token.as_deref())
+                .await
+            {
+                Err(DavError::InvalidSyncToken) => {
+                    tracing::warn!(sync = %self.origin, collection = %collection, "the server refused the sync token; listing the address book again");
+                    match self.client.sync_collection(collection, None).await {
+                        Err(DavError::SyncUnsupported) => {
+                            self.remember_propfind(ctx, &listing_scope).await?;
+                            (self.list_by_etags(collection).await?, true)
+                        }
+                        other => (other.map_err(dav_err)?, true),
+                    }
+                }
+                Err(DavError::SyncUnsupported) => {
+                    tracing::info!(sync = %self.origin, collection = %collection, "the server does not do sync-collection; comparing the ETags of a PROPFIND listing instead");
+                    self.remember_propfind(ctx, &listing_scope).await?;
+                    (self.list_by_etags(collection).await?, true)
+                }
+                other => (other.map_err(dav_err)?, token.is_none()),
             }
-            other => (other.map_err(dav_err)?, token.is_none()),
         };
         // What needs reading: items whose ETag is not the one last seen.
-        let mut wanted = Vec::new();
-        for (href, etag) in &delta.changed {
-            let (origin, h) = (self.origin.clone(), href.clone());
-            let known = ctx
-                .store
-                .call(move |s| s.sync_record_by_remote(&origin, RecordKind::Contact, &h))
-                .await
-                .map_err(store_err)?;
-            if known.is_none_or(|k| etag.is_none() || k.remote_version != *etag) {
-                wanted.push(href.clone());
-            }
-        }
+        let origin = self.origin.clone();
+        let known: std::collections::HashMap<String, Option<String>> = ctx
+            .store
+            .call(move |s| s.sync_versions(&origin, RecordKind::Contact))
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .collect();
+        let wanted: Vec<String> = delta
+            .changed
+            .iter()
+            .filter(|(href, etag)| known.get(href).is_none_or(|k| etag.is_none() || k != etag))
+            .map(|(href, _)| href.clone())
+            .collect();
         for batch in wanted.chunks(MULTIGET_BATCH) {
             Self::check_cancel(ctx)?;
             let items = self
@@ -277,26 +318,20 @@ impl ContactSyncConnector {
             }
         }
         // Removed items: reported as such on a delta; on a full listing, the linked items it
-        // no longer lists (an initial listing's 404 entries are old history, not ours).
+        // no longer lists (an initial listing's 404 entries are old history, not ours; with
+        // no links yet there is nothing to compare).
         let mut removed: Vec<String> = if full {
             Vec::new()
         } else {
             delta.removed.clone()
         };
-        if full && token.is_some() {
+        if full {
             let listed: std::collections::HashSet<&str> =
                 delta.changed.iter().map(|(h, _)| h.as_str()).collect();
-            let origin = self.origin.clone();
-            let links = ctx
-                .store
-                .call(move |s| s.sync_links(&origin, RecordKind::Contact))
-                .await
-                .map_err(store_err)?;
             let prefix = collection.path().to_owned();
             removed.extend(
-                links
-                    .into_iter()
-                    .map(|(_, href)| href)
+                known
+                    .into_keys()
                     .filter(|h| h.starts_with(&prefix) && !listed.contains(h.as_str())),
             );
         }
@@ -312,6 +347,33 @@ impl ContactSyncConnector {
             .await
             .map_err(store_err)?;
         Ok(())
+    }
+
+    /// A server without `sync-collection`: the collection's items and ETags by PROPFIND, as
+    /// a full listing (no token).
+    async fn list_by_etags(
+        &self,
+        collection: &Url,
+    ) -> Result<super::dav::SyncDelta, ConnectorError> {
+        let changed = self.client.list_etags(collection).await.map_err(dav_err)?;
+        Ok(super::dav::SyncDelta {
+            token: None,
+            changed,
+            removed: Vec::new(),
+        })
+    }
+
+    /// Remembers that a collection is listed by PROPFIND, so later runs cost one request.
+    async fn remember_propfind(
+        &self,
+        ctx: &SyncContext<'_>,
+        scope: &str,
+    ) -> Result<(), ConnectorError> {
+        let (origin, scope, at) = (self.origin.clone(), scope.to_owned(), ctx.clock.now());
+        ctx.store
+            .call(move |s| s.set_sync_checkpoint(&origin, &scope, Some(LISTING_PROPFIND), at))
+            .await
+            .map_err(store_err)
     }
 
     /// A remote item is gone: CS-05.
@@ -881,10 +943,12 @@ mod tests {
             Collection {
                 url: Url::parse("http://h/a/contacts/").expect("url"),
                 display_name: Some("Contacts".into()),
+                sync_collection: None,
             },
             Collection {
                 url: Url::parse("http://h/a/work/").expect("url"),
                 display_name: None,
+                sync_collection: Some(false),
             },
         ];
         let pick = |names: &[&str]| {
