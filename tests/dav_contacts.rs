@@ -593,6 +593,18 @@ async fn a_conflict_seen_on_pull_keeps_the_newer_remote_change_and_unions_tags()
     .await;
     rig.sync().await;
     assert_eq!(rig.conflicts(), 1);
+    let record = rig
+        .store
+        .call(|s| s.sync_run_records())
+        .await
+        .expect("run records")
+        .remove("ContactSync/book")
+        .expect("a run record");
+    assert_eq!(
+        (record.last_conflicts, record.conflicts_total),
+        (1, 1),
+        "the conflict is in the run record the objects view shows"
+    );
     let eve = rig.contact_with("eve@example.org").await;
     assert_eq!(eve.name.as_deref(), Some("Eve There"), "the later REV wins");
     assert_eq!(eve.tags, ["here", "one", "there"]);
@@ -676,13 +688,10 @@ async fn the_daemon_exports_an_api_contact_and_never_shows_the_password() {
     let port = free_port();
     let mut files = support::base_config(port);
     files.push(support::records::admin_file());
-    files.push((
-        "dav.yaml",
-        format!(
-            "apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {{name: home}}\nspec:\n  user: root\n  url: {base}/\n  username: {user}\n  password: {{env: SB_DAV_PASSWORD}}\n---\n\
-             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: home\n  import: {{enabled: true}}\n  export: {{enabled: true}}\n",
-            base = radicale().base()
-        ),
+    files.push(support::radicale::contact_sync_manifest(
+        &radicale().base(),
+        user,
+        "",
     ));
     let env = [("SB_TEST_SECRET", "unused"), ("SB_DAV_PASSWORD", PASSWORD)];
     let mut daemon = Daemon::start(port, &files, &env);
@@ -834,6 +843,11 @@ async fn switchboard_sync_runs_a_contact_sync_in_process_without_a_daemon() {
         .unwrap_or_else(|| panic!("no ContactSync/book in {status}"));
     assert_eq!(row["itemsIn"], 1, "{row}");
     assert_eq!(row["state"], "ready", "{row}");
+    assert_eq!(
+        row["sync"]["lastRun"],
+        json!({"itemsIn": 1, "itemsOut": 0, "conflicts": 0}),
+        "the in-process run records its run as the daemon's does: {row}"
+    );
 }
 
 #[tokio::test]
@@ -909,5 +923,134 @@ fn validate_checks_a_dav_account_and_the_sync_over_it() {
     assert!(
         text.contains("or a DavAccount"),
         "the hint names DavAccount: {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_objects_view_shows_runs_and_switchboard_sync_asks_the_daemon() {
+    // REQ: BX-01 (status per sync object: last sync, items each way in the last run and in
+    // all, conflicts, current error; `switchboard sync ContactSync/NAME` through the daemon)
+    // REQ: CS-04
+    let user = "dav-status";
+    let book = radicale().user_with_addressbook(user, PASSWORD).await;
+    for name in ["s1", "s2"] {
+        radicale()
+            .put_card(
+                user,
+                PASSWORD,
+                &format!("{book}{name}.vcf"),
+                &card(
+                    name,
+                    &format!("FN:{name}\r\nN:;{name};;;\r\nEMAIL:{name}@example.org\r\n"),
+                ),
+            )
+            .await;
+    }
+    let port = free_port();
+    let mut files = support::base_config(port);
+    files.push(support::records::admin_file());
+    files.push(support::radicale::contact_sync_manifest(
+        &radicale().base(),
+        user,
+        "",
+    ));
+    let env = [("SB_TEST_SECRET", "unused"), ("SB_DAV_PASSWORD", PASSWORD)];
+    let mut daemon = Daemon::start(port, &files, &env);
+    daemon.wait_ready().await;
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(daemon.config_dir())
+            .arg("--state")
+            .arg(daemon.dir.path().join("state.db"))
+            .args(args)
+            .env("SB_TEST_SECRET", "unused")
+            .env("SB_DAV_PASSWORD", PASSWORD)
+            .env("SWITCHBOARD_TOKEN", support::ADMIN_TOKEN)
+            .output()
+            .expect("run switchboard");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = cli(&["sync", "ContactSync/book"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("requested from the running daemon"), "{text}");
+    let done = |items_in: u64| {
+        let daemon = &daemon;
+        move || async move {
+            let objects = daemon.objects().await;
+            support::find(&objects, "ContactSync", "book").is_some_and(|o| {
+                o["state"] == "ready" && o["sync"]["lastRun"]["itemsIn"] == items_in
+            })
+        }
+    };
+    eventually("the daemon ran the requested sync", &daemon, done(2)).await;
+
+    // One more card there and a contact made here: the second run moves one each way.
+    radicale()
+        .put_card(
+            user,
+            PASSWORD,
+            &format!("{book}s3.vcf"),
+            &card("s3", "FN:s3\r\nN:;s3;;;\r\nEMAIL:s3@example.org\r\n"),
+        )
+        .await;
+    let created = support::records::request(
+        &daemon,
+        Method::POST,
+        "/api/v1/contacts",
+        support::records::ROOT,
+        &[],
+        Some((
+            "application/json",
+            json!({"name": "Here", "emails": ["here@example.org"]}),
+        )),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let (ok, text) = cli(&["sync", "ContactSync/book"]);
+    assert!(ok, "{text}");
+    eventually("the second run is recorded", &daemon, done(1)).await;
+    let objects = daemon.objects().await;
+    let o = support::find(&objects, "ContactSync", "book").expect("the sync object");
+    let mut shape = o.clone();
+    for volatile in ["lastSuccessAt", "appliedAt"] {
+        assert!(o[volatile].is_string(), "{volatile} in {o}");
+        shape[volatile] = json!("<time>");
+    }
+    assert_eq!(
+        shape,
+        json!({
+            "kind": "ContactSync", "name": "book", "state": "ready", "reason": null,
+            "lastSuccessAt": "<time>", "lastError": null, "lastErrorAt": null,
+            "runsOk": 2, "runsFailed": 0, "itemsIn": 3, "itemsOut": 1,
+            "generation": 1, "appliedAt": "<time>",
+            "sync": {
+                "lastRun": {"itemsIn": 1, "itemsOut": 1, "conflicts": 0},
+                "conflictsTotal": 0,
+                "currentError": null,
+                "progress": null
+            }
+        }),
+        "the objects view of a contact sync"
+    );
+    let metrics = daemon.metrics().await;
+    for line in [
+        r#"switchboard_sync_runs_total{kind="ContactSync",name="book",result="success"} 2"#,
+        r#"switchboard_sync_items_total{direction="in",kind="ContactSync",name="book"} 3"#,
+        r#"switchboard_sync_items_total{direction="out",kind="ContactSync",name="book"} 1"#,
+        r#"switchboard_sync_last_success_timestamp_seconds{kind="ContactSync",name="book"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    let (ok, status) = cli(&["status"]);
+    assert!(ok, "{status}");
+    assert!(
+        status.contains("last run: 1 in, 1 out, 0 conflicts; 0 conflicts in all"),
+        "{status}"
     );
 }

@@ -3,6 +3,11 @@
 //! only the properties Switchboard models), per-sync checkpoints by scope (a collection's sync
 //! token, the journal position exported up to), and the one transaction in which an imported
 //! remote contact is found or created, written and linked to its remote item.
+//!
+//! A sync object's *run record* lives among its checkpoints too (scopes `run`, `conflicts`,
+//! `progress`): what its last successful run moved, the conflicts it resolved in all, and how
+//! far the run in progress got ([`SyncRunRecord`], written through `sync::report`). No
+//! migration: checkpoints are key/value by design.
 
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
@@ -28,7 +33,134 @@ pub struct RemoteContact<'a> {
     pub changes: ContactChanges,
 }
 
+/// How far a sync's current run got: items done of the items known to need work.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncProgress {
+    /// Items read or written so far in this run.
+    pub done: u64,
+    /// Items this run knows it has to read or write.
+    pub known: u64,
+}
+
+/// What a sync object's runs recorded beside the engine's object status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyncRunRecord {
+    /// Items read in the last successful run.
+    pub last_in: u64,
+    /// Items written in the last successful run.
+    pub last_out: u64,
+    /// Conflicts resolved in the last successful run.
+    pub last_conflicts: u64,
+    /// Conflicts resolved in all runs.
+    pub conflicts_total: u64,
+    /// The run in progress, while one runs.
+    pub progress: Option<SyncProgress>,
+}
+
+const SCOPE_RUN: &str = "run";
+const SCOPE_CONFLICTS: &str = "conflicts";
+const SCOPE_PROGRESS: &str = "progress";
+
+/// `"a b"` or `"a b c"` as numbers (the run record's checkpoint values).
+fn numbers(text: &str) -> Vec<u64> {
+    text.split_whitespace()
+        .map(|n| n.parse().unwrap_or(0))
+        .collect()
+}
+
 impl Store {
+    /// Records the end of a sync's run: the last run's counts, `conflicts` added to the
+    /// total (those of a failed run too: they were resolved), the progress cleared. A failed
+    /// run (`moved` is `None`) keeps the last successful run's counts.
+    pub fn record_sync_run(
+        &mut self,
+        sync: &str,
+        moved: Option<(u64, u64)>,
+        conflicts: u64,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        let total = self
+            .sync_checkpoint(sync, SCOPE_CONFLICTS)?
+            .map_or(0, |t| numbers(&t).first().copied().unwrap_or(0))
+            .saturating_add(conflicts);
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| db_error(&path, e))?;
+        let set = |scope: &str, value: Option<String>| match value {
+            Some(value) => tx.execute(
+                "INSERT INTO sync_checkpoints (sync, scope, value, updated_at)
+                 VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (sync, scope) DO UPDATE SET
+                    value = excluded.value, updated_at = excluded.updated_at",
+                params![sync, scope, value, format_ts(at)],
+            ),
+            None => tx.execute(
+                "DELETE FROM sync_checkpoints WHERE sync = ?1 AND scope = ?2",
+                params![sync, scope],
+            ),
+        };
+        let result = (|| {
+            if let Some((items_in, items_out)) = moved {
+                set(
+                    SCOPE_RUN,
+                    Some(format!("{items_in} {items_out} {conflicts}")),
+                )?;
+            }
+            set(SCOPE_CONFLICTS, Some(total.to_string()))?;
+            set(SCOPE_PROGRESS, None)
+        })();
+        result.map_err(|e| db_error(&path, e))?;
+        tx.commit().map_err(|e| db_error(&path, e))
+    }
+
+    /// Sets how far the run in progress of `sync` got.
+    pub fn set_sync_progress(
+        &mut self,
+        sync: &str,
+        progress: SyncProgress,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let value = format!("{} {}", progress.done, progress.known);
+        self.set_sync_checkpoint(sync, SCOPE_PROGRESS, Some(&value), at)
+    }
+
+    /// Every sync object's run record, by origin (`ContactSync/home`).
+    pub fn sync_run_records(
+        &self,
+    ) -> Result<std::collections::BTreeMap<String, SyncRunRecord>, StoreError> {
+        let rows: Vec<(String, String, String)> = self
+            .conn
+            .prepare_cached(
+                "SELECT sync, scope, value FROM sync_checkpoints
+                 WHERE scope IN ('run', 'conflicts', 'progress')",
+            )
+            .and_then(|mut s| {
+                s.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                    .collect()
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::BTreeMap::<String, SyncRunRecord>::new();
+        for (sync, scope, value) in rows {
+            let n = numbers(&value);
+            let at = |i: usize| n.get(i).copied().unwrap_or(0);
+            let record = out.entry(sync).or_default();
+            match scope.as_str() {
+                SCOPE_RUN => {
+                    (record.last_in, record.last_out, record.last_conflicts) =
+                        (at(0), at(1), at(2));
+                }
+                SCOPE_CONFLICTS => record.conflicts_total = at(0),
+                _ => {
+                    record.progress = Some(SyncProgress {
+                        done: at(0),
+                        known: at(1),
+                    });
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Checkpoint `scope` of sync object `sync` (`token <collection>`, `exported`).
     pub fn sync_checkpoint(&self, sync: &str, scope: &str) -> Result<Option<String>, StoreError> {
         self.conn

@@ -50,6 +50,7 @@ use crate::store::records::{
 use crate::store::sync_state::RemoteContact;
 
 use super::dav::{Collection, DavClient, DavError, MULTIGET_BATCH, Written, join};
+use super::report::RunRecorder;
 use super::vcard::{self, CardFields};
 
 /// How many journal entries one push step reads.
@@ -78,7 +79,8 @@ impl KindConnectors for ContactSyncConnectors {
 /// One `ContactSync` object over a `DavAccount`.
 pub struct ContactSyncConnector {
     origin: String,
-    kind_name: (String, String),
+    /// The run record: conflicts, progress, what the last run moved.
+    recorder: RunRecorder,
     url: Url,
     folders: AllOrList,
     import: bool,
@@ -148,7 +150,7 @@ impl ContactSyncConnector {
         ));
         Ok(ContactSyncConnector {
             origin: format!("ContactSync/{}", object.name),
-            kind_name: ("ContactSync".into(), object.name.clone()),
+            recorder: RunRecorder::new("ContactSync", &object.name),
             url: account.url.url().clone(),
             folders: spec.import.folders.clone(),
             import: spec.import.enabled,
@@ -300,6 +302,7 @@ impl ContactSyncConnector {
             .filter(|(href, etag)| known.get(href).is_none_or(|k| etag.is_none() || k != etag))
             .map(|(href, _)| href.clone())
             .collect();
+        self.recorder.known(wanted.len());
         for batch in wanted.chunks(MULTIGET_BATCH) {
             Self::check_cancel(ctx)?;
             let items = self
@@ -316,6 +319,7 @@ impl ContactSyncConnector {
                     imported.push(id);
                 }
             }
+            self.recorder.done(ctx, batch.len()).await?;
         }
         // Removed items: reported as such on a delta; on a full listing, the linked items it
         // no longer lists (an initial listing's 404 entries are old history, not ours; with
@@ -470,10 +474,7 @@ impl ContactSyncConnector {
     }
 
     fn count_conflict(&self, ctx: &SyncContext<'_>) {
-        ctx.metrics
-            .sync_conflicts_total
-            .with_label_values(&[&self.kind_name.0, &self.kind_name.1])
-            .inc();
+        self.recorder.conflict(ctx);
     }
 
     /// Pushes the journal's changes since the exported position.
@@ -507,6 +508,8 @@ impl ContactSyncConnector {
             for c in changes.iter().filter(|c| c.kind == RecordKind::Contact) {
                 latest.insert(c.id, c.op);
             }
+            self.recorder.known(latest.len());
+            let count = latest.len();
             for (id, op) in latest {
                 let moved = if op == ChangeOp::Delete {
                     self.push_delete(ctx, id).await?
@@ -517,6 +520,7 @@ impl ContactSyncConnector {
                     report.items_out += 1;
                 }
             }
+            self.recorder.done(ctx, count).await?;
             let (origin, at) = (self.origin.clone(), ctx.clock.now());
             ctx.store
                 .call(move |s| {
@@ -706,43 +710,52 @@ impl ContactSyncConnector {
 impl Connector for ContactSyncConnector {
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
         Box::pin(async move {
-            let mut report = SyncReport::default();
-            let before = self.client.requests();
-            let collections = self.collections(&ctx).await?;
-            let mut imported = Vec::new();
-            if self.import {
-                for c in &collections {
-                    Self::check_cancel(&ctx)?;
-                    self.pull(&ctx, c, &mut report, &mut imported).await?;
-                }
-            }
-            if self.export {
-                // A card linked to a contact Switchboard already had, or a conflict resolved
-                // in favour of this side, may leave the contact with more than the card says
-                // (the union): write it back now. A contact the card describes exactly
-                // costs nothing (the patched card equals the stored one).
-                let seq = ctx
-                    .store
-                    .call(|s| s.last_change_seq())
-                    .await
-                    .map_err(store_err)?;
-                for id in imported {
-                    Self::check_cancel(&ctx)?;
-                    if self.push_contact(&ctx, &collections[0], id, seq).await? {
-                        report.items_out += 1;
-                    }
-                }
-                self.push(&ctx, &collections[0], &mut report).await?;
-            }
-            tracing::info!(
-                sync = %self.origin,
-                items_in = report.items_in,
-                items_out = report.items_out,
-                requests = self.client.requests() - before,
-                "contact sync done"
-            );
-            Ok(report)
+            self.recorder.start();
+            let result = self.run(&ctx).await;
+            self.recorder.finish(&ctx, result).await
         })
+    }
+}
+
+impl ContactSyncConnector {
+    /// One run: pull, then push.
+    async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
+        let mut report = SyncReport::default();
+        let before = self.client.requests();
+        let collections = self.collections(ctx).await?;
+        let mut imported = Vec::new();
+        if self.import {
+            for c in &collections {
+                Self::check_cancel(ctx)?;
+                self.pull(ctx, c, &mut report, &mut imported).await?;
+            }
+        }
+        if self.export {
+            // A card linked to a contact Switchboard already had, or a conflict resolved
+            // in favour of this side, may leave the contact with more than the card says
+            // (the union): write it back now. A contact the card describes exactly
+            // costs nothing (the patched card equals the stored one).
+            let seq = ctx
+                .store
+                .call(|s| s.last_change_seq())
+                .await
+                .map_err(store_err)?;
+            for id in imported {
+                Self::check_cancel(ctx)?;
+                if self.push_contact(ctx, &collections[0], id, seq).await? {
+                    report.items_out += 1;
+                }
+            }
+            self.push(ctx, &collections[0], &mut report).await?;
+        }
+        tracing::info!(
+            sync = %self.origin,
+            items_in = report.items_in,
+            items_out = report.items_out,
+            requests = self.client.requests() - before,
+            "contact sync done"
+        );
+        Ok(report)
     }
 }
 

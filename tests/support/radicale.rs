@@ -22,6 +22,20 @@ use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
+/// A manifest file for the test daemon: `DavAccount/home` (owned by `root`, the password from
+/// the env variable `SB_DAV_PASSWORD`) at `base` (Radicale, or a proxy in front of it) logging
+/// in as `user`, and a two-way `ContactSync/book` over it with `extra` spec lines (each
+/// indented two spaces, ending in a newline).
+pub fn contact_sync_manifest(base: &str, user: &str, extra: &str) -> (&'static str, String) {
+    (
+        "dav.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {{name: home}}\nspec:\n  user: root\n  url: {base}/\n  username: {user}\n  password: {{env: SB_DAV_PASSWORD}}\n---\n\
+             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: home\n  import: {{enabled: true}}\n  export: {{enabled: true}}\n{extra}",
+        ),
+    )
+}
+
 /// The running server.
 pub struct Radicale {
     /// All of its state: `config`, `users`, `collections/`, `radicale.log`.
