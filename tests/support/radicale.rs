@@ -160,6 +160,75 @@ impl Radicale {
         url
     }
 
+    /// A fresh user with an address book `contacts` holding `cards` (whole vCards), made by
+    /// one `PUT` of the collection (Radicale takes a whole address book in one request:
+    /// far faster than a PUT per card, which grows with the collection's size), then listed
+    /// once with `sync-collection` so that Radicale's first parse of the items is done before
+    /// a test times anything. Returns the collection URL.
+    pub async fn user_with_cards(&self, user: &str, password: &str, cards: &[String]) -> String {
+        self.add_user(user, password);
+        let url = format!("{}/{user}/contacts/", self.base());
+        let response = self
+            .request(
+                user,
+                password,
+                "PUT",
+                &url,
+                &[("content-type", "text/vcard; charset=utf-8")],
+                Some(cards.concat()),
+            )
+            .await;
+        assert!(
+            response.0 == 201 || response.0 == 204,
+            "PUT {url}: {} {}",
+            response.0,
+            response.2
+        );
+        let warm = self
+            .request(
+                user,
+                password,
+                "REPORT",
+                &url,
+                &[("depth", "1")],
+                Some("<?xml version=\"1.0\"?><d:sync-collection xmlns:d=\"DAV:\"><d:sync-token/><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>".to_owned()),
+            )
+            .await;
+        assert_eq!(warm.0, 207, "warming {url}: {}", warm.2);
+        url
+    }
+
+    /// The UIDs of the cards in `user`'s collection `book`, read from Radicale's storage
+    /// directory (one per item file; duplicates kept, so a test can find them).
+    pub fn uids_on_disk(&self, user: &str, book: &str) -> Vec<String> {
+        let dir = self
+            .dir
+            .join("collections/collection-root")
+            .join(user)
+            .join(book);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "vcf"))
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                text.lines()
+                    .find_map(|l| l.strip_prefix("UID:"))
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// How many `PUT`s under `/USER/` Radicale answered so far.
+    pub fn puts_by(&self, user: &str) -> usize {
+        let needle = format!("PUT response status for '/{user}/");
+        self.log().lines().filter(|l| l.contains(&needle)).count()
+    }
+
     /// One request as `user`: `(status, ETag, body)`.
     pub async fn request(
         &self,
