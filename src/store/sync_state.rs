@@ -440,3 +440,53 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(s: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + s, 0).expect("time")
+    }
+
+    #[test]
+    fn the_run_record_keeps_the_last_success_totals_conflicts_and_clears_progress() {
+        let mut store = Store::open_in_memory().expect("store");
+        let sync = "ContactSync/book";
+        assert!(store.sync_run_records().expect("records").is_empty());
+        store
+            .set_sync_progress(
+                sync,
+                SyncProgress {
+                    done: 100,
+                    known: 2000,
+                },
+                t(0),
+            )
+            .expect("progress");
+        let records = store.sync_run_records().expect("records");
+        assert_eq!(
+            records[sync].progress,
+            Some(SyncProgress {
+                done: 100,
+                known: 2000
+            })
+        );
+        store
+            .record_sync_run(sync, Some((2000, 3)), 2, t(1))
+            .expect("success");
+        // A failed run keeps the last success's counts, adds its conflicts to the total.
+        store.record_sync_run(sync, None, 1, t(2)).expect("failure");
+        let record = store.sync_run_records().expect("records")[sync];
+        assert_eq!(
+            record,
+            SyncRunRecord {
+                last_in: 2000,
+                last_out: 3,
+                last_conflicts: 2,
+                conflicts_total: 3,
+                progress: None,
+            }
+        );
+    }
+}
