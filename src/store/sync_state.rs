@@ -300,105 +300,46 @@ impl Store {
         item: &RemoteContact<'_>,
         at: DateTime<Utc>,
     ) -> Result<Contact, RecordError> {
-        self.record_tx(|tx, path| {
+        self.record_tx(|tx, path| import_in_tx(tx, path, item, at))
+    }
+
+    /// [`Store::import_remote_contact`] for a batch (a multiget's answer) in one transaction:
+    /// one commit instead of one per card. Each card is its own savepoint, so a card the
+    /// store refuses (its message in the answer, in `items`' order) leaves the others in; a
+    /// store failure fails the whole batch, which is then not imported at all.
+    pub fn import_remote_contacts(
+        &mut self,
+        items: &[RemoteContact<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Result<Contact, String>>, StoreError> {
+        let result = self.record_tx(|tx, path| {
             let db = |e| db_error(path, e);
-            let at = format_ts(at);
-            let linked: Option<i64> = tx
-                .query_row(
-                    "SELECT s.record_id FROM sync_records s JOIN contacts k ON k.id = s.record_id
-                     WHERE s.sync = ?1 AND s.record_kind = 'contact' AND s.remote_id = ?2
-                       AND k.deleted_at IS NULL",
-                    params![item.sync, item.remote_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db)?;
-            let mut changes = item.changes.clone();
-            let id = match linked {
-                Some(id) => id,
-                None => {
-                    let name = item.changes.name.clone().flatten();
-                    let sighting = Sighting {
-                        origin: item.sync,
-                        name: name.as_deref(),
-                        emails: item.changes.emails.clone().unwrap_or_default(),
-                        phones: item.changes.phones.clone().unwrap_or_default(),
-                        linked: None,
-                    };
-                    let id = resolve_contact(tx, &sighting, &at).map_err(db)?;
-                    // A first link to a contact Switchboard already had: keep what it knew
-                    // (its name by the merge policy, which `resolve_contact` applied; its
-                    // addresses, phones and tags beside the card's), so the export that
-                    // follows carries the union to the remote side.
-                    if let Some(current) = select_contact(tx, id).map_err(db)? {
-                        changes.name = None;
-                        if current.job_title.is_some() {
-                            changes.job_title = None;
-                        }
-                        let union = |mine: &[String], theirs: Option<Vec<String>>| {
-                            let mut all = mine.to_vec();
-                            for v in theirs.unwrap_or_default() {
-                                if !all.contains(&v) {
-                                    all.push(v);
-                                }
-                            }
-                            Some(all)
-                        };
-                        changes.emails = union(&current.emails, changes.emails.take());
-                        changes.phones = union(&current.phones, changes.phones.take());
-                        changes.tags = union(&current.tags, changes.tags.take());
-                        if current.account.is_some() {
-                            changes.account = None;
-                        }
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                tx.execute_batch("SAVEPOINT import_item").map_err(db)?;
+                match import_in_tx(tx, path, item, at) {
+                    Ok(contact) => {
+                        tx.execute_batch("RELEASE import_item").map_err(db)?;
+                        out.push(Ok(contact));
                     }
-                    id
+                    Err(RecordError::Store(e)) => return Err(RecordError::Store(e)),
+                    Err(refused) => {
+                        tx.execute_batch("ROLLBACK TO import_item; RELEASE import_item")
+                            .map_err(db)?;
+                        out.push(Err(refused.to_string()));
+                    }
                 }
-            };
-            write_contact(tx, path, id, &changes, item.sync)?;
-            touch(tx, "contacts", id, &at).map_err(db)?;
-            journal(
-                tx,
-                RecordKind::Contact,
-                id,
-                ChangeOp::Update,
-                item.sync,
-                &at,
-            )
-            .map_err(db)?;
-            let seq: i64 = tx
-                .query_row(
-                    "SELECT coalesce(max(seq), 0) FROM record_changes",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(db)?;
-            tx.execute(
-                "INSERT INTO sync_records
-                    (sync, record_kind, record_id, remote_id, remote_version, exported_seq,
-                     updated_at, remote_data)
-                 VALUES (?1, 'contact', ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (sync, record_kind, record_id) DO UPDATE SET
-                    remote_id = excluded.remote_id, remote_version = excluded.remote_version,
-                    exported_seq = excluded.exported_seq, updated_at = excluded.updated_at,
-                    remote_data = excluded.remote_data",
-                params![
-                    item.sync,
-                    id,
-                    item.remote_id,
-                    item.version,
-                    seq,
-                    at,
-                    item.data
-                ],
-            )
-            .map_err(db)?;
-            select_contact(tx, id)
-                .map_err(db)?
-                .ok_or(RecordError::NotFound {
-                    kind: "contact",
-                    id,
-                })
-        })
+            }
+            Ok(out)
+        });
+        match result {
+            Ok(out) => Ok(out),
+            Err(RecordError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("a batch import failed outside its items: {other}"),
+            }),
+        }
     }
 
     /// Whether contact `id` changed after journal position `after` by anyone but `origin`
@@ -439,6 +380,112 @@ impl Store {
             .map(|at| at.and_then(|t| super::parse_ts(&t)))
             .map_err(|e| self.err(e))
     }
+}
+
+/// The transaction of one remote contact's import (see [`Store::import_remote_contact`]).
+fn import_in_tx(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    item: &RemoteContact<'_>,
+    at: DateTime<Utc>,
+) -> Result<Contact, RecordError> {
+    let db = |e| db_error(path, e);
+    let at = format_ts(at);
+    let linked: Option<i64> = tx
+        .query_row(
+            "SELECT s.record_id FROM sync_records s JOIN contacts k ON k.id = s.record_id
+                 WHERE s.sync = ?1 AND s.record_kind = 'contact' AND s.remote_id = ?2
+                   AND k.deleted_at IS NULL",
+            params![item.sync, item.remote_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    let mut changes = item.changes.clone();
+    let id = match linked {
+        Some(id) => id,
+        None => {
+            let name = item.changes.name.clone().flatten();
+            let sighting = Sighting {
+                origin: item.sync,
+                name: name.as_deref(),
+                emails: item.changes.emails.clone().unwrap_or_default(),
+                phones: item.changes.phones.clone().unwrap_or_default(),
+                linked: None,
+            };
+            let id = resolve_contact(tx, &sighting, &at).map_err(db)?;
+            // A first link to a contact Switchboard already had: keep what it knew
+            // (its name by the merge policy, which `resolve_contact` applied; its
+            // addresses, phones and tags beside the card's), so the export that
+            // follows carries the union to the remote side.
+            if let Some(current) = select_contact(tx, id).map_err(db)? {
+                changes.name = None;
+                if current.job_title.is_some() {
+                    changes.job_title = None;
+                }
+                let union = |mine: &[String], theirs: Option<Vec<String>>| {
+                    let mut all = mine.to_vec();
+                    for v in theirs.unwrap_or_default() {
+                        if !all.contains(&v) {
+                            all.push(v);
+                        }
+                    }
+                    Some(all)
+                };
+                changes.emails = union(&current.emails, changes.emails.take());
+                changes.phones = union(&current.phones, changes.phones.take());
+                changes.tags = union(&current.tags, changes.tags.take());
+                if current.account.is_some() {
+                    changes.account = None;
+                }
+            }
+            id
+        }
+    };
+    write_contact(tx, path, id, &changes, item.sync)?;
+    touch(tx, "contacts", id, &at).map_err(db)?;
+    journal(
+        tx,
+        RecordKind::Contact,
+        id,
+        ChangeOp::Update,
+        item.sync,
+        &at,
+    )
+    .map_err(db)?;
+    let seq: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(seq), 0) FROM record_changes",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    tx.execute(
+        "INSERT INTO sync_records
+                (sync, record_kind, record_id, remote_id, remote_version, exported_seq,
+                 updated_at, remote_data)
+             VALUES (?1, 'contact', ?2, ?3, ?4, ?5, ?6, ?7)
+             ON CONFLICT (sync, record_kind, record_id) DO UPDATE SET
+                remote_id = excluded.remote_id, remote_version = excluded.remote_version,
+                exported_seq = excluded.exported_seq, updated_at = excluded.updated_at,
+                remote_data = excluded.remote_data",
+        params![
+            item.sync,
+            id,
+            item.remote_id,
+            item.version,
+            seq,
+            at,
+            item.data
+        ],
+    )
+    .map_err(db)?;
+    select_contact(tx, id)
+        .map_err(db)?
+        .ok_or(RecordError::NotFound {
+            kind: "contact",
+            id,
+        })
 }
 
 #[cfg(test)]

@@ -236,7 +236,8 @@ impl ContactSyncConnector {
         }
     }
 
-    /// Pulls one address book; adds the ids of the contacts it imported to `imported`.
+    /// Pulls one address book; adds to `imported` the ids of the contacts it imported that
+    /// hold more than their card (to be written back).
     async fn pull(
         &self,
         ctx: &SyncContext<'_>,
@@ -310,12 +311,9 @@ impl ContactSyncConnector {
                 .multiget(collection, batch)
                 .await
                 .map_err(dav_err)?;
-            for item in items {
-                if let Some(id) = self
-                    .import_item(ctx, &item.href, item.etag.as_deref(), &item.data)
-                    .await?
-                {
-                    report.items_in += 1;
+            for (id, write_back) in self.import_batch(ctx, items).await? {
+                report.items_in += 1;
+                if write_back {
                     imported.push(id);
                 }
             }
@@ -405,72 +403,82 @@ impl ContactSyncConnector {
             .map_err(store_err)
     }
 
-    /// Imports one card read from the server, resolving a conflict with a local change.
-    /// The contact's id when it was imported (`None`: skipped, with the reason logged).
-    async fn import_item(
+    /// Imports a batch of cards read from the server (one multiget's answer) in one store
+    /// call and one transaction, resolving conflicts with local changes. Returns, per
+    /// imported contact, its id and whether it must be written back (the contact holds more
+    /// than the card: a first link to a contact Switchboard already had, or a conflict
+    /// resolved towards this side). A card the store refuses is skipped, its reason logged.
+    async fn import_batch(
         &self,
         ctx: &SyncContext<'_>,
-        href: &str,
-        etag: Option<&str>,
-        data: &str,
-    ) -> Result<Option<i64>, ConnectorError> {
-        let remote = vcard::parse(data);
-        let (origin, h) = (self.origin.clone(), href.to_owned());
-        let local = ctx
+        items: Vec<super::dav::Item>,
+    ) -> Result<Vec<(i64, bool)>, ConnectorError> {
+        let parsed: Vec<(super::dav::Item, CardFields)> = items
+            .into_iter()
+            .map(|item| {
+                let fields = vcard::parse(&item.data);
+                (item, fields)
+            })
+            .collect();
+        let (origin, policy, at) = (self.origin.clone(), self.conflict.clone(), ctx.clock.now());
+        let (results, conflicts) = ctx
             .store
             .call(move |s| {
-                let Some(link) = s.sync_record_by_remote(&origin, RecordKind::Contact, &h)? else {
-                    return Ok(None);
-                };
-                let changed = s.changed_since_by_other(
-                    RecordKind::Contact,
-                    link.record_id,
-                    link.exported_seq,
-                    &origin,
-                )?;
-                if !changed {
-                    return Ok(None);
+                let mut conflicts = 0u64;
+                let mut all_changes = Vec::with_capacity(parsed.len());
+                for (item, remote) in &parsed {
+                    let changes = match local_change(s, &origin, &item.href)? {
+                        Some((contact, when)) => {
+                            conflicts += 1;
+                            resolve(&policy, &contact, when, remote)
+                        }
+                        None => changes_of(remote),
+                    };
+                    all_changes.push(changes);
                 }
-                let when = s.last_change_by_other(RecordKind::Contact, link.record_id, &origin)?;
-                Ok(s.contact(link.record_id)?.map(|c| (c, when)))
+                let remote: Vec<RemoteContact<'_>> = parsed
+                    .iter()
+                    .zip(all_changes)
+                    .map(|((item, _), changes)| RemoteContact {
+                        sync: &origin,
+                        remote_id: &item.href,
+                        version: item.etag.as_deref(),
+                        data: &item.data,
+                        changes,
+                    })
+                    .collect();
+                let imported = s.import_remote_contacts(&remote, at)?;
+                let results: Vec<(String, Result<(i64, bool), String>)> = parsed
+                    .iter()
+                    .zip(imported)
+                    .map(|((item, remote), result)| {
+                        let outcome = result.map(|contact| {
+                            // as `push_contact` decides: would the patched card differ?
+                            let uid = stable_uid(&origin, contact.id);
+                            let card =
+                                vcard::patch(Some(&item.data), &fields_of(&contact, remote), &uid);
+                            (contact.id, !vcard::same(&item.data, &card))
+                        });
+                        (item.href.clone(), outcome)
+                    })
+                    .collect();
+                Ok((results, conflicts))
             })
             .await
             .map_err(store_err)?;
-        let changes = match local {
-            Some((contact, when)) => {
-                self.count_conflict(ctx);
-                resolve(&self.conflict, &contact, when, &remote)
-            }
-            None => changes_of(&remote),
-        };
-        let (origin, h, etag, data) = (
-            self.origin.clone(),
-            href.to_owned(),
-            etag.map(str::to_owned),
-            data.to_owned(),
-        );
-        let at = ctx.clock.now();
-        let result = ctx
-            .store
-            .call(move |s| {
-                let item = RemoteContact {
-                    sync: &origin,
-                    remote_id: &h,
-                    version: etag.as_deref(),
-                    data: &data,
-                    changes,
-                };
-                refused(s.import_remote_contact(&item, at))
-            })
-            .await
-            .map_err(store_err)?;
-        match result {
-            Ok(contact) => Ok(Some(contact.id)),
-            Err(e) => {
-                tracing::warn!(sync = %self.origin, item = %href, "card not imported: {e}");
-                Ok(None)
+        for _ in 0..conflicts {
+            self.count_conflict(ctx);
+        }
+        let mut out = Vec::with_capacity(results.len());
+        for (href, result) in results {
+            match result {
+                Ok(done) => out.push(done),
+                Err(e) => {
+                    tracing::warn!(sync = %self.origin, item = %href, "card not imported: {e}");
+                }
             }
         }
+        Ok(out)
     }
 
     fn count_conflict(&self, ctx: &SyncContext<'_>) {
@@ -757,6 +765,29 @@ impl ContactSyncConnector {
         );
         Ok(report)
     }
+}
+
+/// The contact linked to remote item `href` with its last local change, when it changed here
+/// since it was last exported (a remote change to it is then a conflict).
+fn local_change(
+    s: &crate::store::Store,
+    origin: &str,
+    href: &str,
+) -> Result<Option<(Contact, Option<DateTime<Utc>>)>, StoreError> {
+    let Some(link) = s.sync_record_by_remote(origin, RecordKind::Contact, href)? else {
+        return Ok(None);
+    };
+    let changed = s.changed_since_by_other(
+        RecordKind::Contact,
+        link.record_id,
+        link.exported_seq,
+        origin,
+    )?;
+    if !changed {
+        return Ok(None);
+    }
+    let when = s.last_change_by_other(RecordKind::Contact, link.record_id, origin)?;
+    Ok(s.contact(link.record_id)?.map(|c| (c, when)))
 }
 
 /// A record write's outcome inside a store call: a store failure fails the call, a refused
