@@ -7,6 +7,10 @@ and measures the wire limit, against a Radicale on loopback. Standard library on
     dav_bench.py wire   URL USER PASSWORD KIND         one sync-collection REPORT of
                                                        everything, then one multiget of all
                                                        items; prints seconds and item count
+    dav_bench.py floor  URL USER PASSWORD KIND STATE   the server's time for the one request
+                                                       a no-change run makes: a sync-collection
+                                                       REPORT from the token in switchboard's
+                                                       STATE file; prints seconds (best of 3)
 
 KIND is `contacts` (vCards; an `events` kind with VEVENTs and calendar-multiget is the place
 the CalDAV half plugs in). URL is the collection's (`http://127.0.0.1:PORT/USER/contacts/`).
@@ -110,6 +114,31 @@ def wire(dav, kind):
     print(f"{time.monotonic() - started:.3f} {got}")
 
 
+def floor(dav, state):
+    import sqlite3
+
+    url = dav.url.geturl()
+    row = sqlite3.connect(state).execute(
+        "SELECT value FROM sync_checkpoints WHERE scope = ?", (f"token {url}",)
+    ).fetchone()
+    if row is None:
+        raise SystemExit(f"no token for {url} in {state}")
+    body = (
+        '<?xml version="1.0" encoding="utf-8"?>\n<D:sync-collection xmlns:D="DAV:">'
+        f"<D:sync-token>{row[0]}</D:sync-token><D:sync-level>1</D:sync-level>"
+        "<D:prop><D:getetag/></D:prop></D:sync-collection>"
+    )
+    best = None
+    for _ in range(3):
+        started = time.monotonic()
+        status, _ = dav.request("REPORT", dav.url.path, body, {"Depth": "1", "Content-Type": "application/xml"})
+        took = time.monotonic() - started
+        if status != 207:
+            raise SystemExit(f"sync-collection from the token: {status}")
+        best = took if best is None else min(best, took)
+    print(f"{best:.3f}")
+
+
 def main():
     command, url, user, password, kind = sys.argv[1:6]
     dav = Dav(url, user, password)
@@ -119,6 +148,8 @@ def main():
         change(dav, kind, int(sys.argv[6]), int(sys.argv[7]))
     elif command == "wire":
         wire(dav, kind)
+    elif command == "floor":
+        floor(dav, sys.argv[6])
     else:
         raise SystemExit(__doc__)
 
