@@ -41,8 +41,7 @@ pub fn run(state: &Path, format: Format) -> ExitCode {
             // The same shape as the operator API's `GET /api/v1/objects` items.
             let rows: Vec<ObjectDto> = statuses
                 .iter()
-                .cloned()
-                .map(|s| ObjectDto::new(s.clone(), &folders).with_sync(&s, &records))
+                .map(|s| ObjectDto::new(s.clone(), &folders).with_sync(s, &records))
                 .collect();
             println!(
                 "{}",

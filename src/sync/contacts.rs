@@ -448,7 +448,7 @@ impl ContactSyncConnector {
                     })
                     .collect();
                 let imported = s.import_remote_contacts(&remote, at)?;
-                let results: Vec<(String, Result<(i64, bool), String>)> = parsed
+                let results: Vec<(String, ImportOutcome)> = parsed
                     .iter()
                     .zip(imported)
                     .map(|((item, remote), result)| {
@@ -767,13 +767,19 @@ impl ContactSyncConnector {
     }
 }
 
+/// A contact changed here, with the time of its last change here.
+type LocalChange = (Contact, Option<DateTime<Utc>>);
+
+/// One card's import: its contact's id and whether to write it back, or why it was refused.
+type ImportOutcome = Result<(i64, bool), String>;
+
 /// The contact linked to remote item `href` with its last local change, when it changed here
 /// since it was last exported (a remote change to it is then a conflict).
 fn local_change(
     s: &crate::store::Store,
     origin: &str,
     href: &str,
-) -> Result<Option<(Contact, Option<DateTime<Utc>>)>, StoreError> {
+) -> Result<Option<LocalChange>, StoreError> {
     let Some(link) = s.sync_record_by_remote(origin, RecordKind::Contact, href)? else {
         return Ok(None);
     };
