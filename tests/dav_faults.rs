@@ -121,6 +121,15 @@ async fn kill_9_in_a_2000_card_first_sync_then_restart_loses_and_doubles_nothing
 
     let mut daemon = start(port, &files, &state);
     daemon.wait_ready().await;
+    let o = book(&daemon).await;
+    assert_eq!(o["state"], "pending", "not shown as still syncing: {o}");
+    assert!(
+        o["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("interrupted")),
+        "{o}"
+    );
+    assert!(o["sync"]["progress"].is_null(), "{o}");
     request_sync(&daemon).await;
     eventually_within(
         "the sync finishes after the restart",
