@@ -92,9 +92,20 @@ async fn kill_9_in_a_2000_card_first_sync_then_restart_loses_and_doubles_nothing
     let state_dir = tempfile::tempdir().expect("tempdir");
     let state = state_dir.path().join("state.db");
     let port = free_port();
+    // Paced, so the kill lands part way however fast the machine: every multiget answer of
+    // the first daemon's run reaches it a chunk at a time, 150 ms apart.
+    let proxy = FaultProxy::start(radicale().port).await;
+    proxy.arm_every(
+        b"addressbook-multiget",
+        Fault::Delay(Duration::from_millis(150)),
+    );
     let mut files = support::base_config(port);
     files.push(support::records::admin_file());
-    files.push(contact_sync_manifest(&radicale().base(), user, ""));
+    files.push(contact_sync_manifest(
+        &format!("http://127.0.0.1:{}", proxy.port()),
+        user,
+        "",
+    ));
 
     let mut daemon = start(port, &files, &state);
     daemon.wait_ready().await;
@@ -118,6 +129,7 @@ async fn kill_9_in_a_2000_card_first_sync_then_restart_loses_and_doubles_nothing
         "killed part way: {at_kill} of {CARDS} contacts stored"
     );
     assert_eq!(links, at_kill, "every stored contact is linked, no more");
+    proxy.disarm();
 
     let mut daemon = start(port, &files, &state);
     daemon.wait_ready().await;
