@@ -78,9 +78,22 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         return ExitCode::from(1);
     };
     let state = opts.state.clone();
-    let store = match tokio::task::spawn_blocking(move || Store::open(&state))
-        .await
-        .expect("opening the store does not panic")
+    let store = match tokio::task::spawn_blocking(move || {
+        let mut store = Store::open(&state)?;
+        match store.mark_interrupted_runs() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                objects = n,
+                "runs interrupted when the daemon last stopped resume on their next run"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not mark the runs the last stop interrupted")
+            }
+        }
+        Ok::<_, crate::store::StoreError>(store)
+    })
+    .await
+    .expect("opening the store does not panic")
     {
         Ok(store) => store,
         Err(e) => {

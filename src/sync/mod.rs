@@ -5,6 +5,7 @@
 //! - `vcard.rs`: vCard 3.0 / 4.0 to and from the store's contact fields, patching only the
 //!   modelled properties.
 //! - `contacts.rs`: the connector (pull, push, conflicts, deletes) and its `KindConnectors`.
+//! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time
@@ -12,6 +13,7 @@
 
 pub mod contacts;
 pub mod dav;
+pub mod report;
 pub mod vcard;
 
 pub use contacts::{ContactSyncConnector, ContactSyncConnectors};

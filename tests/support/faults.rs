@@ -12,7 +12,14 @@
 //! - [`Fault::Reset`]: the client's connection is reset (RST) at the trigger, which is not
 //!   forwarded;
 //! - [`Fault::Stall`]: the trigger is not forwarded and nothing more moves either way; the
-//!   connection stays open until the proxy is dropped.
+//!   connection stays open until the proxy is dropped;
+//! - [`Fault::Answer`]: the trigger is not forwarded; the client gets this raw answer (an HTTP
+//!   response with `Connection: close`) in the server's place, and the connection closes —
+//!   for an HTTP peer that should refuse one request, such as a DAV server without
+//!   `sync-collection` (`405 Method Not Allowed` for that REPORT).
+//!
+//! [`FaultProxy::arm_every`] arms a fault that every triggering connection takes, not only
+//! the first.
 //!
 //! [`FaultProxy::taken`] tells whether the armed fault fired, so a test waits on that condition
 //! instead of sleeping.
@@ -37,6 +44,8 @@ pub enum Fault {
     Reset,
     /// Forward nothing more, either way, and keep the connection open.
     Stall,
+    /// Answer the client with these bytes instead of the server, then close.
+    Answer(&'static str),
 }
 
 /// An armed fault: what and when.
@@ -209,9 +218,9 @@ async fn upstream(
                 match fault {
                     // The trigger goes through; the server's answer is what suffers.
                     Fault::Delay(_) | Fault::CutAfter(_) => {}
-                    // Not forwarded; the downstream side resets the connection once this
-                    // half is dropped too.
-                    Fault::Reset => return,
+                    // Not forwarded; the downstream side resets the connection (or answers
+                    // in the server's place) once this half is dropped too.
+                    Fault::Reset | Fault::Answer(_) => return,
                     // Not forwarded; the connection stays open until the proxy stops.
                     Fault::Stall => std::future::pending::<()>().await,
                 }
@@ -284,6 +293,11 @@ async fn downstream(
                     }
                     State::Faulted(Fault::Stall) => {
                         std::future::pending::<()>().await;
+                    }
+                    State::Faulted(Fault::Answer(answer)) => {
+                        let _ = to.write_all(answer.as_bytes()).await;
+                        let _ = to.shutdown().await;
+                        return;
                     }
                     State::Faulted(Fault::CutAfter(0)) => {
                         let _ = to.shutdown().await;
