@@ -11,6 +11,7 @@ pub mod records;
 pub mod smtp;
 pub mod telegram_fake;
 pub mod twilio_fake;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};

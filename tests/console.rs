@@ -1,0 +1,441 @@
+//! The operator console (`GET /console/`) against the real daemon: its assets and headers over
+//! plain HTTP, and the page itself driven by a real headless Chromium through WebDriver.
+
+mod chat_support;
+mod support;
+
+use std::path::PathBuf;
+
+use chat_support::{ANN, SUE, call, files, send};
+use reqwest::Method;
+use support::webdriver::{Driver, Session};
+use support::{Daemon, free_port};
+
+/// The policy every console answer carries.
+const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; connect-src 'self'; \
+                   img-src 'self' data:; media-src 'self'; frame-ancestors 'none'; \
+                   base-uri 'none'; form-action 'self'";
+
+/// A visitor's message that would run script if it were put into the page as markup.
+const HOSTILE: &str = "<img src=x onerror=\"document.body.dataset.pwned='yes'\">Where is my order?";
+
+/// The chat test config plus a `createCase` action on `support` and a notification sound.
+fn config(port: u16, sound: &std::path::Path) -> Vec<(&'static str, String)> {
+    let mut config = files(port, "http://127.0.0.1:9/callback", "toAll");
+    let settings = config
+        .iter_mut()
+        .find(|(name, _)| *name == "settings.yaml")
+        .expect("settings");
+    let plain = settings.1.clone();
+    settings.1 = plain.replace(
+        "acceptTimeout: 5m}",
+        &format!(
+            "acceptTimeout: 5m, notificationSound: '{}'}}",
+            sound.display()
+        ),
+    );
+    assert_ne!(settings.1, plain);
+    config.push((
+        "actions.yaml",
+        "apiVersion: switchboard/v1\nkind: ChatAction\nmetadata: {name: case}\nspec: {title: Create case, queue: support, builtin: createCase}\n".to_owned(),
+    ));
+    config
+}
+
+/// A short, valid WAV file: 8 kHz mono 16-bit PCM, a tenth of a second of a quiet tone.
+fn wav() -> Vec<u8> {
+    let samples: Vec<i16> = (0..800)
+        .map(|i| ((i as f64 * 0.3).sin() * 2000.0) as i16)
+        .collect();
+    let data_len = (samples.len() * 2) as u32;
+    let mut out = Vec::new();
+    out.extend_from_slice(b"RIFF");
+    out.extend_from_slice(&(36 + data_len).to_le_bytes());
+    out.extend_from_slice(b"WAVEfmt ");
+    out.extend_from_slice(&16u32.to_le_bytes());
+    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    out.extend_from_slice(&1u16.to_le_bytes()); // mono
+    out.extend_from_slice(&8000u32.to_le_bytes());
+    out.extend_from_slice(&16000u32.to_le_bytes());
+    out.extend_from_slice(&2u16.to_le_bytes());
+    out.extend_from_slice(&16u16.to_le_bytes());
+    out.extend_from_slice(b"data");
+    out.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        out.extend_from_slice(&s.to_le_bytes());
+    }
+    out
+}
+
+async fn start() -> (Daemon, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sound = dir.path().join("new-chat.wav");
+    std::fs::write(&sound, wav()).expect("write the sound");
+    let port = free_port();
+    let mut daemon = Daemon::start(port, &config(port, &sound), &[]);
+    daemon.wait_ready().await;
+    (daemon, dir)
+}
+
+// REQ: BX-06
+#[tokio::test(flavor = "multi_thread")]
+async fn console_assets_are_served_with_a_strict_policy_and_the_api_still_wants_a_token() {
+    let (daemon, _dir) = start().await;
+    let http = switchboard::net::http_client_builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+
+    let moved = http
+        .get(format!("{}/console", daemon.base))
+        .send()
+        .await
+        .expect("GET /console");
+    assert!(moved.status().is_redirection(), "{}", moved.status());
+    assert_eq!(moved.headers()["location"], "/console/");
+
+    for (path, content_type) in [
+        ("/console/", "text/html; charset=utf-8"),
+        ("/console/console.css", "text/css; charset=utf-8"),
+        ("/console/console.js", "text/javascript; charset=utf-8"),
+        ("/console/api.js", "text/javascript; charset=utf-8"),
+        ("/console/sse.js", "text/javascript; charset=utf-8"),
+    ] {
+        // No Authorization header: the page and its assets are public.
+        let response = http
+            .get(format!("{}{path}", daemon.base))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 200, "{path}");
+        let h = response.headers();
+        assert_eq!(h["content-type"], content_type, "{path}");
+        assert_eq!(h["content-security-policy"], CSP, "{path}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+        assert_eq!(h["cache-control"], "no-cache", "{path}");
+        let body = response.text().await.expect("body");
+        assert!(!body.is_empty(), "{path}");
+        // Nothing is fetched from elsewhere, and nothing inline would need the policy relaxed.
+        assert!(
+            !body.contains("http://") && !body.contains("https://"),
+            "{path} names an outside URL"
+        );
+        assert!(
+            !body.contains("innerHTML") && !body.contains("outerHTML"),
+            "{path} writes markup"
+        );
+        if path == "/console/" {
+            assert!(
+                !body.contains("<script>") && !body.contains("style="),
+                "inline script or style"
+            );
+            assert!(body.contains("<script type=\"module\" src=\"console.js\">"));
+        }
+    }
+
+    let missing = http
+        .get(format!("{}/console/secrets.yaml", daemon.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(missing.status(), 404);
+    let traversal = http
+        .get(format!("{}/console/..%2Fsettings.yaml", daemon.base))
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(traversal.status(), 404);
+
+    // The API the page calls still wants the bearer token.
+    for path in [
+        "/api/v1/me",
+        "/api/v1/chats",
+        "/api/v1/events",
+        "/api/v1/notification-sound",
+    ] {
+        let response = http
+            .get(format!("{}{path}", daemon.base))
+            .send()
+            .await
+            .expect("GET");
+        assert_eq!(response.status(), 401, "{path}");
+    }
+
+    // What the console reads about its caller.
+    let (code, me) = call(&daemon, Method::GET, "/api/v1/me", ANN, None).await;
+    assert_eq!(code, 200, "{me}");
+    assert_eq!(
+        me,
+        serde_json::json!({"name": "ann", "displayName": "Ann", "email": "ann@example.com",
+            "rights": [], "status": "inactive", "queues": ["support"]})
+    );
+    let (_, sue) = call(&daemon, Method::GET, "/api/v1/me", SUE, None).await;
+    assert_eq!(sue["rights"], serde_json::json!(["CanManageChats"]));
+    assert_eq!(sue["queues"], serde_json::json!([]));
+    let (code, actions) = call(
+        &daemon,
+        Method::GET,
+        "/api/v1/chat-actions?queue=support",
+        ANN,
+        None,
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        actions["items"],
+        serde_json::json!([{"name": "case", "title": "Create case", "queue": "support"}])
+    );
+    let (_, none) = call(
+        &daemon,
+        Method::GET,
+        "/api/v1/chat-actions?queue=sales",
+        ANN,
+        None,
+    )
+    .await;
+    assert_eq!(none["total"], 0);
+}
+
+/// Signs `session` in at `base` with `token` and waits for the console to show `name`.
+async fn sign_in(session: &Session, base: &str, token: &str, name: &str) {
+    session.goto(&format!("{base}/console/")).await;
+    session
+        .wait("the sign-in form", "document.getElementById('token')")
+        .await;
+    session.send_keys("#token", token).await;
+    session.click("#sign-in button[type=submit]").await;
+    session
+        .wait(
+            "signed in and the stream live",
+            &format!(
+                "!document.getElementById('console-view').hidden && \
+                 document.getElementById('who').textContent === {name:?} && \
+                 document.getElementById('connection').dataset.state === 'live'"
+            ),
+        )
+        .await;
+    let stored = session
+        .execute(
+            "return sessionStorage.getItem('switchboard.token');",
+            vec![],
+        )
+        .await;
+    assert_eq!(stored, token, "the token is kept in session storage");
+    let local = session.execute("return localStorage.length;", vec![]).await;
+    assert_eq!(local, 0, "nothing in local storage");
+}
+
+fn screenshots() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/console-screenshots")
+}
+
+// REQ: BX-06
+// REQ: CH-08
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_takes_a_chat_in_the_browser_while_a_supervisor_watches_the_queue() {
+    let (daemon, _dir) = start().await;
+    let base = daemon.base.clone();
+    let driver = Driver::start().await;
+    let ann = driver.session().await;
+    let sue = driver.session().await;
+
+    sign_in(&ann, &base, ANN, "Ann").await;
+    sign_in(&sue, &base, SUE, "Sue").await;
+    sue.wait(
+        "the supervisor panel",
+        "!document.getElementById('supervisor').hidden",
+    )
+    .await;
+    let hidden = ann
+        .execute(
+            "return document.getElementById('supervisor').hidden;",
+            vec![],
+        )
+        .await;
+    assert_eq!(hidden, true, "an operator has no supervisor panel");
+
+    // Status: inactive at first; the operator sets it active, the supervisor sees it.
+    assert_eq!(
+        ann.execute("return document.getElementById('status').value;", vec![])
+            .await,
+        "inactive"
+    );
+    ann.click("#status option[value=active]").await;
+    sue.wait(
+        "the supervisor sees ann active",
+        "document.querySelector('#operators li[data-operator=ann][data-status=active]')",
+    )
+    .await;
+    let (_, me) = call(&daemon, Method::GET, "/api/v1/me", ANN, None).await;
+    assert_eq!(me["status"], "active");
+
+    // A chat arrives on the api channel: offered to ann, cued once (sound and highlight).
+    let chat = send(&daemon, "web", "m1", "visitor-1", HOSTILE).await;
+    let row = format!("#offered li[data-chat='{chat}']");
+    ann.wait(
+        "the chat is offered, highlighted and cued",
+        &format!(
+            "document.querySelector(\"{row}.new\") && document.body.dataset.offerCues === '1' \
+             && document.title.startsWith('(1)')"
+        ),
+    )
+    .await;
+    ann.wait(
+        "the notification sound played once",
+        "document.body.dataset.soundPlays === '1'",
+    )
+    .await;
+    let waiting = ann.text(&format!("{row} [data-since]")).await;
+    assert!(waiting.starts_with("waiting 0:"), "{waiting}");
+    sue.wait(
+        "the supervisor sees the chat waiting in support",
+        &format!(
+            "document.querySelector(\"#queues table[data-queue=support] tr[data-chat='{chat}']\")"
+        ),
+    )
+    .await;
+    let caption = sue.text("#queues table[data-queue=support] caption").await;
+    assert!(caption.starts_with("support: 1 waiting"), "{caption}");
+
+    // Open it: the visitor's markup is shown as text, never run.
+    ann.click(&format!("{row} button")).await;
+    ann.wait(
+        "the chat opens with its message",
+        "document.querySelectorAll('#messages li').length === 1 && !document.getElementById('accept').hidden",
+    )
+    .await;
+    assert_eq!(ann.text("#messages li.in .text").await, HOSTILE);
+    let injected = ann
+        .execute(
+            "return [document.querySelectorAll('#messages img').length, document.body.dataset.pwned || null];",
+            vec![],
+        )
+        .await;
+    assert_eq!(injected, serde_json::json!([0, null]));
+
+    // Accept: it moves to "My chats"; the supervisor's queue empties and ann carries one chat.
+    ann.click("#accept").await;
+    ann.wait(
+        "the chat is ann's",
+        &format!(
+            "document.querySelector(\"#mine li[data-chat='{chat}']\") && \
+             !document.querySelector(\"#offered li[data-chat='{chat}']\") && \
+             !document.getElementById('reply').hidden"
+        ),
+    )
+    .await;
+    sue.wait(
+        "the supervisor sees the queue empty and ann busy",
+        &format!(
+            "!document.querySelector(\"#queues tr[data-chat='{chat}']\") && \
+             document.querySelector('#operators li[data-operator=ann]').textContent.includes('1 active chat')"
+        ),
+    )
+    .await;
+
+    // Answer with the quick reply of the chat's language (en-US) and queue (support).
+    let replies = ann
+        .execute(
+            "return [...document.querySelectorAll('#quick-replies button')].map(b => b.dataset.reply);",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        replies,
+        serde_json::json!(["hello-en"]),
+        "not sales', not Russian"
+    );
+    ann.click("#quick-replies button[data-reply=hello-en]")
+        .await;
+    ann.click("#send").await;
+    ann.wait(
+        "the answer shows",
+        "[...document.querySelectorAll('#messages li.out .text')].some(t => t.textContent === 'Hello! How can I help?')",
+    )
+    .await;
+    // The visitor writes again while the chat is open: shown once.
+    send(&daemon, "web", "m2", "visitor-1", "Order 1234").await;
+    ann.wait(
+        "the second visitor message shows once",
+        "[...document.querySelectorAll('#messages li.in .text')].filter(t => t.textContent === 'Order 1234').length === 1 \
+         && document.querySelectorAll('#messages li').length === 3",
+    )
+    .await;
+
+    // Run the chat action: a case is created.
+    ann.click("#action option[value=case]").await;
+    ann.click("#run-action").await;
+    ann.wait(
+        "the action ran",
+        "document.querySelector('#runs li[data-state=done]') && \
+         document.getElementById('chat-status').textContent.startsWith('case: done (case ')",
+    )
+    .await;
+    let (_, cases) = call(&daemon, Method::GET, "/api/v1/cases", ANN, None).await;
+    assert_eq!(cases["total"], 1, "{cases}");
+
+    std::fs::create_dir_all(screenshots()).expect("screenshot dir");
+    ann.screenshot(&screenshots().join("operator.png")).await;
+    sue.screenshot(&screenshots().join("supervisor.png")).await;
+
+    // Readable at 360 px: nothing wider than the window.
+    ann.resize(360, 800).await;
+    ann.wait(
+        "no horizontal scrolling at 360 px",
+        "window.innerWidth <= 360 && document.documentElement.scrollWidth <= window.innerWidth",
+    )
+    .await;
+    ann.screenshot(&screenshots().join("operator-360.png"))
+        .await;
+    ann.resize(1280, 900).await;
+
+    // Complete: the chat leaves "My chats".
+    ann.click("#complete").await;
+    ann.wait(
+        "the chat is completed",
+        &format!(
+            "!document.querySelector(\"#mine li[data-chat='{chat}']\") && \
+             document.getElementById('chat-body').dataset.state === 'completed'"
+        ),
+    )
+    .await;
+    let (_, done) = call(
+        &daemon,
+        Method::GET,
+        &format!("/api/v1/chats/{chat}"),
+        ANN,
+        None,
+    )
+    .await;
+    assert_eq!(done["state"], "completed");
+    let cues = ann
+        .execute(
+            "return [document.body.dataset.offerCues, document.body.dataset.soundPlays];",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        cues,
+        serde_json::json!(["1", "1"]),
+        "one cue and one sound for one offer"
+    );
+
+    // Sign-out forgets the token.
+    ann.click("#sign-out").await;
+    ann.wait(
+        "signed out",
+        "!document.getElementById('sign-in-view').hidden",
+    )
+    .await;
+    let stored = ann
+        .execute(
+            "return sessionStorage.getItem('switchboard.token');",
+            vec![],
+        )
+        .await;
+    assert_eq!(stored, serde_json::Value::Null);
+
+    ann.quit().await;
+    sue.quit().await;
+}
