@@ -6,8 +6,11 @@ mod support;
 
 use std::path::PathBuf;
 
-use chat_support::{ANN, SUE, call, files, send};
+use std::time::Duration;
+
+use chat_support::{ANN, BOB, SUE, call, files, send};
 use reqwest::Method;
+use support::faults::{Fault, FaultProxy};
 use support::webdriver::{Driver, Session};
 use support::{Daemon, free_port};
 
@@ -67,12 +70,19 @@ fn wav() -> Vec<u8> {
     out
 }
 
+/// A daemon with [`config`] on a free port, its state file and the sound in the answered
+/// directory (so a second daemon can take over the same state).
 async fn start() -> (Daemon, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
     let sound = dir.path().join("new-chat.wav");
     std::fs::write(&sound, wav()).expect("write the sound");
     let port = free_port();
-    let mut daemon = Daemon::start(port, &config(port, &sound), &[]);
+    let mut daemon = Daemon::start_with_state_at(
+        port,
+        &config(port, &sound),
+        &[],
+        &dir.path().join("state.db"),
+    );
     daemon.wait_ready().await;
     (daemon, dir)
 }
@@ -234,8 +244,13 @@ fn screenshots() -> PathBuf {
 // REQ: CH-08
 #[tokio::test(flavor = "multi_thread")]
 async fn an_operator_takes_a_chat_in_the_browser_while_a_supervisor_watches_the_queue() {
-    let (daemon, _dir) = start().await;
+    let (mut daemon, dir) = start().await;
     let base = daemon.base.clone();
+    let port: u16 = base
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port");
     let driver = Driver::start().await;
     let ann = driver.session().await;
     let sue = driver.session().await;
@@ -438,4 +453,131 @@ async fn an_operator_takes_a_chat_in_the_browser_while_a_supervisor_watches_the_
 
     ann.quit().await;
     sue.quit().await;
+
+    // A dropped stream: bob's console goes through a proxy that can refuse the event stream.
+    let proxy = FaultProxy::start(port).await;
+    let bob = driver.session().await;
+    sign_in(
+        &bob,
+        &format!("http://127.0.0.1:{}", proxy.port()),
+        BOB,
+        "Bob",
+    )
+    .await;
+    let status = |s: &str| Some(serde_json::json!({ "status": s }));
+    call(
+        &daemon,
+        Method::PUT,
+        "/api/v1/operators/me/status",
+        ANN,
+        status("inactive"),
+    )
+    .await;
+    let (code, _) = call(
+        &daemon,
+        Method::PUT,
+        "/api/v1/operators/me/status",
+        BOB,
+        status("active"),
+    )
+    .await;
+    assert_eq!(code, 200);
+    bob.wait(
+        "bob's status shows active",
+        "document.getElementById('status').value === 'active'",
+    )
+    .await;
+    let second = send(&daemon, "web", "m3", "visitor-2", "First question").await;
+    bob.wait(
+        "offered to bob",
+        &format!("document.querySelector(\"#offered li[data-chat='{second}']\")"),
+    )
+    .await;
+    bob.click(&format!("#offered li[data-chat='{second}'] button"))
+        .await;
+    bob.wait(
+        "the chat is open",
+        "!document.getElementById('accept').hidden",
+    )
+    .await;
+    bob.click("#accept").await;
+    bob.wait("bob can answer", "!document.getElementById('reply').hidden")
+        .await;
+
+    // The daemon restarts; while it is away and after, the stream cannot reconnect.
+    proxy.arm_every(b"GET /api/v1/events", Fault::Reset);
+    daemon.signal("TERM");
+    assert!(
+        daemon.wait_exit(Duration::from_secs(20)).is_some(),
+        "{}",
+        daemon.stderr()
+    );
+    bob.wait(
+        "the console says it reconnects",
+        "document.getElementById('connection').dataset.state === 'retrying'",
+    )
+    .await;
+    // The second daemon has a one-second accept timeout (for the status change below).
+    let sound = dir.path().join("new-chat.wav");
+    let mut files = config(port, &sound);
+    for (name, text) in files.iter_mut() {
+        if *name == "settings.yaml" {
+            *text = text.replace("acceptTimeout: 5m,", "acceptTimeout: 1s,");
+        }
+    }
+    daemon = Daemon::start_with_state_at(port, &files, &[], &dir.path().join("state.db"));
+    daemon.wait_ready().await;
+    send(&daemon, "web", "m4", "visitor-2", "Second question").await;
+    let (code, _) = call(
+        &daemon,
+        Method::POST,
+        &format!("/api/v1/chats/{second}/messages"),
+        BOB,
+        Some(serde_json::json!({ "text": "Answer from another tab" })),
+    )
+    .await;
+    assert_eq!(code, 202);
+    let shown = bob
+        .execute(
+            "return document.querySelectorAll('#messages li').length;",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        shown, 1,
+        "nothing new can have arrived while the stream is refused"
+    );
+
+    // The proxy heals: the console reconnects, re-reads, and shows each message once.
+    proxy.disarm();
+    bob.wait_within(
+        "reconnected and reconciled, each message once",
+        Duration::from_secs(30),
+        "document.getElementById('connection').dataset.state === 'live' && \
+         [...document.querySelectorAll('#messages li .text')].map(t => t.textContent).join('|') \
+           === 'First question|Second question|Answer from another tab'",
+    )
+    .await;
+    // Live again: the next message comes through the stream, once.
+    send(&daemon, "web", "m5", "visitor-2", "Third question").await;
+    bob.wait(
+        "the live message shows once",
+        "[...document.querySelectorAll('#messages li .text')].filter(t => t.textContent === 'Third question').length === 1 \
+         && document.querySelectorAll('#messages li').length === 4",
+    )
+    .await;
+
+    // An accept timeout sets bob inactive; the console shows it. (`sales` is leastBusy: its
+    // offer is exclusive and has the one-second deadline.)
+    send(&daemon, "shop", "s1", "visitor-3", "Prices?").await;
+    bob.wait_within(
+        "bob's status turns inactive after the accept timeout",
+        Duration::from_secs(20),
+        "document.getElementById('status').value === 'inactive' && \
+         document.getElementById('announcer').textContent.includes('inactive')",
+    )
+    .await;
+    let (_, me) = call(&daemon, Method::GET, "/api/v1/me", BOB, None).await;
+    assert_eq!(me["status"], "inactive");
+    bob.quit().await;
 }

@@ -289,8 +289,12 @@ where
 
 /// The one polling loop behind the `eventually` helpers: `check` every 100 ms until it holds
 /// or `limit` has passed, then a panic naming `what` with `context()`.
-async fn poll<F, Fut>(what: &str, limit: Duration, context: impl Fn() -> String, mut check: F)
-where
+pub(crate) async fn poll<F, Fut>(
+    what: &str,
+    limit: Duration,
+    context: impl Fn() -> String,
+    mut check: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {

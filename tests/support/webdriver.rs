@@ -313,13 +313,20 @@ impl Session {
     }
 
     /// Polls the page until the JavaScript expression `condition` is true (every 100 ms, up to
-    /// 10 s, through [`super::eventually_or`]); on time-out the panic shows the page's text.
+    /// 10 s, through the `eventually` helpers' polling loop); on time-out the panic shows the page's text.
     pub async fn wait(&self, what: &str, condition: &str) {
+        self.wait_within(what, Duration::from_secs(10), condition)
+            .await;
+    }
+
+    /// [`Session::wait`] with a longer bound, for what follows a retry with backoff.
+    pub async fn wait_within(&self, what: &str, limit: Duration, condition: &str) {
         let script =
             format!("return [Boolean({condition}), document.body ? document.body.innerText : ''];");
         let seen = self.seen.clone();
-        super::eventually_or(
+        super::poll(
             what,
+            limit,
             || format!("page text:\n{}", seen.lock().unwrap()),
             || {
                 let script = script.clone();
