@@ -116,7 +116,10 @@ async function start() {
   state.supervisor = (me.rights || []).includes("CanManageChats");
   $("sign-in-error").textContent = "";
   $("who").textContent = me.displayName || me.name;
-  $("status-label").hidden = (me.queues || []).length === 0;
+  const operator = (me.queues || []).length > 0;
+  $("status-label").hidden = !operator;
+  // A supervisor in no queue is offered nothing: the lists of offered and own chats go.
+  document.querySelector("nav.lists").hidden = !operator;
   $("status").value = me.status;
   $("supervisor").hidden = !state.supervisor;
   $("console-view").classList.toggle("operator", !state.supervisor);

@@ -269,6 +269,20 @@ async fn an_operator_takes_a_chat_in_the_browser_while_a_supervisor_watches_the_
         )
         .await;
     assert_eq!(hidden, true, "an operator has no supervisor panel");
+    // Landmarks and live regions for screen readers.
+    let landmarks = ann
+        .execute(
+            "return [document.querySelectorAll('header, main, nav[aria-label], aside[aria-labelledby]').length, \
+              document.getElementById('messages').getAttribute('aria-live'), \
+              document.getElementById('announcer').getAttribute('aria-live'), \
+              document.querySelector('label[for=token]') !== null];",
+            vec![],
+        )
+        .await;
+    assert_eq!(
+        landmarks,
+        serde_json::json!([4, "polite", "assertive", true])
+    );
 
     // Status: inactive at first; the operator sets it active, the supervisor sees it.
     assert_eq!(
@@ -316,8 +330,9 @@ async fn an_operator_takes_a_chat_in_the_browser_while_a_supervisor_watches_the_
     // Open it: the visitor's markup is shown as text, never run.
     ann.click(&format!("{row} button")).await;
     ann.wait(
-        "the chat opens with its message",
-        "document.querySelectorAll('#messages li').length === 1 && !document.getElementById('accept').hidden",
+        "the chat opens with its message and the focus moves to it",
+        "document.querySelectorAll('#messages li').length === 1 && !document.getElementById('accept').hidden \
+         && document.activeElement.id === 'chat-heading'",
     )
     .await;
     assert_eq!(ann.text("#messages li.in .text").await, HOSTILE);
@@ -579,5 +594,39 @@ async fn an_operator_takes_a_chat_in_the_browser_while_a_supervisor_watches_the_
     .await;
     let (_, me) = call(&daemon, Method::GET, "/api/v1/me", BOB, None).await;
     assert_eq!(me["status"], "inactive");
+
+    // A long conversation opens at its newest page; older messages are paged in on request.
+    for i in 0..50 {
+        send(
+            &daemon,
+            "web",
+            &format!("n{i}"),
+            "visitor-2",
+            &format!("Line {i}"),
+        )
+        .await;
+    }
+    bob.goto(&format!("http://127.0.0.1:{}/console/", proxy.port()))
+        .await;
+    bob.wait(
+        "signed in again from the tab's session storage",
+        &format!("document.querySelector(\"#mine li[data-chat='{second}'] button\")"),
+    )
+    .await;
+    bob.click(&format!("#mine li[data-chat='{second}'] button"))
+        .await;
+    bob.wait(
+        "the newest 50 of 54 messages, and a way to the older ones",
+        "document.querySelectorAll('#messages li').length === 50 && !document.getElementById('older').hidden \
+         && document.querySelector('#messages li:last-child .text').textContent === 'Line 49'",
+    )
+    .await;
+    bob.click("#older").await;
+    bob.wait(
+        "the whole conversation, oldest first",
+        "document.querySelectorAll('#messages li').length === 54 && document.getElementById('older').hidden \
+         && document.querySelector('#messages li .text').textContent === 'First question'",
+    )
+    .await;
     bob.quit().await;
 }
