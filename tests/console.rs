@@ -613,18 +613,36 @@ async fn an_operator_takes_a_chat_in_the_browser_while_a_supervisor_watches_the_
         &format!("document.querySelector(\"#mine li[data-chat='{second}'] button\")"),
     )
     .await;
+    bob.wait(
+        "live again",
+        "document.getElementById('connection').dataset.state === 'live'",
+    )
+    .await;
+    // A message to a chat that is not open counts as unread.
+    send(&daemon, "web", "n-last", "visitor-2", "Unread line").await;
+    bob.wait(
+        "one unread message on the chat's row",
+        &format!(
+            "document.querySelector(\"#mine li[data-chat='{second}'] .unread\")?.textContent === '1' \
+             && document.title.startsWith('(1)')"
+        ),
+    )
+    .await;
     bob.click(&format!("#mine li[data-chat='{second}'] button"))
         .await;
     bob.wait(
-        "the newest 50 of 54 messages, and a way to the older ones",
-        "document.querySelectorAll('#messages li').length === 50 && !document.getElementById('older').hidden \
-         && document.querySelector('#messages li:last-child .text').textContent === 'Line 49'",
+        "the newest 50 of 55 messages, and a way to the older ones; nothing unread",
+        &format!(
+            "document.querySelectorAll('#messages li').length === 50 && !document.getElementById('older').hidden \
+             && document.querySelector('#messages li:last-child .text').textContent === 'Unread line' \
+             && !document.querySelector(\"#mine li[data-chat='{second}'] .unread\")"
+        ),
     )
     .await;
     bob.click("#older").await;
     bob.wait(
         "the whole conversation, oldest first",
-        "document.querySelectorAll('#messages li').length === 54 && document.getElementById('older').hidden \
+        "document.querySelectorAll('#messages li').length === 55 && document.getElementById('older').hidden \
          && document.querySelector('#messages li .text').textContent === 'First question'",
     )
     .await;
