@@ -7,7 +7,8 @@
 #
 # The suite starts real peers on loopback ports: Dovecot (IMAP), aiosmtpd (SMTP) with a
 # throwaway CA made by openssl, Radicale (CardDAV/CalDAV), promtool (metrics format, rules),
-# systemd-analyze for the unit's exposure, curl for the contact-center demo. On Debian or Ubuntu the missing ones are installed
+# systemd-analyze for the unit's exposure, curl for the contact-center demo, headless Chromium
+# with chromedriver for the operator console. On Debian or Ubuntu the missing ones are installed
 # with apt-get (through sudo when not root). Dovecot's test instances run as root; without root
 # the mail tests fail with a message that says so. `.ci/run` calls this script.
 set -euo pipefail
@@ -21,6 +22,8 @@ command -v dovecot >/dev/null 2>&1 || need_pkgs+=(dovecot-imapd)        # mail t
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)              # mail tests' own CA
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)                    # the contact-center demo
 command -v radicale >/dev/null 2>&1 || need_pkgs+=(radicale)            # DAV tests: real CardDAV
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)                       # console tests: a real browser
+[ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)            # ... driven through WebDriver
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

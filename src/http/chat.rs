@@ -55,6 +55,9 @@ pub struct ChatDto {
     id: String,
     channel: String,
     queue: String,
+    /// The language of the chat's channel (BCP 47); left out of events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<String>,
     state: &'static str,
     operator: Option<String>,
     /// The users the chat is offered to now; empty unless it is offered.
@@ -162,6 +165,7 @@ impl ChatDto {
             id: chat.id.to_string(),
             channel: chat.channel,
             queue: chat.queue,
+            language: None,
             state: chat.state.as_str(),
             operator: chat.operator,
             offered_to: None,
@@ -184,6 +188,15 @@ impl ChatDto {
         } else {
             Vec::new()
         });
+        self
+    }
+
+    /// With `language`: the language of the chat's channel in `snapshot`.
+    fn in_language(mut self, snapshot: &crate::chat::snapshot::Snapshot) -> ChatDto {
+        self.language = snapshot
+            .channels
+            .get(&self.channel)
+            .map(|c| c.spec.language.as_str().to_owned());
         self
     }
 }
@@ -272,7 +285,9 @@ pub async fn list_chats(
             let messages = by_chat.remove(&c.id).unwrap_or_default();
             let offers = offered.remove(&c.id).unwrap_or_default();
             let messages_total = totals.remove(&c.id).unwrap_or(0);
-            let mut chat = ChatDto::new(c, Some(messages)).offered_to(offers);
+            let mut chat = ChatDto::new(c, Some(messages))
+                .offered_to(offers)
+                .in_language(&snapshot);
             chat.messages_total = Some(messages_total);
             chat
         })
@@ -356,7 +371,10 @@ async fn read_visible(
         .await
         .map_err(ApiError::store)?;
     let end = offset.saturating_add(messages.len());
-    let mut dto = ChatDto::new(chat, Some(messages)).offered_to(offered);
+    let snapshot = state.chat.snapshot().await;
+    let mut dto = ChatDto::new(chat, Some(messages))
+        .offered_to(offered)
+        .in_language(&snapshot);
     dto.messages_total = Some(total);
     dto.messages_next_cursor = Some((end < total).then(|| end.to_string()));
     dto.actions = Some(runs.into_iter().map(ActionRunDto::from).collect());

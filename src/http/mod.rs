@@ -9,9 +9,11 @@ pub mod activities;
 pub mod api;
 pub mod auth;
 pub mod chat;
+pub mod console;
 pub mod emails;
 pub mod error;
 pub mod leads;
+pub mod me;
 pub mod oauth;
 pub mod records;
 pub mod server;
@@ -89,6 +91,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/operators/me/status", put(chat::put_status))
         .route("/api/v1/quick-replies", get(chat::quick_replies))
         .route("/api/v1/events", get(chat::events))
+        .route("/api/v1/me", get(me::me))
+        .route("/api/v1/chat-actions", get(me::chat_actions))
+        // The operator console (issue 18).
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/{file}", get(console::asset))
         // Records: contacts, accounts, activities, leads.
         .route(
             "/api/v1/contacts",
