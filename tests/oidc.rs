@@ -46,12 +46,15 @@ fn claims(fake: &OidcFake, email: &str, extra: Value) -> Value {
 }
 
 async fn start(fake: &OidcFake) -> Daemon {
+    start_with_issuer(&fake.base).await
+}
+
+async fn start_with_issuer(issuer: &str) -> Daemon {
     let port = free_port();
     let files = with_settings(
         &base_config(port),
         &format!(
-            "  identityServer:\n    url: {}\n    clientId: {CLIENT_ID}\n    clientSecret: {{env: SB_OIDC_SECRET}}\n",
-            fake.base
+            "  identityServer:\n    url: {issuer}\n    clientId: {CLIENT_ID}\n    clientSecret: {{env: SB_OIDC_SECRET}}\n"
         ),
     );
     let mut daemon = Daemon::start(
@@ -301,4 +304,28 @@ async fn an_http_issuer_off_loopback_and_an_empty_client_id_are_refused_by_valid
     assert!(!output.status.success(), "{text}");
     assert!(text.contains("must be https://"), "{text}");
     assert!(text.contains("`clientId` must not be empty"), "{text}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_unreachable_issuer_refuses_jwts_but_not_api_tokens() {
+    // REQ: BX-07
+    let key = SigningKey::ec("ec-1");
+    // A port nothing listens on: discovery fails.
+    let issuer = format!("http://127.0.0.1:{}", free_port());
+    let daemon = start_with_issuer(&issuer).await;
+    let t = now();
+    let token = key.sign(&json!({
+        "iss": issuer, "aud": CLIENT_ID, "exp": t + 300, "email": "alice@example.com",
+    }));
+    refused(&daemon, &token, "could not be reached", "issuer down").await;
+    assert_eq!(me(&daemon, ADMIN_TOKEN).await.1["name"], "alice");
+    let log = daemon.stderr();
+    assert!(
+        log.contains("cannot read the identity server's discovery or keys"),
+        "{log}"
+    );
+    assert!(
+        !log.contains(&token) && !log.contains(CLIENT_SECRET),
+        "{log}"
+    );
 }
