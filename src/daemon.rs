@@ -160,6 +160,7 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         engine: handle.clone(),
         metrics: std::sync::Arc::new(metrics.clone()),
         chat,
+        oidc: std::sync::Arc::new(http::oidc::Verifier::new(clock)),
     };
     tracker.spawn({
         let cancel = cancel.clone();

@@ -15,6 +15,7 @@ pub mod error;
 pub mod leads;
 pub mod me;
 pub mod oauth;
+pub mod oidc;
 pub mod records;
 pub mod server;
 pub mod webhooks;
@@ -45,6 +46,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<Metrics>,
     /// The chat engine (webhooks and the chat operator API).
     pub chat: crate::chat::ChatService,
+    /// The identity server's verifier and its cached keys (`Settings.identityServer`).
+    pub oidc: std::sync::Arc<oidc::Verifier>,
 }
 
 /// The route label for requests that matched no route.
@@ -87,6 +90,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/cases", get(chat::list_cases))
         .route("/api/v1/notification-sound", get(chat::notification_sound))
+        .route("/api/v1/me", get(chat::me))
         .route("/api/v1/operators", get(chat::list_operators))
         .route("/api/v1/operators/me/status", put(chat::put_status))
         .route("/api/v1/quick-replies", get(chat::quick_replies))
