@@ -581,40 +581,6 @@ pub async fn put_status(
     Ok(Json(operators.remove(0)))
 }
 
-/// The caller, as `GET /api/v1/me` answers it.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct MeDto {
-    name: String,
-    display_name: String,
-    email: String,
-    rights: Vec<String>,
-    status: &'static str,
-    queues: Vec<QueueLoadDto>,
-}
-
-/// `GET /api/v1/me`: the caller — however it signed in (API token or identity server) — with
-/// its rights (system operations), operator status and queues.
-pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeDto>, ApiError> {
-    let email = state
-        .engine
-        .config()
-        .get::<UserSpec>(&caller.user)
-        .map(|u| u.email.as_str().to_owned())
-        .unwrap_or_default();
-    let operator = operators(&state, vec![caller.user.clone()])
-        .await?
-        .remove(0);
-    Ok(Json(MeDto {
-        name: operator.name,
-        display_name: operator.display_name,
-        email,
-        rights: caller.operations.iter().map(|o| o.to_string()).collect(),
-        status: operator.status,
-        queues: operator.queues,
-    }))
-}
-
 /// `GET /api/v1/operators`: every operator of the caller's queues (all, for `CanManageChats`).
 pub async fn list_operators(
     State(state): State<AppState>,

@@ -27,7 +27,7 @@ pub struct MeDto {
     queues: Vec<String>,
 }
 
-/// `GET /api/v1/me`.
+/// `GET /api/v1/me`: the caller, however it signed in (an API token or the identity server).
 pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<MeDto>, ApiError> {
     let config = state.engine.config();
     let user = config.get::<UserSpec>(&caller.user);

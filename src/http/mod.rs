@@ -90,7 +90,6 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/api/v1/cases", get(chat::list_cases))
         .route("/api/v1/notification-sound", get(chat::notification_sound))
-        .route("/api/v1/me", get(chat::me))
         .route("/api/v1/operators", get(chat::list_operators))
         .route("/api/v1/operators/me/status", put(chat::put_status))
         .route("/api/v1/quick-replies", get(chat::quick_replies))
