@@ -12,6 +12,7 @@
 
 pub mod contacts;
 pub mod dav;
+pub mod ical;
 pub mod vcard;
 
 pub use contacts::{ContactSyncConnector, ContactSyncConnectors};
