@@ -10,9 +10,11 @@
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time
 //! comes from `SyncContext.clock`).
 
+pub mod calendar;
 pub mod contacts;
 pub mod dav;
 pub mod ical;
 pub mod vcard;
 
+pub use calendar::{CalendarSyncConnector, CalendarSyncConnectors};
 pub use contacts::{ContactSyncConnector, ContactSyncConnectors};
