@@ -344,7 +344,11 @@ impl Store {
                 }
             };
             let mut changes = item.changes.clone();
-            if changes.title.as_deref().is_some_and(|t| t.trim().is_empty()) {
+            if changes
+                .title
+                .as_deref()
+                .is_some_and(|t| t.trim().is_empty())
+            {
                 changes.title = None;
             }
             write_activity(tx, path, id, &changes)?;
@@ -356,9 +360,11 @@ impl Store {
             touch(tx, "activities", id, &at).map_err(db)?;
             journal(tx, RecordKind::Activity, id, op, item.sync, &at).map_err(db)?;
             let seq: i64 = tx
-                .query_row("SELECT coalesce(max(seq), 0) FROM record_changes", [], |r| {
-                    r.get(0)
-                })
+                .query_row(
+                    "SELECT coalesce(max(seq), 0) FROM record_changes",
+                    [],
+                    |r| r.get(0),
+                )
                 .map_err(db)?;
             tx.execute(
                 "INSERT INTO sync_records
@@ -369,7 +375,15 @@ impl Store {
                     remote_id = excluded.remote_id, remote_version = excluded.remote_version,
                     exported_seq = excluded.exported_seq, updated_at = excluded.updated_at,
                     remote_data = excluded.remote_data",
-                params![item.sync, id, item.remote_id, item.version, seq, at, item.data],
+                params![
+                    item.sync,
+                    id,
+                    item.remote_id,
+                    item.version,
+                    seq,
+                    at,
+                    item.data
+                ],
             )
             .map_err(db)?;
             read_back(tx, path, id)

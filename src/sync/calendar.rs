@@ -436,11 +436,13 @@ impl CalendarSyncConnector {
                 // a series recurs past `since` unless it ended (UNTIL) or counts out before
                 rule.split(';').any(|p| {
                     p.strip_prefix("UNTIL=")
-                        .and_then(|u| parse_rev(if u.len() == 8 { "" } else { u }).or_else(|| {
-                            chrono::NaiveDate::parse_from_str(u, "%Y%m%d")
-                                .ok()
-                                .map(|d| d.and_time(NaiveTime::MIN).and_utc())
-                        }))
+                        .and_then(|u| {
+                            parse_rev(if u.len() == 8 { "" } else { u }).or_else(|| {
+                                chrono::NaiveDate::parse_from_str(u, "%Y%m%d")
+                                    .ok()
+                                    .map(|d| d.and_time(NaiveTime::MIN).and_utc())
+                            })
+                        })
                         .is_some_and(|until| until < since)
                 })
             }
@@ -501,7 +503,10 @@ impl CalendarSyncConnector {
                 .await
                 .map_err(dav_err)?;
             for item in items {
-                if let Some(id) = self.import_item(ctx, &item, take_events, take_tasks).await? {
+                if let Some(id) = self
+                    .import_item(ctx, &item, take_events, take_tasks)
+                    .await?
+                {
                     report.items_in += 1;
                     imported.push(id);
                 }
@@ -554,8 +559,7 @@ impl CalendarSyncConnector {
         let at = ctx.clock.now();
         ctx.store
             .call(move |s| {
-                let Some(link) = s.sync_record_by_remote(&origin, RecordKind::Activity, &h)?
-                else {
+                let Some(link) = s.sync_record_by_remote(&origin, RecordKind::Activity, &h)? else {
                     return Ok(false);
                 };
                 s.unlink_sync_record(&origin, RecordKind::Activity, link.record_id)?;
@@ -591,8 +595,7 @@ impl CalendarSyncConnector {
         let local = ctx
             .store
             .call(move |s| {
-                let Some(link) = s.sync_record_by_remote(&origin, RecordKind::Activity, &h)?
-                else {
+                let Some(link) = s.sync_record_by_remote(&origin, RecordKind::Activity, &h)? else {
                     return Ok((false, None));
                 };
                 let changed = s.changed_since_by_other(
@@ -894,7 +897,8 @@ impl Connector for CalendarSyncConnector {
             if self.spec.import_meetings.enabled || self.spec.import_tasks.enabled {
                 for c in sel.all() {
                     Self::check_cancel(&ctx)?;
-                    self.pull(&ctx, &c, &sel, &mut report, &mut imported).await?;
+                    self.pull(&ctx, &c, &sel, &mut report, &mut imported)
+                        .await?;
                 }
             }
             if self.spec.export.enabled {

@@ -463,7 +463,12 @@ fn onset(obs: &Component, year: i32) -> Option<NaiveDateTime> {
         .split(';')
         .filter_map(|p| p.split_once('='))
         .collect();
-    let get = |k: &str| parts.iter().find(|(n, _)| n.eq_ignore_ascii_case(k)).map(|(_, v)| *v);
+    let get = |k: &str| {
+        parts
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(k))
+            .map(|(_, v)| *v)
+    };
     if !get("FREQ").is_some_and(|f| f.eq_ignore_ascii_case("YEARLY")) {
         return None;
     }
@@ -472,7 +477,9 @@ fn onset(obs: &Component, year: i32) -> Option<NaiveDateTime> {
     {
         return None;
     }
-    let month: u32 = get("BYMONTH").and_then(|m| m.parse().ok()).unwrap_or(start.month());
+    let month: u32 = get("BYMONTH")
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(start.month());
     let date = match get("BYDAY") {
         Some(byday) => {
             let byday = byday.trim();
@@ -526,10 +533,10 @@ fn vtimezone_offset(tz: &Component, local: NaiveDateTime) -> Option<i64> {
 fn resolve_zone(cal: &Component, tzid: &str, local: NaiveDateTime) -> Option<DateTime<Utc>> {
     if let Ok(tz) = tzid.trim_start_matches('/').parse::<chrono_tz::Tz>() {
         // a time in a spring-forward gap is read an hour later, as clients show it
-        let resolved = tz
-            .from_local_datetime(&local)
-            .earliest()
-            .or_else(|| tz.from_local_datetime(&(local + Duration::hours(1))).earliest())?;
+        let resolved = tz.from_local_datetime(&local).earliest().or_else(|| {
+            tz.from_local_datetime(&(local + Duration::hours(1)))
+                .earliest()
+        })?;
         return Some(resolved.with_timezone(&Utc));
     }
     let vtz = cal
@@ -546,7 +553,11 @@ fn parse_time(
     warnings: &mut Vec<String>,
 ) -> Option<(DateTime<Utc>, bool, Option<String>)> {
     let value = line.value.trim();
-    if line.param("VALUE").is_some_and(|v| v.eq_ignore_ascii_case("DATE")) || value.len() == 8 {
+    if line
+        .param("VALUE")
+        .is_some_and(|v| v.eq_ignore_ascii_case("DATE"))
+        || value.len() == 8
+    {
         let date = NaiveDate::parse_from_str(value, "%Y%m%d").ok()?;
         return Some((date.and_time(NaiveTime::MIN).and_utc(), true, None));
     }
@@ -698,7 +709,13 @@ fn utc_stamp(t: DateTime<Utc>) -> String {
 
 /// A time property as written: a `DATE` when all-day, in `zone` when the object describes
 /// it and it is an IANA name, else UTC.
-fn time_line(cal: &Component, name: &str, t: DateTime<Utc>, all_day: bool, zone: Option<&str>) -> String {
+fn time_line(
+    cal: &Component,
+    name: &str,
+    t: DateTime<Utc>,
+    all_day: bool,
+    zone: Option<&str>,
+) -> String {
     if all_day {
         return format!("{name};VALUE=DATE:{}", t.format("%Y%m%d"));
     }
@@ -718,7 +735,10 @@ fn time_line(cal: &Component, name: &str, t: DateTime<Utc>, all_day: bool, zone:
 fn valid_status(kind: ItemKind, status: &str) -> bool {
     match kind {
         ItemKind::Event => matches!(status, "TENTATIVE" | "CONFIRMED" | "CANCELLED"),
-        ItemKind::Todo => matches!(status, "NEEDS-ACTION" | "COMPLETED" | "IN-PROCESS" | "CANCELLED"),
+        ItemKind::Todo => matches!(
+            status,
+            "NEEDS-ACTION" | "COMPLETED" | "IN-PROCESS" | "CANCELLED"
+        ),
     }
 }
 
@@ -737,7 +757,8 @@ fn scheduled(line: &Line, client_only: &dyn Fn(&str) -> bool) -> Line {
 /// The object to write for `fields`: `current` (the object as last read) with only the
 /// modelled properties of its master component changed, or, without `current`, a new object
 /// of `fields.kind` with `uid`. `client_only(address)` says which participants the server must
-/// not schedule (BX-03). `DTSTAMP` / `LAST-MODIFIED` become `now` when something changed.
+/// not schedule (BX-03). `DTSTAMP` / `LAST-MODIFIED` become `now`. When no modelled property
+/// changed, `current` is returned as it is.
 /// `fields.uid` is ignored: an item's UID never changes.
 pub fn patch(
     current: Option<&str>,
@@ -755,7 +776,9 @@ pub fn patch(
             name: "VCALENDAR".to_owned(),
             nodes: vec![
                 Node::Prop(parse_line("VERSION:2.0".to_owned())),
-                Node::Prop(parse_line("PRODID:-//Switchboard//CalDAV sync//EN".to_owned())),
+                Node::Prop(parse_line(
+                    "PRODID:-//Switchboard//CalDAV sync//EN".to_owned(),
+                )),
                 Node::Prop(parse_line("CALSCALE:GREGORIAN".to_owned())),
                 Node::Sub(item),
             ],
@@ -823,9 +846,7 @@ pub fn patch(
             "DTSTAMP" | "LAST-MODIFIED" => true,
             "ORGANIZER" => {
                 if old.organizer == fields.organizer {
-                    let l = scheduled(&line, client_only);
-                    changed |= l != line;
-                    kept.push(Node::Prop(l));
+                    kept.push(Node::Prop(scheduled(&line, client_only)));
                 } else {
                     changed = true;
                 }
@@ -840,9 +861,8 @@ pub fn patch(
                             if response_of(line.param("PARTSTAT")) != *response {
                                 l = with_param(&l, "PARTSTAT", Some(&partstat_of(response)));
                             }
-                            let l = scheduled(&l, client_only);
                             changed |= l != line;
-                            kept.push(Node::Prop(l));
+                            kept.push(Node::Prop(scheduled(&l, client_only)));
                         }
                         _ => changed = true,
                     },
@@ -860,15 +880,21 @@ pub fn patch(
         }
     }
     let mut added: Vec<String> = Vec::new();
-    let text_prop = |name: &str, old: &Option<String>, new: &Option<String>, added: &mut Vec<String>| {
-        if old != new
-            && let Some(v) = new
-        {
-            added.push(format!("{name}:{}", escape(v)));
-        }
-    };
+    let text_prop =
+        |name: &str, old: &Option<String>, new: &Option<String>, added: &mut Vec<String>| {
+            if old != new
+                && let Some(v) = new
+            {
+                added.push(format!("{name}:{}", escape(v)));
+            }
+        };
     text_prop("SUMMARY", &old.summary, &fields.summary, &mut added);
-    text_prop("DESCRIPTION", &old.description, &fields.description, &mut added);
+    text_prop(
+        "DESCRIPTION",
+        &old.description,
+        &fields.description,
+        &mut added,
+    );
     text_prop("LOCATION", &old.location, &fields.location, &mut added);
     if times_changed {
         let zone = fields.time_zone.as_deref();
@@ -916,11 +942,16 @@ pub fn patch(
         }
     }
     changed |= !added.is_empty();
-    if changed {
-        kept.retain(|n| !matches!(n, Node::Prop(l) if l.name == "DTSTAMP" || l.name == "LAST-MODIFIED"));
-        added.push(format!("DTSTAMP:{}", utc_stamp(now)));
-        added.push(format!("LAST-MODIFIED:{}", utc_stamp(now)));
+    if !changed && let Some(current) = current {
+        // nothing modelled changed: the object is not Switchboard's to rewrite (its
+        // scheduling parameters only matter on a write that happens anyway)
+        return current.to_owned();
     }
+    kept.retain(
+        |n| !matches!(n, Node::Prop(l) if l.name == "DTSTAMP" || l.name == "LAST-MODIFIED"),
+    );
+    added.push(format!("DTSTAMP:{}", utc_stamp(now)));
+    added.push(format!("LAST-MODIFIED:{}", utc_stamp(now)));
     // new properties go after the last property, before the sub-components (VALARM)
     let at = kept
         .iter()
@@ -1007,7 +1038,11 @@ DTSTART;TZID=W. Europe Standard Time:20260722T120000\r\nEND:VEVENT\r\nEND:VCALEN
         let todo = "BEGIN:VCALENDAR\nBEGIN:VTODO\nUID:c\nSUMMARY:Call back\nDUE:20260302T170000\nSTATUS:needs-action\nEND:VTODO\nEND:VCALENDAR\n";
         let f = parse(todo).expect("task");
         assert_eq!(f.kind, ItemKind::Todo);
-        assert_eq!(f.due, Some(t("2026-03-02T17:00:00Z")), "floating read as UTC");
+        assert_eq!(
+            f.due,
+            Some(t("2026-03-02T17:00:00Z")),
+            "floating read as UTC"
+        );
         assert_eq!(f.status.as_deref(), Some("NEEDS-ACTION"));
         let unknown = "BEGIN:VCALENDAR\nBEGIN:VEVENT\nUID:d\nDTSTART;TZID=Mars/Olympus:20260301T090000\nEND:VEVENT\nEND:VCALENDAR\n";
         let f = parse(unknown).expect("event");
@@ -1031,8 +1066,13 @@ DTSTART;TZID=W. Europe Standard Time:20260722T120000\r\nEND:VEVENT\r\nEND:VCALEN
         assert!(out.contains("X-ACME-ROOM;X-P=\"a:b\":Blue room\r\n"));
         assert!(out.contains("TZOFFSETTO:+0100\r\n"));
         assert!(out.contains("BEGIN:VALARM\r\nACTION:DISPLAY\r\n"));
-        assert!(out.contains("RECURRENCE-ID;TZID=W. Europe Standard Time:20260722T100000\r\nSUMMARY:Moved\r\n"));
-        assert!(out.contains("DTSTART;TZID=W. Europe Standard Time:20260715T100000\r\n"), "unchanged times stay");
+        assert!(out.contains(
+            "RECURRENCE-ID;TZID=W. Europe Standard Time:20260722T100000\r\nSUMMARY:Moved\r\n"
+        ));
+        assert!(
+            out.contains("DTSTART;TZID=W. Europe Standard Time:20260715T100000\r\n"),
+            "unchanged times stay"
+        );
         assert!(out.contains("SUMMARY:Quarterly review\r\n"));
         assert!(!out.contains("carol@"));
         assert!(out.contains("ATTENDEE;CN=Bob;PARTSTAT=DECLINED;SCHEDULE-AGENT=CLIENT:mailto:bob@customer.example\r\n"), "{out}");
@@ -1044,7 +1084,9 @@ DTSTART;TZID=W. Europe Standard Time:20260722T120000\r\nEND:VEVENT\r\nEND:VCALEN
         assert_eq!(again.attendees, f.attendees);
         assert_eq!(again.start, f.start);
         // nothing changed, scheduling as before: the same object
-        let same_out = patch(Some(&out), &again, "x", t("2027-01-01T00:00:00Z"), &|_| true);
+        let same_out = patch(Some(&out), &again, "x", t("2027-01-01T00:00:00Z"), &|_| {
+            true
+        });
         assert!(same(&out, &same_out), "{same_out}");
     }
 
@@ -1059,7 +1101,10 @@ DTSTART;TZID=W. Europe Standard Time:20260722T120000\r\nEND:VEVENT\r\nEND:VCALEN
         };
         let now = t("2026-04-01T00:00:00Z");
         let out = patch(None, &task, "sb-1", now, &|_| true);
-        assert!(out.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"), "{out}");
+        assert!(
+            out.starts_with("BEGIN:VCALENDAR\r\nVERSION:2.0\r\n"),
+            "{out}"
+        );
         assert!(out.contains("BEGIN:VTODO\r\nUID:sb-1\r\n"));
         assert!(out.contains("SUMMARY:Send offer\\; today\r\n"));
         assert!(out.contains("DUE:20260501T150000Z\r\n"));
@@ -1079,9 +1124,15 @@ DTSTART;TZID=W. Europe Standard Time:20260722T120000\r\nEND:VEVENT\r\nEND:VCALEN
         };
         let external = |a: &str| a.ends_with("@example.com");
         let out = patch(None, &event, "sb-2", now, &external);
-        assert!(out.contains("DTSTART;VALUE=DATE:20260504\r\nDTEND;VALUE=DATE:20260506\r\n"), "{out}");
+        assert!(
+            out.contains("DTSTART;VALUE=DATE:20260504\r\nDTEND;VALUE=DATE:20260506\r\n"),
+            "{out}"
+        );
         assert!(out.contains("ORGANIZER;SCHEDULE-AGENT=CLIENT:mailto:ann@example.com\r\n"));
-        assert!(out.contains("ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=FALSE:mailto:x@customer.example\r\n"), "{out}");
+        assert!(
+            out.contains("ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=FALSE:mailto:x@customer.example\r\n"),
+            "{out}"
+        );
         let back = parse(&out).expect("event");
         assert!(back.all_day);
         assert_eq!(back.end, event.end);
@@ -1094,7 +1145,10 @@ DTSTART;TZID=W. Europe Standard Time:20260722T120000\r\nEND:VEVENT\r\nEND:VCALEN
         f.start = Some(t("2026-01-10T10:00:00Z"));
         f.end = Some(t("2026-01-10T11:00:00Z"));
         let out = patch(Some(text), &f, "z", t("2026-01-01T00:00:00Z"), &|_| false);
-        assert!(out.contains("DTSTART;TZID=Europe/Berlin:20260110T110000\r\n"), "{out}");
+        assert!(
+            out.contains("DTSTART;TZID=Europe/Berlin:20260110T110000\r\n"),
+            "{out}"
+        );
         assert!(out.contains("DTEND;TZID=Europe/Berlin:20260110T120000\r\n"));
     }
 

@@ -10,7 +10,9 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 use url::Url;
 
-use super::{DavClient, DavError, Item, Multistatus, Written, join, non_empty, parse_multistatus, xml_escape};
+use super::{
+    DavClient, DavError, Item, Multistatus, Written, join, non_empty, parse_multistatus, xml_escape,
+};
 
 /// A calendar collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,10 +61,10 @@ fn components_by_href(body: &str) -> Vec<(String, Vec<String>)> {
                     }
                     "href" if depth_in_response == 0 && !empty => in_href = true,
                     "comp" => {
-                        if let Some(Ok(a)) = e
-                            .attributes()
-                            .find(|a| a.as_ref().is_ok_and(|a| a.key.local_name().as_ref() == "name"))
-                        {
+                        if let Some(Ok(a)) = e.attributes().find(|a| {
+                            a.as_ref()
+                                .is_ok_and(|a| a.key.local_name().as_ref() == "name")
+                        }) {
                             comps.push(a.value.to_ascii_uppercase());
                         }
                     }
@@ -103,7 +105,10 @@ impl DavClient {
             .send(
                 "PROPFIND",
                 url,
-                &[("depth", depth), ("content-type", "application/xml; charset=utf-8")],
+                &[
+                    ("depth", depth),
+                    ("content-type", "application/xml; charset=utf-8"),
+                ],
                 Some(&body),
             )
             .await?;
@@ -221,7 +226,10 @@ impl DavClient {
             .send(
                 "REPORT",
                 collection,
-                &[("depth", "1"), ("content-type", "application/xml; charset=utf-8")],
+                &[
+                    ("depth", "1"),
+                    ("content-type", "application/xml; charset=utf-8"),
+                ],
                 Some(&body),
             )
             .await?;
@@ -304,6 +312,12 @@ mod tests {
 </multistatus>"#;
         let found = components_by_href(body);
         assert_eq!(found[0], ("/u/".to_owned(), vec![]));
-        assert_eq!(found[1], ("/u/cal/".to_owned(), vec!["VEVENT".to_owned(), "VTODO".to_owned()]));
+        assert_eq!(
+            found[1],
+            (
+                "/u/cal/".to_owned(),
+                vec!["VEVENT".to_owned(), "VTODO".to_owned()]
+            )
+        );
     }
 }
