@@ -715,4 +715,62 @@ mod tests {
             .collect();
         assert_eq!(kinds, [RecordKind::Activity, RecordKind::Contact]);
     }
+
+    #[test]
+    fn a_remote_activity_is_found_again_by_link_uid_or_own_id_and_journaled_as_the_sync() {
+        let mut store = Store::open_in_memory().expect("store");
+        let remote =
+            |href: &'static str, uid: Option<&'static str>, own: Option<i64>| RemoteActivity {
+                sync: "CalendarSync/cal",
+                remote_id: href,
+                version: Some("\"e1\""),
+                data: "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+                uid,
+                own_id: own,
+                changes: ActivityChanges {
+                    kind: Some(ActivityKind::Meeting),
+                    title: Some("Weekly".into()),
+                    time_zone: Some(Some("Europe/Berlin".into())),
+                    rrule: Some(Some("FREQ=WEEKLY".into())),
+                    ..ActivityChanges::default()
+                },
+            };
+        let a = store
+            .import_remote_activity(&remote("/u/work/a.ics", Some("uid-a"), None), t(0))
+            .expect("import");
+        assert_eq!(a.time_zone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(a.rrule.as_deref(), Some("FREQ=WEEKLY"));
+        // the same UID through another calendar is the same activity
+        let again = store
+            .import_remote_activity(&remote("/u/other/a.ics", Some("uid-a"), None), t(1))
+            .expect("import");
+        assert_eq!(again.id, a.id);
+        // an item this sync created, read back before its link was recorded
+        let mine = store
+            .create_activity(
+                &ActivityChanges {
+                    kind: Some(ActivityKind::Task),
+                    title: Some("Mine".into()),
+                    ..ActivityChanges::default()
+                },
+                "User/ann",
+                t(2),
+            )
+            .expect("create");
+        let found = store
+            .import_remote_activity(&remote("/u/work/m.ics", Some("sb-x"), Some(mine.id)), t(3))
+            .expect("import");
+        assert_eq!(found.id, mine.id);
+        let origins: Vec<String> = store
+            .changes_since(0, Some("User/ann"), 10)
+            .expect("journal")
+            .into_iter()
+            .map(|c| c.origin)
+            .collect();
+        assert!(
+            origins.iter().all(|o| o == "CalendarSync/cal"),
+            "{origins:?}"
+        );
+        assert_eq!(origins.len(), 3);
+    }
 }
