@@ -659,3 +659,50 @@ async fn an_error_names_the_calendars_and_never_the_password() {
     assert!(!text.contains(PASSWORD));
     assert!(!radicale().log().contains(PASSWORD));
 }
+
+#[tokio::test]
+async fn invitations_external_leaves_only_outside_participants_to_the_server() {
+    // REQ: BX-03 (invitations: external — the company's addresses are never scheduled)
+    let proxy = FaultProxy::start(radicale().port).await;
+    let rig = rig_at(
+        "cal-external",
+        &format!("{TWO_WAY}  invitations: external\n"),
+        Some(format!("http://127.0.0.1:{}", proxy.port())),
+    )
+    .await;
+    rig.create_local(ActivityChanges {
+        kind: Some(ActivityKind::Meeting),
+        title: Some("Kick-off".into()),
+        start: Some(Some(t("2026-03-10T15:00:00Z"))),
+        end: Some(Some(t("2026-03-10T16:00:00Z"))),
+        show_in_schedule: Some(true),
+        owner: Some(Some("owner".into())),
+        organizer: Some(Some("owner@example.com".into())),
+        participants: Some(vec![
+            ("colleague@example.com".into(), "none".into()),
+            ("carol@customer.example".into(), "none".into()),
+        ]),
+        ..ActivityChanges::default()
+    })
+    .await;
+    assert_eq!(rig.sync().await.items_out, 1);
+    let wire = proxy.sent();
+    let put = wire.split("PUT /").nth(1).expect("a PUT");
+    assert!(
+        !put.to_ascii_lowercase().contains("schedule-reply"),
+        "{put}"
+    );
+    let flat = put.replace("\r\n ", "");
+    assert!(
+        flat.contains("ORGANIZER;SCHEDULE-AGENT=CLIENT:mailto:owner@example.com"),
+        "{flat}"
+    );
+    assert!(
+        flat.contains("SCHEDULE-AGENT=CLIENT:mailto:colleague@example.com"),
+        "a User's domain"
+    );
+    assert!(
+        flat.contains("ATTENDEE;PARTSTAT=NEEDS-ACTION;RSVP=FALSE:mailto:carol@customer.example"),
+        "an outside participant is the server's to invite: {flat}"
+    );
+}
