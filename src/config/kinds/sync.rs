@@ -220,7 +220,7 @@ pub struct ActivityExport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CalendarSyncSpec {
-    /// A Mailbox on exchange/microsoft365, or a GoogleAccount.
+    /// A Mailbox on exchange/microsoft365, a GoogleAccount or a DavAccount.
     pub account: String,
     /// When to sync; absent = manual only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
