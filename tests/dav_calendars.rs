@@ -532,8 +532,25 @@ async fn a_foreign_property_survives_and_a_conflict_keeps_the_newest_with_partic
         )
         .await;
     assert!(status == 201 || status == 204, "{status} {body}");
-    rig.sync().await;
+    let report = rig.sync().await;
     assert_eq!(rig.conflicts(), 1);
+    // The run record the objects view shows counts the conflict, as ContactSync's does.
+    let runs = rig
+        .store
+        .call(|s| s.sync_run_records())
+        .await
+        .expect("run records");
+    let run = &runs["CalendarSync/cal"];
+    assert_eq!(
+        (
+            run.last_in,
+            run.last_out,
+            run.last_conflicts,
+            run.conflicts_total
+        ),
+        (report.items_in, report.items_out, 1, 1),
+    );
+    assert!(run.progress.is_none(), "no run in progress");
     let resolved = rig
         .activities()
         .await

@@ -113,6 +113,25 @@ async fn a_full_disk_answers_503_keeps_running_and_recovers_when_space_returns()
     // Space returns: the refused deliveries, retried by their senders, are stored; the
     // acknowledged ones, delivered again, are recognized and not doubled.
     disk.free();
+    // Nothing writes yet: the daemon notices the room by itself (an operator watching the
+    // gauge must not have to wait for the next delivery).
+    eventually(
+        "the recovery is noticed without a write",
+        &daemon,
+        || async {
+            daemon
+                .metrics()
+                .await
+                .contains("switchboard_state_disk_full 0")
+        },
+    )
+    .await;
+    let log = daemon.stderr();
+    assert_eq!(
+        count(&log, "the state file's disk has room again"),
+        1,
+        "{log}"
+    );
     for id in &refused {
         let response = post(&daemon, id, 8 * 1024).await;
         assert_eq!(

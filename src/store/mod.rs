@@ -834,6 +834,22 @@ impl Store {
         })
     }
 
+    /// At daemon start: every object a stopped process left `syncing` (killed or crashed in
+    /// the middle of a run) becomes [`ObjectState::Pending`] with a reason saying so, until
+    /// its next run starts — rather than showing a run (and its progress) that nobody runs.
+    /// Returns how many there were.
+    pub fn mark_interrupted_runs(&mut self) -> Result<usize, StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "UPDATE object_status SET state = 'pending', reason = ?1 WHERE state = 'syncing'",
+                params![
+                    "interrupted: the daemon stopped during the run; it resumes from its checkpoint on the next run"
+                ],
+            )
+            .map_err(|e| self.err(e))
+    }
+
     // ---- helpers (no SQL here) --------------------------------------------------------------
 
     /// Connection settings that every store needs, read-only or not.

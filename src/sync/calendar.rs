@@ -62,6 +62,7 @@ use super::contacts::{parse_rev, refused};
 use super::dav::caldav::Calendar;
 use super::dav::{DavClient, DavError, Item, MULTIGET_BATCH, Written, join};
 use super::ical::{self, Fields, ItemKind};
+use super::report::RunRecorder;
 
 /// How many journal entries one push step reads.
 const JOURNAL_BATCH: usize = 500;
@@ -86,7 +87,8 @@ impl KindConnectors for CalendarSyncConnectors {
 /// One `CalendarSync` object over a `DavAccount`.
 pub struct CalendarSyncConnector {
     origin: String,
-    kind_name: (String, String),
+    /// Conflicts, progress and the run record (shared with ContactSync).
+    recorder: RunRecorder,
     url: Url,
     spec: CalendarSyncSpec,
     /// The account's `User`.
@@ -314,7 +316,7 @@ impl CalendarSyncConnector {
         company_domains.dedup();
         Ok(CalendarSyncConnector {
             origin: format!("CalendarSync/{}", object.name),
-            kind_name: ("CalendarSync".into(), object.name.clone()),
+            recorder: RunRecorder::new("CalendarSync", &object.name),
             url: account.url.url().clone(),
             spec: spec.clone(),
             owner: account.user.clone(),
@@ -352,10 +354,7 @@ impl CalendarSyncConnector {
     }
 
     fn count_conflict(&self, ctx: &SyncContext<'_>) {
-        ctx.metrics
-            .sync_conflicts_total
-            .with_label_values(&[&self.kind_name.0, &self.kind_name.1])
-            .inc();
+        self.recorder.conflict(ctx);
     }
 
     /// The selected calendars: remembered, else discovered and selected now.
@@ -495,6 +494,7 @@ impl CalendarSyncConnector {
         }
         let take_events = self.spec.import_meetings.enabled && sel.meetings.contains(collection);
         let take_tasks = self.spec.import_tasks.enabled && sel.tasks.contains(collection);
+        self.recorder.known(wanted.len());
         for batch in wanted.chunks(MULTIGET_BATCH) {
             Self::check_cancel(ctx)?;
             let items = self
@@ -511,6 +511,7 @@ impl CalendarSyncConnector {
                     imported.push(id);
                 }
             }
+            self.recorder.done(ctx, batch.len()).await?;
         }
         let mut removed: Vec<String> = if full {
             Vec::new()
@@ -890,42 +891,50 @@ impl CalendarSyncConnector {
 impl Connector for CalendarSyncConnector {
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
         Box::pin(async move {
-            let mut report = SyncReport::default();
-            let before = self.client.requests();
-            let sel = self.collections(&ctx).await?;
-            let mut imported = Vec::new();
-            if self.spec.import_meetings.enabled || self.spec.import_tasks.enabled {
-                for c in sel.all() {
-                    Self::check_cancel(&ctx)?;
-                    self.pull(&ctx, &c, &sel, &mut report, &mut imported)
-                        .await?;
-                }
-            }
-            if self.spec.export.enabled {
-                // a conflict resolved for this side, or a union, is written back now; an
-                // activity the object describes exactly costs nothing
-                let seq = ctx
-                    .store
-                    .call(|s| s.last_change_seq())
-                    .await
-                    .map_err(store_err)?;
-                for id in imported {
-                    Self::check_cancel(&ctx)?;
-                    if self.push_activity(&ctx, &sel, id, seq).await? {
-                        report.items_out += 1;
-                    }
-                }
-                self.push(&ctx, &sel, &mut report).await?;
-            }
-            tracing::info!(
-                sync = %self.origin,
-                items_in = report.items_in,
-                items_out = report.items_out,
-                requests = self.client.requests() - before,
-                "calendar sync done"
-            );
-            Ok(report)
+            self.recorder.start();
+            let result = self.run(&ctx).await;
+            self.recorder.finish(&ctx, result).await
         })
+    }
+}
+
+impl CalendarSyncConnector {
+    /// One run: pull every selected calendar, then push.
+    async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
+        let mut report = SyncReport::default();
+        let before = self.client.requests();
+        let sel = self.collections(ctx).await?;
+        let mut imported = Vec::new();
+        if self.spec.import_meetings.enabled || self.spec.import_tasks.enabled {
+            for c in sel.all() {
+                Self::check_cancel(ctx)?;
+                self.pull(ctx, &c, &sel, &mut report, &mut imported).await?;
+            }
+        }
+        if self.spec.export.enabled {
+            // a conflict resolved for this side, or a union, is written back now; an
+            // activity the object describes exactly costs nothing
+            let seq = ctx
+                .store
+                .call(|s| s.last_change_seq())
+                .await
+                .map_err(store_err)?;
+            for id in imported {
+                Self::check_cancel(ctx)?;
+                if self.push_activity(ctx, &sel, id, seq).await? {
+                    report.items_out += 1;
+                }
+            }
+            self.push(ctx, &sel, &mut report).await?;
+        }
+        tracing::info!(
+            sync = %self.origin,
+            items_in = report.items_in,
+            items_out = report.items_out,
+            requests = self.client.requests() - before,
+            "calendar sync done"
+        );
+        Ok(report)
     }
 }
 

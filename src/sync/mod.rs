@@ -9,6 +9,7 @@
 //! - `ical.rs`: iCalendar VEVENT / VTODO to and from the store's activity fields, patching only
 //!   the modelled properties.
 //! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`.
+//! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time
@@ -18,6 +19,7 @@ pub mod calendar;
 pub mod contacts;
 pub mod dav;
 pub mod ical;
+pub mod report;
 pub mod vcard;
 
 pub use calendar::{CalendarSyncConnector, CalendarSyncConnectors};
