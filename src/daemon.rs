@@ -39,6 +39,7 @@ pub fn registry() -> Registry {
     registry.register(Kind::LeadIntegration, crate::leads::LeadConnectors);
     // Contact sync: over a DavAccount (CardDAV), two-way; other accounts are pending.
     registry.register(Kind::ContactSync, crate::sync::ContactSyncConnectors);
+    registry.register(Kind::CalendarSync, crate::sync::CalendarSyncConnectors);
     registry
 }
 

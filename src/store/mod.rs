@@ -131,6 +131,12 @@ const MIGRATIONS: &[Migration] = &[
         rebuilds_tables: false,
         then: None,
     },
+    Migration {
+        name: "0013_activity_sync",
+        sql: include_str!("migrations/0013_activity_sync.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
 ];
 
 /// How long a connection waits for a lock held by another connection before giving up.

@@ -798,7 +798,7 @@ fn local_change(
 
 /// A record write's outcome inside a store call: a store failure fails the call, a refused
 /// write (a field the store rejects) is returned as its message.
-fn refused<T>(r: Result<T, RecordError>) -> Result<Result<T, String>, StoreError> {
+pub(super) fn refused<T>(r: Result<T, RecordError>) -> Result<Result<T, String>, StoreError> {
     match r {
         Ok(v) => Ok(Ok(v)),
         Err(RecordError::Store(e)) => Err(e),
@@ -864,7 +864,7 @@ fn fields_of(contact: &Contact, old: &CardFields) -> CardFields {
 }
 
 /// A vCard `REV` (`20240102T030405Z`, or RFC 3339) as a time.
-fn parse_rev(rev: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_rev(rev: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(rev)
         .map(|t| t.with_timezone(&Utc))
         .ok()

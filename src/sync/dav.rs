@@ -16,6 +16,8 @@ use url::Url;
 
 use crate::config::types::Secret;
 
+pub mod caldav;
+
 /// How many items one `addressbook-multiget` asks for.
 pub const MULTIGET_BATCH: usize = 100;
 

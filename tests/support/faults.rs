@@ -60,6 +60,8 @@ struct Shared {
     armed: Mutex<Option<Armed>>,
     taken: AtomicUsize,
     connections: AtomicUsize,
+    /// Everything every client sent, in arrival order (for tests that assert on requests).
+    sent: Mutex<Vec<u8>>,
 }
 
 /// A running proxy; stops (and drops every connection) when dropped.
@@ -80,10 +82,24 @@ impl FaultProxy {
             armed: Mutex::new(None),
             taken: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            sent: Mutex::new(Vec::new()),
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(accept(listener, target, Arc::clone(&shared), stopped));
         FaultProxy { port, shared, stop }
+    }
+
+    /// Everything the clients sent through the proxy so far (requests, headers and bodies),
+    /// lossily as text.
+    pub fn sent(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .shared
+                .sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .into_owned()
     }
 
     /// The port the daemon should connect to.
@@ -211,6 +227,11 @@ async fn upstream(
             Ok(n) => n,
         };
         let chunk = &buf[..n];
+        shared
+            .sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(chunk);
         if *state.borrow() == State::Passing {
             window.extend_from_slice(chunk);
             if let Some(fault) = take_if_triggered(shared, &mut window) {

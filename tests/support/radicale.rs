@@ -164,6 +164,41 @@ impl Radicale {
         url
     }
 
+    /// A fresh user with two calendars: `work` (display name `Work`, events only) and
+    /// `tasks` (`Tasks`, tasks only); returns their collection URLs.
+    pub async fn user_with_calendars(&self, user: &str, password: &str) -> (String, String) {
+        self.add_user(user, password);
+        let mut urls = Vec::new();
+        for (path, name, comp) in [("work", "Work", "VEVENT"), ("tasks", "Tasks", "VTODO")] {
+            let url = format!("{}/{user}/{path}/", self.base());
+            let body = format!(
+                "<?xml version=\"1.0\"?><C:mkcalendar xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\"><D:set><D:prop><D:displayname>{name}</D:displayname><C:supported-calendar-component-set><C:comp name=\"{comp}\"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>"
+            );
+            let response = self
+                .request(user, password, "MKCALENDAR", &url, &[], Some(body))
+                .await;
+            assert_eq!(response.0, 201, "MKCALENDAR {url}: {}", response.2);
+            urls.push(url);
+        }
+        (urls.remove(0), urls.remove(0))
+    }
+
+    /// PUTs an iCalendar object as `user` at `url`; returns its ETag.
+    pub async fn put_ics(&self, user: &str, password: &str, url: &str, ics: &str) -> String {
+        let (status, etag, body) = self
+            .request(
+                user,
+                password,
+                "PUT",
+                url,
+                &[("content-type", "text/calendar; charset=utf-8")],
+                Some(ics.to_owned()),
+            )
+            .await;
+        assert!(status == 201 || status == 204, "PUT {url}: {status} {body}");
+        etag.expect("ETag of a PUT")
+    }
+
     /// A fresh user with an address book `contacts` holding `cards` (whole vCards), made by
     /// one `PUT` of the collection (Radicale takes a whole address book in one request:
     /// far faster than a PUT per card, which grows with the collection's size), then listed
