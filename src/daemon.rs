@@ -39,6 +39,7 @@ pub fn registry() -> Registry {
     registry.register(Kind::LeadIntegration, crate::leads::LeadConnectors);
     // Contact sync: over a DavAccount (CardDAV), two-way; other accounts are pending.
     registry.register(Kind::ContactSync, crate::sync::ContactSyncConnectors);
+    registry.register(Kind::CalendarSync, crate::sync::CalendarSyncConnectors);
     registry
 }
 
@@ -78,9 +79,22 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         return ExitCode::from(1);
     };
     let state = opts.state.clone();
-    let store = match tokio::task::spawn_blocking(move || Store::open(&state))
-        .await
-        .expect("opening the store does not panic")
+    let store = match tokio::task::spawn_blocking(move || {
+        let mut store = Store::open(&state)?;
+        match store.mark_interrupted_runs() {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                objects = n,
+                "runs interrupted when the daemon last stopped resume on their next run"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "could not mark the runs the last stop interrupted")
+            }
+        }
+        Ok::<_, crate::store::StoreError>(store)
+    })
+    .await
+    .expect("opening the store does not panic")
     {
         Ok(store) => store,
         Err(e) => {
@@ -147,6 +161,7 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         engine: handle.clone(),
         metrics: std::sync::Arc::new(metrics.clone()),
         chat,
+        oidc: std::sync::Arc::new(http::oidc::Verifier::new(clock)),
     };
     tracker.spawn({
         let cancel = cancel.clone();
@@ -167,6 +182,10 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         opts.config_dirs.clone(),
         watching,
         hangup,
+        cancel.clone(),
+    ));
+    tracker.spawn(crate::telemetry::disk::watch_recovery(
+        state_dir(&opts.state),
         cancel.clone(),
     ));
     if let Some(every) = engine::systemd::watchdog_interval() {
@@ -192,4 +211,12 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
     }
     tracing::info!("stopped");
     ExitCode::SUCCESS
+}
+
+/// The directory that holds the state file (its file system is the one that fills up).
+fn state_dir(state: &std::path::Path) -> std::path::PathBuf {
+    match state.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    }
 }

@@ -21,6 +21,7 @@ use switchboard::store::{Store, StoreHandle};
 use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
+use support::faults::Fault;
 use support::radicale::radicale;
 use support::{Daemon, eventually, free_port};
 
@@ -38,6 +39,11 @@ struct Rig {
 
 /// `spec` is the ContactSync's spec after `account`, indented two spaces.
 async fn rig(user: &str, spec: &str) -> Rig {
+    rig_via(user, spec, &radicale().base()).await
+}
+
+/// As [`rig`], with the DavAccount's URL at `base` (a proxy in front of Radicale).
+async fn rig_via(user: &str, spec: &str, base: &str) -> Rig {
     let book = radicale().user_with_addressbook(user, PASSWORD).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config");
@@ -49,7 +55,6 @@ async fn rig(user: &str, spec: &str) -> Rig {
             "apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: owner}}\nspec: {{displayName: Owner, email: owner@example.com}}\n---\n\
              apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {{name: home}}\nspec:\n  user: owner\n  url: {base}/\n  username: {user}\n  password: {{file: dav-password.txt}}\n---\n\
              apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: home\n{spec}\n",
-            base = radicale().base(),
         ),
     )
     .expect("manifest");
@@ -386,6 +391,104 @@ async fn a_refused_sync_token_falls_back_to_a_listing_without_duplicates() {
     );
 }
 
+/// What a server without RFC 6578 answers to `sync-collection`.
+const NO_SYNC_COLLECTION: &str =
+    "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+#[tokio::test]
+async fn a_server_without_sync_collection_is_synced_by_comparing_etags() {
+    // REQ: BX-01 (a server without sync-collection: ETag comparison of a PROPFIND listing;
+    // a no-change run is still one request)
+    // REQ: CS-04 (only what changed is read)
+    let proxy = support::faults::FaultProxy::start(radicale().port).await;
+    proxy.arm_every(b"sync-collection", Fault::Answer(NO_SYNC_COLLECTION));
+    let base = format!("http://127.0.0.1:{}", proxy.port());
+    let rig = rig_via("dav-no-sync", TWO_WAY, &base).await;
+    for name in ["a", "b", "c"] {
+        rig.put(
+            &format!("{name}.vcf"),
+            &card(
+                name,
+                &format!("FN:{name}\r\nN:;{name};;;\r\nEMAIL:{name}@example.org\r\n"),
+            ),
+        )
+        .await;
+    }
+    assert_eq!(rig.sync().await.items_in, 3);
+    assert_eq!(proxy.taken(), 1, "the REPORT was tried once and refused");
+    assert_eq!(rig.contacts().await.len(), 3);
+
+    let before = radicale().requests_by(&rig.user);
+    assert_eq!(rig.sync().await, SyncReport::default());
+    assert_eq!(
+        radicale().requests_by(&rig.user) - before,
+        1,
+        "a no-change run is one PROPFIND; log:\n{}",
+        radicale().log()
+    );
+    assert_eq!(
+        proxy.taken(),
+        1,
+        "the refusal is remembered: no REPORT tried again"
+    );
+
+    // b changed and c removed there, d added: read b and d, unlink c.
+    rig.put(
+        "b.vcf",
+        &card(
+            "b",
+            "FN:Bea Changed\r\nN:Changed;Bea;;;\r\nEMAIL:b@example.org\r\n",
+        ),
+    )
+    .await;
+    rig.put(
+        "d.vcf",
+        &card("d", "FN:d\r\nN:;d;;;\r\nEMAIL:d@example.org\r\n"),
+    )
+    .await;
+    let url = format!("{}c.vcf", rig.book);
+    let (status, _, _) = radicale()
+        .request(&rig.user, PASSWORD, "DELETE", &url, &[], None)
+        .await;
+    assert_eq!(status, 200);
+    let before = radicale().requests_by(&rig.user);
+    let report = rig.sync().await;
+    assert_eq!(report.items_in, 3, "b and d read, c unlinked: {report:?}");
+    assert_eq!(
+        radicale().requests_by(&rig.user) - before,
+        2,
+        "one PROPFIND and one multiget of the two changed items"
+    );
+    assert_eq!(
+        rig.contact_with("b@example.org").await.name.as_deref(),
+        Some("Bea Changed")
+    );
+    let c = rig.contact_with("c@example.org").await;
+    assert_eq!(
+        rig.href_of(c.id).await,
+        None,
+        "deletes: keep unlinks (CS-05)"
+    );
+    assert_eq!(rig.contacts().await.len(), 4, "nothing doubled");
+
+    // A contact made here is still exported through the same server.
+    let id = rig
+        .create_local(ContactChanges {
+            name: Some(Some("Made Here".into())),
+            emails: Some(vec!["here@example.org".into()]),
+            ..ContactChanges::default()
+        })
+        .await;
+    assert_eq!(rig.sync().await.items_out, 1);
+    let href = rig.href_of(id).await.expect("linked");
+    assert!(rig.items().await.contains(&href));
+    assert_eq!(
+        rig.sync().await,
+        SyncReport::default(),
+        "its own write is not read back"
+    );
+}
+
 #[tokio::test]
 async fn a_412_on_put_is_a_conflict_resolved_by_policy_without_losing_a_write() {
     // REQ: CS-04 (a record changed on both sides: the policy decides, nothing is lost)
@@ -490,6 +593,18 @@ async fn a_conflict_seen_on_pull_keeps_the_newer_remote_change_and_unions_tags()
     .await;
     rig.sync().await;
     assert_eq!(rig.conflicts(), 1);
+    let record = rig
+        .store
+        .call(|s| s.sync_run_records())
+        .await
+        .expect("run records")
+        .remove("ContactSync/book")
+        .expect("a run record");
+    assert_eq!(
+        (record.last_conflicts, record.conflicts_total),
+        (1, 1),
+        "the conflict is in the run record the objects view shows"
+    );
     let eve = rig.contact_with("eve@example.org").await;
     assert_eq!(eve.name.as_deref(), Some("Eve There"), "the later REV wins");
     assert_eq!(eve.tags, ["here", "one", "there"]);
@@ -573,13 +688,10 @@ async fn the_daemon_exports_an_api_contact_and_never_shows_the_password() {
     let port = free_port();
     let mut files = support::base_config(port);
     files.push(support::records::admin_file());
-    files.push((
-        "dav.yaml",
-        format!(
-            "apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {{name: home}}\nspec:\n  user: root\n  url: {base}/\n  username: {user}\n  password: {{env: SB_DAV_PASSWORD}}\n---\n\
-             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: home\n  import: {{enabled: true}}\n  export: {{enabled: true}}\n",
-            base = radicale().base()
-        ),
+    files.push(support::radicale::contact_sync_manifest(
+        &radicale().base(),
+        user,
+        "",
     ));
     let env = [("SB_TEST_SECRET", "unused"), ("SB_DAV_PASSWORD", PASSWORD)];
     let mut daemon = Daemon::start(port, &files, &env);
@@ -731,6 +843,11 @@ async fn switchboard_sync_runs_a_contact_sync_in_process_without_a_daemon() {
         .unwrap_or_else(|| panic!("no ContactSync/book in {status}"));
     assert_eq!(row["itemsIn"], 1, "{row}");
     assert_eq!(row["state"], "ready", "{row}");
+    assert_eq!(
+        row["sync"]["lastRun"],
+        json!({"itemsIn": 1, "itemsOut": row["itemsOut"], "conflicts": 0}),
+        "the in-process run records its run as the daemon's does: {row}"
+    );
 }
 
 #[tokio::test]
@@ -806,5 +923,134 @@ fn validate_checks_a_dav_account_and_the_sync_over_it() {
     assert!(
         text.contains("or a DavAccount"),
         "the hint names DavAccount: {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_objects_view_shows_runs_and_switchboard_sync_asks_the_daemon() {
+    // REQ: BX-01 (status per sync object: last sync, items each way in the last run and in
+    // all, conflicts, current error; `switchboard sync ContactSync/NAME` through the daemon)
+    // REQ: CS-04
+    let user = "dav-status";
+    let book = radicale().user_with_addressbook(user, PASSWORD).await;
+    for name in ["s1", "s2"] {
+        radicale()
+            .put_card(
+                user,
+                PASSWORD,
+                &format!("{book}{name}.vcf"),
+                &card(
+                    name,
+                    &format!("FN:{name}\r\nN:;{name};;;\r\nEMAIL:{name}@example.org\r\n"),
+                ),
+            )
+            .await;
+    }
+    let port = free_port();
+    let mut files = support::base_config(port);
+    files.push(support::records::admin_file());
+    files.push(support::radicale::contact_sync_manifest(
+        &radicale().base(),
+        user,
+        "",
+    ));
+    let env = [("SB_TEST_SECRET", "unused"), ("SB_DAV_PASSWORD", PASSWORD)];
+    let mut daemon = Daemon::start(port, &files, &env);
+    daemon.wait_ready().await;
+    let cli = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(daemon.config_dir())
+            .arg("--state")
+            .arg(daemon.dir.path().join("state.db"))
+            .args(args)
+            .env("SB_TEST_SECRET", "unused")
+            .env("SB_DAV_PASSWORD", PASSWORD)
+            .env("SWITCHBOARD_TOKEN", support::ADMIN_TOKEN)
+            .output()
+            .expect("run switchboard");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    let (ok, text) = cli(&["sync", "ContactSync/book"]);
+    assert!(ok, "{text}");
+    assert!(text.contains("requested from the running daemon"), "{text}");
+    let done = |items_in: u64| {
+        let daemon = &daemon;
+        move || async move {
+            let objects = daemon.objects().await;
+            support::find(&objects, "ContactSync", "book").is_some_and(|o| {
+                o["state"] == "ready" && o["sync"]["lastRun"]["itemsIn"] == items_in
+            })
+        }
+    };
+    eventually("the daemon ran the requested sync", &daemon, done(2)).await;
+
+    // One more card there and a contact made here: the second run moves one each way.
+    radicale()
+        .put_card(
+            user,
+            PASSWORD,
+            &format!("{book}s3.vcf"),
+            &card("s3", "FN:s3\r\nN:;s3;;;\r\nEMAIL:s3@example.org\r\n"),
+        )
+        .await;
+    let created = support::records::request(
+        &daemon,
+        Method::POST,
+        "/api/v1/contacts",
+        support::records::ROOT,
+        &[],
+        Some((
+            "application/json",
+            json!({"name": "Here", "emails": ["here@example.org"]}),
+        )),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let (ok, text) = cli(&["sync", "ContactSync/book"]);
+    assert!(ok, "{text}");
+    eventually("the second run is recorded", &daemon, done(1)).await;
+    let objects = daemon.objects().await;
+    let o = support::find(&objects, "ContactSync", "book").expect("the sync object");
+    let mut shape = o.clone();
+    for volatile in ["lastSuccessAt", "appliedAt"] {
+        assert!(o[volatile].is_string(), "{volatile} in {o}");
+        shape[volatile] = json!("<time>");
+    }
+    assert_eq!(
+        shape,
+        json!({
+            "kind": "ContactSync", "name": "book", "state": "ready", "reason": null,
+            "lastSuccessAt": "<time>", "lastError": null, "lastErrorAt": null,
+            "runsOk": 2, "runsFailed": 0, "itemsIn": 3, "itemsOut": 1,
+            "generation": 1, "appliedAt": "<time>",
+            "sync": {
+                "lastRun": {"itemsIn": 1, "itemsOut": 1, "conflicts": 0},
+                "conflictsTotal": 0,
+                "currentError": null,
+                "progress": null
+            }
+        }),
+        "the objects view of a contact sync"
+    );
+    let metrics = daemon.metrics().await;
+    for line in [
+        r#"switchboard_sync_runs_total{kind="ContactSync",name="book",result="success"} 2"#,
+        r#"switchboard_sync_items_total{direction="in",kind="ContactSync",name="book"} 3"#,
+        r#"switchboard_sync_items_total{direction="out",kind="ContactSync",name="book"} 1"#,
+        r#"switchboard_sync_last_success_timestamp_seconds{kind="ContactSync",name="book"}"#,
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
+    let (ok, status) = cli(&["status"]);
+    assert!(ok, "{status}");
+    assert!(
+        status.contains("last run: 1 in, 1 out, 0 conflicts; 0 conflicts in all"),
+        "{status}"
     );
 }

@@ -112,6 +112,101 @@ async fn idle_connections_beyond_the_cap_are_refused_and_cost_no_memory() {
     drop(idle);
 }
 
+/// The value of the unlabelled sample `name` in `/metrics`.
+fn sample(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (n, value) = line.split_once(' ')?;
+        (n == name).then(|| value.parse().ok())?
+    })
+}
+
+/// `GET /metrics` on a kept-alive `stream`; the body.
+async fn scrape_on(stream: &mut tokio::net::TcpStream) -> String {
+    use tokio::io::AsyncReadExt;
+    stream
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("write the scrape");
+    let mut got = Vec::new();
+    let mut buf = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut buf).await.expect("read the scrape");
+        assert!(
+            n > 0,
+            "closed mid-answer: {}",
+            String::from_utf8_lossy(&got)
+        );
+        got.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&got).into_owned();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (name, value) = l.split_once(':')?;
+                    name.eq_ignore_ascii_case("content-length")
+                        .then(|| value.trim().parse().ok())?
+                })
+                .expect("a content-length");
+            if body.len() >= length {
+                assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+                return body.to_owned();
+            }
+        }
+    }
+}
+
+// REQ: SPEC metrics (the listener's connections: open now, refused at maxConnections)
+#[tokio::test(flavor = "multi_thread")]
+async fn open_and_refused_connections_are_counted() {
+    // Idle connections are held for the whole test (headerReadTimeout), and so is the
+    // scraper's kept-alive one (idleTimeout): nothing frees a place behind the test's back.
+    let daemon = start(
+        "  http: {headerReadTimeout: 60s, idleTimeout: 60s, maxConnections: 6, maxHeaderBytes: 8192}",
+    )
+    .await;
+    // One kept-alive connection of our own for every scrape (an HTTP client's pool may open a
+    // second one when it likes, which the cap would refuse).
+    let scraper = tokio::sync::Mutex::new(connect(&daemon).await);
+    let scrape = || async {
+        let mut stream = scraper.lock().await;
+        scrape_on(&mut stream).await
+    };
+    let open_is = |want: f64| {
+        let scrape = &scrape;
+        move || async move { sample(&scrape().await, "switchboard_http_connections") == Some(want) }
+    };
+    // The scraper's connection is the only one (the start-up probes' are closed).
+    eventually("one open connection", &daemon, open_is(1.0)).await;
+
+    let mut held = Vec::new();
+    for _ in 0..5 {
+        held.push(connect(&daemon).await);
+    }
+    eventually(
+        "five idle connections and the scraper's",
+        &daemon,
+        open_is(6.0),
+    )
+    .await;
+
+    // At the cap of 6, three more are closed at once, without a byte.
+    let mut beyond = Vec::new();
+    for _ in 0..3 {
+        beyond.push(connect(&daemon).await);
+    }
+    for stream in &mut beyond {
+        let said = wait_closed(stream, Duration::from_secs(30)).await;
+        assert!(said.is_empty(), "{}", String::from_utf8_lossy(&said));
+    }
+    drop(held);
+    eventually("the held connections are gone", &daemon, open_is(1.0)).await;
+    let refused = sample(
+        &scrape().await,
+        "switchboard_http_connections_refused_total",
+    );
+    assert_eq!(refused, Some(3.0));
+}
+
 // REQ: SPEC HTTP (Settings.http.maxHeaderBytes; every error answered as JSON)
 #[tokio::test(flavor = "multi_thread")]
 async fn a_huge_head_is_431_and_bare_errors_carry_the_error_json() {
@@ -509,6 +604,25 @@ async fn chats_say_who_they_are_offered_to_and_page_their_messages() {
     .await;
     assert_eq!(texts(&last), ["three", "four", "five"]);
     assert_eq!(last["messagesNextCursor"], serde_json::Value::Null);
+
+    // The list embeds only the newest 20 of a long chat's messages, and says how many there are.
+    for n in 6..=26 {
+        send(
+            &daemon,
+            "shop",
+            &format!("p{n}"),
+            "buyer-1",
+            &format!("m{n}"),
+        )
+        .await;
+    }
+    let (code, list) = call(&daemon, Method::GET, "/api/v1/chats", BOB, None).await;
+    assert_eq!(code, 200, "{list}");
+    let listed = &list["items"][0];
+    assert_eq!(listed["messagesTotal"], 26, "{listed}");
+    let newest = texts(listed);
+    assert_eq!(newest.len(), 20);
+    assert_eq!((newest[0].as_str(), newest[19].as_str()), ("m7", "m26"));
 
     let (code, accepted) = call(
         &daemon,

@@ -2,7 +2,8 @@
 //! (tests/support/faults.rs): an IMAP connection cut in the middle of a FETCH (Dovecot), an SMTP
 //! server that stalls after DATA (aiosmtpd), and a Graph answer cut in the middle of its JSON
 //! body (the Graph fake). Each failed run or delivery is retried, nothing is lost or doubled,
-//! and the object's status (or the message's delivery) says what happened.
+//! and the object's status (or the message's delivery) says what happened; thirty failed runs
+//! in a row leave the daemon's memory where it was.
 
 #[path = "support/graph_fake.rs"]
 mod graph_fake;
@@ -129,6 +130,71 @@ async fn an_imap_connection_cut_in_the_middle_of_a_fetch_is_retried_and_nothing_
         !log.contains(PASSWORD),
         "the password never reaches the log"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn thirty_cut_fetches_in_a_row_do_not_grow_the_daemons_memory() {
+    // REQ: MB-02 (each failed run resumes from its checkpoint; a failure costs no memory)
+    let server = dovecot();
+    let address = "leak@example.test";
+    server.add_user(address, PASSWORD);
+    // A 2 MB letter whose FETCH is cut 1.5 MB in, run after run: a run that kept what it had
+    // read (or its connection) would hold another 1.5 MB per round.
+    let large = messages("large", address, 1)[0].replace(
+        "\r\n\r\nBody",
+        &format!("\r\n\r\n{}\r\nBody", "w".repeat(2_000_000)),
+    );
+    let mut letters = messages("small", address, 20);
+    letters.push(large);
+    server.load(address, "INBOX", &letters);
+    let proxy = FaultProxy::start(server.imap_port).await;
+    proxy.arm_every(b"UID FETCH", Fault::CutAfter(1_500_000));
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        port,
+        &config(port, proxy.port(), 9, address),
+        &[("SB_MAIL_PASSWORD", PASSWORD)],
+    );
+    daemon.wait_ready().await;
+
+    // Runs are asked for one after another (besides the scheduler's own retries).
+    let failed = || async { mailbox(&daemon).await["runsFailed"].as_u64().unwrap_or(0) };
+    let mut warm = 0;
+    loop {
+        let before = failed().await;
+        if before >= 30 {
+            break;
+        }
+        if warm == 0 && before >= 5 {
+            warm = support::rss_kib(daemon.child.id());
+        }
+        let asked = daemon
+            .post("/api/v1/objects/Mailbox/box/sync", Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(asked.status(), 202);
+        eventually("the cut run failed", &daemon, || async {
+            failed().await > before
+        })
+        .await;
+    }
+    let after = support::rss_kib(daemon.child.id());
+    assert!(
+        after < warm + 10 * 1024,
+        "RSS grew from {warm} KiB to {after} KiB over 25 cut fetches"
+    );
+    assert!(proxy.taken() >= 30);
+
+    // The peer heals: every letter is stored, once.
+    proxy.disarm();
+    let asked = daemon
+        .post("/api/v1/objects/Mailbox/box/sync", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(asked.status(), 202);
+    eventually("the healed run stores the letter", &daemon, || async {
+        let m = mailbox(&daemon).await;
+        m["state"] == "ready" && stored(&m) == 21
+    })
+    .await;
 }
 
 /// The Sent entry of `id` in `/api/v1/emails`.

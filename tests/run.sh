@@ -6,21 +6,24 @@
 #   tests/run.sh --test mail_imap   # arguments go to `cargo test`
 #
 # The suite starts real peers on loopback ports: Dovecot (IMAP), aiosmtpd (SMTP) with a
-# throwaway CA made by openssl, Radicale (CardDAV/CalDAV), promtool for the metrics format,
-# systemd-analyze for the unit's exposure, curl for the contact-center demo. On Debian or Ubuntu the missing ones are installed
+# throwaway CA made by openssl, Radicale (CardDAV/CalDAV), promtool (metrics format, rules),
+# systemd-analyze for the unit's exposure, curl for the contact-center demo, headless Chromium
+# with chromedriver for the operator console. On Debian or Ubuntu the missing ones are installed
 # with apt-get (through sudo when not root). Dovecot's test instances run as root; without root
 # the mail tests fail with a message that says so. `.ci/run` calls this script.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need_pkgs=()
-command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)          # promtool: metrics format
+command -v promtool >/dev/null 2>&1 || need_pkgs+=(prometheus)          # promtool: metrics, rules
 command -v systemd-analyze >/dev/null 2>&1 || need_pkgs+=(systemd)      # unit exposure check
 command -v dovecot >/dev/null 2>&1 || need_pkgs+=(dovecot-imapd)        # mail tests: real IMAP
 /usr/bin/python3 -c 'import aiosmtpd' >/dev/null 2>&1 || need_pkgs+=(python3-aiosmtpd)  # SMTP
 command -v openssl >/dev/null 2>&1 || need_pkgs+=(openssl)              # mail tests' own CA
 command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)                    # the contact-center demo
 command -v radicale >/dev/null 2>&1 || need_pkgs+=(radicale)            # DAV tests: real CardDAV
+[ -x /usr/bin/chromium ] || need_pkgs+=(chromium)                       # console tests: a real browser
+[ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)            # ... driven through WebDriver
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 //! `switchboard status`: every applied object's state, read from the store — works whether
 //! or not the daemon runs (SQLite WAL lets a reader in beside it).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -8,13 +9,19 @@ use super::Format;
 use crate::config::Kind;
 use crate::http::api::ObjectDto;
 use crate::store::mail::FolderStatus;
-use crate::store::{ObjectStatus, Store, StoreError};
+use crate::store::sync_state::SyncRunRecord;
+use crate::store::{ObjectState, ObjectStatus, Store, StoreError};
 
 /// Prints every object's status; exit 1 only when the store cannot be read.
 pub fn run(state: &Path, format: Format) -> ExitCode {
-    let read =
-        Store::open_read_only(state).and_then(|s| Ok((s.statuses()?, s.mail_folder_statuses()?)));
-    let (statuses, folders) = match read {
+    let read = Store::open_read_only(state).and_then(|s| {
+        Ok((
+            s.statuses()?,
+            s.mail_folder_statuses()?,
+            s.sync_run_records()?,
+        ))
+    });
+    let (statuses, folders, records) = match read {
         Ok(s) => s,
         Err(StoreError::Missing(path)) => {
             if format == Format::Json {
@@ -34,20 +41,23 @@ pub fn run(state: &Path, format: Format) -> ExitCode {
             // The same shape as the operator API's `GET /api/v1/objects` items.
             let rows: Vec<ObjectDto> = statuses
                 .iter()
-                .cloned()
-                .map(|s| ObjectDto::new(s, &folders))
+                .map(|s| ObjectDto::new(s.clone(), &folders).with_sync(s, &records))
                 .collect();
             println!(
                 "{}",
                 serde_json::to_string_pretty(&rows).expect("rows serialize")
             );
         }
-        Format::Text => print!("{}", table(&statuses, &folders)),
+        Format::Text => print!("{}", table(&statuses, &folders, &records)),
     }
     ExitCode::SUCCESS
 }
 
-fn table(statuses: &[ObjectStatus], folders: &[FolderStatus]) -> String {
+fn table(
+    statuses: &[ObjectStatus],
+    folders: &[FolderStatus],
+    records: &BTreeMap<String, SyncRunRecord>,
+) -> String {
     let mut rows = vec![[
         "OBJECT".to_owned(),
         "STATE".to_owned(),
@@ -91,8 +101,33 @@ fn table(statuses: &[ObjectStatus], folders: &[FolderStatus]) -> String {
         {
             out.push_str(&folder_lines(&s.name, folders));
         }
+        if let Some(s) = i.checked_sub(1).map(|i| &statuses[i])
+            && let Some(r) = records.get(&format!("{}/{}", s.kind, s.name))
+        {
+            out.push_str(&sync_line(s, r));
+        }
     }
     out
+}
+
+/// `  last run: 3 in, 1 out, 0 conflicts; 2 conflicts in all (syncing: 400 of 2000 done)`
+/// under a record sync's row.
+fn sync_line(s: &ObjectStatus, r: &SyncRunRecord) -> String {
+    let last = if s.runs_ok > 0 {
+        format!(
+            "last run: {} in, {} out, {} conflicts; ",
+            r.last_in, r.last_out, r.last_conflicts
+        )
+    } else {
+        String::new()
+    };
+    let progress = r
+        .progress
+        .filter(|_| s.state == ObjectState::Syncing)
+        .map_or(String::new(), |p| {
+            format!(" (syncing: {} of {} done)", p.done, p.known)
+        });
+    format!("  {last}{} conflicts in all{progress}\n", r.conflicts_total)
 }
 
 /// `  INBOX: 1,200 messages (first sync: 400 of 650 loaded)` per folder of `mailbox`.

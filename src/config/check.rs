@@ -190,6 +190,9 @@ impl<'a> Checker<'a> {
                     "`maxConnections` must be at least 1",
                 );
             }
+            if let Some(idp) = &spec.identity_server {
+                self.identity_server(obj, idp);
+            }
             if !(1024..=1024 * 1024).contains(&http.max_header_bytes) {
                 self.at(
                     code::INVALID_VALUE,
@@ -209,6 +212,37 @@ impl<'a> Checker<'a> {
             } else if count > 1 {
                 // Reported by unique_names.
             }
+        }
+    }
+
+    /// `Settings.identityServer`: the issuer is reached over HTTPS — plain HTTP only on a
+    /// loopback host (a local issuer, the test suite's fake) — and names its client.
+    fn identity_server(&mut self, obj: &Object, idp: &IdentityServerSettings) {
+        let url = idp.url.url();
+        if url.scheme() != "https" && !is_loopback(url) {
+            self.at(
+                code::INVALID_VALUE,
+                obj,
+                field_path!["spec", "identityServer", "url"],
+                "the identity server's `url` must be https:// (http:// only on a loopback host)",
+            )
+            .hint = Some("the issuer's keys must not travel in the clear".into());
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            self.at(
+                code::INVALID_VALUE,
+                obj,
+                field_path!["spec", "identityServer", "url"],
+                "the identity server's `url` is its issuer: no query or fragment",
+            );
+        }
+        if idp.client_id.trim().is_empty() {
+            self.at(
+                code::MISSING_FIELD,
+                obj,
+                field_path!["spec", "identityServer", "clientId"],
+                "the identity server's `clientId` must not be empty: tokens' `aud` is checked against it",
+            );
         }
     }
 
@@ -854,4 +888,16 @@ fn is_e164(phone: &str) -> bool {
     (7..=15).contains(&digits.len())
         && digits.bytes().all(|b| b.is_ascii_digit())
         && !digits.starts_with('0')
+}
+
+/// A URL whose host is a loopback address or `localhost`.
+fn is_loopback(url: &url::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => {
+            d.eq_ignore_ascii_case("localhost") || d.to_ascii_lowercase().ends_with(".localhost")
+        }
+        None => false,
+    }
 }

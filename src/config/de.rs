@@ -37,7 +37,7 @@ pub struct NodeDeserializer<'a>(pub &'a Node);
 impl<'a> NodeDeserializer<'a> {
     fn scalar(&self) -> Option<(&'a str, bool)> {
         match self.0 {
-            Node::Scalar { value, plain, .. } => Some((value.as_str(), *plain)),
+            Node::Scalar { value, plain, .. } => Some((&**value, *plain)),
             _ => None,
         }
     }
@@ -145,7 +145,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
     ) -> Result<V::Value, Error> {
         match self.0 {
             Node::Scalar { value, .. } => {
-                visitor.visit_enum(IntoDeserializer::<Error>::into_deserializer(value.as_str()))
+                visitor.visit_enum(IntoDeserializer::<Error>::into_deserializer(&**value))
             }
             Node::Map { entries, .. } if entries.len() == 1 => visitor.visit_enum(Variant {
                 key: &entries[0].0,
@@ -182,7 +182,7 @@ impl<'de> de::Deserializer<'de> for NodeDeserializer<'de> {
 }
 
 struct Entries<'a> {
-    iter: std::slice::Iter<'a, (String, super::yaml::Pos, Node)>,
+    iter: std::slice::Iter<'a, (Box<str>, super::yaml::Pos, Node)>,
     value: Option<&'a Node>,
 }
 
@@ -195,7 +195,7 @@ impl<'de> MapAccess<'de> for Entries<'de> {
         match self.iter.next() {
             Some((key, _, value)) => {
                 self.value = Some(value);
-                seed.deserialize(IntoDeserializer::<Error>::into_deserializer(key.as_str()))
+                seed.deserialize(IntoDeserializer::<Error>::into_deserializer(&**key))
                     .map(Some)
             }
             None => Ok(None),

@@ -273,7 +273,7 @@ fn read_document(
     let mut report = |d: Diagnostic| problems.push(d.object(object_id.clone()));
 
     for (key, pos, _) in entries {
-        if !ENVELOPE_FIELDS.contains(&key.as_str()) {
+        if !ENVELOPE_FIELDS.contains(&&**key) {
             let mut d = Diagnostic::new(
                 code::UNKNOWN_FIELD,
                 file,

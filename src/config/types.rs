@@ -475,9 +475,18 @@ impl JsonSchema for LanguageTag {
     }
 }
 
-/// A regular expression (Rust `regex` syntax) that must compile.
+/// A regular expression (Rust `regex` syntax) that must parse.
+///
+/// Reading a config only parses the expression (`regex-syntax`, with the `regex` crate's own
+/// settings, so every syntax error a compile would report is reported here, with its reason);
+/// the matcher is compiled on first use and shared by clones. Compiling every mask of a large
+/// config up front cost a third of `validate`'s time and most of its memory, for matchers that
+/// `validate` never runs.
 #[derive(Debug, Clone)]
-pub struct Pattern(regex::Regex);
+pub struct Pattern {
+    text: String,
+    compiled: std::sync::Arc<std::sync::OnceLock<Option<regex::Regex>>>,
+}
 
 impl PartialEq for Pattern {
     fn eq(&self, other: &Self) -> bool {
@@ -488,30 +497,49 @@ impl PartialEq for Pattern {
 impl Pattern {
     /// The expression as written.
     pub fn as_str(&self) -> &str {
-        self.0.as_str()
+        &self.text
     }
-    /// The compiled expression.
-    pub fn regex(&self) -> &regex::Regex {
-        &self.0
+    /// The compiled expression; `None` only when it parses but is too large to compile (the
+    /// `regex` crate's size limit), which is logged once.
+    pub fn regex(&self) -> Option<&regex::Regex> {
+        self.compiled
+            .get_or_init(|| match regex::Regex::new(&self.text) {
+                Ok(regex) => Some(regex),
+                Err(e) => {
+                    tracing::warn!(
+                        pattern = %self.text,
+                        reason = %last_line(&e.to_string()),
+                        "a regular expression cannot be compiled; it matches nothing"
+                    );
+                    None
+                }
+            })
+            .as_ref()
     }
+}
+
+/// The last line of the `regex` crate's message: it repeats the pattern with a caret over
+/// several lines, then says what is wrong (the diagnostic already shows where).
+fn last_line(message: &str) -> &str {
+    message
+        .lines()
+        .last()
+        .unwrap_or("")
+        .trim_start_matches("error: ")
 }
 
 impl FromStr for Pattern {
     type Err = String;
     fn from_str(text: &str) -> Result<Self, String> {
-        regex::Regex::new(text)
-            .map(Pattern)
-            // The regex crate's message repeats the pattern with a caret over several lines;
-            // its last line says what is wrong, and the diagnostic already shows where.
-            .map_err(|e| {
-                let text = e.to_string();
-                let reason = text
-                    .lines()
-                    .last()
-                    .unwrap_or("")
-                    .trim_start_matches("error: ");
-                format!("invalid regular expression: {reason}")
-            })
+        // The `regex` crate's defaults (Unicode, UTF-8, nest limit 250) are regex-syntax's.
+        regex_syntax::ParserBuilder::new()
+            .build()
+            .parse(text)
+            .map_err(|e| format!("invalid regular expression: {}", last_line(&e.to_string())))?;
+        Ok(Pattern {
+            text: text.to_owned(),
+            compiled: Default::default(),
+        })
     }
 }
 string_value!(Pattern);
@@ -638,5 +666,35 @@ mod tests {
         assert!("ru-RU".parse::<LanguageTag>().is_ok());
         assert!("english please".parse::<LanguageTag>().is_err());
         assert!("(unclosed".parse::<Pattern>().is_err());
+    }
+
+    #[test]
+    fn patterns_are_checked_when_read_and_compiled_when_first_used() {
+        // Errors the regex crate finds past the syntax (an unknown Unicode class, a look-around)
+        // are found without compiling, with the crate's reason.
+        for (text, reason) in [
+            ("(unclosed", "unclosed group"),
+            (r"\p{NoSuchClass}", "Unicode property not found"),
+            ("a(?=b)", "look-around"),
+        ] {
+            let e = text.parse::<Pattern>().expect_err(text);
+            assert!(e.starts_with("invalid regular expression: "), "{e}");
+            assert!(e.contains(reason), "{text}: {e}");
+        }
+        let mask: Pattern = r"(?i)https?://meet\.example/\w+".parse().expect("valid");
+        let copy = mask.clone();
+        assert!(
+            mask.regex()
+                .expect("compiles")
+                .is_match("see HTTPS://meet.example/room")
+        );
+        // Clones share the compiled matcher.
+        assert!(std::ptr::eq(
+            mask.regex().expect("compiled"),
+            copy.regex().expect("compiled")
+        ));
+        // Parses, but is over the regex crate's compiled-size limit: matches nothing.
+        let huge: Pattern = r"\w{1000}{1000}".parse().expect("the syntax is fine");
+        assert!(huge.regex().is_none());
     }
 }

@@ -61,7 +61,7 @@ pub fn without(spec: &Node, base: &[PathSeg], unknown: &[UnknownField]) -> Node 
             continue;
         };
         if let Some(Node::Map { entries, .. }) = copy.locate_mut(rel) {
-            entries.retain(|(k, _, _)| *k != u.key);
+            entries.retain(|(k, _, _)| **k != *u.key);
         }
     }
     copy
@@ -140,15 +140,15 @@ fn walk(
             };
             let closed = schema.get("additionalProperties") == Some(&Value::Bool(false));
             for (key, pos, value) in entries {
-                match props.get(key) {
+                match props.get(&**key) {
                     Some(sub) => {
-                        path.push(PathSeg::Key(key.clone()));
+                        path.push(PathSeg::Key(key.to_string()));
                         walk(value, sub, defs, path, out);
                         path.pop();
                     }
                     None if closed => out.push(UnknownField {
                         parent: path.clone(),
-                        key: key.clone(),
+                        key: key.to_string(),
                         pos: *pos,
                         allowed: props.keys().cloned().collect(),
                     }),

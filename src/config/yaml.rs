@@ -31,8 +31,8 @@ impl Pos {
 pub enum Node {
     /// A scalar; `plain` is false for quoted and block scalars, which are always strings.
     Scalar {
-        /// The scalar's text.
-        value: String,
+        /// The scalar's text (boxed: no spare capacity kept for every scalar of a config).
+        value: Box<str>,
         /// Whether the scalar was written plain (unquoted), and so may be a number or bool.
         plain: bool,
         /// Where it starts.
@@ -43,7 +43,7 @@ pub enum Node {
     /// A mapping, keys in source order.
     Map {
         /// `(key, key position, value)` in source order.
-        entries: Vec<(String, Pos, Node)>,
+        entries: Vec<(Box<str>, Pos, Node)>,
         /// Where it starts.
         pos: Pos,
     },
@@ -102,7 +102,7 @@ impl Node {
     /// The value under `key` when this is a mapping.
     pub fn get(&self, key: &str) -> Option<&Node> {
         match self {
-            Node::Map { entries, .. } => entries.iter().find(|(k, _, _)| k == key).map(|e| &e.2),
+            Node::Map { entries, .. } => entries.iter().find(|(k, _, _)| **k == *key).map(|e| &e.2),
             _ => None,
         }
     }
@@ -110,7 +110,7 @@ impl Node {
     /// The position of `key` itself (not its value) when this is a mapping.
     pub fn key_pos(&self, key: &str) -> Option<Pos> {
         match self {
-            Node::Map { entries, .. } => entries.iter().find(|(k, _, _)| k == key).map(|e| e.1),
+            Node::Map { entries, .. } => entries.iter().find(|(k, _, _)| **k == *key).map(|e| e.1),
             _ => None,
         }
     }
@@ -147,7 +147,7 @@ impl Node {
         for seg in path {
             node = match (seg, node) {
                 (PathSeg::Key(k), Node::Map { entries, .. }) => {
-                    &mut entries.iter_mut().find(|(key, _, _)| key == k)?.2
+                    &mut entries.iter_mut().find(|(key, _, _)| **key == **k)?.2
                 }
                 (PathSeg::Index(i), Node::Seq { items, .. }) => items.get_mut(*i)?,
                 _ => return None,
@@ -191,14 +191,14 @@ impl Node {
         match self {
             Node::Scalar { value, plain, .. } => {
                 if !plain {
-                    return Value::String(value.clone());
+                    return Value::String(value.to_string());
                 }
                 core_schema_scalar(value)
             }
             Node::Map { entries, .. } => Value::Object(
                 entries
                     .iter()
-                    .map(|(k, _, v)| (k.clone(), v.to_json()))
+                    .map(|(k, _, v)| (k.to_string(), v.to_json()))
                     .collect(),
             ),
             Node::Seq { items, .. } => Value::Array(items.iter().map(Node::to_json).collect()),
@@ -233,8 +233,8 @@ fn core_schema_scalar(value: &str) -> serde_json::Value {
 
 enum Frame {
     Map {
-        entries: Vec<(String, Pos, Node)>,
-        pending_key: Option<(String, Pos)>,
+        entries: Vec<(Box<str>, Pos, Node)>,
+        pending_key: Option<(Box<str>, Pos)>,
         pos: Pos,
     },
     Seq {
@@ -323,11 +323,17 @@ pub fn parse(source: &str) -> Result<Vec<Document>, SyntaxError> {
                 None
             }
             Event::MappingEnd => match stack.pop() {
-                Some(Frame::Map { entries, pos, .. }) => Some(Node::Map { entries, pos }),
+                Some(Frame::Map { entries, pos, .. }) => Some(Node::Map {
+                    entries: shrunk(entries),
+                    pos,
+                }),
                 _ => unreachable_structure(pos)?,
             },
             Event::SequenceEnd => match stack.pop() {
-                Some(Frame::Seq { items, pos }) => Some(Node::Seq { items, pos }),
+                Some(Frame::Seq { items, pos }) => Some(Node::Seq {
+                    items: shrunk(items),
+                    pos,
+                }),
                 _ => unreachable_structure(pos)?,
             },
             Event::Scalar(value, style, _, _) => {
@@ -337,13 +343,13 @@ pub fn parse(source: &str) -> Result<Vec<Document>, SyntaxError> {
                     ..
                 }) = stack.last_mut()
                 {
-                    if entries.iter().any(|(k, _, _)| k == value.as_ref()) {
+                    if entries.iter().any(|(k, _, _)| **k == *value) {
                         return Err(SyntaxError {
                             pos,
                             message: format!("duplicate key `{value}` in this mapping"),
                         });
                     }
-                    *pending = Some((value.into_owned(), pos));
+                    *pending = Some((value.into(), pos));
                     None
                 } else {
                     let len = value.lines().next().map_or(0, |l| l.chars().count())
@@ -352,7 +358,7 @@ pub fn parse(source: &str) -> Result<Vec<Document>, SyntaxError> {
                             _ => 0,
                         };
                     Some(Node::Scalar {
-                        value: value.into_owned(),
+                        value: value.into(),
                         plain: matches!(style, ScalarStyle::Plain),
                         pos,
                         len,
@@ -376,6 +382,12 @@ pub fn parse(source: &str) -> Result<Vec<Document>, SyntaxError> {
         }
     }
     Ok(docs)
+}
+
+/// `items` without spare capacity: a config's trees live as long as the config.
+fn shrunk<T>(mut items: Vec<T>) -> Vec<T> {
+    items.shrink_to_fit();
+    items
 }
 
 fn unreachable_structure(pos: Pos) -> Result<Option<Node>, SyntaxError> {

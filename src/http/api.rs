@@ -10,8 +10,11 @@ use crate::config::Kind;
 use crate::config::kinds::{MailboxSpec, Operation};
 use crate::connector::SyncRequestError;
 use crate::mail::access;
-use crate::store::ObjectStatus;
+use std::collections::BTreeMap;
+
 use crate::store::mail::FolderStatus;
+use crate::store::sync_state::SyncRunRecord;
+use crate::store::{ObjectState, ObjectStatus};
 
 use super::AppState;
 use super::auth::Caller;
@@ -71,7 +74,45 @@ pub struct ObjectDto {
     /// Mailboxes only: each folder with stored mail or a checkpoint.
     #[serde(skip_serializing_if = "Option::is_none")]
     folders: Option<Vec<FolderDto>>,
+    /// Record syncs only (`ContactSync`, `CalendarSync`): the last run, conflicts, progress.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sync: Option<SyncDto>,
 }
+
+/// A record sync's part of the status view.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SyncDto {
+    /// What the last successful run moved; null before the first.
+    last_run: Option<LastRunDto>,
+    /// Conflicts resolved in all runs (`sync_conflicts_total` survives restarts here).
+    conflicts_total: u64,
+    /// The error of the last run while it is the current state (null once a run succeeds;
+    /// `lastError` keeps it as history).
+    current_error: Option<String>,
+    /// While a run is in progress: items done of the items it knows about (a long first
+    /// sync shows how far it got); null otherwise.
+    progress: Option<SyncProgressDto>,
+}
+
+/// What one run moved.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LastRunDto {
+    items_in: u64,
+    items_out: u64,
+    conflicts: u64,
+}
+
+/// How far a run got.
+#[derive(Debug, Serialize)]
+pub struct SyncProgressDto {
+    done: u64,
+    known: u64,
+}
+
+/// The kinds whose status view has a [`SyncDto`].
+const RECORD_SYNC_KINDS: [Kind; 2] = [Kind::ContactSync, Kind::CalendarSync];
 
 /// A mailbox folder in the status view.
 #[derive(Debug, Serialize)]
@@ -114,6 +155,41 @@ impl ObjectDto {
             ..ObjectDto::from(status)
         }
     }
+
+    /// Adds a record sync's run record (`records` as `Store::sync_run_records` returns them,
+    /// by `Kind/name`); other kinds are left as they are.
+    pub fn with_sync(
+        mut self,
+        status: &ObjectStatus,
+        records: &BTreeMap<String, SyncRunRecord>,
+    ) -> ObjectDto {
+        if !RECORD_SYNC_KINDS.iter().any(|k| k.as_str() == status.kind) {
+            return self;
+        }
+        let record = records
+            .get(&format!("{}/{}", status.kind, status.name))
+            .copied()
+            .unwrap_or_default();
+        self.sync = Some(SyncDto {
+            last_run: (status.runs_ok > 0).then_some(LastRunDto {
+                items_in: record.last_in,
+                items_out: record.last_out,
+                conflicts: record.last_conflicts,
+            }),
+            conflicts_total: record.conflicts_total,
+            current_error: (status.state == ObjectState::Error)
+                .then(|| status.last_error.clone())
+                .flatten(),
+            progress: record
+                .progress
+                .filter(|_| status.state == ObjectState::Syncing)
+                .map(|p| SyncProgressDto {
+                    done: p.done,
+                    known: p.known,
+                }),
+        });
+        self
+    }
 }
 
 pub(super) fn ts(at: DateTime<Utc>) -> String {
@@ -137,6 +213,7 @@ impl From<ObjectStatus> for ObjectDto {
             items_out: s.items_out,
             generation: s.generation,
             folders: None,
+            sync: None,
         }
     }
 }
@@ -182,10 +259,16 @@ pub async fn list_objects(
         .operations
         .contains(&Operation::CanManageAdministration);
     let (offset, limit) = page_bounds(&page)?;
-    let (statuses, folders) = state
+    let (statuses, folders, records) = state
         .engine
         .store()
-        .call(|s| Ok((s.statuses()?, s.mail_folder_statuses()?)))
+        .call(|s| {
+            Ok((
+                s.statuses()?,
+                s.mail_folder_statuses()?,
+                s.sync_run_records()?,
+            ))
+        })
         .await
         .map_err(ApiError::store)?;
     let total = statuses.len();
@@ -193,11 +276,14 @@ pub async fn list_objects(
         .into_iter()
         .skip(offset)
         .take(limit)
-        .map(|s| ObjectDto::new(s, &folders))
+        .map(|s| ObjectDto::new(s.clone(), &folders).with_sync(&s, &records))
         .map(|mut o| {
             if !admin {
                 o.reason = o.reason.map(without_secret_paths);
                 o.last_error = o.last_error.map(without_secret_paths);
+                if let Some(sync) = o.sync.as_mut() {
+                    sync.current_error = sync.current_error.take().map(without_secret_paths);
+                }
             }
             o
         })

@@ -1,6 +1,9 @@
-//! Bearer-token authentication of the operator API against `User.apiTokenSha256`.
+//! Bearer-token authentication of the operator API: API tokens against `User.apiTokenSha256`,
+//! and JWTs from `Settings.identityServer` (see [`super::oidc`]).
 //!
-//! The token itself is never stored, logged or compared: only its SHA-256, in constant time.
+//! An API token itself is never stored, logged or compared: only its SHA-256, in constant time.
+//! A bearer is first looked up as an API token; only when none matches and it has the shape of
+//! a JWT is it verified against the identity server, so API tokens keep working beside JWTs.
 
 use std::collections::BTreeSet;
 
@@ -68,9 +71,37 @@ impl FromRequestParts<AppState> for Caller {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer_token(&parts.headers)?
             .ok_or_else(|| ApiError::unauthorized("missing `Authorization: Bearer <token>`"))?;
-        authenticate(&state.engine.config(), token)
-            .ok_or_else(|| ApiError::unauthorized("the token is not valid"))
+        let config = state.engine.config();
+        if let Some(caller) = authenticate(&config, token) {
+            return Ok(caller);
+        }
+        let identity_server = config.settings().and_then(|s| s.identity_server.as_ref());
+        match identity_server {
+            Some(idp) if super::oidc::looks_like_jwt(token) => {
+                let email = state
+                    .oidc
+                    .verify(idp, token)
+                    .await
+                    .map_err(|rejection| ApiError::unauthorized(rejection.to_string()))?;
+                by_email(&config, &email).ok_or_else(|| {
+                    tracing::debug!(email = ?email, "identity server token refused: no such user");
+                    ApiError::unauthorized(super::oidc::Rejection::NoUser.to_string())
+                })
+            }
+            _ => Err(ApiError::unauthorized("the token is not valid")),
+        }
     }
+}
+
+/// The configured user whose `email` is `email`, ignoring case, with its effective operations.
+pub fn by_email(set: &ConfigSet, email: &str) -> Option<Caller> {
+    let (object, _) = set
+        .specs::<UserSpec>()
+        .find(|(_, user)| user.email.as_str().eq_ignore_ascii_case(email))?;
+    Some(Caller {
+        user: object.name.clone(),
+        operations: set.operations(&object.name),
+    })
 }
 
 /// The token of the request's one `Authorization: Bearer <token>` header (the scheme in any
@@ -148,6 +179,15 @@ mod tests {
             .require(Operation::CanManageAdministration)
             .expect_err("bob is no admin");
         assert_eq!(denied.status(), axum::http::StatusCode::FORBIDDEN);
+    }
+
+    #[test]
+    fn a_user_is_found_by_email_ignoring_case() {
+        let (_dir, set) = config(&users());
+        let alice = by_email(&set, "Alice@Example.COM").expect("alice by email");
+        assert_eq!(alice.user, "alice");
+        assert!(alice.operations.contains(&Operation::CanManageChats));
+        assert_eq!(by_email(&set, "carol@example.com"), None);
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub struct ChatDto {
     id: String,
     channel: String,
     queue: String,
+    /// The language of the chat's channel (BCP 47); left out of events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<String>,
     state: &'static str,
     operator: Option<String>,
     /// The users the chat is offered to now; empty unless it is offered.
@@ -64,8 +67,8 @@ pub struct ChatDto {
     created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     messages: Option<Vec<MessageDto>>,
-    /// `GET /api/v1/chats/{id}` only: how many messages the chat has in all; `messages` is one
-    /// page of them.
+    /// How many messages the chat has in all; `messages` is one page of them (the list: the
+    /// newest [`LIST_MESSAGES`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     messages_total: Option<usize>,
     /// `GET /api/v1/chats/{id}` only: the `cursor` of the next page of messages, or null.
@@ -162,6 +165,7 @@ impl ChatDto {
             id: chat.id.to_string(),
             channel: chat.channel,
             queue: chat.queue,
+            language: None,
             state: chat.state.as_str(),
             operator: chat.operator,
             offered_to: None,
@@ -184,6 +188,15 @@ impl ChatDto {
         } else {
             Vec::new()
         });
+        self
+    }
+
+    /// With `language`: the language of the chat's channel in `snapshot`.
+    fn in_language(mut self, snapshot: &crate::chat::snapshot::Snapshot) -> ChatDto {
+        self.language = snapshot
+            .channels
+            .get(&self.channel)
+            .map(|c| c.spec.language.as_str().to_owned());
         self
     }
 }
@@ -214,7 +227,13 @@ pub struct ChatQuery {
     queue: Option<String>,
 }
 
-/// `GET /api/v1/chats`: the chats the caller may see, oldest first, each with its messages.
+/// How many messages `GET /api/v1/chats` embeds per chat: the newest, enough for a queue view
+/// to show what the visitor said last. The rest is paged through `GET /api/v1/chats/{id}`; a
+/// list of long chats must not answer with every message of every chat on the page.
+pub const LIST_MESSAGES: usize = 20;
+
+/// `GET /api/v1/chats`: the chats the caller may see, oldest first, each with its newest
+/// [`LIST_MESSAGES`] messages (oldest first) and `messagesTotal`.
 pub async fn list_chats(
     State(state): State<AppState>,
     caller: Caller,
@@ -245,13 +264,13 @@ pub async fn list_chats(
         .call(move |s| {
             let (chats, total) = s.chats(&filter, offset, limit)?;
             let ids: Vec<i64> = chats.iter().map(|c| c.id).collect();
-            let messages = s.chat_messages(&ids)?;
+            let messages = s.chat_latest_messages(&ids, LIST_MESSAGES)?;
             let offers = s.chat_offers_of(&ids)?;
             Ok((chats, total, messages, offers))
         })
         .await
         .map_err(ApiError::store)?;
-    let (chats, total, messages, offers) = (chats.0, chats.1, chats.2, chats.3);
+    let (chats, total, (messages, mut totals), offers) = (chats.0, chats.1, chats.2, chats.3);
     let mut by_chat: BTreeMap<i64, Vec<MessageRow>> = BTreeMap::new();
     for m in messages {
         by_chat.entry(m.chat_id).or_default().push(m);
@@ -265,7 +284,12 @@ pub async fn list_chats(
         .map(|c| {
             let messages = by_chat.remove(&c.id).unwrap_or_default();
             let offers = offered.remove(&c.id).unwrap_or_default();
-            ChatDto::new(c, Some(messages)).offered_to(offers)
+            let messages_total = totals.remove(&c.id).unwrap_or(0);
+            let mut chat = ChatDto::new(c, Some(messages))
+                .offered_to(offers)
+                .in_language(&snapshot);
+            chat.messages_total = Some(messages_total);
+            chat
         })
         .collect();
     Ok(Json(List::page(items, total, offset)))
@@ -347,7 +371,10 @@ async fn read_visible(
         .await
         .map_err(ApiError::store)?;
     let end = offset.saturating_add(messages.len());
-    let mut dto = ChatDto::new(chat, Some(messages)).offered_to(offered);
+    let snapshot = state.chat.snapshot().await;
+    let mut dto = ChatDto::new(chat, Some(messages))
+        .offered_to(offered)
+        .in_language(&snapshot);
     dto.messages_total = Some(total);
     dto.messages_next_cursor = Some((end < total).then(|| end.to_string()));
     dto.actions = Some(runs.into_iter().map(ActionRunDto::from).collect());

@@ -9,10 +9,13 @@ pub mod activities;
 pub mod api;
 pub mod auth;
 pub mod chat;
+pub mod console;
 pub mod emails;
 pub mod error;
 pub mod leads;
+pub mod me;
 pub mod oauth;
+pub mod oidc;
 pub mod records;
 pub mod server;
 pub mod webhooks;
@@ -43,6 +46,8 @@ pub struct AppState {
     pub metrics: std::sync::Arc<Metrics>,
     /// The chat engine (webhooks and the chat operator API).
     pub chat: crate::chat::ChatService,
+    /// The identity server's verifier and its cached keys (`Settings.identityServer`).
+    pub oidc: std::sync::Arc<oidc::Verifier>,
 }
 
 /// The route label for requests that matched no route.
@@ -89,6 +94,12 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/operators/me/status", put(chat::put_status))
         .route("/api/v1/quick-replies", get(chat::quick_replies))
         .route("/api/v1/events", get(chat::events))
+        .route("/api/v1/me", get(me::me))
+        .route("/api/v1/chat-actions", get(me::chat_actions))
+        // The operator console (issue 18).
+        .route("/console", get(console::redirect))
+        .route("/console/", get(console::index))
+        .route("/console/{file}", get(console::asset))
         // Records: contacts, accounts, activities, leads.
         .route(
             "/api/v1/contacts",
@@ -159,7 +170,11 @@ pub async fn serve(
         .settings()
         .map(|s| server::Limits::from(&s.http))
         .unwrap_or_default();
-    server::serve(listener, router(state), limits, shutdown).await
+    let connections = server::ConnectionMetrics {
+        open: state.metrics.http_connections.clone(),
+        refused: state.metrics.http_connections_refused_total.clone(),
+    };
+    server::serve(listener, router(state), limits, connections, shutdown).await
 }
 
 async fn count(State(state): State<AppState>, request: Request, next: Next) -> Response {

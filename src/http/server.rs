@@ -14,6 +14,9 @@
 //! - at shutdown, a connection with no request in a handler (idle, or a request still
 //!   arriving) is dropped at once; one whose handler runs finishes that answer and closes.
 //!
+//! The open connections and those refused at the cap are counted in
+//! `switchboard_http_connections` and `switchboard_http_connections_refused_total`.
+//!
 //! hyper answers some malformed requests itself (400, 414, 431) with an empty body; [`Watched`]
 //! rewrites those answers, and only those, into the error JSON of the API.
 
@@ -29,9 +32,10 @@ use hyper::body::{Frame, Incoming, SizeHint};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
+use prometheus::{IntCounter, IntGauge};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::time::{Instant, Sleep};
 use tokio_util::sync::{CancellationToken, WaitForCancellationFutureOwned};
 use tokio_util::task::TaskTracker;
@@ -74,12 +78,46 @@ impl Default for Limits {
     }
 }
 
+/// The listener's own metrics: `switchboard_http_connections` (open now) and
+/// `switchboard_http_connections_refused_total` (closed at once, at the cap).
+#[derive(Clone)]
+pub struct ConnectionMetrics {
+    /// Connections held now.
+    pub open: IntGauge,
+    /// Connections refused at `maxConnections`.
+    pub refused: IntCounter,
+}
+
+/// A connection's place under `maxConnections`, counted in the open-connections gauge while
+/// it lives.
+struct Slot {
+    _permit: OwnedSemaphorePermit,
+    open: IntGauge,
+}
+
+impl Slot {
+    fn take(permit: OwnedSemaphorePermit, open: &IntGauge) -> Slot {
+        open.inc();
+        Slot {
+            _permit: permit,
+            open: open.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.open.dec();
+    }
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown` fires; returns once every
 /// connection has closed.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: Limits,
+    metrics: ConnectionMetrics,
     shutdown: CancellationToken,
 ) -> std::io::Result<()> {
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -102,16 +140,18 @@ pub async fn serve(
             // At the cap: closed at once, so a flood of idle sockets neither queues ahead of
             // real clients nor costs more than the moment it takes.
             tracing::debug!("a connection was refused: Settings.http.maxConnections are open");
+            metrics.refused.inc();
             drop(stream);
             continue;
         };
+        let slot = Slot::take(permit, &metrics.open);
         let _ = stream.set_nodelay(true);
         connections.spawn(connection(
             stream,
             router.clone(),
             limits.clone(),
             shutdown.clone(),
-            permit,
+            slot,
         ));
     }
     drop(listener);
@@ -137,7 +177,7 @@ async fn connection(
     router: Router,
     limits: Arc<Limits>,
     shutdown: CancellationToken,
-    _permit: tokio::sync::OwnedSemaphorePermit,
+    _slot: Slot,
 ) {
     let (phase, watched_phase) = watch::channel(Phase {
         busy: 0,

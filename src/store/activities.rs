@@ -90,6 +90,10 @@ pub struct Activity {
     pub participants: Vec<Participant>,
     /// The provider's online-meeting field (a join URL).
     pub online_meeting_url: Option<String>,
+    /// The zone its times were given in (migration 0013); the times are UTC.
+    pub time_zone: Option<String>,
+    /// A recurring series' RFC 5545 rule, verbatim.
+    pub rrule: Option<String>,
     /// Bumped by every change.
     pub version: i64,
     /// Created.
@@ -129,6 +133,29 @@ pub struct ActivityChanges {
     pub participants: Option<Vec<(String, String)>>,
     /// The online-meeting field.
     pub online_meeting_url: Option<Option<String>>,
+    /// The zone the times were given in.
+    pub time_zone: Option<Option<String>>,
+    /// The recurrence rule.
+    pub rrule: Option<Option<String>>,
+}
+
+/// An activity as a sync read it from its remote side (an iCalendar object).
+#[derive(Debug, Clone)]
+pub struct RemoteActivity<'a> {
+    /// The sync object, as its origin (`CalendarSync/work`).
+    pub sync: &'a str,
+    /// The item's id there (a DAV href).
+    pub remote_id: &'a str,
+    /// Its version there (ETag).
+    pub version: Option<&'a str>,
+    /// The item as read, kept to patch on export.
+    pub data: &'a str,
+    /// Its iCalendar UID: an activity with that UID is the same one.
+    pub uid: Option<&'a str>,
+    /// The activity this sync created under that UID, when the UID says so.
+    pub own_id: Option<i64>,
+    /// The fields it carries.
+    pub changes: ActivityChanges,
 }
 
 /// Who may see which activities: their own (owner), and those they organize or take part in
@@ -245,6 +272,138 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Imports one remote activity in one transaction (as `import_remote_contact` does for
+    /// contacts): the activity linked to `item.remote_id`, else the one with its iCalendar
+    /// UID, else the one this sync created under it (`own_id`), else a new one; its fields
+    /// written and journaled with the sync as their origin (so they are not exported back);
+    /// the link recorded with the item's version and text, exported up to the journal's end.
+    pub fn import_remote_activity(
+        &mut self,
+        item: &RemoteActivity<'_>,
+        at: DateTime<Utc>,
+    ) -> Result<Activity, RecordError> {
+        self.record_tx(|tx, path| {
+            let db = |e| db_error(path, e);
+            let at = format_ts(at);
+            let live = |id: i64| -> rusqlite::Result<bool> {
+                tx.query_row(
+                    "SELECT EXISTS (SELECT 1 FROM activities WHERE id = ?1 AND deleted_at IS NULL)",
+                    [id],
+                    |r| r.get(0),
+                )
+            };
+            let mut found: Option<i64> = tx
+                .query_row(
+                    "SELECT s.record_id FROM sync_records s JOIN activities a ON a.id = s.record_id
+                     WHERE s.sync = ?1 AND s.record_kind = 'activity' AND s.remote_id = ?2
+                       AND a.deleted_at IS NULL",
+                    params![item.sync, item.remote_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(db)?;
+            if found.is_none()
+                && let Some(uid) = item.uid
+            {
+                found = tx
+                    .query_row(
+                        "SELECT id FROM activities WHERE ical_uid = ?1 AND deleted_at IS NULL
+                         ORDER BY id LIMIT 1",
+                        [uid],
+                        |r| r.get(0),
+                    )
+                    .optional()
+                    .map_err(db)?;
+            }
+            if found.is_none()
+                && let Some(own) = item.own_id
+                && live(own).map_err(db)?
+            {
+                found = Some(own);
+            }
+            let (id, op) = match found {
+                Some(id) => (id, ChangeOp::Update),
+                None => {
+                    let kind = item.changes.kind.unwrap_or(ActivityKind::Meeting);
+                    let title = item
+                        .changes
+                        .title
+                        .clone()
+                        .filter(|t| !t.trim().is_empty())
+                        .unwrap_or_else(|| "(no title)".to_owned());
+                    let id = tx
+                        .query_row(
+                            "INSERT INTO activities (kind, title, created_at, updated_at)
+                             VALUES (?1, ?2, ?3, ?3) RETURNING id",
+                            params![kind.as_str(), title, at],
+                            |r| r.get(0),
+                        )
+                        .map_err(db)?;
+                    (id, ChangeOp::Create)
+                }
+            };
+            let mut changes = item.changes.clone();
+            if changes
+                .title
+                .as_deref()
+                .is_some_and(|t| t.trim().is_empty())
+            {
+                changes.title = None;
+            }
+            write_activity(tx, path, id, &changes)?;
+            tx.execute(
+                "UPDATE activities SET ical_uid = coalesce(?2, ical_uid) WHERE id = ?1",
+                params![id, item.uid],
+            )
+            .map_err(db)?;
+            touch(tx, "activities", id, &at).map_err(db)?;
+            journal(tx, RecordKind::Activity, id, op, item.sync, &at).map_err(db)?;
+            let seq: i64 = tx
+                .query_row(
+                    "SELECT coalesce(max(seq), 0) FROM record_changes",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            tx.execute(
+                "INSERT INTO sync_records
+                    (sync, record_kind, record_id, remote_id, remote_version, exported_seq,
+                     updated_at, remote_data)
+                 VALUES (?1, 'activity', ?2, ?3, ?4, ?5, ?6, ?7)
+                 ON CONFLICT (sync, record_kind, record_id) DO UPDATE SET
+                    remote_id = excluded.remote_id, remote_version = excluded.remote_version,
+                    exported_seq = excluded.exported_seq, updated_at = excluded.updated_at,
+                    remote_data = excluded.remote_data",
+                params![
+                    item.sync,
+                    id,
+                    item.remote_id,
+                    item.version,
+                    seq,
+                    at,
+                    item.data
+                ],
+            )
+            .map_err(db)?;
+            read_back(tx, path, id)
+        })
+    }
+
+    /// Records the iCalendar UID an activity was exported under (sync metadata: no journal
+    /// entry, no version bump).
+    pub fn set_activity_ical_uid(&mut self, id: i64, uid: &str) -> Result<(), StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "UPDATE activities SET ical_uid = ?2 WHERE id = ?1 AND ical_uid IS NULL",
+                params![id, uid],
+            )
+            .map(drop)
+            .map_err(|e| self.err(e))
+    }
+}
+
 fn read_back(tx: &Connection, path: &std::path::Path, id: i64) -> Result<Activity, RecordError> {
     select_activity(tx, id)
         .map_err(|e| db_error(path, e))?
@@ -291,6 +450,8 @@ fn write_activity(
         ("status", &c.status),
         ("owner", &c.owner),
         ("online_meeting_url", &c.online_meeting_url),
+        ("time_zone", &c.time_zone),
+        ("rrule", &c.rrule),
     ] {
         if let Some(value) = value {
             set(column, text(value)).map_err(db)?;
@@ -371,7 +532,7 @@ fn select_activity(conn: &Connection, id: i64) -> rusqlite::Result<Option<Activi
         .prepare_cached(
             "SELECT id, kind, title, description, location, start_at, end_at, all_day, due_at,
                     status, show_in_schedule, owner, organizer_email, online_meeting_url,
-                    version, created_at, updated_at
+                    version, created_at, updated_at, time_zone, rrule
              FROM activities WHERE id = ?1 AND deleted_at IS NULL",
         )?
         .query_row([id], |r| {
@@ -394,6 +555,8 @@ fn select_activity(conn: &Connection, id: i64) -> rusqlite::Result<Option<Activi
                     organizer: None,
                     participants: Vec::new(),
                     online_meeting_url: r.get(13)?,
+                    time_zone: r.get(17)?,
+                    rrule: r.get(18)?,
                     version: r.get(14)?,
                     created_at: opt_ts(r, 15)?.unwrap_or_default(),
                     updated_at: opt_ts(r, 16)?.unwrap_or_default(),
@@ -551,5 +714,63 @@ mod tests {
             .map(|c| c.kind)
             .collect();
         assert_eq!(kinds, [RecordKind::Activity, RecordKind::Contact]);
+    }
+
+    #[test]
+    fn a_remote_activity_is_found_again_by_link_uid_or_own_id_and_journaled_as_the_sync() {
+        let mut store = Store::open_in_memory().expect("store");
+        let remote =
+            |href: &'static str, uid: Option<&'static str>, own: Option<i64>| RemoteActivity {
+                sync: "CalendarSync/cal",
+                remote_id: href,
+                version: Some("\"e1\""),
+                data: "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+                uid,
+                own_id: own,
+                changes: ActivityChanges {
+                    kind: Some(ActivityKind::Meeting),
+                    title: Some("Weekly".into()),
+                    time_zone: Some(Some("Europe/Berlin".into())),
+                    rrule: Some(Some("FREQ=WEEKLY".into())),
+                    ..ActivityChanges::default()
+                },
+            };
+        let a = store
+            .import_remote_activity(&remote("/u/work/a.ics", Some("uid-a"), None), t(0))
+            .expect("import");
+        assert_eq!(a.time_zone.as_deref(), Some("Europe/Berlin"));
+        assert_eq!(a.rrule.as_deref(), Some("FREQ=WEEKLY"));
+        // the same UID through another calendar is the same activity
+        let again = store
+            .import_remote_activity(&remote("/u/other/a.ics", Some("uid-a"), None), t(1))
+            .expect("import");
+        assert_eq!(again.id, a.id);
+        // an item this sync created, read back before its link was recorded
+        let mine = store
+            .create_activity(
+                &ActivityChanges {
+                    kind: Some(ActivityKind::Task),
+                    title: Some("Mine".into()),
+                    ..ActivityChanges::default()
+                },
+                "User/ann",
+                t(2),
+            )
+            .expect("create");
+        let found = store
+            .import_remote_activity(&remote("/u/work/m.ics", Some("sb-x"), Some(mine.id)), t(3))
+            .expect("import");
+        assert_eq!(found.id, mine.id);
+        let origins: Vec<String> = store
+            .changes_since(0, Some("User/ann"), 10)
+            .expect("journal")
+            .into_iter()
+            .map(|c| c.origin)
+            .collect();
+        assert!(
+            origins.iter().all(|o| o == "CalendarSync/cal"),
+            "{origins:?}"
+        );
+        assert_eq!(origins.len(), 3);
     }
 }

@@ -14,7 +14,7 @@
 //! - Deduplicate in memory: a delivery stored twice is refused by `UNIQUE (channel,
 //!   provider_id)`, and a second open chat per contact by a partial unique index.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use chrono::{DateTime, Utc};
@@ -427,6 +427,40 @@ impl Store {
     /// The messages of `chats`, oldest first (CH-11).
     pub fn chat_messages(&self, chats: &[i64]) -> Result<Vec<MessageRow>, StoreError> {
         select_messages(&self.conn, chats).map_err(|e| self.err(e))
+    }
+
+    /// The newest `per_chat` messages of each of `chats`, oldest first within a chat, and each
+    /// chat's message count (chats without messages are absent from the counts).
+    pub fn chat_latest_messages(
+        &self,
+        chats: &[i64],
+        per_chat: usize,
+    ) -> Result<(Vec<MessageRow>, BTreeMap<i64, usize>), StoreError> {
+        let ids = serde_json::to_string(chats).expect("a list of ids serializes");
+        let read = || -> rusqlite::Result<(Vec<MessageRow>, BTreeMap<i64, usize>)> {
+            let rows = self
+                .conn
+                .prepare_cached(
+                    "SELECT id, chat_id, direction, author, text, at FROM (
+                       SELECT *, row_number() OVER (PARTITION BY chat_id ORDER BY id DESC) AS newest
+                       FROM chat_messages WHERE chat_id IN (SELECT value FROM json_each(?1)))
+                     WHERE newest <= ?2 ORDER BY chat_id, id",
+                )?
+                .query_map(rusqlite::params![ids, per_chat as i64], message_row)?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let totals = self
+                .conn
+                .prepare_cached(
+                    "SELECT chat_id, count(*) FROM chat_messages
+                     WHERE chat_id IN (SELECT value FROM json_each(?1)) GROUP BY chat_id",
+                )?
+                .query_map([&ids], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)? as usize))
+                })?
+                .collect::<rusqlite::Result<BTreeMap<_, _>>>()?;
+            Ok((rows, totals))
+        };
+        read().map_err(|e| self.err(e))
     }
 
     /// The open offers of a chat.

@@ -132,6 +132,12 @@ const MIGRATIONS: &[Migration] = &[
         then: None,
     },
     Migration {
+        name: "0013_activity_sync",
+        sql: include_str!("migrations/0013_activity_sync.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    Migration {
         name: "0014_lead_backfills",
         sql: include_str!("migrations/0014_lead_backfills.sql"),
         rebuilds_tables: false,
@@ -832,6 +838,22 @@ impl Store {
             ),
             SyncOutcome::Failure { error } => upsert_sync_failure(tx, kind, name, &at, error),
         })
+    }
+
+    /// At daemon start: every object a stopped process left `syncing` (killed or crashed in
+    /// the middle of a run) becomes [`ObjectState::Pending`] with a reason saying so, until
+    /// its next run starts — rather than showing a run (and its progress) that nobody runs.
+    /// Returns how many there were.
+    pub fn mark_interrupted_runs(&mut self) -> Result<usize, StoreError> {
+        self.ensure_writable()?;
+        self.conn
+            .execute(
+                "UPDATE object_status SET state = 'pending', reason = ?1 WHERE state = 'syncing'",
+                params![
+                    "interrupted: the daemon stopped during the run; it resumes from its checkpoint on the next run"
+                ],
+            )
+            .map_err(|e| self.err(e))
     }
 
     // ---- helpers (no SQL here) --------------------------------------------------------------

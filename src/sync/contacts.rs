@@ -50,10 +50,14 @@ use crate::store::records::{
 use crate::store::sync_state::RemoteContact;
 
 use super::dav::{Collection, DavClient, DavError, MULTIGET_BATCH, Written, join};
+use super::report::RunRecorder;
 use super::vcard::{self, CardFields};
 
 /// How many journal entries one push step reads.
 const JOURNAL_BATCH: usize = 500;
+/// The `listing <collection>` checkpoint of a collection listed by PROPFIND and ETags (its
+/// server has no `sync-collection`); absent: listed by `sync-collection`.
+const LISTING_PROPFIND: &str = "propfind";
 /// How many times a write that met a 412 is re-read, resolved and tried again.
 const CONFLICT_RETRIES: usize = 3;
 
@@ -75,7 +79,8 @@ impl KindConnectors for ContactSyncConnectors {
 /// One `ContactSync` object over a `DavAccount`.
 pub struct ContactSyncConnector {
     origin: String,
-    kind_name: (String, String),
+    /// The run record: conflicts, progress, what the last run moved.
+    recorder: RunRecorder,
     url: Url,
     folders: AllOrList,
     import: bool,
@@ -145,7 +150,7 @@ impl ContactSyncConnector {
         ));
         Ok(ContactSyncConnector {
             origin: format!("ContactSync/{}", object.name),
-            kind_name: ("ContactSync".into(), object.name.clone()),
+            recorder: RunRecorder::new("ContactSync", &object.name),
             url: account.url.url().clone(),
             folders: spec.import.folders.clone(),
             import: spec.import.enabled,
@@ -195,6 +200,22 @@ impl ContactSyncConnector {
                 }
             )));
         }
+        let (origin, at) = (self.origin.clone(), ctx.clock.now());
+        let without_sync: Vec<String> = found
+            .iter()
+            .filter(|c| c.sync_collection == Some(false) && selected.contains(&c.url))
+            .map(|c| format!("listing {}", c.url))
+            .collect();
+        if !without_sync.is_empty() {
+            ctx.store
+                .call(move |s| {
+                    without_sync.iter().try_for_each(|scope| {
+                        s.set_sync_checkpoint(&origin, scope, Some(LISTING_PROPFIND), at)
+                    })
+                })
+                .await
+                .map_err(store_err)?;
+        }
         let text = std::iter::once(self.collections_key.clone())
             .chain(selected.iter().map(|u| u.to_string()))
             .collect::<Vec<_>>()
@@ -215,7 +236,8 @@ impl ContactSyncConnector {
         }
     }
 
-    /// Pulls one address book; adds the ids of the contacts it imported to `imported`.
+    /// Pulls one address book; adds to `imported` the ids of the contacts it imported that
+    /// hold more than their card (to be written back).
     async fn pull(
         &self,
         ctx: &SyncContext<'_>,
@@ -224,41 +246,64 @@ impl ContactSyncConnector {
         imported: &mut Vec<i64>,
     ) -> Result<(), ConnectorError> {
         let scope = format!("token {collection}");
-        let (origin, scope2) = (self.origin.clone(), scope.clone());
-        let token = ctx
+        let listing_scope = format!("listing {collection}");
+        let (origin, scope2, listing2) =
+            (self.origin.clone(), scope.clone(), listing_scope.clone());
+        let (token, listing) = ctx
             .store
-            .call(move |s| s.sync_checkpoint(&origin, &scope2))
+            .call(move |s| {
+                Ok((
+                    s.sync_checkpoint(&origin, &scope2)?,
+                    s.sync_checkpoint(&origin, &listing2)?,
+                ))
+            })
             .await
             .map_err(store_err)?;
-        let (delta, full) = match self
-            .client
-            .sync_collection(collection, token.as_deref())
-            .await
-        {
-            Err(DavError::InvalidSyncToken) => {
-                tracing::warn!(sync = %self.origin, collection = %collection, "the server refused the sync token; listing the address book again");
-                let delta = self
-                    .client
-                    .sync_collection(collection, None)
-                    .await
-                    .map_err(dav_err)?;
-                (delta, true)
+        let by_propfind = listing.as_deref() == Some(LISTING_PROPFIND);
+        // `full`: the answer lists everything there is (not a delta), so linked items it
+        // does not list were removed there.
+        let (delta, full) = if by_propfind {
+            (self.list_by_etags(collection).await?, true)
+        } else {
+            match self
+                .client
+                .sync_collection(collection, token.as_deref())
+                .await
+            {
+                Err(DavError::InvalidSyncToken) => {
+                    tracing::warn!(sync = %self.origin, collection = %collection, "the server refused the sync token; listing the address book again");
+                    match self.client.sync_collection(collection, None).await {
+                        Err(DavError::SyncUnsupported) => {
+                            self.remember_propfind(ctx, &listing_scope).await?;
+                            (self.list_by_etags(collection).await?, true)
+                        }
+                        other => (other.map_err(dav_err)?, true),
+                    }
+                }
+                Err(DavError::SyncUnsupported) => {
+                    tracing::info!(sync = %self.origin, collection = %collection, "the server does not do sync-collection; comparing the ETags of a PROPFIND listing instead");
+                    self.remember_propfind(ctx, &listing_scope).await?;
+                    (self.list_by_etags(collection).await?, true)
+                }
+                other => (other.map_err(dav_err)?, token.is_none()),
             }
-            other => (other.map_err(dav_err)?, token.is_none()),
         };
         // What needs reading: items whose ETag is not the one last seen.
-        let mut wanted = Vec::new();
-        for (href, etag) in &delta.changed {
-            let (origin, h) = (self.origin.clone(), href.clone());
-            let known = ctx
-                .store
-                .call(move |s| s.sync_record_by_remote(&origin, RecordKind::Contact, &h))
-                .await
-                .map_err(store_err)?;
-            if known.is_none_or(|k| etag.is_none() || k.remote_version != *etag) {
-                wanted.push(href.clone());
-            }
-        }
+        let origin = self.origin.clone();
+        let known: std::collections::HashMap<String, Option<String>> = ctx
+            .store
+            .call(move |s| s.sync_versions(&origin, RecordKind::Contact))
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .collect();
+        let wanted: Vec<String> = delta
+            .changed
+            .iter()
+            .filter(|(href, etag)| known.get(href).is_none_or(|k| etag.is_none() || k != etag))
+            .map(|(href, _)| href.clone())
+            .collect();
+        self.recorder.known(wanted.len());
         for batch in wanted.chunks(MULTIGET_BATCH) {
             Self::check_cancel(ctx)?;
             let items = self
@@ -266,37 +311,29 @@ impl ContactSyncConnector {
                 .multiget(collection, batch)
                 .await
                 .map_err(dav_err)?;
-            for item in items {
-                if let Some(id) = self
-                    .import_item(ctx, &item.href, item.etag.as_deref(), &item.data)
-                    .await?
-                {
-                    report.items_in += 1;
+            for (id, write_back) in self.import_batch(ctx, items).await? {
+                report.items_in += 1;
+                if write_back {
                     imported.push(id);
                 }
             }
+            self.recorder.done(ctx, batch.len()).await?;
         }
         // Removed items: reported as such on a delta; on a full listing, the linked items it
-        // no longer lists (an initial listing's 404 entries are old history, not ours).
+        // no longer lists (an initial listing's 404 entries are old history, not ours; with
+        // no links yet there is nothing to compare).
         let mut removed: Vec<String> = if full {
             Vec::new()
         } else {
             delta.removed.clone()
         };
-        if full && token.is_some() {
+        if full {
             let listed: std::collections::HashSet<&str> =
                 delta.changed.iter().map(|(h, _)| h.as_str()).collect();
-            let origin = self.origin.clone();
-            let links = ctx
-                .store
-                .call(move |s| s.sync_links(&origin, RecordKind::Contact))
-                .await
-                .map_err(store_err)?;
             let prefix = collection.path().to_owned();
             removed.extend(
-                links
-                    .into_iter()
-                    .map(|(_, href)| href)
+                known
+                    .into_keys()
                     .filter(|h| h.starts_with(&prefix) && !listed.contains(h.as_str())),
             );
         }
@@ -312,6 +349,33 @@ impl ContactSyncConnector {
             .await
             .map_err(store_err)?;
         Ok(())
+    }
+
+    /// A server without `sync-collection`: the collection's items and ETags by PROPFIND, as
+    /// a full listing (no token).
+    async fn list_by_etags(
+        &self,
+        collection: &Url,
+    ) -> Result<super::dav::SyncDelta, ConnectorError> {
+        let changed = self.client.list_etags(collection).await.map_err(dav_err)?;
+        Ok(super::dav::SyncDelta {
+            token: None,
+            changed,
+            removed: Vec::new(),
+        })
+    }
+
+    /// Remembers that a collection is listed by PROPFIND, so later runs cost one request.
+    async fn remember_propfind(
+        &self,
+        ctx: &SyncContext<'_>,
+        scope: &str,
+    ) -> Result<(), ConnectorError> {
+        let (origin, scope, at) = (self.origin.clone(), scope.to_owned(), ctx.clock.now());
+        ctx.store
+            .call(move |s| s.set_sync_checkpoint(&origin, &scope, Some(LISTING_PROPFIND), at))
+            .await
+            .map_err(store_err)
     }
 
     /// A remote item is gone: CS-05.
@@ -339,79 +403,86 @@ impl ContactSyncConnector {
             .map_err(store_err)
     }
 
-    /// Imports one card read from the server, resolving a conflict with a local change.
-    /// The contact's id when it was imported (`None`: skipped, with the reason logged).
-    async fn import_item(
+    /// Imports a batch of cards read from the server (one multiget's answer) in one store
+    /// call and one transaction, resolving conflicts with local changes. Returns, per
+    /// imported contact, its id and whether it must be written back (the contact holds more
+    /// than the card: a first link to a contact Switchboard already had, or a conflict
+    /// resolved towards this side). A card the store refuses is skipped, its reason logged.
+    async fn import_batch(
         &self,
         ctx: &SyncContext<'_>,
-        href: &str,
-        etag: Option<&str>,
-        data: &str,
-    ) -> Result<Option<i64>, ConnectorError> {
-        let remote = vcard::parse(data);
-        let (origin, h) = (self.origin.clone(), href.to_owned());
-        let local = ctx
+        items: Vec<super::dav::Item>,
+    ) -> Result<Vec<(i64, bool)>, ConnectorError> {
+        let parsed: Vec<(super::dav::Item, CardFields)> = items
+            .into_iter()
+            .map(|item| {
+                let fields = vcard::parse(&item.data);
+                (item, fields)
+            })
+            .collect();
+        let (origin, policy, at) = (self.origin.clone(), self.conflict.clone(), ctx.clock.now());
+        let (results, conflicts) = ctx
             .store
             .call(move |s| {
-                let Some(link) = s.sync_record_by_remote(&origin, RecordKind::Contact, &h)? else {
-                    return Ok(None);
-                };
-                let changed = s.changed_since_by_other(
-                    RecordKind::Contact,
-                    link.record_id,
-                    link.exported_seq,
-                    &origin,
-                )?;
-                if !changed {
-                    return Ok(None);
+                let mut conflicts = 0u64;
+                let mut all_changes = Vec::with_capacity(parsed.len());
+                for (item, remote) in &parsed {
+                    let changes = match local_change(s, &origin, &item.href)? {
+                        Some((contact, when)) => {
+                            conflicts += 1;
+                            resolve(&policy, &contact, when, remote)
+                        }
+                        None => changes_of(remote),
+                    };
+                    all_changes.push(changes);
                 }
-                let when = s.last_change_by_other(RecordKind::Contact, link.record_id, &origin)?;
-                Ok(s.contact(link.record_id)?.map(|c| (c, when)))
+                let remote: Vec<RemoteContact<'_>> = parsed
+                    .iter()
+                    .zip(all_changes)
+                    .map(|((item, _), changes)| RemoteContact {
+                        sync: &origin,
+                        remote_id: &item.href,
+                        version: item.etag.as_deref(),
+                        data: &item.data,
+                        changes,
+                    })
+                    .collect();
+                let imported = s.import_remote_contacts(&remote, at)?;
+                let results: Vec<(String, ImportOutcome)> = parsed
+                    .iter()
+                    .zip(imported)
+                    .map(|((item, remote), result)| {
+                        let outcome = result.map(|contact| {
+                            // as `push_contact` decides: would the patched card differ?
+                            let uid = stable_uid(&origin, contact.id);
+                            let card =
+                                vcard::patch(Some(&item.data), &fields_of(&contact, remote), &uid);
+                            (contact.id, !vcard::same(&item.data, &card))
+                        });
+                        (item.href.clone(), outcome)
+                    })
+                    .collect();
+                Ok((results, conflicts))
             })
             .await
             .map_err(store_err)?;
-        let changes = match local {
-            Some((contact, when)) => {
-                self.count_conflict(ctx);
-                resolve(&self.conflict, &contact, when, &remote)
-            }
-            None => changes_of(&remote),
-        };
-        let (origin, h, etag, data) = (
-            self.origin.clone(),
-            href.to_owned(),
-            etag.map(str::to_owned),
-            data.to_owned(),
-        );
-        let at = ctx.clock.now();
-        let result = ctx
-            .store
-            .call(move |s| {
-                let item = RemoteContact {
-                    sync: &origin,
-                    remote_id: &h,
-                    version: etag.as_deref(),
-                    data: &data,
-                    changes,
-                };
-                refused(s.import_remote_contact(&item, at))
-            })
-            .await
-            .map_err(store_err)?;
-        match result {
-            Ok(contact) => Ok(Some(contact.id)),
-            Err(e) => {
-                tracing::warn!(sync = %self.origin, item = %href, "card not imported: {e}");
-                Ok(None)
+        for _ in 0..conflicts {
+            self.count_conflict(ctx);
+        }
+        let mut out = Vec::with_capacity(results.len());
+        for (href, result) in results {
+            match result {
+                Ok(done) => out.push(done),
+                Err(e) => {
+                    tracing::warn!(sync = %self.origin, item = %href, "card not imported: {e}");
+                }
             }
         }
+        Ok(out)
     }
 
     fn count_conflict(&self, ctx: &SyncContext<'_>) {
-        ctx.metrics
-            .sync_conflicts_total
-            .with_label_values(&[&self.kind_name.0, &self.kind_name.1])
-            .inc();
+        self.recorder.conflict(ctx);
     }
 
     /// Pushes the journal's changes since the exported position.
@@ -445,6 +516,8 @@ impl ContactSyncConnector {
             for c in changes.iter().filter(|c| c.kind == RecordKind::Contact) {
                 latest.insert(c.id, c.op);
             }
+            self.recorder.known(latest.len());
+            let count = latest.len();
             for (id, op) in latest {
                 let moved = if op == ChangeOp::Delete {
                     self.push_delete(ctx, id).await?
@@ -455,6 +528,7 @@ impl ContactSyncConnector {
                     report.items_out += 1;
                 }
             }
+            self.recorder.done(ctx, count).await?;
             let (origin, at) = (self.origin.clone(), ctx.clock.now());
             ctx.store
                 .call(move |s| {
@@ -644,49 +718,87 @@ impl ContactSyncConnector {
 impl Connector for ContactSyncConnector {
     fn sync<'a>(&'a self, ctx: SyncContext<'a>) -> SyncFuture<'a> {
         Box::pin(async move {
-            let mut report = SyncReport::default();
-            let before = self.client.requests();
-            let collections = self.collections(&ctx).await?;
-            let mut imported = Vec::new();
-            if self.import {
-                for c in &collections {
-                    Self::check_cancel(&ctx)?;
-                    self.pull(&ctx, c, &mut report, &mut imported).await?;
-                }
-            }
-            if self.export {
-                // A card linked to a contact Switchboard already had, or a conflict resolved
-                // in favour of this side, may leave the contact with more than the card says
-                // (the union): write it back now. A contact the card describes exactly
-                // costs nothing (the patched card equals the stored one).
-                let seq = ctx
-                    .store
-                    .call(|s| s.last_change_seq())
-                    .await
-                    .map_err(store_err)?;
-                for id in imported {
-                    Self::check_cancel(&ctx)?;
-                    if self.push_contact(&ctx, &collections[0], id, seq).await? {
-                        report.items_out += 1;
-                    }
-                }
-                self.push(&ctx, &collections[0], &mut report).await?;
-            }
-            tracing::info!(
-                sync = %self.origin,
-                items_in = report.items_in,
-                items_out = report.items_out,
-                requests = self.client.requests() - before,
-                "contact sync done"
-            );
-            Ok(report)
+            self.recorder.start();
+            let result = self.run(&ctx).await;
+            self.recorder.finish(&ctx, result).await
         })
     }
 }
 
+impl ContactSyncConnector {
+    /// One run: pull, then push.
+    async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
+        let mut report = SyncReport::default();
+        let before = self.client.requests();
+        let collections = self.collections(ctx).await?;
+        let mut imported = Vec::new();
+        if self.import {
+            for c in &collections {
+                Self::check_cancel(ctx)?;
+                self.pull(ctx, c, &mut report, &mut imported).await?;
+            }
+        }
+        if self.export {
+            // A card linked to a contact Switchboard already had, or a conflict resolved
+            // in favour of this side, may leave the contact with more than the card says
+            // (the union): write it back now. A contact the card describes exactly
+            // costs nothing (the patched card equals the stored one).
+            let seq = ctx
+                .store
+                .call(|s| s.last_change_seq())
+                .await
+                .map_err(store_err)?;
+            for id in imported {
+                Self::check_cancel(ctx)?;
+                if self.push_contact(ctx, &collections[0], id, seq).await? {
+                    report.items_out += 1;
+                }
+            }
+            self.push(ctx, &collections[0], &mut report).await?;
+        }
+        tracing::info!(
+            sync = %self.origin,
+            items_in = report.items_in,
+            items_out = report.items_out,
+            requests = self.client.requests() - before,
+            "contact sync done"
+        );
+        Ok(report)
+    }
+}
+
+/// A contact changed here, with the time of its last change here.
+type LocalChange = (Contact, Option<DateTime<Utc>>);
+
+/// One card's import: its contact's id and whether to write it back, or why it was refused.
+type ImportOutcome = Result<(i64, bool), String>;
+
+/// The contact linked to remote item `href` with its last local change, when it changed here
+/// since it was last exported (a remote change to it is then a conflict).
+fn local_change(
+    s: &crate::store::Store,
+    origin: &str,
+    href: &str,
+) -> Result<Option<LocalChange>, StoreError> {
+    let Some(link) = s.sync_record_by_remote(origin, RecordKind::Contact, href)? else {
+        return Ok(None);
+    };
+    let changed = s.changed_since_by_other(
+        RecordKind::Contact,
+        link.record_id,
+        link.exported_seq,
+        origin,
+    )?;
+    if !changed {
+        return Ok(None);
+    }
+    let when = s.last_change_by_other(RecordKind::Contact, link.record_id, origin)?;
+    Ok(s.contact(link.record_id)?.map(|c| (c, when)))
+}
+
 /// A record write's outcome inside a store call: a store failure fails the call, a refused
 /// write (a field the store rejects) is returned as its message.
-fn refused<T>(r: Result<T, RecordError>) -> Result<Result<T, String>, StoreError> {
+pub(super) fn refused<T>(r: Result<T, RecordError>) -> Result<Result<T, String>, StoreError> {
     match r {
         Ok(v) => Ok(Ok(v)),
         Err(RecordError::Store(e)) => Err(e),
@@ -752,7 +864,7 @@ fn fields_of(contact: &Contact, old: &CardFields) -> CardFields {
 }
 
 /// A vCard `REV` (`20240102T030405Z`, or RFC 3339) as a time.
-fn parse_rev(rev: &str) -> Option<DateTime<Utc>> {
+pub(super) fn parse_rev(rev: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(rev)
         .map(|t| t.with_timezone(&Utc))
         .ok()
@@ -881,10 +993,12 @@ mod tests {
             Collection {
                 url: Url::parse("http://h/a/contacts/").expect("url"),
                 display_name: Some("Contacts".into()),
+                sync_collection: None,
             },
             Collection {
                 url: Url::parse("http://h/a/work/").expect("url"),
                 display_name: None,
+                sync_collection: Some(false),
             },
         ];
         let pick = |names: &[&str]| {

@@ -16,6 +16,8 @@ use url::Url;
 
 use crate::config::types::Secret;
 
+pub mod caldav;
+
 /// How many items one `addressbook-multiget` asks for.
 pub const MULTIGET_BATCH: usize = 100;
 
@@ -25,6 +27,10 @@ pub enum DavError {
     /// The server refused the stored sync token (`valid-sync-token`, 403/409): list again.
     #[error("the server refused the sync token")]
     InvalidSyncToken,
+    /// The server does not do `sync-collection` (the REPORT answered 403, 405 or 501 without
+    /// a `valid-sync-token` precondition): list with PROPFIND and compare ETags instead.
+    #[error("the server does not support sync-collection")]
+    SyncUnsupported,
     /// A precondition (`If-Match` / `If-None-Match`) failed: 412.
     #[error("precondition failed (412) on {0}")]
     PreconditionFailed(String),
@@ -40,6 +46,9 @@ pub struct Collection {
     pub url: Url,
     /// Its display name, when it has one.
     pub display_name: Option<String>,
+    /// `Some(false)` when its `supported-report-set` lists reports but not `sync-collection`
+    /// (list it with PROPFIND from the start); `None` when the server did not say.
+    pub sync_collection: Option<bool>,
 }
 
 /// What a `sync-collection` report said.
@@ -387,7 +396,7 @@ impl DavClient {
     /// principal (`current-user-principal` of `url`, else of `/.well-known/carddav`), its
     /// `addressbook-home-set`, and the address books in it.
     pub async fn discover(&self, url: &Url) -> Result<Vec<Collection>, DavError> {
-        let props = "<d:resourcetype/><d:displayname/><d:current-user-principal/><card:addressbook-home-set/>";
+        let props = "<d:resourcetype/><d:displayname/><d:supported-report-set/><d:current-user-principal/><card:addressbook-home-set/>";
         let mut principal = None;
         if let Ok((at, ms)) = self.propfind(url, "0", props).await
             && let Some(r) = ms.responses.first()
@@ -398,6 +407,7 @@ impl DavClient {
                 return Ok(vec![Collection {
                     url: at,
                     display_name: r.prop("displayname").and_then(|p| non_empty(&p.text)),
+                    sync_collection: supports_sync_collection(r),
                 }]);
             }
             if let Some(home) = r.prop("addressbook-home-set").and_then(|p| p.hrefs.first()) {
@@ -441,7 +451,11 @@ impl DavClient {
 
     async fn addressbooks(&self, home: &Url) -> Result<Vec<Collection>, DavError> {
         let (at, ms) = self
-            .propfind(home, "1", "<d:resourcetype/><d:displayname/>")
+            .propfind(
+                home,
+                "1",
+                "<d:resourcetype/><d:displayname/><d:supported-report-set/>",
+            )
             .await?;
         let mut found = Vec::new();
         for r in &ms.responses {
@@ -451,6 +465,7 @@ impl DavClient {
                 found.push(Collection {
                     url: join(&at, &r.href)?,
                     display_name: r.prop("displayname").and_then(|p| non_empty(&p.text)),
+                    sync_collection: supports_sync_collection(r),
                 });
             }
         }
@@ -486,6 +501,8 @@ impl DavClient {
             }
             // a server that forgot the token without saying which precondition failed
             403 | 409 | 410 if token.is_some() => return Err(DavError::InvalidSyncToken),
+            // no sync-collection at all (RFC 6578 §3.2 lets a server refuse the REPORT)
+            403 | 405 | 501 => return Err(DavError::SyncUnsupported),
             _ => {
                 return Err(DavError::Other(format!(
                     "REPORT sync-collection {collection}: {status}"
@@ -510,6 +527,31 @@ impl DavClient {
             }
         }
         Ok(delta)
+    }
+
+    /// The items of a collection with their ETags, by a `PROPFIND Depth: 1` (for servers
+    /// without `sync-collection`); sub-collections and the collection itself left out.
+    pub async fn list_etags(
+        &self,
+        collection: &Url,
+    ) -> Result<Vec<(String, Option<String>)>, DavError> {
+        let (_, ms) = self
+            .propfind(collection, "1", "<d:resourcetype/><d:getetag/>")
+            .await?;
+        let own = collection.path().trim_end_matches('/').to_owned();
+        Ok(ms
+            .responses
+            .into_iter()
+            .filter(|r| r.href.trim_end_matches('/') != own)
+            .filter(|r| {
+                !r.prop("resourcetype")
+                    .is_some_and(|p| p.children.iter().any(|c| c == "collection"))
+            })
+            .map(|r| {
+                let etag = r.prop("getetag").and_then(|p| non_empty(&p.text));
+                (r.href, etag)
+            })
+            .collect())
     }
 
     /// `addressbook-multiget` of `hrefs` (one request; the caller batches).
@@ -610,6 +652,16 @@ impl DavClient {
     }
 }
 
+/// Whether a collection's `supported-report-set` lists `sync-collection`; `None` when the
+/// server did not answer the property.
+fn supports_sync_collection(r: &Response) -> Option<bool> {
+    let set = r.prop("supported-report-set")?;
+    if set.children.is_empty() {
+        return None; // an empty set says nothing useful
+    }
+    Some(set.children.iter().any(|c| c == "sync-collection"))
+}
+
 fn non_empty(text: &str) -> Option<String> {
     let text = text.trim();
     (!text.is_empty()).then(|| text.to_owned())
@@ -642,6 +694,24 @@ mod tests {
             "\"e1\""
         );
         assert_eq!(ms.responses[1].status, Some(404));
+    }
+
+    #[test]
+    fn a_supported_report_set_without_sync_collection_says_so() {
+        let body = r#"<?xml version="1.0"?>
+<d:multistatus xmlns:d="DAV:" xmlns:C="urn:ietf:params:xml:ns:carddav">
+<d:response><d:href>/u/a/</d:href><d:propstat><d:prop><d:supported-report-set>
+<d:supported-report><d:report><C:addressbook-multiget/></d:report></d:supported-report>
+</d:supported-report-set></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+<d:response><d:href>/u/b/</d:href><d:propstat><d:prop><d:supported-report-set>
+<d:supported-report><d:report><d:sync-collection/></d:report></d:supported-report>
+</d:supported-report-set></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+<d:response><d:href>/u/c/</d:href><d:propstat><d:prop><d:displayname>c</d:displayname></d:prop><d:status>HTTP/1.1 200 OK</d:status></d:propstat></d:response>
+</d:multistatus>"#;
+        let ms = parse_multistatus(body).expect("parse");
+        let support: Vec<Option<bool>> =
+            ms.responses.iter().map(supports_sync_collection).collect();
+        assert_eq!(support, [Some(false), Some(true), None]);
     }
 
     #[test]

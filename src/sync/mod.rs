@@ -1,17 +1,26 @@
-//! Contact (and, later, calendar) sync with CardDAV / CalDAV servers (issue 14, BX-01): the
-//! `ContactSync` connector over a `DavAccount`.
+//! Contact and calendar sync with CardDAV / CalDAV servers (issue 14, BX-01): the
+//! `ContactSync` and `CalendarSync` connectors over a `DavAccount`.
 //!
 //! - `dav.rs`: the WebDAV client (discovery, `sync-collection`, multiget, conditional writes).
 //! - `vcard.rs`: vCard 3.0 / 4.0 to and from the store's contact fields, patching only the
 //!   modelled properties.
 //! - `contacts.rs`: the connector (pull, push, conflicts, deletes) and its `KindConnectors`.
+//! - `dav/caldav.rs`: CalDAV discovery, `calendar-multiget`, iCalendar writes (BX-03).
+//! - `ical.rs`: iCalendar VEVENT / VTODO to and from the store's activity fields, patching only
+//!   the modelled properties.
+//! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`.
+//! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time
 //! comes from `SyncContext.clock`).
 
+pub mod calendar;
 pub mod contacts;
 pub mod dav;
+pub mod ical;
+pub mod report;
 pub mod vcard;
 
+pub use calendar::{CalendarSyncConnector, CalendarSyncConnectors};
 pub use contacts::{ContactSyncConnector, ContactSyncConnectors};

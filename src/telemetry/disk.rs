@@ -4,9 +4,15 @@
 //! the log exactly when there is no room for it. [`full`] logs the first failure of an episode
 //! at ERROR and sets the `switchboard_state_disk_full` gauge; [`writable`], called after a
 //! write succeeded, ends the episode with one INFO line. Later failures of the same episode
-//! are logged at DEBUG only.
+//! are logged at DEBUG only. A daemon that receives nothing while the disk is full would never
+//! learn that space returned, so [`watch_recovery`] also ends the episode once the state
+//! directory's file system has [`ROOM`] free again.
 
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use tokio_util::sync::CancellationToken;
 
 use prometheus::IntGauge;
 use std::sync::LazyLock;
@@ -48,4 +54,49 @@ pub fn writable() {
 /// Whether a disk-full episode is on.
 pub fn is_full() -> bool {
     FULL.load(Ordering::SeqCst)
+}
+
+/// The free space (for unprivileged writers) at which a full disk counts as having room again:
+/// enough for SQLite to grow the WAL by a few hundred pages, so the next write is unlikely to
+/// fail at once and start a new episode.
+pub const ROOM: u64 = 1024 * 1024;
+
+/// How often [`watch_recovery`] looks at the file system during an episode.
+pub const PROBE_EVERY: Duration = Duration::from_secs(5);
+
+/// Whether the file system holding `dir` has at least [`ROOM`] bytes available. `None` when it
+/// cannot be asked (then only a successful write ends an episode).
+pub fn has_room(dir: &Path) -> Option<bool> {
+    let stat = rustix::fs::statvfs(dir).ok()?;
+    let available = stat.f_bavail.saturating_mul(stat.f_frsize);
+    Some(available >= ROOM && stat.f_favail > 0)
+}
+
+/// Ends a disk-full episode when the state directory has room again, even if nothing writes.
+/// Looks every [`PROBE_EVERY`] while an episode is on; costs one atomic load otherwise.
+pub async fn watch_recovery(state_dir: PathBuf, cancel: CancellationToken) {
+    let mut every = tokio::time::interval(PROBE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        if is_full() && has_room(&state_dir) == Some(true) {
+            writable();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_with_room_has_room_and_a_missing_one_cannot_be_asked() {
+        let dir = std::env::temp_dir();
+        // The build machine's temp directory has more than a megabyte free.
+        assert_eq!(has_room(&dir), Some(true));
+        assert_eq!(has_room(Path::new("/no/such/directory/here")), None);
+    }
 }

@@ -4,14 +4,15 @@
 //! (`_seconds`), `_total` on counters, a HELP text on each. The output must stay clean under
 //! `promtool check metrics`; a unit test runs it.
 
-use std::collections::{HashMap, HashSet};
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
-use prometheus::proto::LabelPair;
+use prometheus::proto::{LabelPair, MetricType};
 use prometheus::{
-    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Gauge, GaugeVec, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// Buckets for `switchboard_reconcile_duration_seconds`: applying one kind takes milliseconds
@@ -84,8 +85,55 @@ pub struct Metrics {
     /// `switchboard_http_requests_total{route,status}`; route is the matched route template
     /// (`/webhooks/telegram/{channel}`), never the raw path, status the numeric HTTP status.
     pub http_requests_total: IntCounterVec,
+    /// `switchboard_http_connections`: connections the listener holds now (at most
+    /// `Settings.http.maxConnections`).
+    pub http_connections: IntGauge,
+    /// `switchboard_http_connections_refused_total`: connections closed as soon as accepted
+    /// because `Settings.http.maxConnections` were open.
+    pub http_connections_refused_total: IntCounter,
     /// `switchboard_build_info{version}`, always 1.
     pub build_info: IntGaugeVec,
+    /// Every family registered above, with its type and label names, in registration order.
+    families: Vec<Family>,
+}
+
+/// One registered metric family: what a query may name, whether or not it has a series yet.
+///
+/// A vector gets its first series on first use (a `Mailbox` that never synced has no
+/// `sync_runs_total` series), so `/metrics` alone does not show every name a dashboard or an
+/// alert rule may query; [`Metrics::families`] does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Family {
+    /// The family's name, e.g. `switchboard_chat_assignment_seconds`.
+    pub name: String,
+    /// `counter`, `gauge`, `histogram`, `summary` or `untyped`, as in the `# TYPE` line.
+    pub kind: &'static str,
+    /// The label names of its series (a histogram's `le` not included).
+    pub labels: Vec<String>,
+}
+
+impl Family {
+    /// The sample names this family exposes: the name itself for a counter or gauge;
+    /// `_bucket`, `_sum` and `_count` for a histogram (a summary also has the bare name).
+    pub fn sample_names(&self) -> Vec<String> {
+        let suffixed = |suffixes: &[&str]| {
+            suffixes
+                .iter()
+                .map(|s| format!("{}{s}", self.name))
+                .collect()
+        };
+        match self.kind {
+            "histogram" => suffixed(&["_bucket", "_sum", "_count"]),
+            "summary" => suffixed(&["", "_sum", "_count"]),
+            _ => vec![self.name.clone()],
+        }
+    }
+}
+
+/// The registry being filled by [`Metrics::new`], and the families registered so far.
+struct Registrar<'a> {
+    registry: &'a Registry,
+    families: RefCell<Vec<Family>>,
 }
 
 impl Metrics {
@@ -97,7 +145,11 @@ impl Metrics {
     /// Panics only on a programmer error in the definitions below (an invalid or duplicate name).
     pub fn new() -> Metrics {
         let registry = Registry::new();
-        let r = &registry;
+        let r = &Registrar {
+            registry: &registry,
+            families: RefCell::new(Vec::new()),
+        };
+        register(r, Ok(super::disk::GAUGE.clone()));
 
         let metrics = Metrics {
             config_last_reload_successful: register(
@@ -266,6 +318,20 @@ impl Metrics {
                     &["route", "status"],
                 ),
             ),
+            http_connections: register(
+                r,
+                IntGauge::new(
+                    "switchboard_http_connections",
+                    "HTTP connections open now (at most Settings.http.maxConnections).",
+                ),
+            ),
+            http_connections_refused_total: register(
+                r,
+                IntCounter::new(
+                    "switchboard_http_connections_refused_total",
+                    "HTTP connections closed at once because Settings.http.maxConnections were open.",
+                ),
+            ),
             build_info: register(
                 r,
                 IntGaugeVec::new(
@@ -276,12 +342,9 @@ impl Metrics {
                     &["version"],
                 ),
             ),
+            families: r.families.take(),
             registry,
         };
-        metrics
-            .registry
-            .register(Box::new(super::disk::GAUGE.clone()))
-            .expect("metric names in telemetry::metrics are unique");
         metrics
             .build_info
             .with_label_values(&[env!("CARGO_PKG_VERSION")])
@@ -292,6 +355,21 @@ impl Metrics {
     /// The registry every metric is registered in.
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Every registered family, series or not: what the dashboard and the alert rules in
+    /// `deploy/` may query (`tests/monitoring.rs` checks them against this list).
+    pub fn families(&self) -> &[Family] {
+        &self.families
+    }
+
+    /// Every sample name the registry can expose, histograms' `_bucket`/`_sum`/`_count`
+    /// included.
+    pub fn sample_names(&self) -> BTreeSet<String> {
+        self.families
+            .iter()
+            .flat_map(Family::sample_names)
+            .collect()
     }
 
     /// Every metric with at least one series, in the classic Prometheus text format
@@ -369,15 +447,36 @@ impl fmt::Debug for Metrics {
     }
 }
 
-/// Registers `collector` (a definition above, hence valid and unique) and hands it back.
+/// Registers `collector` (a definition above, hence valid and unique), notes its families and
+/// hands it back.
 fn register<C: Collector + Clone + 'static>(
-    registry: &Registry,
+    r: &Registrar<'_>,
     collector: prometheus::Result<C>,
 ) -> C {
     let collector = collector.expect("metric definitions in telemetry::metrics are valid");
-    registry
+    r.registry
         .register(Box::new(collector.clone()))
         .expect("metric names in telemetry::metrics are unique");
+    let mut families = r.families.borrow_mut();
+    for (family, desc) in collector.collect().iter().zip(collector.desc()) {
+        let mut labels: Vec<String> = desc
+            .const_label_pairs
+            .iter()
+            .map(|p| p.name().to_owned())
+            .collect();
+        labels.extend(desc.variable_labels.iter().cloned());
+        families.push(Family {
+            name: family.name().to_owned(),
+            kind: match family.get_field_type() {
+                MetricType::COUNTER => "counter",
+                MetricType::GAUGE => "gauge",
+                MetricType::HISTOGRAM => "histogram",
+                MetricType::SUMMARY => "summary",
+                MetricType::UNTYPED => "untyped",
+            },
+            labels,
+        });
+    }
     collector
 }
 
@@ -428,6 +527,8 @@ mod tests {
         "switchboard_mail_messages_total",
         "switchboard_leads_created_total",
         "switchboard_http_requests_total",
+        "switchboard_http_connections",
+        "switchboard_http_connections_refused_total",
         "switchboard_build_info",
         "switchboard_state_disk_full",
     ];
@@ -478,6 +579,8 @@ mod tests {
         m.http_requests_total
             .with_label_values(&["/webhooks/telegram/{channel}", "200"])
             .inc();
+        m.http_connections.set(2);
+        m.http_connections_refused_total.inc();
     }
 
     #[test]
@@ -503,6 +606,39 @@ mod tests {
             ALL_NAMES.len(),
             "a metric is missing from ALL_NAMES"
         );
+    }
+
+    #[test]
+    fn families_list_every_metric_before_its_first_use() {
+        let m = Metrics::new();
+        let names: Vec<&str> = m.families().iter().map(|f| f.name.as_str()).collect();
+        let mut expected = ALL_NAMES.to_vec();
+        let mut got = names.clone();
+        expected.sort_unstable();
+        got.sort_unstable();
+        assert_eq!(got, expected);
+
+        // Types and labels as rendered once every metric has a series.
+        touch_everything(&m);
+        let text = m.render();
+        for family in m.families() {
+            let type_line = format!("# TYPE {} {}", family.name, family.kind);
+            assert!(
+                text.lines().any(|l| l == type_line),
+                "{type_line:?} not in:\n{text}"
+            );
+        }
+        let runs = m
+            .families()
+            .iter()
+            .find(|f| f.name == "switchboard_sync_runs_total")
+            .expect("sync_runs_total registered");
+        assert_eq!(runs.labels, ["kind", "name", "result"]);
+        let sample_names = m.sample_names();
+        assert!(sample_names.contains("switchboard_chat_assignment_seconds_bucket"));
+        assert!(sample_names.contains("switchboard_chat_assignment_seconds_count"));
+        assert!(!sample_names.contains("switchboard_chat_assignment_seconds"));
+        assert!(sample_names.contains("switchboard_state_disk_full"));
     }
 
     #[test]

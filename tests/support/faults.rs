@@ -12,7 +12,14 @@
 //! - [`Fault::Reset`]: the client's connection is reset (RST) at the trigger, which is not
 //!   forwarded;
 //! - [`Fault::Stall`]: the trigger is not forwarded and nothing more moves either way; the
-//!   connection stays open until the proxy is dropped.
+//!   connection stays open until the proxy is dropped;
+//! - [`Fault::Answer`]: the trigger is not forwarded; the client gets this raw answer (an HTTP
+//!   response with `Connection: close`) in the server's place, and the connection closes —
+//!   for an HTTP peer that should refuse one request, such as a DAV server without
+//!   `sync-collection` (`405 Method Not Allowed` for that REPORT).
+//!
+//! [`FaultProxy::arm_every`] arms a fault that every triggering connection takes, not only
+//! the first.
 //!
 //! [`FaultProxy::taken`] tells whether the armed fault fired, so a test waits on that condition
 //! instead of sleeping.
@@ -37,18 +44,24 @@ pub enum Fault {
     Reset,
     /// Forward nothing more, either way, and keep the connection open.
     Stall,
+    /// Answer the client with these bytes instead of the server, then close.
+    Answer(&'static str),
 }
 
 /// An armed fault: what and when.
 struct Armed {
     trigger: Vec<u8>,
     fault: Fault,
+    /// Stays armed after it fires ([`FaultProxy::arm_every`]).
+    every: bool,
 }
 
 struct Shared {
     armed: Mutex<Option<Armed>>,
     taken: AtomicUsize,
     connections: AtomicUsize,
+    /// Everything every client sent, in arrival order (for tests that assert on requests).
+    sent: Mutex<Vec<u8>>,
 }
 
 /// A running proxy; stops (and drops every connection) when dropped.
@@ -69,10 +82,24 @@ impl FaultProxy {
             armed: Mutex::new(None),
             taken: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
+            sent: Mutex::new(Vec::new()),
         });
         let (stop, stopped) = watch::channel(false);
         tokio::spawn(accept(listener, target, Arc::clone(&shared), stopped));
         FaultProxy { port, shared, stop }
+    }
+
+    /// Everything the clients sent through the proxy so far (requests, headers and bodies),
+    /// lossily as text.
+    pub fn sent(&self) -> String {
+        String::from_utf8_lossy(
+            &self
+                .shared
+                .sent
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner),
+        )
+        .into_owned()
     }
 
     /// The port the daemon should connect to.
@@ -90,7 +117,31 @@ impl FaultProxy {
             .unwrap_or_else(PoisonError::into_inner) = Some(Armed {
             trigger: trigger.to_vec(),
             fault,
+            every: false,
         });
+    }
+
+    /// Arms `fault` for every connection that sends `trigger`, until [`FaultProxy::disarm`]:
+    /// a peer that fails the same way on every attempt (retries included).
+    pub fn arm_every(&self, trigger: &[u8], fault: Fault) {
+        *self
+            .shared
+            .armed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(Armed {
+            trigger: trigger.to_vec(),
+            fault,
+            every: true,
+        });
+    }
+
+    /// Removes the armed fault, if any: the peer heals.
+    pub fn disarm(&self) {
+        *self
+            .shared
+            .armed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
     }
 
     /// How many armed faults have fired so far.
@@ -176,6 +227,11 @@ async fn upstream(
             Ok(n) => n,
         };
         let chunk = &buf[..n];
+        shared
+            .sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(chunk);
         if *state.borrow() == State::Passing {
             window.extend_from_slice(chunk);
             if let Some(fault) = take_if_triggered(shared, &mut window) {
@@ -183,9 +239,9 @@ async fn upstream(
                 match fault {
                     // The trigger goes through; the server's answer is what suffers.
                     Fault::Delay(_) | Fault::CutAfter(_) => {}
-                    // Not forwarded; the downstream side resets the connection once this
-                    // half is dropped too.
-                    Fault::Reset => return,
+                    // Not forwarded; the downstream side resets the connection (or answers
+                    // in the server's place) once this half is dropped too.
+                    Fault::Reset | Fault::Answer(_) => return,
                     // Not forwarded; the connection stays open until the proxy stops.
                     Fault::Stall => std::future::pending::<()>().await,
                 }
@@ -200,7 +256,12 @@ async fn upstream(
 /// Takes the armed fault when `window` (the client's bytes so far, trimmed) holds its trigger.
 fn take_if_triggered(shared: &Shared, window: &mut Vec<u8>) -> Option<Fault> {
     let mut armed = shared.armed.lock().unwrap_or_else(PoisonError::into_inner);
-    let Some(Armed { trigger, fault }) = armed.as_ref() else {
+    let Some(Armed {
+        trigger,
+        fault,
+        every,
+    }) = armed.as_ref()
+    else {
         window.clear();
         return None;
     };
@@ -209,7 +270,9 @@ fn take_if_triggered(shared: &Shared, window: &mut Vec<u8>) -> Option<Fault> {
         .any(|w| w == trigger.as_slice())
     {
         let fault = *fault;
-        *armed = None;
+        if !every {
+            *armed = None;
+        }
         shared.taken.fetch_add(1, Ordering::SeqCst);
         return Some(fault);
     }
@@ -251,6 +314,11 @@ async fn downstream(
                     }
                     State::Faulted(Fault::Stall) => {
                         std::future::pending::<()>().await;
+                    }
+                    State::Faulted(Fault::Answer(answer)) => {
+                        let _ = to.write_all(answer.as_bytes()).await;
+                        let _ = to.shutdown().await;
+                        return;
                     }
                     State::Faulted(Fault::CutAfter(0)) => {
                         let _ = to.shutdown().await;

@@ -11,6 +11,7 @@ pub mod records;
 pub mod smtp;
 pub mod telegram_fake;
 pub mod twilio_fake;
+pub mod webdriver;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -288,8 +289,12 @@ where
 
 /// The one polling loop behind the `eventually` helpers: `check` every 100 ms until it holds
 /// or `limit` has passed, then a panic naming `what` with `context()`.
-async fn poll<F, Fut>(what: &str, limit: Duration, context: impl Fn() -> String, mut check: F)
-where
+pub(crate) async fn poll<F, Fut>(
+    what: &str,
+    limit: Duration,
+    context: impl Fn() -> String,
+    mut check: F,
+) where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {

@@ -13,14 +13,32 @@
 //! once the test binary has exited ([`super::dovecot::reap_after_exit`]).
 //!
 //! Needs Debian's `radicale` (3.1.x; `tests/run.sh` installs it). Its `PROPFIND Depth: 1`
-//! grows with the square of a collection's size, so scale tests need PyPI's 3.9; these tests
-//! stay small and list with `sync-collection`.
+//! grows with the square of a collection's size (about 1.3 s at 2,000 cards), and a `PUT` per
+//! card grows with it too (400 cards took 16 s, the next 400 49 s, on 3.1.8 and PyPI's 3.9
+//! alike), so the sync lists with `sync-collection` and the 2,000-card crash test seeds with
+//! one `PUT` of the whole address book ([`Radicale::user_with_cards`]: about 20 s, plus 10 s
+//! for Radicale's first parse, on a busy 2-core machine) — well under a minute, so the suite
+//! keeps Debian's package and needs no PyPI. `benches/dav_sync.sh` uses PyPI's 3.x.
 
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
+
+/// A manifest file for the test daemon: `DavAccount/home` (owned by `root`, the password from
+/// the env variable `SB_DAV_PASSWORD`) at `base` (Radicale, or a proxy in front of it) logging
+/// in as `user`, and a two-way `ContactSync/book` over it with `extra` spec lines (each
+/// indented two spaces, ending in a newline).
+pub fn contact_sync_manifest(base: &str, user: &str, extra: &str) -> (&'static str, String) {
+    (
+        "dav.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {{name: home}}\nspec:\n  user: root\n  url: {base}/\n  username: {user}\n  password: {{env: SB_DAV_PASSWORD}}\n---\n\
+             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: home\n  import: {{enabled: true}}\n  export: {{enabled: true}}\n{extra}",
+        ),
+    )
+}
 
 /// The running server.
 pub struct Radicale {
@@ -144,6 +162,110 @@ impl Radicale {
             .await;
         assert_eq!(response.0, 201, "MKCOL {url}: {}", response.2);
         url
+    }
+
+    /// A fresh user with two calendars: `work` (display name `Work`, events only) and
+    /// `tasks` (`Tasks`, tasks only); returns their collection URLs.
+    pub async fn user_with_calendars(&self, user: &str, password: &str) -> (String, String) {
+        self.add_user(user, password);
+        let mut urls = Vec::new();
+        for (path, name, comp) in [("work", "Work", "VEVENT"), ("tasks", "Tasks", "VTODO")] {
+            let url = format!("{}/{user}/{path}/", self.base());
+            let body = format!(
+                "<?xml version=\"1.0\"?><C:mkcalendar xmlns:D=\"DAV:\" xmlns:C=\"urn:ietf:params:xml:ns:caldav\"><D:set><D:prop><D:displayname>{name}</D:displayname><C:supported-calendar-component-set><C:comp name=\"{comp}\"/></C:supported-calendar-component-set></D:prop></D:set></C:mkcalendar>"
+            );
+            let response = self
+                .request(user, password, "MKCALENDAR", &url, &[], Some(body))
+                .await;
+            assert_eq!(response.0, 201, "MKCALENDAR {url}: {}", response.2);
+            urls.push(url);
+        }
+        (urls.remove(0), urls.remove(0))
+    }
+
+    /// PUTs an iCalendar object as `user` at `url`; returns its ETag.
+    pub async fn put_ics(&self, user: &str, password: &str, url: &str, ics: &str) -> String {
+        let (status, etag, body) = self
+            .request(
+                user,
+                password,
+                "PUT",
+                url,
+                &[("content-type", "text/calendar; charset=utf-8")],
+                Some(ics.to_owned()),
+            )
+            .await;
+        assert!(status == 201 || status == 204, "PUT {url}: {status} {body}");
+        etag.expect("ETag of a PUT")
+    }
+
+    /// A fresh user with an address book `contacts` holding `cards` (whole vCards), made by
+    /// one `PUT` of the collection (Radicale takes a whole address book in one request:
+    /// far faster than a PUT per card, which grows with the collection's size), then listed
+    /// once with `sync-collection` so that Radicale's first parse of the items is done before
+    /// a test times anything. Returns the collection URL.
+    pub async fn user_with_cards(&self, user: &str, password: &str, cards: &[String]) -> String {
+        self.add_user(user, password);
+        let url = format!("{}/{user}/contacts/", self.base());
+        let response = self
+            .request(
+                user,
+                password,
+                "PUT",
+                &url,
+                &[("content-type", "text/vcard; charset=utf-8")],
+                Some(cards.concat()),
+            )
+            .await;
+        assert!(
+            response.0 == 201 || response.0 == 204,
+            "PUT {url}: {} {}",
+            response.0,
+            response.2
+        );
+        let warm = self
+            .request(
+                user,
+                password,
+                "REPORT",
+                &url,
+                &[("depth", "1")],
+                Some("<?xml version=\"1.0\"?><d:sync-collection xmlns:d=\"DAV:\"><d:sync-token/><d:sync-level>1</d:sync-level><d:prop><d:getetag/></d:prop></d:sync-collection>".to_owned()),
+            )
+            .await;
+        assert_eq!(warm.0, 207, "warming {url}: {}", warm.2);
+        url
+    }
+
+    /// The UIDs of the cards in `user`'s collection `book`, read from Radicale's storage
+    /// directory (one per item file; duplicates kept, so a test can find them).
+    pub fn uids_on_disk(&self, user: &str, book: &str) -> Vec<String> {
+        let dir = self
+            .dir
+            .join("collections/collection-root")
+            .join(user)
+            .join(book);
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(Result::ok)
+            .filter(|e| e.path().extension().is_some_and(|x| x == "vcf"))
+            .map(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                text.lines()
+                    .find_map(|l| l.strip_prefix("UID:"))
+                    .unwrap_or("")
+                    .trim()
+                    .to_owned()
+            })
+            .collect()
+    }
+
+    /// How many `PUT`s under `/USER/` Radicale answered so far.
+    pub fn puts_by(&self, user: &str) -> usize {
+        let needle = format!("PUT response status for '/{user}/");
+        self.log().lines().filter(|l| l.contains(&needle)).count()
     }
 
     /// One request as `user`: `(status, ETag, body)`.

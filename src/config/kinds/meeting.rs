@@ -22,7 +22,7 @@ impl MeetingServiceSpec {
     /// matched to the end of that link (whitespace, a quote, an angle bracket or a closing
     /// parenthesis ends it).
     pub fn find_link(&self, text: &str) -> Option<String> {
-        let found = self.mask.regex().find(text)?;
+        let found = self.mask.regex()?.find(text)?;
         let rest = &text[found.start()..];
         let end = rest
             .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '<' | '>' | ')'))

@@ -210,14 +210,16 @@ pub struct LinkedInSettings {
     pub client_secret: SecretRef,
 }
 
-/// OIDC identity server settings.
+/// OIDC identity server whose tokens the operator API accepts (ID tokens or JWT access
+/// tokens signed RS256 or ES256; the user is found by the `email` claim).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct IdentityServerSettings {
-    /// Issuer URL.
+    /// The issuer URL, as the tokens' `iss` names it; discovery is read from
+    /// `{url}/.well-known/openid-configuration`. https://, or http:// on a loopback host only.
     pub url: HttpUrl,
-    /// Client ID.
+    /// Client ID: tokens' `aud` must contain it.
     pub client_id: String,
-    /// Client secret.
+    /// Client secret (a secret reference), for the console's sign-in; never logged or shown.
     pub client_secret: SecretRef,
 }

@@ -220,7 +220,7 @@ pub struct ActivityExport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CalendarSyncSpec {
-    /// A Mailbox on exchange/microsoft365, or a GoogleAccount.
+    /// A Mailbox on exchange/microsoft365, a GoogleAccount or a DavAccount.
     pub account: String,
     /// When to sync; absent = manual only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -234,4 +234,28 @@ pub struct CalendarSyncSpec {
     pub import_tasks: TaskImport,
     /// Activity export.
     pub export: ActivityExport,
+    /// Conflict resolution (CS-04, BX-02); `union: [emails]` merges the participants.
+    #[serde(default)]
+    pub conflict: ConflictPolicy,
+    /// Delete propagation (CS-05).
+    #[serde(default)]
+    pub deletes: DeletePolicy,
+    /// Whether changes Switchboard makes on the provider side send invitations or updates to
+    /// participants (BX-03).
+    #[serde(default)]
+    pub invitations: Invitations,
+}
+
+/// Who a change Switchboard writes may send invitations or updates to (BX-03).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum Invitations {
+    /// Nobody: no scheduling side effects (a first sync cannot start an invitation storm).
+    #[default]
+    None,
+    /// Only participants outside the company (an address that is no `User`'s and not in a
+    /// `User`'s mail domain).
+    External,
+    /// Every participant, as the server schedules them.
+    All,
 }
