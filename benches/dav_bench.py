@@ -12,8 +12,7 @@ and measures the wire limit, against a Radicale on loopback. Standard library on
                                                        REPORT from the token in switchboard's
                                                        STATE file; prints seconds (best of 3)
 
-KIND is `contacts` (vCards; an `events` kind with VEVENTs and calendar-multiget is the place
-the CalDAV half plugs in). URL is the collection's (`http://127.0.0.1:PORT/USER/contacts/`).
+KIND is `contacts` (vCards, addressbook-multiget) or `events` (VEVENTs, calendar-multiget). URL is the collection's (`http://127.0.0.1:PORT/USER/contacts/`).
 """
 
 import base64
@@ -34,11 +33,32 @@ def item(kind, i, rev=0):
             f"TEL:+1415555{i % 10000:04}\r\nORG:Company {i % 97}\r\nTITLE:Role {i % 13}\r\n"
             f"CATEGORIES:bench,group{i % 7}\r\nEND:VCARD\r\n"
         )
+    if kind == "events":
+        summary = f"Meeting {i}" if rev == 0 else f"Meeting {i} moved {rev}"
+        day = 1 + i % 28
+        return (
+            "BEGIN:VEVENT\r\n"
+            f"UID:bench-{i:06}\r\nDTSTAMP:20260101T000000Z\r\nSUMMARY:{summary}\r\n"
+            f"DTSTART:202603{day:02}T{9 + i % 8:02}0000Z\r\nDTEND:202603{day:02}T{10 + i % 8:02}0000Z\r\n"
+            f"LOCATION:Room {i % 31}\r\nORGANIZER:mailto:owner@example.com\r\n"
+            f"ATTENDEE;PARTSTAT=ACCEPTED:mailto:person{i}@example.org\r\nEND:VEVENT\r\n"
+        )
     raise SystemExit(f"unknown kind {kind}")
 
 
+def wrap(kind, body):
+    """One iCalendar object around VEVENTs (a vCard needs no wrapper)."""
+    if kind == "events":
+        return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//switchboard//bench//EN\r\n{body}END:VCALENDAR\r\n"
+    return body
+
+
+def extension(kind):
+    return {"contacts": "vcf", "events": "ics"}[kind]
+
+
 def content_type(kind):
-    return {"contacts": "text/vcard; charset=utf-8"}[kind]
+    return {"contacts": "text/vcard; charset=utf-8", "events": "text/calendar; charset=utf-8"}[kind]
 
 
 def multiget_body(kind, hrefs):
@@ -49,6 +69,13 @@ def multiget_body(kind, hrefs):
             "</D:prop>"
         )
         tail = "</C:addressbook-multiget>"
+    elif kind == "events":
+        head = (
+            '<?xml version="1.0" encoding="utf-8"?>\n<C:calendar-multiget xmlns:D="DAV:" '
+            'xmlns:C="urn:ietf:params:xml:ns:caldav"><D:prop><D:getetag/><C:calendar-data/>'
+            "</D:prop>"
+        )
+        tail = "</C:calendar-multiget>"
     else:
         raise SystemExit(f"unknown kind {kind}")
     return head + "".join(f"<D:href>{h}</D:href>" for h in hrefs) + tail
@@ -70,7 +97,7 @@ class Dav:
 
 
 def seed(dav, kind, n):
-    body = "".join(item(kind, i) for i in range(n))
+    body = wrap(kind, "".join(item(kind, i) for i in range(n)))
     status, data = dav.request("PUT", dav.url.path, body, {"Content-Type": content_type(kind)})
     if status not in (201, 204):
         raise SystemExit(f"seeding failed: {status} {data[:300]!r}")
@@ -82,8 +109,8 @@ def change(dav, kind, n, count):
     rev = int(time.time())
 
     def put(i):
-        path = f"{dav.url.path}bench-{i:06}.vcf"
-        status, data = dav.request("PUT", path, item(kind, i, rev), {"Content-Type": content_type(kind)})
+        path = f"{dav.url.path}bench-{i:06}.{extension(kind)}"
+        status, data = dav.request("PUT", path, wrap(kind, item(kind, i, rev)), {"Content-Type": content_type(kind)})
         if status not in (201, 204):
             raise SystemExit(f"PUT {path}: {status} {data[:200]!r}")
 
@@ -110,7 +137,7 @@ def wire(dav, kind):
     status, data = dav.request("REPORT", dav.url.path, multiget_body(kind, hrefs), {"Depth": "1", "Content-Type": "application/xml"})
     if status != 207:
         raise SystemExit(f"multiget: {status}")
-    got = data.decode().count("END:VCARD")
+    got = data.decode().count("END:VCARD" if kind == "contacts" else "END:VEVENT")
     print(f"{time.monotonic() - started:.3f} {got}")
 
 

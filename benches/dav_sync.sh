@@ -7,12 +7,11 @@
 #                                        ~/.cache/switchboard-bench-venv; made when missing)
 #   KEEP=1                               keep the work directory (printed at the end)
 #   SB=PATH                              use this switchboard binary instead of building one
+#   HALVES="contacts"                    only one half (default: "contacts events")
 #
-# Each *half* (contacts now; an events half with the same three phases is the CalDAV
-# helper's to add: a `seed`/`change`/`wire` kind `events` in dav_bench.py, a CalendarSync
-# object and a vdirsyncer caldav pair, then `run_half events` below) times, on one collection
-# of N items both tools see:
-#   (a) first sync  — `switchboard sync ContactSync/bench` (release build, in-process, fresh
+# Each *half* — contacts (N vCards, ContactSync, a vdirsyncer carddav pair) and events (N
+# VEVENTs, CalendarSync, a caldav pair) — times, on one collection of N items both tools see:
+#   (a) first sync  — `switchboard sync ContactSync/bench` (or CalendarSync) (release build, in-process, fresh
 #                     state, import and export both enabled) and `vdirsyncer sync` into an
 #                     empty filesystem storage;
 #   (b) delta       — the same after CHANGES items changed on the server;
@@ -129,10 +128,20 @@ spec:
   account: bench
   import: {enabled: true}
   export: {enabled: true}
+---
+apiVersion: switchboard/v1
+kind: CalendarSync
+metadata: {name: bench}
+spec:
+  account: bench
+  since: 2000-01-01
+  importMeetings: {enabled: true, calendars: [calendar]}
+  importTasks: {enabled: false}
+  export: {enabled: true}
 EOF
 
 # ---- vdirsyncer's config -------------------------------------------------------------------
-mkdir -p "$work/vdir/status" "$work/vdir/contacts"
+mkdir -p "$work/vdir/status" "$work/vdir/contacts" "$work/vdir/events"
 cat >"$work/vdir/config" <<EOF
 [general]
 status_path = "$work/vdir/status/"
@@ -151,6 +160,23 @@ fileext = ".vcf"
 [storage contacts_remote]
 type = "carddav"
 url = "$base/$USER_NAME/contacts/"
+username = "$USER_NAME"
+password = "$PASS"
+
+[pair events]
+a = "events_local"
+b = "events_remote"
+collections = null
+conflict_resolution = "b wins"
+
+[storage events_local]
+type = "filesystem"
+path = "$work/vdir/events/"
+fileext = ".ics"
+
+[storage events_remote]
+type = "caldav"
+url = "$base/$USER_NAME/calendar/"
 username = "$USER_NAME"
 password = "$PASS"
 EOF
@@ -198,8 +224,8 @@ run_half() {
   rows+=("$kind|(c) no change|$sb_c|$vd_c|$floor_t|$sc_c|$vc_c|$(ratio "$vd_c" "$sb_c")x faster than vdirsyncer (target >= 10)")
 }
 
-run_half contacts ContactSync/bench contacts "$base/$USER_NAME/contacts/"
-# run_half events CalendarSync/bench events "$base/$USER_NAME/calendar/"   (the CalDAV half)
+case " ${HALVES:-contacts events} " in *" contacts "*) run_half contacts ContactSync/bench contacts "$base/$USER_NAME/contacts/" ;; esac
+case " ${HALVES:-contacts events} " in *" events "*) run_half events CalendarSync/bench events "$base/$USER_NAME/calendar/" ;; esac
 
 stored=$(tail -n 3 "$work/sb.log")
 echo
