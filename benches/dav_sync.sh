@@ -135,7 +135,7 @@ metadata: {name: bench}
 spec:
   account: bench
   since: 2000-01-01
-  importMeetings: {enabled: true, calendars: [calendar]}
+  importMeetings: {enabled: true, calendars: all}
   importTasks: {enabled: false}
   export: {enabled: true}
 EOF
@@ -231,7 +231,7 @@ stored=$(tail -n 3 "$work/sb.log")
 echo
 echo "switchboard's runs:"
 echo "$stored" | sed 's/^/  /'
-echo "vdirsyncer's items: $(find "$work/vdir/contacts" -name '*.vcf' | wc -l)"
+echo "vdirsyncer's items: $(find "$work/vdir/contacts" -name '*.vcf' | wc -l) cards, $(find "$work/vdir/events" -name '*.ics' | wc -l) events"
 echo
 printf '%-9s %-24s %13s %12s %13s %8s %8s  %s\n' half phase "switchboard s" "vdirsyncer s" "wire/floor s" "sb cpu" "vd cpu" result
 for r in "${rows[@]}"; do

@@ -283,111 +283,46 @@ impl Store {
         item: &RemoteActivity<'_>,
         at: DateTime<Utc>,
     ) -> Result<Activity, RecordError> {
-        self.record_tx(|tx, path| {
+        self.record_tx(|tx, path| import_activity_in_tx(tx, path, item, at))
+    }
+
+    /// [`Store::import_remote_activity`] for a batch (one multiget answer), in ONE
+    /// transaction: one commit for the batch instead of one per item. An item the store
+    /// refuses is rolled back alone (a savepoint each) and answered `Err(reason)`; a store
+    /// failure fails the batch.
+    pub fn import_remote_activities(
+        &mut self,
+        items: &[RemoteActivity<'_>],
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Result<Activity, String>>, StoreError> {
+        let result = self.record_tx(|tx, path| {
             let db = |e| db_error(path, e);
-            let at = format_ts(at);
-            let live = |id: i64| -> rusqlite::Result<bool> {
-                tx.query_row(
-                    "SELECT EXISTS (SELECT 1 FROM activities WHERE id = ?1 AND deleted_at IS NULL)",
-                    [id],
-                    |r| r.get(0),
-                )
-            };
-            let mut found: Option<i64> = tx
-                .query_row(
-                    "SELECT s.record_id FROM sync_records s JOIN activities a ON a.id = s.record_id
-                     WHERE s.sync = ?1 AND s.record_kind = 'activity' AND s.remote_id = ?2
-                       AND a.deleted_at IS NULL",
-                    params![item.sync, item.remote_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(db)?;
-            if found.is_none()
-                && let Some(uid) = item.uid
-            {
-                found = tx
-                    .query_row(
-                        "SELECT id FROM activities WHERE ical_uid = ?1 AND deleted_at IS NULL
-                         ORDER BY id LIMIT 1",
-                        [uid],
-                        |r| r.get(0),
-                    )
-                    .optional()
-                    .map_err(db)?;
-            }
-            if found.is_none()
-                && let Some(own) = item.own_id
-                && live(own).map_err(db)?
-            {
-                found = Some(own);
-            }
-            let (id, op) = match found {
-                Some(id) => (id, ChangeOp::Update),
-                None => {
-                    let kind = item.changes.kind.unwrap_or(ActivityKind::Meeting);
-                    let title = item
-                        .changes
-                        .title
-                        .clone()
-                        .filter(|t| !t.trim().is_empty())
-                        .unwrap_or_else(|| "(no title)".to_owned());
-                    let id = tx
-                        .query_row(
-                            "INSERT INTO activities (kind, title, created_at, updated_at)
-                             VALUES (?1, ?2, ?3, ?3) RETURNING id",
-                            params![kind.as_str(), title, at],
-                            |r| r.get(0),
-                        )
-                        .map_err(db)?;
-                    (id, ChangeOp::Create)
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                tx.execute_batch("SAVEPOINT import_activity").map_err(db)?;
+                match import_activity_in_tx(tx, path, item, at) {
+                    Ok(activity) => {
+                        tx.execute_batch("RELEASE import_activity").map_err(db)?;
+                        out.push(Ok(activity));
+                    }
+                    Err(RecordError::Store(e)) => return Err(RecordError::Store(e)),
+                    Err(refused) => {
+                        tx.execute_batch("ROLLBACK TO import_activity; RELEASE import_activity")
+                            .map_err(db)?;
+                        out.push(Err(refused.to_string()));
+                    }
                 }
-            };
-            let mut changes = item.changes.clone();
-            if changes
-                .title
-                .as_deref()
-                .is_some_and(|t| t.trim().is_empty())
-            {
-                changes.title = None;
             }
-            write_activity(tx, path, id, &changes)?;
-            tx.execute(
-                "UPDATE activities SET ical_uid = coalesce(?2, ical_uid) WHERE id = ?1",
-                params![id, item.uid],
-            )
-            .map_err(db)?;
-            touch(tx, "activities", id, &at).map_err(db)?;
-            journal(tx, RecordKind::Activity, id, op, item.sync, &at).map_err(db)?;
-            let seq: i64 = tx
-                .query_row(
-                    "SELECT coalesce(max(seq), 0) FROM record_changes",
-                    [],
-                    |r| r.get(0),
-                )
-                .map_err(db)?;
-            tx.execute(
-                "INSERT INTO sync_records
-                    (sync, record_kind, record_id, remote_id, remote_version, exported_seq,
-                     updated_at, remote_data)
-                 VALUES (?1, 'activity', ?2, ?3, ?4, ?5, ?6, ?7)
-                 ON CONFLICT (sync, record_kind, record_id) DO UPDATE SET
-                    remote_id = excluded.remote_id, remote_version = excluded.remote_version,
-                    exported_seq = excluded.exported_seq, updated_at = excluded.updated_at,
-                    remote_data = excluded.remote_data",
-                params![
-                    item.sync,
-                    id,
-                    item.remote_id,
-                    item.version,
-                    seq,
-                    at,
-                    item.data
-                ],
-            )
-            .map_err(db)?;
-            read_back(tx, path, id)
-        })
+            Ok(out)
+        });
+        match result {
+            Ok(out) => Ok(out),
+            Err(RecordError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("a batch import failed outside its items: {other}"),
+            }),
+        }
     }
 
     /// Records the iCalendar UID an activity was exported under (sync metadata: no journal
@@ -402,6 +337,118 @@ impl Store {
             .map(drop)
             .map_err(|e| self.err(e))
     }
+}
+
+/// The body of [`Store::import_remote_activity`], inside the caller's transaction.
+fn import_activity_in_tx(
+    tx: &Connection,
+    path: &std::path::Path,
+    item: &RemoteActivity<'_>,
+    at: DateTime<Utc>,
+) -> Result<Activity, RecordError> {
+    let db = |e| db_error(path, e);
+    let at = format_ts(at);
+    let live = |id: i64| -> rusqlite::Result<bool> {
+        tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM activities WHERE id = ?1 AND deleted_at IS NULL)",
+            [id],
+            |r| r.get(0),
+        )
+    };
+    let mut found: Option<i64> = tx
+        .query_row(
+            "SELECT s.record_id FROM sync_records s JOIN activities a ON a.id = s.record_id
+             WHERE s.sync = ?1 AND s.record_kind = 'activity' AND s.remote_id = ?2
+               AND a.deleted_at IS NULL",
+            params![item.sync, item.remote_id],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(db)?;
+    if found.is_none()
+        && let Some(uid) = item.uid
+    {
+        found = tx
+            .query_row(
+                "SELECT id FROM activities WHERE ical_uid = ?1 AND deleted_at IS NULL
+                 ORDER BY id LIMIT 1",
+                [uid],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(db)?;
+    }
+    if found.is_none()
+        && let Some(own) = item.own_id
+        && live(own).map_err(db)?
+    {
+        found = Some(own);
+    }
+    let (id, op) = match found {
+        Some(id) => (id, ChangeOp::Update),
+        None => {
+            let kind = item.changes.kind.unwrap_or(ActivityKind::Meeting);
+            let title = item
+                .changes
+                .title
+                .clone()
+                .filter(|t| !t.trim().is_empty())
+                .unwrap_or_else(|| "(no title)".to_owned());
+            let id = tx
+                .query_row(
+                    "INSERT INTO activities (kind, title, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?3) RETURNING id",
+                    params![kind.as_str(), title, at],
+                    |r| r.get(0),
+                )
+                .map_err(db)?;
+            (id, ChangeOp::Create)
+        }
+    };
+    let mut changes = item.changes.clone();
+    if changes
+        .title
+        .as_deref()
+        .is_some_and(|t| t.trim().is_empty())
+    {
+        changes.title = None;
+    }
+    write_activity(tx, path, id, &changes)?;
+    tx.execute(
+        "UPDATE activities SET ical_uid = coalesce(?2, ical_uid) WHERE id = ?1",
+        params![id, item.uid],
+    )
+    .map_err(db)?;
+    touch(tx, "activities", id, &at).map_err(db)?;
+    journal(tx, RecordKind::Activity, id, op, item.sync, &at).map_err(db)?;
+    let seq: i64 = tx
+        .query_row(
+            "SELECT coalesce(max(seq), 0) FROM record_changes",
+            [],
+            |r| r.get(0),
+        )
+        .map_err(db)?;
+    tx.execute(
+        "INSERT INTO sync_records
+            (sync, record_kind, record_id, remote_id, remote_version, exported_seq,
+             updated_at, remote_data)
+         VALUES (?1, 'activity', ?2, ?3, ?4, ?5, ?6, ?7)
+         ON CONFLICT (sync, record_kind, record_id) DO UPDATE SET
+            remote_id = excluded.remote_id, remote_version = excluded.remote_version,
+            exported_seq = excluded.exported_seq, updated_at = excluded.updated_at,
+            remote_data = excluded.remote_data",
+        params![
+            item.sync,
+            id,
+            item.remote_id,
+            item.version,
+            seq,
+            at,
+            item.data
+        ],
+    )
+    .map_err(db)?;
+    read_back(tx, path, id)
 }
 
 fn read_back(tx: &Connection, path: &std::path::Path, id: i64) -> Result<Activity, RecordError> {
@@ -772,5 +819,67 @@ mod tests {
             "{origins:?}"
         );
         assert_eq!(origins.len(), 3);
+    }
+
+    #[test]
+    fn a_batch_import_is_one_transaction_and_a_refused_item_is_refused_alone() {
+        let mut store = Store::open_in_memory().expect("store");
+        let item = |href: &'static str, title: String| RemoteActivity {
+            sync: "CalendarSync/cal",
+            remote_id: href,
+            version: Some("\"e1\""),
+            data: "BEGIN:VCALENDAR\r\nEND:VCALENDAR\r\n",
+            uid: None,
+            own_id: None,
+            changes: ActivityChanges {
+                kind: Some(ActivityKind::Meeting),
+                title: Some(title),
+                ..ActivityChanges::default()
+            },
+        };
+        let batch = [
+            item("/u/work/a.ics", "A".into()),
+            item("/u/work/b.ics", "x".repeat(1001)),
+            item("/u/work/c.ics", "C".into()),
+        ];
+        let got = store.import_remote_activities(&batch, t(0)).expect("batch");
+        assert_eq!(got.len(), 3);
+        assert!(got[0].is_ok() && got[2].is_ok(), "{got:?}");
+        assert!(
+            got[1].as_ref().is_err_and(|e| e.contains("title")),
+            "{got:?}"
+        );
+        // Nothing of the refused item is left behind: no activity, no link.
+        let (all, total) = store
+            .activities(&ActivityQuery {
+                limit: 10,
+                ..ActivityQuery::default()
+            })
+            .expect("list");
+        assert_eq!(total, 2);
+        assert_eq!(
+            all.iter().map(|a| a.title.as_str()).collect::<Vec<_>>(),
+            ["A", "C"]
+        );
+        let linked = store
+            .sync_versions("CalendarSync/cal", RecordKind::Activity)
+            .expect("links");
+        assert_eq!(linked.len(), 2);
+        // The same batch again updates the same two activities.
+        let again = store.import_remote_activities(&batch, t(1)).expect("batch");
+        assert_eq!(
+            again[0].as_ref().map(|a| a.id).ok(),
+            got[0].as_ref().map(|a| a.id).ok()
+        );
+        assert_eq!(
+            store
+                .activities(&ActivityQuery {
+                    limit: 10,
+                    ..ActivityQuery::default()
+                })
+                .expect("list")
+                .1,
+            2
+        );
     }
 }

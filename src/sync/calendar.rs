@@ -38,7 +38,7 @@
 //! property), location and description are stored, and the reader finds the link with the
 //! running config's `MeetingService` masks, as for every activity.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, Utc};
@@ -54,9 +54,9 @@ use crate::config::{ConfigSet, Kind, KindSpec, Object};
 use crate::connector::{
     Connector, ConnectorError, KindConnectors, SyncContext, SyncFuture, SyncReport, Trigger,
 };
-use crate::store::StoreError;
 use crate::store::activities::{Activity, ActivityChanges, ActivityKind, RemoteActivity};
 use crate::store::records::{ChangeOp, RecordKind, SyncRecordState};
+use crate::store::{Store, StoreError};
 
 use super::contacts::{parse_rev, refused};
 use super::dav::caldav::Calendar;
@@ -480,18 +480,25 @@ impl CalendarSyncConnector {
             }
             other => (other.map_err(dav_err)?, token.is_none()),
         };
-        let mut wanted = Vec::new();
-        for (href, etag) in &delta.changed {
-            let (origin, h) = (self.origin.clone(), href.clone());
-            let known = ctx
-                .store
-                .call(move |s| s.sync_record_by_remote(&origin, RecordKind::Activity, &h))
-                .await
-                .map_err(store_err)?;
-            if known.is_none_or(|k| etag.is_none() || k.remote_version != *etag) {
-                wanted.push(href.clone());
-            }
-        }
+        // The stored versions in one read, not one store call per listed item.
+        let origin = self.origin.clone();
+        let versions: HashMap<String, Option<String>> = ctx
+            .store
+            .call(move |s| s.sync_versions(&origin, RecordKind::Activity))
+            .await
+            .map_err(store_err)?
+            .into_iter()
+            .collect();
+        let wanted: Vec<String> = delta
+            .changed
+            .iter()
+            .filter(|(href, etag)| {
+                versions
+                    .get(href)
+                    .is_none_or(|known| etag.is_none() || known != etag)
+            })
+            .map(|(href, _)| href.clone())
+            .collect();
         let take_events = self.spec.import_meetings.enabled && sel.meetings.contains(collection);
         let take_tasks = self.spec.import_tasks.enabled && sel.tasks.contains(collection);
         self.recorder.known(wanted.len());
@@ -502,14 +509,12 @@ impl CalendarSyncConnector {
                 .calendar_multiget(collection, batch)
                 .await
                 .map_err(dav_err)?;
-            for item in items {
-                if let Some(id) = self
-                    .import_item(ctx, &item, take_events, take_tasks)
-                    .await?
-                {
-                    report.items_in += 1;
-                    imported.push(id);
-                }
+            for id in self
+                .import_batch(ctx, items, take_events, take_tasks)
+                .await?
+            {
+                report.items_in += 1;
+                imported.push(id);
             }
             self.recorder.done(ctx, batch.len()).await?;
         }
@@ -574,60 +579,100 @@ impl CalendarSyncConnector {
     }
 
     /// Imports one object read from the server, resolving a conflict with a local change.
-    async fn import_item(
+    /// Imports one multiget answer: the local side of every item read in one store call,
+    /// each conflict resolved here, and every import written in one transaction
+    /// (`Store::import_remote_activities`). Returns the ids of the activities written.
+    async fn import_batch(
         &self,
         ctx: &SyncContext<'_>,
-        item: &Item,
+        items: Vec<Item>,
         take_events: bool,
         take_tasks: bool,
-    ) -> Result<Option<i64>, ConnectorError> {
-        let Some(remote) = ical::parse(&item.data) else {
-            tracing::info!(sync = %self.origin, item = %item.href, "no VEVENT or VTODO: not imported");
-            return Ok(None);
-        };
-        for w in &remote.warnings {
-            tracing::warn!(sync = %self.origin, item = %item.href, "{w}");
+    ) -> Result<Vec<i64>, ConnectorError> {
+        let mut parsed = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(remote) = ical::parse(&item.data) else {
+                tracing::info!(sync = %self.origin, item = %item.href, "no VEVENT or VTODO: not imported");
+                continue;
+            };
+            for w in &remote.warnings {
+                tracing::warn!(sync = %self.origin, item = %item.href, "{w}");
+            }
+            parsed.push((item, remote));
         }
-        let wanted = match remote.kind {
-            ItemKind::Event => take_events,
-            ItemKind::Todo => take_tasks,
-        };
-        let (origin, h) = (self.origin.clone(), item.href.clone());
-        let local = ctx
+        let (origin, hrefs) = (
+            self.origin.clone(),
+            parsed
+                .iter()
+                .map(|(item, _)| item.href.clone())
+                .collect::<Vec<_>>(),
+        );
+        let locals = ctx
             .store
             .call(move |s| {
-                let Some(link) = s.sync_record_by_remote(&origin, RecordKind::Activity, &h)? else {
-                    return Ok((false, None));
-                };
-                let changed = s.changed_since_by_other(
-                    RecordKind::Activity,
-                    link.record_id,
-                    link.exported_seq,
-                    &origin,
-                )?;
-                if !changed {
-                    return Ok((true, None));
-                }
-                let when = s.last_change_by_other(RecordKind::Activity, link.record_id, &origin)?;
-                Ok((true, s.activity(link.record_id)?.map(|a| (a, when))))
+                hrefs
+                    .iter()
+                    .map(|h| local_side(s, &origin, h))
+                    .collect::<Result<Vec<_>, _>>()
             })
             .await
             .map_err(store_err)?;
-        let (linked, local) = local;
-        if !linked && (!wanted || self.before_since(&remote)) {
-            return Ok(None);
-        }
-        let mut changes = match local {
-            Some((activity, when)) => {
-                self.count_conflict(ctx);
-                resolve(&self.spec.conflict, &activity, when, &remote)
+        let mut writes = Vec::with_capacity(parsed.len());
+        for ((item, remote), (linked, local)) in parsed.into_iter().zip(locals) {
+            let wanted = match remote.kind {
+                ItemKind::Event => take_events,
+                ItemKind::Todo => take_tasks,
+            };
+            if !linked && (!wanted || self.before_since(&remote)) {
+                continue;
             }
-            None => changes_of(&remote),
-        };
-        if !linked {
-            changes.owner = Some(Some(self.owner.clone()));
+            let mut changes = match local {
+                Some((activity, when)) => {
+                    self.count_conflict(ctx);
+                    resolve(&self.spec.conflict, &activity, when, &remote)
+                }
+                None => changes_of(&remote),
+            };
+            if !linked {
+                changes.owner = Some(Some(self.owner.clone()));
+            }
+            let own = remote.uid.as_deref().and_then(|u| own_id(&self.origin, u));
+            writes.push((item, remote.uid, own, changes));
         }
-        self.store_item(ctx, item, &remote, changes).await
+        if writes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (origin, at) = (self.origin.clone(), ctx.clock.now());
+        let hrefs: Vec<String> = writes.iter().map(|(item, ..)| item.href.clone()).collect();
+        let results = ctx
+            .store
+            .call(move |s| {
+                let batch: Vec<RemoteActivity<'_>> = writes
+                    .iter()
+                    .map(|(item, uid, own, changes)| RemoteActivity {
+                        sync: &origin,
+                        remote_id: &item.href,
+                        version: item.etag.as_deref(),
+                        data: &item.data,
+                        uid: uid.as_deref(),
+                        own_id: *own,
+                        changes: changes.clone(),
+                    })
+                    .collect();
+                s.import_remote_activities(&batch, at)
+            })
+            .await
+            .map_err(store_err)?;
+        let mut ids = Vec::with_capacity(results.len());
+        for (href, result) in hrefs.iter().zip(results) {
+            match result {
+                Ok(activity) => ids.push(activity.id),
+                Err(e) => {
+                    tracing::warn!(sync = %self.origin, item = %href, "object not imported: {e}")
+                }
+            }
+        }
+        Ok(ids)
     }
 
     async fn store_item(
@@ -886,6 +931,29 @@ impl CalendarSyncConnector {
             "activity {id}: the item kept changing on the server ({CONFLICT_RETRIES} conflicts in a row); retried on the next run"
         )))
     }
+}
+
+/// What this side knows of the item at `href`: whether it is linked, and, when its activity
+/// changed here since it was last exported (a conflict), the activity and when it changed.
+fn local_side(
+    s: &Store,
+    origin: &str,
+    href: &str,
+) -> Result<(bool, Option<(Activity, Option<DateTime<Utc>>)>), StoreError> {
+    let Some(link) = s.sync_record_by_remote(origin, RecordKind::Activity, href)? else {
+        return Ok((false, None));
+    };
+    let changed = s.changed_since_by_other(
+        RecordKind::Activity,
+        link.record_id,
+        link.exported_seq,
+        origin,
+    )?;
+    if !changed {
+        return Ok((true, None));
+    }
+    let when = s.last_change_by_other(RecordKind::Activity, link.record_id, origin)?;
+    Ok((true, s.activity(link.record_id)?.map(|a| (a, when))))
 }
 
 impl Connector for CalendarSyncConnector {
