@@ -112,6 +112,7 @@ async fn callback(
             callback.as_str()
         )));
     }
+    let now = chrono::Utc::now();
     match consent::complete(
         &http_client(),
         store,
@@ -120,11 +121,16 @@ async fn callback(
         &target.app,
         &code,
         &target.redirect_uri,
-        chrono::Utc::now(),
+        now,
     )
     .await
     {
-        Ok(_) => {}
+        Ok(granted) => {
+            // A new grant: healthy again (BX-04), refreshes allowed.
+            app_state.metrics.grants.granted("Mailbox", &mailbox);
+            let expires = now + chrono::Duration::seconds(granted.expires_in.unwrap_or(3600) as i64);
+            crate::mail::oauth::set_expiry(&app_state.metrics, "Mailbox", &mailbox, expires);
+        }
         Err(ConsentError::Store(e)) => return internal(e),
         Err(e) => return refused(e),
     }

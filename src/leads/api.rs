@@ -22,7 +22,13 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::kinds::LINKEDIN_API;
 use crate::config::types::Secret;
-use crate::mail::oauth::{OAuthApp, OAuthError, refresh};
+use crate::clock::Clock;
+use crate::mail::oauth::{OAuthApp, OAuthError, needs_consent, refresh, set_expiry};
+use crate::telemetry::Metrics;
+use crate::telemetry::grants::{consent_needed, fingerprint};
+
+/// The kind of the objects whose grants this client refreshes (token health, BX-04).
+const ACCOUNT_KIND: &str = "LinkedInAccount";
 
 /// The header of the notification signature.
 pub const SIGNATURE_HEADER: &str = "x-li-signature";
@@ -177,6 +183,8 @@ pub struct Client {
     revoked: Mutex<Vec<bool>>,
     /// Refusals not reported yet: `(account, reason)`, without any token.
     refusals: Mutex<Vec<(String, String)>>,
+    /// The daemon's metrics and clock, from the first run ([`Client::attach`]): token health.
+    health: std::sync::OnceLock<(Metrics, Clock)>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -216,7 +224,23 @@ impl Client {
             refusals: Mutex::new(Vec::new()),
             accounts,
             token: Mutex::new(None),
+            health: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Reports token health (`oauth_*` metrics, `oauth.reauth-needed`) to `metrics`, with
+    /// times from `clock`; the first call wins (one daemon, one registry).
+    pub fn attach(&self, metrics: &Metrics, clock: Clock) {
+        let _ = self.health.set((metrics.clone(), clock));
+    }
+
+    fn fingerprint(&self, account: &Account) -> [u8; 32] {
+        fingerprint(&[
+            &self.app.token_url,
+            &self.app.client_id,
+            self.app.client_secret.expose(),
+            account.refresh_token.expose(),
+        ])
     }
 
     /// The accounts whose grant was refused since the last call, with LinkedIn's reason; each
@@ -247,8 +271,33 @@ impl Client {
                 });
                 continue;
             }
+            let print = self.fingerprint(account);
+            if let Some((metrics, _)) = self.health.get()
+                && let Some(reason) = metrics.grants.blocked(ACCOUNT_KIND, &account.name, &print)
+            {
+                // Refused before (by this or another integration's client): not asked again
+                // until the token or the config changes; reported once by this client.
+                locked(&self.revoked)[i] = true;
+                locked(&self.refusals).push((account.name.clone(), reason.clone()));
+                last = Some(ApiError::Token {
+                    account: account.name.clone(),
+                    error: OAuthError::ConsentNeeded(consent_needed(
+                        ACCOUNT_KIND,
+                        &account.name,
+                        &reason,
+                    )),
+                });
+                continue;
+            }
             match refresh(&self.http, &self.app, account.refresh_token.expose()).await {
                 Ok(grant) => {
+                    if let Some((metrics, clock)) = self.health.get() {
+                        metrics.grants.granted(ACCOUNT_KIND, &account.name);
+                        // LinkedIn's access tokens live 60 days unless it says otherwise.
+                        let lifetime = grant.expires_in.unwrap_or(60 * 24 * 3600);
+                        let expires = clock.now() + chrono::Duration::seconds(lifetime as i64);
+                        set_expiry(metrics, ACCOUNT_KIND, &account.name, expires);
+                    }
                     *self
                         .token
                         .lock()
@@ -258,10 +307,23 @@ impl Client {
                 }
                 Err(error) => {
                     tracing::warn!(account = %account.name, %error, "LinkedIn token refresh failed");
+                    if let Some((metrics, _)) = self.health.get() {
+                        metrics
+                            .oauth_refresh_failures_total
+                            .with_label_values(&[ACCOUNT_KIND, &account.name])
+                            .inc();
+                    }
                     if let OAuthError::Refused(reason) = &error {
                         // invalid_grant and the like: asking again will not help (LI-07).
                         locked(&self.revoked)[i] = true;
                         locked(&self.refusals).push((account.name.clone(), reason.clone()));
+                        if needs_consent(reason)
+                            && let Some((metrics, _)) = self.health.get()
+                        {
+                            metrics
+                                .grants
+                                .refused(ACCOUNT_KIND, &account.name, print, reason);
+                        }
                     }
                     last = Some(ApiError::Token {
                         account: account.name.clone(),

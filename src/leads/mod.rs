@@ -484,7 +484,7 @@ impl LeadIntegration {
             let others = self.spec.accounts.iter().filter(|a| **a != account).count();
             let message = format!(
                 "LinkedInAccount {account} needs consent again (LinkedIn refused its grant: {reason}); \
-                 give it a new refreshToken{}",
+                 give it a new refreshToken or run `switchboard oauth url LinkedInAccount/{account}`{}",
                 if others > 0 {
                     "; the integration's other accounts serve meanwhile"
                 } else {
@@ -534,6 +534,7 @@ impl LeadIntegration {
     }
 
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
+        self.client.attach(ctx.metrics, ctx.clock);
         let name = self.name.clone();
         let pending = ctx
             .store

@@ -222,6 +222,7 @@ impl MailboxConnector {
                     &ctx.clock,
                     ctx.secrets.get("/oauth2RefreshToken"),
                     force,
+                    ctx.metrics,
                 )
                 .await?),
         }
