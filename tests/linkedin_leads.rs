@@ -685,9 +685,23 @@ async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
             "---\napiVersion: switchboard/v1\nkind: LinkedInAccount\nmetadata: {name: revoked-linkedin}\nspec:\n  user: root\n  refreshToken: {env: LI_REVOKED_TOKEN}\n---\n",
             1,
         );
+    // The revoked account joins the integration once an administrator's event stream is open
+    // (events are live: a stream opened later does not see earlier ones).
+    let initial: Vec<_> = files
+        .iter()
+        .map(|(n, text)| {
+            (
+                *n,
+                text.replace(
+                    "accounts: [revoked-linkedin, root-linkedin]",
+                    "accounts: [root-linkedin]",
+                ),
+            )
+        })
+        .collect();
     let mut daemon = Daemon::start(
         port,
-        &files,
+        &initial,
         &[
             ("LI_CLIENT_SECRET", CLIENT_SECRET),
             ("LI_REFRESH_TOKEN", REFRESH_TOKEN),
@@ -695,15 +709,47 @@ async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
         ],
     );
     daemon.wait_ready().await;
+    let mut events = chat_support::Events::open(&daemon, ROOT).await;
+    let leads_yaml = &files.iter().find(|(n, _)| *n == "leads.yaml").unwrap().1;
+    std::fs::write(daemon.config_dir().join("leads.yaml"), leads_yaml).expect("rewrite leads.yaml");
+    daemon.signal("HUP");
+    eventually("the revoked account is refused", &daemon, || async {
+        fake.refused() == 1
+    })
+    .await;
     respond(&fake, "r1", DEMO_FORM, "ada@example.com");
     deliver(&daemon, "r1", DEMO_FORM).await;
     wait_for_leads(&daemon, 1).await;
+    // REQ: BX-04 (one event for the refused grant, to administrators)
+    assert_eq!(
+        events.next("oauth.reauth-needed").await,
+        json!({"kind": "LinkedInAccount", "name": "revoked-linkedin"})
+    );
     // The access token expires: the refresh goes to the accounts again, skipping the revoked one.
     fake.expire_tokens();
     respond(&fake, "r2", DEMO_FORM, "grace@example.com");
     deliver(&daemon, "r2", DEMO_FORM).await;
     wait_for_leads(&daemon, 2).await;
-    assert_eq!(fake.grants(), 2);
+    assert_eq!(fake.refused(), 1, "the refused grant is not asked again");
+    let metrics = daemon.metrics().await;
+    assert!(
+        metrics.contains(
+            "switchboard_oauth_refresh_failures_total{kind=\"LinkedInAccount\",name=\"revoked-linkedin\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    let expiry: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "switchboard_oauth_token_expiry_timestamp_seconds{kind=\"LinkedInAccount\",name=\"root-linkedin\"} ",
+            )
+        })
+        .and_then(|v| v.parse().ok())
+        .expect("the serving account's token expiry");
+    let in_sixty_days = (chrono::Utc::now().timestamp() + 5_183_999) as f64;
+    assert!((expiry - in_sixty_days).abs() < 120.0, "{expiry}");
+    assert!(!metrics.contains("revoked-refresh-token-value") && !metrics.contains("li-access-"));
 
     let log = get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT)
         .await
@@ -724,6 +770,28 @@ async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
     );
     assert!(!log.to_string().contains("revoked-refresh-token-value"));
     assert!(!daemon.stderr().contains("revoked-refresh-token-value"));
+
+    // A new refresh token in the manifest: the account is asked again, and serves.
+    let leads_yaml = files
+        .iter()
+        .find(|(n, _)| *n == "leads.yaml")
+        .unwrap()
+        .1
+        .replace("{env: LI_REVOKED_TOKEN}", "{env: LI_REFRESH_TOKEN}");
+    std::fs::write(daemon.config_dir().join("leads.yaml"), leads_yaml).expect("rewrite leads.yaml");
+    daemon.signal("HUP");
+    fake.expire_tokens();
+    respond(&fake, "r3", DEMO_FORM, "linus@example.com");
+    eventually("the re-consented account serves", &daemon, || async {
+        // Delivered until the reloaded integration takes it (a delivery is deduplicated).
+        deliver(&daemon, "r3", DEMO_FORM).await;
+        daemon.metrics().await.contains(
+            "switchboard_oauth_token_expiry_timestamp_seconds{kind=\"LinkedInAccount\",name=\"revoked-linkedin\"}",
+        )
+    })
+    .await;
+    wait_for_leads(&daemon, 3).await;
+    assert_eq!(fake.refused(), 1);
 }
 
 // REQ: LI-01, LI-07, LI-05

@@ -131,7 +131,10 @@ async fn a_refused_grant_is_announced_once_stops_retrying_and_recovers_after_con
         let daemon = &daemon;
         async move {
             let response = daemon
-                .post(&format!("/api/v1/objects/Mailbox/{name}/sync"), Some(ADMIN_TOKEN))
+                .post(
+                    &format!("/api/v1/objects/Mailbox/{name}/sync"),
+                    Some(ADMIN_TOKEN),
+                )
                 .await;
             assert_eq!(response.status().as_u16(), 202);
         }
@@ -142,13 +145,17 @@ async fn a_refused_grant_is_announced_once_stops_retrying_and_recovers_after_con
     let data = admin_events.next("oauth.reauth-needed").await;
     assert_no_secret(&data);
     let event: serde_json::Value = serde_json::from_str(&data).expect("JSON");
-    assert_eq!(event, serde_json::json!({"kind": "Mailbox", "name": "sales"}));
+    assert_eq!(
+        event,
+        serde_json::json!({"kind": "Mailbox", "name": "sales"})
+    );
     eventually("the status says consent is needed", &daemon, || async {
         let objects = daemon.objects().await;
         find(&objects, "Mailbox", "sales")
             .and_then(|o| o["lastError"].as_str())
             .is_some_and(|e| {
-                e.contains("needs consent again") && e.contains("switchboard oauth url Mailbox/sales")
+                e.contains("needs consent again")
+                    && e.contains("switchboard oauth url Mailbox/sales")
             })
     })
     .await;
@@ -162,12 +169,19 @@ async fn a_refused_grant_is_announced_once_stops_retrying_and_recovers_after_con
         })
         .await;
     }
-    assert_eq!(fake.token_calls(), 1, "no retry storm against the token endpoint");
+    assert_eq!(
+        fake.token_calls(),
+        1,
+        "no retry storm against the token endpoint"
+    );
     // The next announcement is the other mailbox's: none for `sales` came in between.
     sync("support").await;
     let next: serde_json::Value =
         serde_json::from_str(&admin_events.next("oauth.reauth-needed").await).expect("JSON");
-    assert_eq!(next, serde_json::json!({"kind": "Mailbox", "name": "support"}));
+    assert_eq!(
+        next,
+        serde_json::json!({"kind": "Mailbox", "name": "support"})
+    );
     assert_eq!(fake.token_calls(), 2);
 
     let metrics = daemon.metrics().await;

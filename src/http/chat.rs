@@ -753,30 +753,27 @@ fn grant_events(
         .is_ok()
         .then(|| state.metrics.grants.subscribe());
     let stopping = state.chat.stopping();
-    futures_util::stream::unfold(
-        (receiver, stopping),
-        |(receiver, stopping)| async move {
-            let mut receiver = receiver?;
-            loop {
-                let next = tokio::select! {
-                    () = stopping.cancelled() => return None,
-                    next = receiver.recv() => next,
-                };
-                match next {
-                    Ok((kind, name)) => {
-                        let data = serde_json::json!({ "kind": kind, "name": name });
-                        let event = Event::default()
-                            .event("oauth.reauth-needed")
-                            .data(data.to_string());
-                        return Some((Ok(event), (Some(receiver), stopping)));
-                    }
-                    // Missed announcements still show in the objects' status.
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return None,
+    futures_util::stream::unfold((receiver, stopping), |(receiver, stopping)| async move {
+        let mut receiver = receiver?;
+        loop {
+            let next = tokio::select! {
+                () = stopping.cancelled() => return None,
+                next = receiver.recv() => next,
+            };
+            match next {
+                Ok((kind, name)) => {
+                    let data = serde_json::json!({ "kind": kind, "name": name });
+                    let event = Event::default()
+                        .event("oauth.reauth-needed")
+                        .data(data.to_string());
+                    return Some((Ok(event), (Some(receiver), stopping)));
                 }
+                // Missed announcements still show in the objects' status.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
             }
-        },
-    )
+        }
+    })
 }
 
 /// The SSE form of an event: its SPEC name and a JSON body.

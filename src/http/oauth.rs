@@ -128,7 +128,8 @@ async fn callback(
         Ok(granted) => {
             // A new grant: healthy again (BX-04), refreshes allowed.
             app_state.metrics.grants.granted("Mailbox", &mailbox);
-            let expires = now + chrono::Duration::seconds(granted.expires_in.unwrap_or(3600) as i64);
+            let expires =
+                now + chrono::Duration::seconds(granted.expires_in.unwrap_or(3600) as i64);
             crate::mail::oauth::set_expiry(&app_state.metrics, "Mailbox", &mailbox, expires);
         }
         Err(ConsentError::Store(e)) => return internal(e),

@@ -20,9 +20,9 @@ use serde::Deserialize;
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::kinds::LINKEDIN_API;
 use crate::config::types::Secret;
-use crate::clock::Clock;
 use crate::mail::oauth::{OAuthApp, OAuthError, needs_consent, refresh, set_expiry};
 use crate::telemetry::Metrics;
 use crate::telemetry::grants::{consent_needed, fingerprint};

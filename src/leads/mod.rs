@@ -130,6 +130,43 @@ impl KindConnectors for LeadConnectors {
         Trigger::Interval(SWEEP_INTERVAL)
     }
 
+    /// The LinkedIn app and the named accounts with their resolved refresh tokens (hashed):
+    /// a new token in an account's manifest or secret file rebuilds the client, which then
+    /// asks with it (a grant refused before is tried again, BX-04).
+    fn inputs(&self, object: &Object, set: &ConfigSet) -> String {
+        use sha2::Digest;
+        let Some(spec) = LeadIntegrationSpec::from_spec(&object.spec) else {
+            return String::new();
+        };
+        let mut hash = sha2::Sha256::new();
+        let mut add = |part: &str| {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        };
+        for settings in set.objects.iter().filter(|o| o.kind() == Kind::Settings) {
+            add(&settings.spec.to_json().to_string());
+            if let Ok(secrets) = resolve_secrets(settings) {
+                for (pointer, secret) in secrets {
+                    add(&pointer);
+                    add(secret.expose());
+                }
+            }
+        }
+        for name in &spec.accounts {
+            add(name);
+            if let Some(account) = set.object(Kind::LinkedInAccount, name) {
+                add(&account.spec.to_json().to_string());
+                if let Ok(secrets) = resolve_secrets(account) {
+                    for (pointer, secret) in secrets {
+                        add(&pointer);
+                        add(secret.expose());
+                    }
+                }
+            }
+        }
+        hex::encode(hash.finalize())
+    }
+
     fn retire<'a>(
         &'a self,
         object: &'a Object,

@@ -104,7 +104,11 @@ impl Grants {
             },
         );
         drop(refused);
-        tracing::warn!(kind, name, "OAuth grant refused: consent needed (oauth.reauth-needed)");
+        tracing::warn!(
+            kind,
+            name,
+            "OAuth grant refused: consent needed (oauth.reauth-needed)"
+        );
         // No subscriber (no open event stream) is fine: the status shows it too.
         let _ = self.events.send(id);
         true

@@ -54,6 +54,8 @@ pub struct Inner {
     pub valid: HashSet<String>,
     /// Refresh grants answered.
     pub grants: u32,
+    /// Refresh requests refused (`invalid_grant`).
+    pub refused: u32,
     /// Requests still to be answered 429.
     pub throttle: u32,
     /// 429s answered.
@@ -170,6 +172,11 @@ impl LinkedInFake {
         self.with(|s| s.grants)
     }
 
+    /// Refresh requests refused with `invalid_grant`.
+    pub fn refused(&self) -> u32 {
+        self.with(|s| s.refused)
+    }
+
     /// How many API requests asked for `path` (such as `leadFormResponses/r1`).
     pub fn asked(&self, path: &str) -> usize {
         self.with(|s| s.requests.iter().filter(|p| *p == path).count())
@@ -216,6 +223,7 @@ async fn token(State(state): State<Arc<Mutex<Inner>>>, body: Bytes) -> Response 
         || field("client_secret") != Some(CLIENT_SECRET)
         || field("refresh_token") != Some(REFRESH_TOKEN)
     {
+        state.lock().expect("fake state").refused += 1;
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": "invalid_grant", "error_description": "the refresh token is invalid"})),
