@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::kinds::{LeadIntegrationSpec, LinkedInAccountSpec, SettingsSpec};
+use crate::config::kinds::{LeadIntegrationSpec, SettingsSpec};
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
 use crate::connector::{
     Connector, ConnectorError, KindConnectors, SyncContext, SyncFuture, SyncReport, Trigger,
@@ -73,19 +73,14 @@ fn client_for(spec: &LeadIntegrationSpec, set: &ConfigSet) -> Result<api::Client
             why.push(format!("LinkedInAccount {name} does not exist"));
             continue;
         };
-        if LinkedInAccountSpec::from_spec(&account.spec).is_some_and(|a| a.refresh_token.is_none())
-        {
-            why.push(format!(
-                "LinkedInAccount {name} has no refreshToken (the consent flow is not built yet)"
-            ));
-            continue;
-        }
+        // Without `refreshToken` the account serves with the token its consent flow stored
+        // (`switchboard oauth url LinkedInAccount/NAME`); until then its refreshes fail
+        // saying so, and the integration's other accounts serve.
         match resolve_secrets(account).map(|mut s| s.remove("/refreshToken")) {
-            Ok(Some(token)) => accounts.push(api::Account {
+            Ok(refresh_token) => accounts.push(api::Account {
                 name: name.clone(),
-                refresh_token: token,
+                refresh_token,
             }),
-            Ok(None) => why.push(format!("LinkedInAccount {name} has no refreshToken")),
             Err(e) => why.push(format!("LinkedInAccount {name}: {e}")),
         }
     }
@@ -106,6 +101,40 @@ fn client_for(spec: &LeadIntegrationSpec, set: &ConfigSet) -> Result<api::Client
         client_secret,
         accounts,
     ))
+}
+
+/// The consent flow of LinkedInAccount `name` (LI-01): the LinkedIn app of `Settings.linkedin`,
+/// LinkedIn's authorization and token endpoints — under the `apiBaseUrl` of the first
+/// LeadIntegration naming the account when that is not LinkedIn's own (a fake, a proxy) — and
+/// `{Settings.siteUrl}/oauth/linkedin/callback`. `Err` says what to fix.
+pub fn consent_target(set: &ConfigSet, name: &str) -> Result<crate::mail::ConsentTarget, String> {
+    set.object(Kind::LinkedInAccount, name)
+        .ok_or_else(|| format!("no LinkedInAccount named `{name}` in the configuration"))?;
+    let (settings_object, app) = set
+        .specs::<SettingsSpec>()
+        .find_map(|(o, s)| s.linkedin.clone().map(|l| (o, l)))
+        .ok_or("Settings.linkedin (the LinkedIn app's clientId and clientSecret) is not set")?;
+    let client_secret = resolve_secrets(settings_object)
+        .map_err(|e| format!("Settings.linkedin.clientSecret: {e}"))?
+        .remove("/linkedin/clientSecret")
+        .ok_or("Settings.linkedin.clientSecret is not set")?;
+    let api_base = set
+        .specs::<LeadIntegrationSpec>()
+        .find(|(_, i)| i.accounts.iter().any(|a| a == name))
+        .and_then(|(_, i)| i.api_base_url.as_ref().map(|u| u.as_str().to_owned()));
+    let site_url = set
+        .settings()
+        .map(|s| s.site_url.as_str().to_owned())
+        .ok_or(
+            "the consent flow needs Settings.siteUrl (the public address LinkedIn redirects to)",
+        )?;
+    let callback = crate::mail::consent::Callback::LinkedIn;
+    Ok(crate::mail::ConsentTarget {
+        mailbox: api::grant_key(name),
+        app: api::app(api_base.as_deref(), &app.client_id, client_secret),
+        redirect_uri: callback.redirect_uri(&site_url),
+        callback,
+    })
 }
 
 impl KindConnectors for LeadConnectors {
@@ -571,7 +600,7 @@ impl LeadIntegration {
     }
 
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
-        self.client.attach(ctx.metrics, ctx.clock);
+        self.client.attach(ctx.metrics, ctx.clock, ctx.store);
         let name = self.name.clone();
         let pending = ctx
             .store

@@ -1,10 +1,16 @@
-//! The OAuth 2.0 authorization-code flow that gives a mailbox its refresh token (EP-04..06).
+//! The OAuth 2.0 authorization-code flow that gives a grant its refresh token: a mailbox's
+//! (EP-04..06) and a LinkedInAccount's (LI-01, issue 16) — one flow, whatever the provider.
 //!
-//! `switchboard oauth url Mailbox/NAME` prints the provider's consent URL; the provider sends
-//! the browser back to `{Settings.siteUrl}/oauth/{google|microsoft}/callback?code&state`, and
-//! the daemon exchanges the code at the token endpoint and stores the tokens sealed.
+//! `switchboard oauth url KIND/NAME` prints the provider's consent URL; the provider sends
+//! the browser back to `{Settings.siteUrl}/oauth/{google|microsoft|linkedin}/callback?code&state`,
+//! and the daemon exchanges the code at the token endpoint and stores the tokens sealed.
 //!
-//! The `state` parameter carries the mailbox, a random nonce and an expiry, signed with
+//! The *subject* a state names is the key the tokens are stored under: a mailbox's name
+//! (`sales`, as before), or `KIND/NAME` for other kinds (`LinkedInAccount/alice`; object names
+//! never contain `/`, so the two cannot meet). The domain that owns the kind resolves the
+//! application ([`super::mailbox::consent_target`], `leads::consent_target`).
+//!
+//! The `state` parameter carries the subject, a random nonce and an expiry, signed with
 //! HMAC-SHA256 under a subkey of the store's sealing key ([`Sealer::sign`]). So the daemon
 //! verifies it without remembering anything (the CLI that signed it may be another process),
 //! a forged or edited state names no mailbox, and an old one is refused. The authorization
@@ -30,6 +36,8 @@ pub enum Callback {
     Google,
     /// `/oauth/microsoft/callback` (Microsoft 365, Exchange Online, Outlook.com).
     Microsoft,
+    /// `/oauth/linkedin/callback` (LinkedInAccount).
+    LinkedIn,
 }
 
 impl Callback {
@@ -38,6 +46,7 @@ impl Callback {
         match self {
             Callback::Google => "google",
             Callback::Microsoft => "microsoft",
+            Callback::LinkedIn => "linkedin",
         }
     }
 
@@ -75,12 +84,12 @@ impl Callback {
 pub enum ConsentError {
     /// The state is missing, malformed or not signed by this daemon's key.
     #[error(
-        "the `state` parameter is not one this daemon issued; start again with `switchboard oauth url Mailbox/NAME`"
+        "the `state` parameter is not one this daemon issued; start again with `switchboard oauth url KIND/NAME`"
     )]
     BadState,
     /// The state is older than [`STATE_TTL`].
     #[error(
-        "this consent link has expired (links are valid for {} minutes); print a new one with `switchboard oauth url Mailbox/NAME`",
+        "this consent link has expired (links are valid for {} minutes); print a new one with `switchboard oauth url KIND/NAME`",
         STATE_TTL.as_secs() / 60
     )]
     Expired,
@@ -177,6 +186,9 @@ pub fn consent_url(
             Callback::Microsoft => {
                 query.append_pair("response_mode", "query");
             }
+            // LinkedIn's 3-legged flow takes just the standard parameters; a refresh token
+            // comes with the code for applications LinkedIn enabled for refresh tokens.
+            Callback::LinkedIn => {}
         }
     }
     Ok(url.into())

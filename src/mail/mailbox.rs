@@ -594,7 +594,8 @@ fn oauth_app(
 /// Where a mailbox's consent flow goes and comes back.
 #[derive(Debug, Clone)]
 pub struct ConsentTarget {
-    /// The Mailbox object's name.
+    /// The key its tokens are stored under: a Mailbox's name, or `KIND/NAME` for another
+    /// kind's grant (`LinkedInAccount/alice`).
     pub mailbox: String,
     /// Its provider's OAuth 2.0 application.
     pub app: OAuthApp,
