@@ -155,7 +155,7 @@ async fn callback(
         // The integrations this account serves run now (their pending notifications wait).
         let integrations: Vec<String> = config
             .specs::<crate::config::kinds::LeadIntegrationSpec>()
-            .filter(|(_, i)| i.accounts.iter().any(|a| *a == mailbox))
+            .filter(|(_, i)| i.accounts.contains(&mailbox))
             .map(|(o, _)| o.name.clone())
             .collect();
         for name in &integrations {
