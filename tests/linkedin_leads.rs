@@ -731,6 +731,17 @@ async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
     deliver(&daemon, "r2", DEMO_FORM).await;
     wait_for_leads(&daemon, 2).await;
     assert_eq!(fake.refused(), 1, "the refused grant is not asked again");
+    let objects = get(&daemon, "/api/v1/objects?limit=1000", ROOT).await.body;
+    let account = find(&objects, "LinkedInAccount", "revoked-linkedin").expect("listed");
+    assert_eq!(account["state"], "error", "{account}");
+    assert!(
+        account["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("needs consent again")
+                && e.contains("switchboard oauth url LinkedInAccount/revoked-linkedin")),
+        "{account}"
+    );
+    assert!(!objects.to_string().contains("revoked-refresh-token-value"));
     let metrics = daemon.metrics().await;
     assert!(
         metrics.contains(

@@ -195,6 +195,15 @@ async fn a_refused_grant_is_announced_once_stops_retrying_and_recovers_after_con
         Some(1.0),
         "{metrics}"
     );
+    assert_eq!(
+        metric(
+            &metrics,
+            "switchboard_oauth_token_expiry_timestamp_seconds",
+            r#"kind="Mailbox",name="support""#
+        ),
+        Some(0.0),
+        "a grant that never had a token shows as expired: {metrics}"
+    );
     let objects = daemon.objects().await;
     assert_no_secret(&objects.to_string());
 

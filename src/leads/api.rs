@@ -422,6 +422,10 @@ impl Client {
                         if needs_consent(reason)
                             && let Some((metrics, _, _)) = self.health.get()
                         {
+                            // Never had a token: shows as expired (0); a known expiry is kept.
+                            metrics
+                                .oauth_token_expiry_timestamp_seconds
+                                .with_label_values(&[ACCOUNT_KIND, &account.name]);
                             metrics
                                 .grants
                                 .refused(ACCOUNT_KIND, &account.name, print, reason);

@@ -471,6 +471,11 @@ impl TokenSource {
                 if let OAuthError::Refused(reason) = &error
                     && needs_consent(reason)
                 {
+                    // A grant that never had a token shows as expired (0), so the consent
+                    // alert fires for it too; a known expiry is kept.
+                    metrics
+                        .oauth_token_expiry_timestamp_seconds
+                        .with_label_values(&[KIND, &self.mailbox]);
                     metrics
                         .grants
                         .refused(KIND, &self.mailbox, grant_print, reason);
