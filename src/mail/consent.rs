@@ -349,6 +349,32 @@ mod tests {
     }
 
     #[test]
+    fn linkedin_consent_is_the_plain_authorization_code_request() {
+        // REQ: LI-01
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut linkedin = app(dir.path());
+        linkedin.auth_url = "https://www.linkedin.com/oauth/v2/authorization".into();
+        linkedin.scopes = vec!["r_marketing_leadgen_automation".into()];
+        let redirect = Callback::LinkedIn.redirect_uri("https://sb.example.com");
+        assert_eq!(redirect, "https://sb.example.com/oauth/linkedin/callback");
+        let url = consent_url(&linkedin, Callback::LinkedIn, &redirect, "st").expect("url");
+        let parsed = url::Url::parse(&url).expect("parse");
+        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(parsed.host_str(), Some("www.linkedin.com"));
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["scope"], "r_marketing_leadgen_automation");
+        assert_eq!(q["redirect_uri"], redirect);
+        assert_eq!(q.len(), 5, "no provider-specific extras: {q:?}");
+        // The subject names the kind: a state for an account is not a mailbox's.
+        let sealer = Sealer::from_key(&[3; 32]);
+        let state = sign_state(&sealer, "LinkedInAccount/alice", Utc::now());
+        assert_eq!(
+            verify_state(&sealer, &state, Utc::now()).expect("genuine"),
+            "LinkedInAccount/alice"
+        );
+    }
+
+    #[test]
     fn the_callback_follows_the_authorization_host() {
         assert_eq!(
             Callback::by_auth_url("https://login.live.com/oauth20_authorize.srf"),
