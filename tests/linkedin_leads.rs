@@ -685,9 +685,23 @@ async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
             "---\napiVersion: switchboard/v1\nkind: LinkedInAccount\nmetadata: {name: revoked-linkedin}\nspec:\n  user: root\n  refreshToken: {env: LI_REVOKED_TOKEN}\n---\n",
             1,
         );
+    // The revoked account joins the integration once an administrator's event stream is open
+    // (events are live: a stream opened later does not see earlier ones).
+    let initial: Vec<_> = files
+        .iter()
+        .map(|(n, text)| {
+            (
+                *n,
+                text.replace(
+                    "accounts: [revoked-linkedin, root-linkedin]",
+                    "accounts: [root-linkedin]",
+                ),
+            )
+        })
+        .collect();
     let mut daemon = Daemon::start(
         port,
-        &files,
+        &initial,
         &[
             ("LI_CLIENT_SECRET", CLIENT_SECRET),
             ("LI_REFRESH_TOKEN", REFRESH_TOKEN),
@@ -695,15 +709,58 @@ async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
         ],
     );
     daemon.wait_ready().await;
+    let mut events = chat_support::Events::open(&daemon, ROOT).await;
+    let leads_yaml = &files.iter().find(|(n, _)| *n == "leads.yaml").unwrap().1;
+    std::fs::write(daemon.config_dir().join("leads.yaml"), leads_yaml).expect("rewrite leads.yaml");
+    daemon.signal("HUP");
+    eventually("the revoked account is refused", &daemon, || async {
+        fake.refused() == 1
+    })
+    .await;
     respond(&fake, "r1", DEMO_FORM, "ada@example.com");
     deliver(&daemon, "r1", DEMO_FORM).await;
     wait_for_leads(&daemon, 1).await;
+    // REQ: BX-04 (one event for the refused grant, to administrators)
+    assert_eq!(
+        events.next("oauth.reauth-needed").await,
+        json!({"kind": "LinkedInAccount", "name": "revoked-linkedin"})
+    );
     // The access token expires: the refresh goes to the accounts again, skipping the revoked one.
     fake.expire_tokens();
     respond(&fake, "r2", DEMO_FORM, "grace@example.com");
     deliver(&daemon, "r2", DEMO_FORM).await;
     wait_for_leads(&daemon, 2).await;
-    assert_eq!(fake.grants(), 2);
+    assert_eq!(fake.refused(), 1, "the refused grant is not asked again");
+    let objects = get(&daemon, "/api/v1/objects?limit=1000", ROOT).await.body;
+    let account = find(&objects, "LinkedInAccount", "revoked-linkedin").expect("listed");
+    assert_eq!(account["state"], "error", "{account}");
+    assert!(
+        account["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("needs consent again")
+                && e.contains("switchboard oauth url LinkedInAccount/revoked-linkedin")),
+        "{account}"
+    );
+    assert!(!objects.to_string().contains("revoked-refresh-token-value"));
+    let metrics = daemon.metrics().await;
+    assert!(
+        metrics.contains(
+            "switchboard_oauth_refresh_failures_total{kind=\"LinkedInAccount\",name=\"revoked-linkedin\"} 1\n"
+        ),
+        "{metrics}"
+    );
+    let expiry: f64 = metrics
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix(
+                "switchboard_oauth_token_expiry_timestamp_seconds{kind=\"LinkedInAccount\",name=\"root-linkedin\"} ",
+            )
+        })
+        .and_then(|v| v.parse().ok())
+        .expect("the serving account's token expiry");
+    let in_sixty_days = (chrono::Utc::now().timestamp() + 5_183_999) as f64;
+    assert!((expiry - in_sixty_days).abs() < 120.0, "{expiry}");
+    assert!(!metrics.contains("revoked-refresh-token-value") && !metrics.contains("li-access-"));
 
     let log = get(&daemon, "/api/v1/lead-integrations/ads/log", ROOT)
         .await
@@ -724,6 +781,28 @@ async fn a_revoked_grant_is_reported_once_and_another_account_serves() {
     );
     assert!(!log.to_string().contains("revoked-refresh-token-value"));
     assert!(!daemon.stderr().contains("revoked-refresh-token-value"));
+
+    // A new refresh token in the manifest: the account is asked again, and serves.
+    let leads_yaml = files
+        .iter()
+        .find(|(n, _)| *n == "leads.yaml")
+        .unwrap()
+        .1
+        .replace("{env: LI_REVOKED_TOKEN}", "{env: LI_REFRESH_TOKEN}");
+    std::fs::write(daemon.config_dir().join("leads.yaml"), leads_yaml).expect("rewrite leads.yaml");
+    daemon.signal("HUP");
+    fake.expire_tokens();
+    respond(&fake, "r3", DEMO_FORM, "linus@example.com");
+    eventually("the re-consented account serves", &daemon, || async {
+        // Delivered until the reloaded integration takes it (a delivery is deduplicated).
+        deliver(&daemon, "r3", DEMO_FORM).await;
+        daemon.metrics().await.contains(
+            "switchboard_oauth_token_expiry_timestamp_seconds{kind=\"LinkedInAccount\",name=\"revoked-linkedin\"}",
+        )
+    })
+    .await;
+    wait_for_leads(&daemon, 3).await;
+    assert_eq!(fake.refused(), 1);
 }
 
 // REQ: LI-01, LI-07, LI-05
@@ -772,4 +851,116 @@ async fn the_lead_notification_subscription_is_registered_once_and_removed_with_
         fake.subscriptions(AD_ACCOUNT).is_empty()
     })
     .await;
+}
+
+// REQ: LI-01, LI-07 (a LinkedInAccount connected through the consent flow, tokens sealed)
+#[tokio::test]
+async fn an_account_without_a_refresh_token_serves_once_its_consent_completes() {
+    let fake = LinkedInFake::start().await;
+    fake.add_form(
+        DEMO_FORM,
+        &[
+            (1, "firstName", Some("FIRST_NAME")),
+            (3, "email", Some("EMAIL")),
+        ],
+    );
+    let port = free_port();
+    let files: Vec<_> = config(port, &fake)
+        .into_iter()
+        .map(|(n, text)| {
+            (
+                n,
+                text.replace("  refreshToken: {env: LI_REFRESH_TOKEN}\n", ""),
+            )
+        })
+        .collect();
+    assert!(!files.iter().any(|(_, t)| t.contains("refreshToken")));
+    let mut daemon = Daemon::start(port, &files, &[("LI_CLIENT_SECRET", CLIENT_SECRET)]);
+    daemon.wait_ready().await;
+
+    // Before consent a notification waits, and the integration says how to connect the account.
+    respond(&fake, "r1", DEMO_FORM, "ada@example.com");
+    deliver(&daemon, "r1", DEMO_FORM).await;
+    eventually("the integration asks for consent", &daemon, || async {
+        let objects = get(&daemon, "/api/v1/objects?limit=1000", ROOT).await.body;
+        find(&objects, "LeadIntegration", "ads")
+            .and_then(|o| o["lastError"].as_str())
+            .is_some_and(|e| e.contains("switchboard oauth url LinkedInAccount/root-linkedin"))
+    })
+    .await;
+    assert_eq!(fake.grants(), 0);
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(daemon.config_dir())
+        .arg("--state")
+        .arg(daemon.dir.path().join("state.db"))
+        .args(["oauth", "url", "LinkedInAccount/root-linkedin"])
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("SWITCHBOARD_STATE")
+        .env("LI_CLIENT_SECRET", CLIENT_SECRET)
+        .output()
+        .expect("run switchboard oauth url");
+    assert!(output.status.success(), "{output:?}");
+    let url = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    assert!(
+        url.starts_with(&format!("{}/oauth/v2/authorization?", fake.base)),
+        "{url}"
+    );
+    assert!(!url.contains(CLIENT_SECRET));
+    fake.with(|s| s.consenting = true);
+    let page = reqwest::get(&url).await.expect("consent");
+    assert_eq!(page.status().as_u16(), 200);
+    let body = page.text().await.expect("body");
+    assert!(
+        body.contains("LinkedInAccount root-linkedin is connected"),
+        "{body}"
+    );
+    let consent = fake.with(|s| s.last_consent.clone());
+    assert_eq!(
+        consent["redirect_uri"],
+        format!("http://127.0.0.1:{port}/oauth/linkedin/callback")
+    );
+    assert_eq!(consent["client_id"], CLIENT_ID);
+    assert_eq!(consent["scope"], "r_marketing_leadgen_automation");
+
+    // The callback asked the integration to run: the waiting notification becomes a lead with
+    // the access token from the code.
+    wait_for_leads(&daemon, 1).await;
+    assert_eq!(fake.grants(), 1, "the code's access token is used as is");
+
+    // Sealed at rest under the account's key; never in clear in the state file.
+    let state = daemon.dir.path().join("state.db");
+    let stored = switchboard::store::Store::open(&state)
+        .expect("store")
+        .mail_oauth_tokens("LinkedInAccount/root-linkedin")
+        .expect("read")
+        .expect("tokens stored");
+    let sealer = switchboard::mail::oauth::Sealer::for_state(&state).expect("key");
+    let refresh = sealer
+        .open(
+            "LinkedInAccount/root-linkedin",
+            "refresh",
+            stored.refresh_token.as_deref().expect("refresh"),
+        )
+        .expect("opens");
+    assert!(refresh.starts_with("li-consented-refresh-"), "{refresh}");
+    for file in ["state.db", "state.db-wal"] {
+        let bytes = std::fs::read(daemon.dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(refresh.len())
+                .any(|w| w == refresh.as_bytes()),
+            "{file} holds the refresh token in clear"
+        );
+    }
+
+    // The access token expires: the stored refresh token gets a new one.
+    fake.expire_tokens();
+    respond(&fake, "r2", DEMO_FORM, "grace@example.com");
+    deliver(&daemon, "r2", DEMO_FORM).await;
+    wait_for_leads(&daemon, 2).await;
+    assert_eq!(fake.grants(), 2);
+    assert!(!daemon.stderr().contains(&refresh));
+    assert!(!daemon.stderr().contains(CLIENT_SECRET));
 }

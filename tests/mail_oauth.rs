@@ -13,6 +13,7 @@ use switchboard::clock::Clock;
 use switchboard::config::types::{Secret, SecretRef};
 use switchboard::mail::oauth::{OAuthApp, OAuthError, TokenSource};
 use switchboard::store::{Store, StoreHandle};
+use switchboard::telemetry::Metrics;
 
 use oauth_fake::OAuthFake;
 
@@ -48,15 +49,16 @@ async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
     let store = StoreHandle::new(Store::open(&state).expect("store"));
     let configured = secret(dir.path(), "refresh", REFRESH);
 
+    let metrics = Metrics::new();
     let source = TokenSource::new("sales", app(dir.path(), &fake));
     let first = source
-        .token(&store, &now, Some(&configured), false)
+        .token(&store, &now, Some(&configured), false, &metrics)
         .await
         .expect("a token from the refresh token");
     assert!(fake.active(&first));
     assert_eq!(fake.grants(), 1);
     let again = source
-        .token(&store, &now, Some(&configured), false)
+        .token(&store, &now, Some(&configured), false, &metrics)
         .await
         .expect("cached");
     assert_eq!(again, first, "a valid token is reused");
@@ -66,7 +68,7 @@ async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
     drop(source);
     let source = TokenSource::new("sales", app(dir.path(), &fake));
     let reused = source
-        .token(&store, &now, Some(&configured), false)
+        .token(&store, &now, Some(&configured), false, &metrics)
         .await
         .expect("stored");
     assert_eq!(reused, first);
@@ -79,7 +81,7 @@ async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
     // An auth failure asks for a new token even though this one looks valid.
     fake.revoke_all();
     let forced = source
-        .token(&store, &now, Some(&configured), true)
+        .token(&store, &now, Some(&configured), true, &metrics)
         .await
         .expect("forced");
     assert_ne!(forced, first);
@@ -89,7 +91,7 @@ async fn tokens_are_refreshed_before_expiry_and_on_demand_and_sealed_at_rest() {
     // Near expiry (less than a minute left) it is refreshed before use.
     let near_expiry = Clock::tokio(chrono::Utc::now() + chrono::Duration::seconds(3600 - 59));
     let later = source
-        .token(&store, &near_expiry, Some(&configured), false)
+        .token(&store, &near_expiry, Some(&configured), false, &metrics)
         .await
         .expect("refreshed");
     assert_ne!(later, forced);
@@ -120,19 +122,20 @@ async fn a_refused_refresh_token_is_reported_in_the_endpoints_words() {
     let fake = OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(3600)).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let store = StoreHandle::new(Store::open(&dir.path().join("state.db")).expect("store"));
+    let metrics = Metrics::new();
     let source = TokenSource::new("sales", app(dir.path(), &fake));
     let now = Clock::system();
     let unknown = secret(dir.path(), "refresh", "1//revoked");
     let error = source
-        .token(&store, &now, Some(&unknown), false)
+        .token(&store, &now, Some(&unknown), false, &metrics)
         .await
         .expect_err("an unknown refresh token is refused");
     assert!(
-        matches!(&error, OAuthError::Refused(e) if e == "invalid_grant"),
+        matches!(&error, OAuthError::ConsentNeeded(e) if e.contains("(invalid_grant)")),
         "{error}"
     );
     let error = source
-        .token(&store, &now, None, false)
+        .token(&store, &now, None, false, &metrics)
         .await
         .expect_err("no refresh token at all");
     assert!(

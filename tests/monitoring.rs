@@ -29,16 +29,6 @@ const PLANNED: &[(&str, &[&str], &str)] = &[
         &[],
         "issue 17's per-node gauge of the connector objects a node runs: not built yet",
     ),
-    (
-        "switchboard_oauth_token_expiry_timestamp_seconds",
-        &["kind", "name"],
-        "SPEC metrics; the mail and LinkedIn OAuth code does not export it yet",
-    ),
-    (
-        "switchboard_oauth_refresh_failures_total",
-        &["kind", "name"],
-        "SPEC metrics; the mail and LinkedIn OAuth code does not export it yet",
-    ),
 ];
 
 /// Series Prometheus makes itself for every target, with their labels.

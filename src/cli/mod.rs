@@ -89,7 +89,8 @@ pub enum Command {
         #[command(subcommand)]
         action: LeadsAction,
     },
-    /// OAuth 2.0 consent for a mailbox: `switchboard oauth url Mailbox/sales`.
+    /// OAuth 2.0 consent for a mailbox or a LinkedIn account: `switchboard oauth url Mailbox/sales`,
+    /// `switchboard oauth url LinkedInAccount/alice`.
     Oauth {
         /// What to do.
         #[command(subcommand)]
@@ -128,9 +129,10 @@ pub enum LeadsAction {
 /// `switchboard oauth` actions.
 #[derive(Debug, Subcommand)]
 pub enum OauthAction {
-    /// Print the provider's consent URL for `Mailbox/NAME`; open it as the mailbox's user.
+    /// Print the provider's consent URL for `Mailbox/NAME` or `LinkedInAccount/NAME`; open it
+    /// signed in as the account's owner.
     Url {
-        /// `Mailbox/name`.
+        /// `Mailbox/name` or `LinkedInAccount/name`.
         object: String,
     },
 }

@@ -1,5 +1,5 @@
-//! `switchboard oauth url Mailbox/NAME`: print the consent URL of an `auth: oauth2` mailbox
-//! (EP-05, EP-06).
+//! `switchboard oauth url KIND/NAME`: print the consent URL of an `auth: oauth2` mailbox
+//! (EP-05, EP-06) or of a LinkedInAccount (LI-01).
 //!
 //! The URL's `state` is signed with the key beside the state file (`--state`), the one the
 //! daemon uses to verify the callback, so run this where that key is readable (as the
@@ -13,11 +13,11 @@ use crate::mail::oauth::Sealer;
 
 /// Prints the consent URL on stdout and what to do with it on stderr.
 pub fn url(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
-    let name = match object.split_once('/') {
-        Some(("Mailbox", name)) => name,
+    let (kind, name) = match object.split_once('/') {
+        Some((kind @ ("Mailbox" | "LinkedInAccount"), name)) if !name.is_empty() => (kind, name),
         _ => {
             return super::fail(format!(
-                "expected Mailbox/NAME, like Mailbox/sales, got `{object}`"
+                "expected Mailbox/NAME or LinkedInAccount/NAME, like Mailbox/sales, got `{object}`"
             ));
         }
     };
@@ -25,7 +25,11 @@ pub fn url(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
         Ok(set) => set,
         Err(code) => return code,
     };
-    let target = match crate::mail::consent_target(&set, name) {
+    let target = match kind {
+        "Mailbox" => crate::mail::consent_target(&set, name),
+        _ => crate::leads::consent_target(&set, name),
+    };
+    let target = match target {
         Ok(t) => t,
         Err(reason) => return super::fail(reason),
     };
@@ -37,12 +41,13 @@ pub fn url(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
             ));
         }
     };
-    let signed = consent::sign_state(&sealer, name, chrono::Utc::now());
+    // The state names the key the tokens are stored under (ConsentTarget::mailbox).
+    let signed = consent::sign_state(&sealer, &target.mailbox, chrono::Utc::now());
     match consent::consent_url(&target.app, target.callback, &target.redirect_uri, &signed) {
         Ok(url) => {
             println!("{url}");
             eprintln!(
-                "Open this URL signed in as the mailbox's account and consent; the provider returns to {} and the daemon stores the tokens. The link is valid for {} minutes.",
+                "Open this URL signed in as the account's owner and consent; the provider returns to {} and the daemon stores the tokens. The link is valid for {} minutes.",
                 target.redirect_uri,
                 STATE_TTL.as_secs() / 60
             );

@@ -93,6 +93,15 @@ pub trait KindConnectors: Send + Sync {
         Trigger::Manual
     }
 
+    /// A digest of what `object`'s connector takes from *other* objects (a LeadIntegration's
+    /// LinkedInAccounts and their tokens): when it changes, the connector is rebuilt even
+    /// though `object`'s own manifest did not change. Never a secret in clear (hash it).
+    /// Nothing by default.
+    fn inputs(&self, object: &Object, set: &ConfigSet) -> String {
+        let _ = (object, set);
+        String::new()
+    }
+
     /// Whether `removed`, an applied object of this kind whose manifest left the config, stays
     /// in the store (deactivated, [`Kept`]) instead of being deleted — a chat channel that
     /// has chats keeps its history readable (CH-10). Called in the apply, on the store it
@@ -206,6 +215,13 @@ impl Registry {
         self.kinds
             .get(&object.kind())
             .map_or(Trigger::Manual, |k| k.trigger(object, set))
+    }
+
+    /// What `object`'s connector takes from other objects ([`KindConnectors::inputs`]).
+    pub fn inputs(&self, object: &Object, set: &ConfigSet) -> String {
+        self.kinds
+            .get(&object.kind())
+            .map_or_else(String::new, |k| k.inputs(object, set))
     }
 
     /// Whether `removed` stays in the store, deactivated, now that its manifest left.

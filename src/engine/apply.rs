@@ -192,9 +192,10 @@ impl Engine {
                     Built::Connector(connector) => {
                         let trigger = self.registry.trigger(object, &set);
                         let fingerprint = format!(
-                            "{}|{}",
+                            "{}|{}|{}",
                             crate::store::spec_hash(&object.spec.to_json()),
-                            trigger.describe()
+                            trigger.describe(),
+                            self.registry.inputs(object, &set)
                         );
                         let wake = self.scheduler.upsert(
                             Job {

@@ -278,6 +278,15 @@ pub async fn list_objects(
         .take(limit)
         .map(|s| ObjectDto::new(s.clone(), &folders).with_sync(&s, &records))
         .map(|mut o| {
+            // A grant refused with invalid_grant (BX-04): the object holding it says so, even a
+            // LinkedInAccount, which has no runs of its own. Kept in the daemon's memory, so
+            // this view (not the store's `switchboard status`) shows it for such accounts.
+            if let Some(reason) = state.metrics.grants.needs_consent(&o.kind, &o.name) {
+                o.state = ObjectState::Error.as_str();
+                o.last_error = Some(crate::telemetry::grants::consent_needed(
+                    &o.kind, &o.name, &reason,
+                ));
+            }
             if !admin {
                 o.reason = o.reason.map(without_secret_paths);
                 o.last_error = o.last_error.map(without_secret_paths);

@@ -705,7 +705,8 @@ pub async fn quick_replies(
 
 /// `GET /api/v1/events`: the caller's events as server-sent events (`chat.offered`,
 /// `chat.assigned`, `chat.message`, `chat.completed`, `chat.action`, `operator.status`, and
-/// `record.changed` from [`super::records::record_events`]); a
+/// `record.changed` from [`super::records::record_events`], `oauth.reauth-needed` for
+/// administrators); a
 /// `CanManageChats` holder gets every event. A subscriber that falls too far behind is
 /// disconnected: it reconnects and re-reads the chats, which are the truth.
 pub async fn events(
@@ -716,6 +717,7 @@ pub async fn events(
     let stopping = state.chat.stopping();
     let everything = supervisor(&caller);
     let records = super::records::record_events(state.clone(), &caller).await;
+    let grants = grant_events(&state, &caller);
     let stream = futures_util::stream::unfold(
         (receiver, stopping, caller.user),
         move |(mut receiver, stopping, user)| async move {
@@ -735,7 +737,43 @@ pub async fn events(
             }
         },
     );
-    Sse::new(futures_util::stream::select(stream, records)).keep_alive(KeepAlive::default())
+    let others = futures_util::stream::select(records, grants);
+    Sse::new(futures_util::stream::select(stream, others)).keep_alive(KeepAlive::default())
+}
+
+/// `oauth.reauth-needed` `{"kind", "name"}` for `CanManageAdministration` holders: a grant
+/// whose refresh the token endpoint refused (`invalid_grant`), once per grant (BX-04). Nothing
+/// for anyone else. Carries no token, secret or provider text.
+fn grant_events(
+    state: &AppState,
+    caller: &Caller,
+) -> impl Stream<Item = Result<Event, Infallible>> + use<> {
+    let receiver = caller
+        .require(Operation::CanManageAdministration)
+        .is_ok()
+        .then(|| state.metrics.grants.subscribe());
+    let stopping = state.chat.stopping();
+    futures_util::stream::unfold((receiver, stopping), |(receiver, stopping)| async move {
+        let mut receiver = receiver?;
+        loop {
+            let next = tokio::select! {
+                () = stopping.cancelled() => return None,
+                next = receiver.recv() => next,
+            };
+            match next {
+                Ok((kind, name)) => {
+                    let data = serde_json::json!({ "kind": kind, "name": name });
+                    let event = Event::default()
+                        .event("oauth.reauth-needed")
+                        .data(data.to_string());
+                    return Some((Ok(event), (Some(receiver), stopping)));
+                }
+                // Missed announcements still show in the objects' status.
+                Err(RecvError::Lagged(_)) => {}
+                Err(RecvError::Closed) => return None,
+            }
+        }
+    })
 }
 
 /// The SSE form of an event: its SPEC name and a JSON body.

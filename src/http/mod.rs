@@ -68,6 +68,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/oauth/google/callback", get(oauth::google))
         .route("/oauth/microsoft/callback", get(oauth::microsoft))
+        .route("/oauth/linkedin/callback", get(oauth::linkedin))
         // Chat: the api channel's webhook and the operator API.
         .route("/webhooks/api/{channel}", post(webhooks::api_inbound))
         .route(

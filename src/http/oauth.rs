@@ -39,6 +39,11 @@ pub async fn google(state: State<AppState>, query: Query<CallbackQuery>) -> Resp
     callback(Callback::Google, state, query).await
 }
 
+/// `GET /oauth/linkedin/callback` (a LinkedInAccount's consent, LI-01).
+pub async fn linkedin(state: State<AppState>, query: Query<CallbackQuery>) -> Response {
+    callback(Callback::LinkedIn, state, query).await
+}
+
 /// `GET /oauth/microsoft/callback`.
 pub async fn microsoft(state: State<AppState>, query: Query<CallbackQuery>) -> Response {
     callback(Callback::Microsoft, state, query).await
@@ -96,12 +101,22 @@ async fn callback(
         Ok(Err(e)) => return internal(e),
         Err(e) => return internal(e),
     };
-    let mailbox = match consent::verify_state(&sealer, &state, chrono::Utc::now()) {
+    let subject = match consent::verify_state(&sealer, &state, chrono::Utc::now()) {
         Ok(m) => m,
         Err(e) => return refused(e),
     };
     let config = app_state.engine.config();
-    let target = match crate::mail::consent_target(&config, &mailbox) {
+    // The subject is a mailbox's name, or `LinkedInAccount/NAME` (see mail::consent).
+    let (kind, mailbox) = match subject.split_once('/') {
+        None => ("Mailbox", subject.clone()),
+        Some(("LinkedInAccount", name)) => ("LinkedInAccount", name.to_owned()),
+        Some(_) => return refused(ConsentError::BadState),
+    };
+    let target = match kind {
+        "Mailbox" => crate::mail::consent_target(&config, &mailbox),
+        _ => crate::leads::consent_target(&config, &mailbox),
+    };
+    let target = match target {
         Ok(t) => t,
         Err(reason) => return refused(ConsentError::Mailbox(reason)),
     };
@@ -112,23 +127,48 @@ async fn callback(
             callback.as_str()
         )));
     }
+    let now = chrono::Utc::now();
     match consent::complete(
         &http_client(),
         store,
         &sealer,
-        &mailbox,
+        &target.mailbox,
         &target.app,
         &code,
         &target.redirect_uri,
-        chrono::Utc::now(),
+        now,
     )
     .await
     {
-        Ok(_) => {}
+        Ok(granted) => {
+            // A new grant: healthy again (BX-04), refreshes allowed.
+            app_state.metrics.grants.granted(kind, &mailbox);
+            let expires =
+                now + chrono::Duration::seconds(granted.expires_in.unwrap_or(3600) as i64);
+            crate::mail::oauth::set_expiry(&app_state.metrics, kind, &mailbox, expires);
+        }
         Err(ConsentError::Store(e)) => return internal(e),
         Err(e) => return refused(e),
     }
-    tracing::info!(%mailbox, "OAuth 2.0 consent completed; tokens stored sealed");
+    tracing::info!(kind, name = %mailbox, "OAuth 2.0 consent completed; tokens stored sealed");
+    if kind == "LinkedInAccount" {
+        // The integrations this account serves run now (their pending notifications wait).
+        let integrations: Vec<String> = config
+            .specs::<crate::config::kinds::LeadIntegrationSpec>()
+            .filter(|(_, i)| i.accounts.contains(&mailbox))
+            .map(|(o, _)| o.name.clone())
+            .collect();
+        for name in &integrations {
+            let _ = app_state.engine.request_sync(Kind::LeadIntegration, name);
+        }
+        return page(
+            StatusCode::OK,
+            format!(
+                "Switchboard: LinkedInAccount {mailbox} is connected; it serves {} lead integration(s). You can close this page.\n",
+                integrations.len()
+            ),
+        );
+    }
     let next = match app_state.engine.request_sync(Kind::Mailbox, &mailbox) {
         Ok(()) => "It is syncing now.".to_owned(),
         Err(SyncRequestError::NotSyncable(reason)) => {

@@ -20,14 +20,25 @@ use serde::Deserialize;
 use sha2::Sha256;
 use tokio_util::sync::CancellationToken;
 
+use crate::clock::Clock;
 use crate::config::kinds::LINKEDIN_API;
 use crate::config::types::Secret;
-use crate::mail::oauth::{OAuthApp, OAuthError, refresh};
+use crate::mail::oauth::{
+    OAuthApp, OAuthError, Sealer, needs_consent, refresh, set_expiry, store_grant,
+};
+use crate::store::StoreHandle;
+use crate::telemetry::Metrics;
+use crate::telemetry::grants::{consent_needed, fingerprint};
+
+/// The kind of the objects whose grants this client refreshes (token health, BX-04).
+const ACCOUNT_KIND: &str = "LinkedInAccount";
 
 /// The header of the notification signature.
 pub const SIGNATURE_HEADER: &str = "x-li-signature";
 /// The Marketing API version asked for (`LinkedIn-Version: YYYYMM`).
 pub const API_VERSION: &str = "202509";
+/// LinkedIn's authorization (consent) page, used when `apiBaseUrl` is LinkedIn's own.
+const AUTH_URL: &str = "https://www.linkedin.com/oauth/v2/authorization";
 /// LinkedIn's token endpoint, used when `apiBaseUrl` is LinkedIn's own.
 const TOKEN_URL: &str = "https://www.linkedin.com/oauth/v2/accessToken";
 /// The longest `Retry-After` honoured within a run; longer waits fail the run instead.
@@ -160,8 +171,36 @@ pub enum ApiError {
 pub struct Account {
     /// Its name.
     pub name: String,
-    /// Its refresh token.
-    pub refresh_token: Secret,
+    /// Its `refreshToken` from the manifest; `None`: the one its consent flow stored (sealed).
+    pub refresh_token: Option<Secret>,
+}
+
+/// The key a LinkedInAccount's tokens are sealed and stored under (beside the mailboxes'
+/// grants, whose keys are bare names).
+pub fn grant_key(account: &str) -> String {
+    format!("{ACCOUNT_KIND}/{account}")
+}
+
+/// LinkedIn's OAuth 2.0 application for `api_base` (LinkedIn's when `None` or its own):
+/// `www.linkedin.com/oauth/v2/{authorization,accessToken}`, or the same paths under a fake's
+/// or a proxy's base.
+pub fn app(api_base: Option<&str>, client_id: &str, client_secret: Secret) -> OAuthApp {
+    let base = api_base.unwrap_or(LINKEDIN_API).trim_end_matches('/');
+    let (auth_url, token_url) = if base == LINKEDIN_API {
+        (AUTH_URL.to_owned(), TOKEN_URL.to_owned())
+    } else {
+        (
+            format!("{base}/oauth/v2/authorization"),
+            format!("{base}/oauth/v2/accessToken"),
+        )
+    };
+    OAuthApp {
+        client_id: client_id.to_owned(),
+        client_secret,
+        auth_url,
+        token_url,
+        scopes: vec!["r_marketing_leadgen_automation".into()],
+    }
 }
 
 /// The Lead Sync API of one integration.
@@ -177,6 +216,8 @@ pub struct Client {
     revoked: Mutex<Vec<bool>>,
     /// Refusals not reported yet: `(account, reason)`, without any token.
     refusals: Mutex<Vec<(String, String)>>,
+    /// The daemon's metrics and clock, from the first run ([`Client::attach`]): token health.
+    health: std::sync::OnceLock<(Metrics, Clock, StoreHandle)>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -193,11 +234,6 @@ impl Client {
         accounts: Vec<Account>,
     ) -> Client {
         let base = api_base.unwrap_or(LINKEDIN_API).trim_end_matches('/');
-        let token_url = if base == LINKEDIN_API {
-            TOKEN_URL.to_owned()
-        } else {
-            format!("{base}/oauth/v2/accessToken")
-        };
         Client {
             http: crate::net::http_client_builder()
                 .redirect(reqwest::redirect::Policy::none())
@@ -205,17 +241,71 @@ impl Client {
                 .build()
                 .expect("an HTTP client with default TLS settings builds"),
             base: base.to_owned(),
-            app: OAuthApp {
-                client_id: client_id.to_owned(),
-                client_secret,
-                auth_url: "https://www.linkedin.com/oauth/v2/authorization".into(),
-                token_url,
-                scopes: vec!["r_marketing_leadgen_automation".into()],
-            },
+            app: app(Some(base), client_id, client_secret),
             revoked: Mutex::new(vec![false; accounts.len()]),
             refusals: Mutex::new(Vec::new()),
             accounts,
             token: Mutex::new(None),
+            health: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Reports token health (`oauth_*` metrics, `oauth.reauth-needed`) to `metrics`, with
+    /// times from `clock`; the first call wins (one daemon, one registry).
+    /// Stored (consented) refresh tokens are read from `store`.
+    pub fn attach(&self, metrics: &Metrics, clock: Clock, store: &StoreHandle) {
+        let _ = self.health.set((metrics.clone(), clock, store.clone()));
+    }
+
+    fn fingerprint(&self, refresh_token: &str) -> [u8; 32] {
+        fingerprint(&[
+            &self.app.token_url,
+            &self.app.client_id,
+            self.app.client_secret.expose(),
+            refresh_token,
+        ])
+    }
+
+    /// The refresh token of `account`: the one its consent stored (newest), else its
+    /// manifest's. `Err` says how to get one.
+    async fn refresh_token(
+        &self,
+        account: &Account,
+    ) -> Result<(String, bool, Option<String>), OAuthError> {
+        if let Some((_, _, store)) = self.health.get() {
+            let key = grant_key(&account.name);
+            let lookup = key.clone();
+            let (sealer, stored) = store
+                .call(move |s| Ok((Sealer::for_state(s.path()), s.mail_oauth_tokens(&lookup)?)))
+                .await?;
+            let sealer = sealer?;
+            let clock = self.health.get().map(|(_, c, _)| *c);
+            if let Some(stored) = stored
+                && let Some(token) = stored
+                    .refresh_token
+                    .as_deref()
+                    .and_then(|sealed| sealer.open(&key, "refresh", sealed))
+            {
+                // A stored access token still good for a minute is used as is (the one the
+                // consent's code exchange granted, or the last refresh's).
+                let access = match (&stored.access_token, stored.expires_at, clock) {
+                    (Some(sealed), Some(expires_at), Some(clock))
+                        if expires_at - chrono::Duration::seconds(60) > clock.now() =>
+                    {
+                        sealer.open(&key, "access", sealed)
+                    }
+                    _ => None,
+                };
+                return Ok((token, true, access));
+            }
+        }
+        match &account.refresh_token {
+            Some(token) => Ok((token.expose().to_owned(), false, None)),
+            None => Err(OAuthError::ConsentNeeded(format!(
+                "{ACCOUNT_KIND}/{name} has no refresh token yet: run `switchboard oauth url {ACCOUNT_KIND}/{name}` \
+                 and open the URL signed in as the account's owner (or set its refreshToken)",
+                name = account.name
+            ))),
         }
     }
 
@@ -238,7 +328,9 @@ impl Client {
         }
         let mut last = None;
         for (i, account) in self.accounts.iter().enumerate() {
-            if locked(&self.revoked)[i] {
+            // Without the daemon's grant registry (before the first run) a refusal seen by
+            // this client is final; with it, the registry decides by the token's fingerprint.
+            if self.health.get().is_none() && locked(&self.revoked)[i] {
                 last = Some(ApiError::Token {
                     account: account.name.clone(),
                     error: OAuthError::Refused(
@@ -247,8 +339,67 @@ impl Client {
                 });
                 continue;
             }
-            match refresh(&self.http, &self.app, account.refresh_token.expose()).await {
-                Ok(grant) => {
+            let (refresh_token, stored) = match self.refresh_token(account).await {
+                Ok((_, _, Some(access))) if !fresh => {
+                    *locked(&self.token) = Some((i, access.clone()));
+                    return Ok(access);
+                }
+                Ok((refresh_token, stored, _)) => (refresh_token, stored),
+                Err(error) => {
+                    last = Some(ApiError::Token {
+                        account: account.name.clone(),
+                        error,
+                    });
+                    continue;
+                }
+            };
+            let print = self.fingerprint(&refresh_token);
+            if let Some((metrics, _, _)) = self.health.get()
+                && let Some(reason) = metrics.grants.blocked(ACCOUNT_KIND, &account.name, &print)
+            {
+                // Refused before (by this or another integration's client): not asked again
+                // until the token or the config changes; reported once by this client.
+                if !std::mem::replace(&mut locked(&self.revoked)[i], true) {
+                    locked(&self.refusals).push((account.name.clone(), reason.clone()));
+                }
+                last = Some(ApiError::Token {
+                    account: account.name.clone(),
+                    error: OAuthError::ConsentNeeded(consent_needed(
+                        ACCOUNT_KIND,
+                        &account.name,
+                        &reason,
+                    )),
+                });
+                continue;
+            }
+            match refresh(&self.http, &self.app, &refresh_token).await {
+                Ok(mut grant) => {
+                    locked(&self.revoked)[i] = false;
+                    if let Some((metrics, clock, store)) = self.health.get() {
+                        metrics.grants.granted(ACCOUNT_KIND, &account.name);
+                        // LinkedIn's access tokens live 60 days unless it says otherwise.
+                        grant.expires_in.get_or_insert(60 * 24 * 3600);
+                        let now = clock.now();
+                        let expires = now
+                            + chrono::Duration::seconds(grant.expires_in.unwrap_or_default() as i64);
+                        set_expiry(metrics, ACCOUNT_KIND, &account.name, expires);
+                        if stored {
+                            // A consented grant: keep a rotated refresh token, sealed.
+                            let sealer = store.call(|s| Ok(Sealer::for_state(s.path()))).await;
+                            if let Ok(Ok(sealer)) = sealer
+                                && let Err(e) = store_grant(
+                                    store,
+                                    &sealer,
+                                    &grant_key(&account.name),
+                                    &grant,
+                                    now,
+                                )
+                                .await
+                            {
+                                tracing::warn!(account = %account.name, error = %e, "the refreshed LinkedIn grant could not be stored");
+                            }
+                        }
+                    }
                     *self
                         .token
                         .lock()
@@ -258,10 +409,27 @@ impl Client {
                 }
                 Err(error) => {
                     tracing::warn!(account = %account.name, %error, "LinkedIn token refresh failed");
+                    if let Some((metrics, _, _)) = self.health.get() {
+                        metrics
+                            .oauth_refresh_failures_total
+                            .with_label_values(&[ACCOUNT_KIND, &account.name])
+                            .inc();
+                    }
                     if let OAuthError::Refused(reason) = &error {
                         // invalid_grant and the like: asking again will not help (LI-07).
                         locked(&self.revoked)[i] = true;
                         locked(&self.refusals).push((account.name.clone(), reason.clone()));
+                        if needs_consent(reason)
+                            && let Some((metrics, _, _)) = self.health.get()
+                        {
+                            // Never had a token: shows as expired (0); a known expiry is kept.
+                            metrics
+                                .oauth_token_expiry_timestamp_seconds
+                                .with_label_values(&[ACCOUNT_KIND, &account.name]);
+                            metrics
+                                .grants
+                                .refused(ACCOUNT_KIND, &account.name, print, reason);
+                        }
                     }
                     last = Some(ApiError::Token {
                         account: account.name.clone(),

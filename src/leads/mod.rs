@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::config::kinds::{LeadIntegrationSpec, LinkedInAccountSpec, SettingsSpec};
+use crate::config::kinds::{LeadIntegrationSpec, SettingsSpec};
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
 use crate::connector::{
     Connector, ConnectorError, KindConnectors, SyncContext, SyncFuture, SyncReport, Trigger,
@@ -73,19 +73,14 @@ fn client_for(spec: &LeadIntegrationSpec, set: &ConfigSet) -> Result<api::Client
             why.push(format!("LinkedInAccount {name} does not exist"));
             continue;
         };
-        if LinkedInAccountSpec::from_spec(&account.spec).is_some_and(|a| a.refresh_token.is_none())
-        {
-            why.push(format!(
-                "LinkedInAccount {name} has no refreshToken (the consent flow is not built yet)"
-            ));
-            continue;
-        }
+        // Without `refreshToken` the account serves with the token its consent flow stored
+        // (`switchboard oauth url LinkedInAccount/NAME`); until then its refreshes fail
+        // saying so, and the integration's other accounts serve.
         match resolve_secrets(account).map(|mut s| s.remove("/refreshToken")) {
-            Ok(Some(token)) => accounts.push(api::Account {
+            Ok(refresh_token) => accounts.push(api::Account {
                 name: name.clone(),
-                refresh_token: token,
+                refresh_token,
             }),
-            Ok(None) => why.push(format!("LinkedInAccount {name} has no refreshToken")),
             Err(e) => why.push(format!("LinkedInAccount {name}: {e}")),
         }
     }
@@ -108,6 +103,40 @@ fn client_for(spec: &LeadIntegrationSpec, set: &ConfigSet) -> Result<api::Client
     ))
 }
 
+/// The consent flow of LinkedInAccount `name` (LI-01): the LinkedIn app of `Settings.linkedin`,
+/// LinkedIn's authorization and token endpoints — under the `apiBaseUrl` of the first
+/// LeadIntegration naming the account when that is not LinkedIn's own (a fake, a proxy) — and
+/// `{Settings.siteUrl}/oauth/linkedin/callback`. `Err` says what to fix.
+pub fn consent_target(set: &ConfigSet, name: &str) -> Result<crate::mail::ConsentTarget, String> {
+    set.object(Kind::LinkedInAccount, name)
+        .ok_or_else(|| format!("no LinkedInAccount named `{name}` in the configuration"))?;
+    let (settings_object, app) = set
+        .specs::<SettingsSpec>()
+        .find_map(|(o, s)| s.linkedin.clone().map(|l| (o, l)))
+        .ok_or("Settings.linkedin (the LinkedIn app's clientId and clientSecret) is not set")?;
+    let client_secret = resolve_secrets(settings_object)
+        .map_err(|e| format!("Settings.linkedin.clientSecret: {e}"))?
+        .remove("/linkedin/clientSecret")
+        .ok_or("Settings.linkedin.clientSecret is not set")?;
+    let api_base = set
+        .specs::<LeadIntegrationSpec>()
+        .find(|(_, i)| i.accounts.iter().any(|a| a == name))
+        .and_then(|(_, i)| i.api_base_url.as_ref().map(|u| u.as_str().to_owned()));
+    let site_url = set
+        .settings()
+        .map(|s| s.site_url.as_str().to_owned())
+        .ok_or(
+            "the consent flow needs Settings.siteUrl (the public address LinkedIn redirects to)",
+        )?;
+    let callback = crate::mail::consent::Callback::LinkedIn;
+    Ok(crate::mail::ConsentTarget {
+        mailbox: api::grant_key(name),
+        app: api::app(api_base.as_deref(), &app.client_id, client_secret),
+        redirect_uri: callback.redirect_uri(&site_url),
+        callback,
+    })
+}
+
 impl KindConnectors for LeadConnectors {
     fn build(&self, object: &Object, set: &ConfigSet) -> Result<Arc<dyn Connector>, String> {
         let spec = LeadIntegrationSpec::from_spec(&object.spec)
@@ -128,6 +157,43 @@ impl KindConnectors for LeadConnectors {
 
     fn trigger(&self, _object: &Object, _set: &ConfigSet) -> Trigger {
         Trigger::Interval(SWEEP_INTERVAL)
+    }
+
+    /// The LinkedIn app and the named accounts with their resolved refresh tokens (hashed):
+    /// a new token in an account's manifest or secret file rebuilds the client, which then
+    /// asks with it (a grant refused before is tried again, BX-04).
+    fn inputs(&self, object: &Object, set: &ConfigSet) -> String {
+        use sha2::Digest;
+        let Some(spec) = LeadIntegrationSpec::from_spec(&object.spec) else {
+            return String::new();
+        };
+        let mut hash = sha2::Sha256::new();
+        let mut add = |part: &str| {
+            hash.update((part.len() as u64).to_be_bytes());
+            hash.update(part.as_bytes());
+        };
+        for settings in set.objects.iter().filter(|o| o.kind() == Kind::Settings) {
+            add(&settings.spec.to_json().to_string());
+            if let Ok(secrets) = resolve_secrets(settings) {
+                for (pointer, secret) in secrets {
+                    add(&pointer);
+                    add(secret.expose());
+                }
+            }
+        }
+        for name in &spec.accounts {
+            add(name);
+            if let Some(account) = set.object(Kind::LinkedInAccount, name) {
+                add(&account.spec.to_json().to_string());
+                if let Ok(secrets) = resolve_secrets(account) {
+                    for (pointer, secret) in secrets {
+                        add(&pointer);
+                        add(secret.expose());
+                    }
+                }
+            }
+        }
+        hex::encode(hash.finalize())
     }
 
     fn retire<'a>(
@@ -484,7 +550,7 @@ impl LeadIntegration {
             let others = self.spec.accounts.iter().filter(|a| **a != account).count();
             let message = format!(
                 "LinkedInAccount {account} needs consent again (LinkedIn refused its grant: {reason}); \
-                 give it a new refreshToken{}",
+                 give it a new refreshToken or run `switchboard oauth url LinkedInAccount/{account}`{}",
                 if others > 0 {
                     "; the integration's other accounts serve meanwhile"
                 } else {
@@ -534,6 +600,7 @@ impl LeadIntegration {
     }
 
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
+        self.client.attach(ctx.metrics, ctx.clock, ctx.store);
         let name = self.name.clone();
         let pending = ctx
             .store

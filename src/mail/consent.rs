@@ -1,10 +1,16 @@
-//! The OAuth 2.0 authorization-code flow that gives a mailbox its refresh token (EP-04..06).
+//! The OAuth 2.0 authorization-code flow that gives a grant its refresh token: a mailbox's
+//! (EP-04..06) and a LinkedInAccount's (LI-01, issue 16) — one flow, whatever the provider.
 //!
-//! `switchboard oauth url Mailbox/NAME` prints the provider's consent URL; the provider sends
-//! the browser back to `{Settings.siteUrl}/oauth/{google|microsoft}/callback?code&state`, and
-//! the daemon exchanges the code at the token endpoint and stores the tokens sealed.
+//! `switchboard oauth url KIND/NAME` prints the provider's consent URL; the provider sends
+//! the browser back to `{Settings.siteUrl}/oauth/{google|microsoft|linkedin}/callback?code&state`,
+//! and the daemon exchanges the code at the token endpoint and stores the tokens sealed.
 //!
-//! The `state` parameter carries the mailbox, a random nonce and an expiry, signed with
+//! The *subject* a state names is the key the tokens are stored under: a mailbox's name
+//! (`sales`, as before), or `KIND/NAME` for other kinds (`LinkedInAccount/alice`; object names
+//! never contain `/`, so the two cannot meet). The domain that owns the kind resolves the
+//! application ([`super::mailbox::consent_target`], `leads::consent_target`).
+//!
+//! The `state` parameter carries the subject, a random nonce and an expiry, signed with
 //! HMAC-SHA256 under a subkey of the store's sealing key ([`Sealer::sign`]). So the daemon
 //! verifies it without remembering anything (the CLI that signed it may be another process),
 //! a forged or edited state names no mailbox, and an old one is refused. The authorization
@@ -30,6 +36,8 @@ pub enum Callback {
     Google,
     /// `/oauth/microsoft/callback` (Microsoft 365, Exchange Online, Outlook.com).
     Microsoft,
+    /// `/oauth/linkedin/callback` (LinkedInAccount).
+    LinkedIn,
 }
 
 impl Callback {
@@ -38,6 +46,7 @@ impl Callback {
         match self {
             Callback::Google => "google",
             Callback::Microsoft => "microsoft",
+            Callback::LinkedIn => "linkedin",
         }
     }
 
@@ -75,12 +84,12 @@ impl Callback {
 pub enum ConsentError {
     /// The state is missing, malformed or not signed by this daemon's key.
     #[error(
-        "the `state` parameter is not one this daemon issued; start again with `switchboard oauth url Mailbox/NAME`"
+        "the `state` parameter is not one this daemon issued; start again with `switchboard oauth url KIND/NAME`"
     )]
     BadState,
     /// The state is older than [`STATE_TTL`].
     #[error(
-        "this consent link has expired (links are valid for {} minutes); print a new one with `switchboard oauth url Mailbox/NAME`",
+        "this consent link has expired (links are valid for {} minutes); print a new one with `switchboard oauth url KIND/NAME`",
         STATE_TTL.as_secs() / 60
     )]
     Expired,
@@ -177,6 +186,9 @@ pub fn consent_url(
             Callback::Microsoft => {
                 query.append_pair("response_mode", "query");
             }
+            // LinkedIn's 3-legged flow takes just the standard parameters; a refresh token
+            // comes with the code for applications LinkedIn enabled for refresh tokens.
+            Callback::LinkedIn => {}
         }
     }
     Ok(url.into())
@@ -334,6 +346,32 @@ mod tests {
             "https://outlook.office.com/IMAP.AccessAsUser.All offline_access"
         );
         assert!(!q.contains_key("access_type"));
+    }
+
+    #[test]
+    fn linkedin_consent_is_the_plain_authorization_code_request() {
+        // REQ: LI-01
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut linkedin = app(dir.path());
+        linkedin.auth_url = "https://www.linkedin.com/oauth/v2/authorization".into();
+        linkedin.scopes = vec!["r_marketing_leadgen_automation".into()];
+        let redirect = Callback::LinkedIn.redirect_uri("https://sb.example.com");
+        assert_eq!(redirect, "https://sb.example.com/oauth/linkedin/callback");
+        let url = consent_url(&linkedin, Callback::LinkedIn, &redirect, "st").expect("url");
+        let parsed = url::Url::parse(&url).expect("parse");
+        let q: std::collections::HashMap<_, _> = parsed.query_pairs().into_owned().collect();
+        assert_eq!(parsed.host_str(), Some("www.linkedin.com"));
+        assert_eq!(q["response_type"], "code");
+        assert_eq!(q["scope"], "r_marketing_leadgen_automation");
+        assert_eq!(q["redirect_uri"], redirect);
+        assert_eq!(q.len(), 5, "no provider-specific extras: {q:?}");
+        // The subject names the kind: a state for an account is not a mailbox's.
+        let sealer = Sealer::from_key(&[3; 32]);
+        let state = sign_state(&sealer, "LinkedInAccount/alice", Utc::now());
+        assert_eq!(
+            verify_state(&sealer, &state, Utc::now()).expect("genuine"),
+            "LinkedInAccount/alice"
+        );
     }
 
     #[test]

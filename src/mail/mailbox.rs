@@ -88,6 +88,32 @@ impl KindConnectors for MailboxConnectors {
         build(object, set)
     }
 
+    /// The mailbox's provider (its manifest and resolved secrets, hashed): a new OAuth client
+    /// secret or token URL rebuilds the connector, so a grant refused before is tried with
+    /// it (BX-04).
+    fn inputs(&self, object: &Object, set: &ConfigSet) -> String {
+        use sha2::Digest;
+        let Some((name, _)) =
+            MailboxSpec::from_spec(&object.spec).and_then(|m| set.mail_provider_of(m))
+        else {
+            return String::new();
+        };
+        let Some(provider) = set.object(Kind::MailProvider, name) else {
+            return String::new();
+        };
+        let mut hash = sha2::Sha256::new();
+        hash.update(provider.spec.to_json().to_string().as_bytes());
+        if let Ok(secrets) = crate::connector::resolve_secrets(provider) {
+            for (pointer, secret) in secrets {
+                for part in [pointer.as_str(), secret.expose()] {
+                    hash.update((part.len() as u64).to_be_bytes());
+                    hash.update(part.as_bytes());
+                }
+            }
+        }
+        hex::encode(hash.finalize())
+    }
+
     fn trigger(&self, object: &Object, set: &ConfigSet) -> Trigger {
         match MailboxSpec::from_spec(&object.spec) {
             Some(m)
@@ -222,6 +248,7 @@ impl MailboxConnector {
                     &ctx.clock,
                     ctx.secrets.get("/oauth2RefreshToken"),
                     force,
+                    ctx.metrics,
                 )
                 .await?),
         }
@@ -567,7 +594,8 @@ fn oauth_app(
 /// Where a mailbox's consent flow goes and comes back.
 #[derive(Debug, Clone)]
 pub struct ConsentTarget {
-    /// The Mailbox object's name.
+    /// The key its tokens are stored under: a Mailbox's name, or `KIND/NAME` for another
+    /// kind's grant (`LinkedInAccount/alice`).
     pub mailbox: String,
     /// Its provider's OAuth 2.0 application.
     pub app: OAuthApp,

@@ -28,6 +28,8 @@ use crate::config::types::Secret;
 use crate::store::StoreError;
 use crate::store::StoreHandle;
 use crate::store::mail::OAuthTokens;
+use crate::telemetry::Metrics;
+use crate::telemetry::grants::{consent_needed, fingerprint};
 
 type HmacSha256 = Hmac<sha2::Sha256>;
 
@@ -77,6 +79,10 @@ pub enum OAuthError {
         "no OAuth 2.0 refresh token: set the mailbox's oauth2RefreshToken or complete the consent flow (`switchboard oauth url Mailbox/{0}`)"
     )]
     NoRefreshToken(String),
+    /// The grant was refused before (`invalid_grant`) and nothing changed since: not asked
+    /// again until a consent stores a new token or the config changes (BX-04).
+    #[error("{0}")]
+    ConsentNeeded(String),
     /// The sealing key could not be read or created.
     #[error("the token sealing key {path}: {reason}")]
     Key {
@@ -189,6 +195,24 @@ pub async fn refresh(
         ],
     )
     .await
+}
+
+/// The kind of the objects whose grants [`TokenSource`] refreshes.
+const KIND: &str = "Mailbox";
+
+/// Whether a token endpoint's refusal means the grant itself is gone (RFC 6749 §5.2:
+/// `invalid_grant`, the refresh token is invalid, expired or revoked), so only a new consent
+/// helps. Other refusals (`invalid_client`, a misconfigured app) are retried as usual.
+pub fn needs_consent(reason: &str) -> bool {
+    reason == "invalid_grant" || reason.starts_with("invalid_grant ")
+}
+
+/// Sets `oauth_token_expiry_timestamp_seconds{kind,name}`.
+pub fn set_expiry(metrics: &Metrics, kind: &str, name: &str, at: DateTime<Utc>) {
+    metrics
+        .oauth_token_expiry_timestamp_seconds
+        .with_label_values(&[kind, name])
+        .set(at.timestamp() as f64);
 }
 
 /// The SASL XOAUTH2 initial response (before base64), as Google and Microsoft document it.
@@ -387,6 +411,7 @@ impl TokenSource {
         clock: &Clock,
         configured: Option<&Secret>,
         force: bool,
+        metrics: &Metrics,
     ) -> Result<String, OAuthError> {
         // One refresh at a time per mailbox: a second caller waits and reuses the result.
         let mut cached = self.cached.lock().await;
@@ -412,6 +437,7 @@ impl TokenSource {
         {
             let c = Cached { token, expires_at };
             if fresh(&c) {
+                set_expiry(metrics, KIND, &self.mailbox, expires_at);
                 *cached = Some(c.clone());
                 return Ok(c.token);
             }
@@ -422,8 +448,49 @@ impl TokenSource {
             .and_then(|sealed| sealer.open(&self.mailbox, "refresh", sealed))
             .or_else(|| configured.map(|s| s.expose().to_owned()))
             .ok_or_else(|| OAuthError::NoRefreshToken(self.mailbox.clone()))?;
-        let granted = refresh(&self.http, &self.app, &refresh_token).await?;
+        let grant_print = fingerprint(&[
+            &self.app.token_url,
+            &self.app.client_id,
+            self.app.client_secret.expose(),
+            &refresh_token,
+        ]);
+        if let Some(reason) = metrics.grants.blocked(KIND, &self.mailbox, &grant_print) {
+            return Err(OAuthError::ConsentNeeded(consent_needed(
+                KIND,
+                &self.mailbox,
+                &reason,
+            )));
+        }
+        let granted = match refresh(&self.http, &self.app, &refresh_token).await {
+            Ok(granted) => granted,
+            Err(error) => {
+                metrics
+                    .oauth_refresh_failures_total
+                    .with_label_values(&[KIND, &self.mailbox])
+                    .inc();
+                if let OAuthError::Refused(reason) = &error
+                    && needs_consent(reason)
+                {
+                    // A grant that never had a token shows as expired (0), so the consent
+                    // alert fires for it too; a known expiry is kept.
+                    metrics
+                        .oauth_token_expiry_timestamp_seconds
+                        .with_label_values(&[KIND, &self.mailbox]);
+                    metrics
+                        .grants
+                        .refused(KIND, &self.mailbox, grant_print, reason);
+                    return Err(OAuthError::ConsentNeeded(consent_needed(
+                        KIND,
+                        &self.mailbox,
+                        reason,
+                    )));
+                }
+                return Err(error);
+            }
+        };
+        metrics.grants.granted(KIND, &self.mailbox);
         let c = self.remember(store, &sealer, granted, clock.now()).await?;
+        set_expiry(metrics, KIND, &self.mailbox, c.expires_at);
         *cached = Some(c.clone());
         Ok(c.token)
     }

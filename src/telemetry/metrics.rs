@@ -93,6 +93,14 @@ pub struct Metrics {
     pub http_connections_refused_total: IntCounter,
     /// `switchboard_build_info{version}`, always 1.
     pub build_info: IntGaugeVec,
+    /// `switchboard_oauth_token_expiry_timestamp_seconds{kind,name}`: Unix time at which the
+    /// current access token of an OAuth grant (Mailbox, GoogleAccount, LinkedInAccount) expires.
+    pub oauth_token_expiry_timestamp_seconds: GaugeVec,
+    /// `switchboard_oauth_refresh_failures_total{kind,name}`: refreshes of a grant's access
+    /// token that failed (refused or unreachable token endpoint).
+    pub oauth_refresh_failures_total: IntCounterVec,
+    /// Which grants need consent again (not a metric; shared the same way).
+    pub grants: std::sync::Arc<super::grants::Grants>,
     /// Every family registered above, with its type and label names, in registration order.
     families: Vec<Family>,
 }
@@ -342,6 +350,27 @@ impl Metrics {
                     &["version"],
                 ),
             ),
+            oauth_token_expiry_timestamp_seconds: register(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "switchboard_oauth_token_expiry_timestamp_seconds",
+                        "Unix time at which the current access token of an OAuth grant expires.",
+                    ),
+                    &["kind", "name"],
+                ),
+            ),
+            oauth_refresh_failures_total: register(
+                r,
+                IntCounterVec::new(
+                    Opts::new(
+                        "switchboard_oauth_refresh_failures_total",
+                        "Failed refreshes of an OAuth grant's access token.",
+                    ),
+                    &["kind", "name"],
+                ),
+            ),
+            grants: std::sync::Arc::default(),
             families: r.families.take(),
             registry,
         };
@@ -395,6 +424,9 @@ impl Metrics {
         remove_where(&self.sync_last_success_timestamp_seconds, this_object);
         remove_where(&self.sync_items_total, this_object);
         remove_where(&self.sync_conflicts_total, this_object);
+        remove_where(&self.oauth_token_expiry_timestamp_seconds, this_object);
+        remove_where(&self.oauth_refresh_failures_total, this_object);
+        self.grants.forget(kind, name);
 
         let named =
             |key: &'static str| move |labels: &[LabelPair]| label(labels, key) == Some(name);
@@ -530,6 +562,8 @@ mod tests {
         "switchboard_http_connections",
         "switchboard_http_connections_refused_total",
         "switchboard_build_info",
+        "switchboard_oauth_token_expiry_timestamp_seconds",
+        "switchboard_oauth_refresh_failures_total",
         "switchboard_state_disk_full",
     ];
 
@@ -581,6 +615,12 @@ mod tests {
             .inc();
         m.http_connections.set(2);
         m.http_connections_refused_total.inc();
+        m.oauth_token_expiry_timestamp_seconds
+            .with_label_values(&["Mailbox", "sales-inbox"])
+            .set(1_767_229_200.0);
+        m.oauth_refresh_failures_total
+            .with_label_values(&["LinkedInAccount", "alice"])
+            .inc();
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! - [`logging`]: installs the process-wide `tracing` subscriber (text or JSON on stderr, filter
 //!   from `RUST_LOG`, default `info`).
 //! - [`disk`]: the state file's disk-full episodes, logged once each.
+//! - [`grants`]: OAuth grant health: which grants need consent again, and the
+//!   `oauth.reauth-needed` announcements.
 //! - [`metrics`]: [`Metrics`] owns the registry and a typed handle for each metric, renders the
 //!   Prometheus text format, and drops the series of objects that left the config.
 //!
@@ -11,6 +13,7 @@
 //! no message text, addresses, raw paths or secrets).
 
 pub mod disk;
+pub mod grants;
 pub mod logging;
 pub mod metrics;
 

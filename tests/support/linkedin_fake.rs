@@ -3,7 +3,13 @@
 //!
 //! - `POST /oauth/v2/accessToken` (`grant_type=refresh_token`, `refresh_token`, `client_id`,
 //!   `client_secret`): `{"access_token", "expires_in", "refresh_token", ...}`; a wrong
-//!   client or refresh token gets `400 {"error": "invalid_grant"}`.
+//!   client or refresh token gets `400 {"error": "invalid_grant"}`. With
+//!   `grant_type=authorization_code` (`code`, `redirect_uri`) it exchanges a code from the
+//!   consent page, single use and only with the `redirect_uri` it was issued for, for an access
+//!   token and a new refresh token (3-legged OAuth, as LinkedIn documents it).
+//! - `GET /oauth/v2/authorization?response_type=code&client_id&redirect_uri&state&scope`: the
+//!   consent page; as if the member signed in and allowed, `302` to `redirect_uri?code&state`
+//!   (with no consenting member, `error=user_cancelled_authorize`).
 //! - `GET /rest/leadFormResponses/{id}` and `GET /rest/leadForms/{id}`: need
 //!   `Authorization: Bearer` with a token it granted and not expired
 //!   (`401 {"status": 401, "serviceErrorCode": 65601, "code": "EXPIRED_ACCESS_TOKEN"}`), and a
@@ -54,6 +60,16 @@ pub struct Inner {
     pub valid: HashSet<String>,
     /// Refresh grants answered.
     pub grants: u32,
+    /// Refresh requests refused (`invalid_grant`).
+    pub refused: u32,
+    /// Whether the consent page consents (else the member declines).
+    pub consenting: bool,
+    /// Outstanding authorization codes: code → redirect_uri.
+    pub codes: HashMap<String, String>,
+    /// Refresh tokens issued by code exchanges (honoured beside [`REFRESH_TOKEN`]).
+    pub consented: HashSet<String>,
+    /// The query of the last consent request.
+    pub last_consent: HashMap<String, String>,
     /// Requests still to be answered 429.
     pub throttle: u32,
     /// 429s answered.
@@ -87,6 +103,7 @@ impl LinkedInFake {
         let state = Arc::new(Mutex::new(Inner::default()));
         let app = Router::new()
             .route("/oauth/v2/accessToken", post(token))
+            .route("/oauth/v2/authorization", get(authorization))
             .route("/rest/leadFormResponses", get(find_responses))
             .route(
                 "/rest/leadNotifications",
@@ -170,6 +187,11 @@ impl LinkedInFake {
         self.with(|s| s.grants)
     }
 
+    /// Refresh requests refused with `invalid_grant`.
+    pub fn refused(&self) -> u32 {
+        self.with(|s| s.refused)
+    }
+
     /// How many API requests asked for `path` (such as `leadFormResponses/r1`).
     pub fn asked(&self, path: &str) -> usize {
         self.with(|s| s.requests.iter().filter(|p| *p == path).count())
@@ -211,11 +233,41 @@ pub fn challenge_response(secret: &str, code: &str) -> String {
 async fn token(State(state): State<Arc<Mutex<Inner>>>, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |k: &str| form.get(k).map(String::as_str);
+    if field("grant_type") == Some("authorization_code")
+        && field("client_id") == Some(CLIENT_ID)
+        && field("client_secret") == Some(CLIENT_SECRET)
+    {
+        let mut s = state.lock().expect("fake state");
+        let issued = field("code").and_then(|c| s.codes.remove(c));
+        if issued.is_none() || issued.as_deref() != field("redirect_uri") {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": "invalid_grant", "error_description": "the authorization code is invalid or was used"})),
+            )
+                .into_response();
+        }
+        s.grants += 1;
+        let access = format!("li-access-{}", s.grants);
+        s.valid.insert(access.clone());
+        let refresh = format!("li-consented-refresh-{}", rand::random::<u32>());
+        s.consented.insert(refresh.clone());
+        return Json(json!({
+            "access_token": access,
+            "expires_in": 5_183_999,
+            "refresh_token": refresh,
+            "refresh_token_expires_in": 31_535_999,
+            "scope": "r_marketing_leadgen_automation"
+        }))
+        .into_response();
+    }
+    let consented = field("refresh_token")
+        .is_some_and(|r| state.lock().expect("fake state").consented.contains(r));
     if field("grant_type") != Some("refresh_token")
         || field("client_id") != Some(CLIENT_ID)
         || field("client_secret") != Some(CLIENT_SECRET)
-        || field("refresh_token") != Some(REFRESH_TOKEN)
+        || (field("refresh_token") != Some(REFRESH_TOKEN) && !consented)
     {
+        state.lock().expect("fake state").refused += 1;
         return (
             StatusCode::BAD_REQUEST,
             Json(json!({"error": "invalid_grant", "error_description": "the refresh token is invalid"})),
@@ -234,6 +286,47 @@ async fn token(State(state): State<Arc<Mutex<Inner>>>, body: Bytes) -> Response 
         "scope": "r_marketing_leadgen_automation"
     }))
     .into_response()
+}
+
+async fn authorization(
+    State(state): State<Arc<Mutex<Inner>>>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
+) -> Response {
+    let q: HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let mut s = state.lock().expect("fake state");
+    s.last_consent = q.clone();
+    if q.get("response_type").map(String::as_str) != Some("code")
+        || q.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+    {
+        return (StatusCode::BAD_REQUEST, "invalid_request").into_response();
+    }
+    let Some(mut back) = q.get("redirect_uri").and_then(|r| url::Url::parse(r).ok()) else {
+        return (StatusCode::BAD_REQUEST, "invalid redirect_uri").into_response();
+    };
+    {
+        let mut pairs = back.query_pairs_mut();
+        if s.consenting {
+            let code = format!("AQ-fake-code-{}", rand::random::<u32>());
+            s.codes.insert(
+                code.clone(),
+                q.get("redirect_uri").cloned().unwrap_or_default(),
+            );
+            pairs.append_pair("code", &code);
+        } else {
+            pairs.append_pair("error", "user_cancelled_authorize");
+        }
+        if let Some(st) = q.get("state") {
+            pairs.append_pair("state", st);
+        }
+    }
+    (
+        StatusCode::FOUND,
+        [(axum::http::header::LOCATION, back.to_string())],
+    )
+        .into_response()
 }
 
 /// The checks every API request passes, in LinkedIn's order; `Some` is the refusal.

@@ -54,6 +54,8 @@ pub struct Inner {
     pub last_consent: HashMap<String, String>,
     /// How many authorization-code grants succeeded.
     pub code_grants: usize,
+    /// Every `POST /token`, answered or refused (a retry storm shows here).
+    pub token_calls: usize,
 }
 
 /// A running fake.
@@ -79,6 +81,7 @@ impl OAuthFake {
             codes: HashMap::new(),
             last_consent: HashMap::new(),
             code_grants: 0,
+            token_calls: 0,
         }));
         let app = Router::new()
             .route("/auth", get(consent))
@@ -115,6 +118,11 @@ impl OAuthFake {
     /// Successful authorization-code grants so far.
     pub fn code_grants(&self) -> usize {
         self.state.lock().expect("fake state").code_grants
+    }
+
+    /// Every `POST /token` so far, granted or refused.
+    pub fn token_calls(&self) -> usize {
+        self.state.lock().expect("fake state").token_calls
     }
 
     /// Successful refresh grants so far.
@@ -206,6 +214,7 @@ fn issue(s: &mut Inner, user: String) -> (String, u64) {
 async fn token(State(state): State<Arc<Mutex<Inner>>>, body: String) -> Response {
     let f = form(&body);
     let mut s = state.lock().expect("fake state");
+    s.token_calls += 1;
     if f.get("client_id") != Some(&s.client_id) || f.get("client_secret") != Some(&s.client_secret)
     {
         return oauth_error(StatusCode::UNAUTHORIZED, "invalid_client");
