@@ -1092,6 +1092,44 @@ spec:
     assert!(out.stderr.contains("nobody"), "{}", out.stderr);
 }
 
+// REQ: LI-03 (constants typed by column; the macro only on an unlimited text column)
+#[test]
+fn lead_constants_fit_their_column_and_the_macro_needs_unlimited_text() {
+    let integration = |mapping: &str| {
+        format!(
+            "apiVersion: switchboard/v1\nkind: LeadIntegration\nmetadata:\n  name: linkedin-ads\nspec:\n  title: LinkedIn ads\n  adAccountId: \"508123456\"\n  accounts: []\n  defaultMapping:\n{mapping}  forms: []\n"
+        )
+    };
+    valid(&[(
+        "leads.yaml",
+        &integration(
+            "    - {column: Budget, constant: 1500}\n    - {column: DoNotUseSms, constant: true}\n    - {column: DecisionDate, constant: '2026-06-30'}\n    - {column: UsrAnything, macro: not_mapped_fields}\n",
+        ),
+    )]);
+    let out = validate(&[(
+        "leads.yaml",
+        &integration(
+            "    - {column: Budget, constant: plenty}\n    - {column: JobTitle, macro: not_mapped_fields}\n",
+        ),
+    )]);
+    assert_eq!(out.code, 1, "{out:#?}");
+    assert!(
+        out.stderr.contains("is not a number (column `Budget`)"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(
+            "needs a text column of unlimited length; `JobTitle` is text of at most 250 characters"
+        ),
+        "{}",
+        out.stderr
+    );
+    // Each error points at its line.
+    assert!(out.stderr.contains("leads.yaml:10"), "{}", out.stderr);
+    assert!(out.stderr.contains("leads.yaml:11"), "{}", out.stderr);
+}
+
 // REQ: SPEC cli (a missing --config directory is an error, not an empty config)
 #[test]
 fn missing_config_directory_is_an_error() {

@@ -860,9 +860,9 @@ impl<'a> Checker<'a> {
             .iter()
             .filter(|b| **b)
             .count();
+            let mut p = path.clone();
+            p.push(PathSeg::Index(i));
             if sources != 1 {
-                let mut p = path.clone();
-                p.push(PathSeg::Index(i));
                 self.at(
                     code::CONFLICT,
                     obj,
@@ -872,8 +872,45 @@ impl<'a> Checker<'a> {
                         col.column
                     ),
                 );
+                continue;
+            }
+            // LI-03: the not-mapped text needs an unlimited string column; a constant must be
+            // of its column's type.
+            if col.macro_.is_some()
+                && let Some(kind) = lead_columns::column_type(&col.column)
+                && !lead_columns::takes_unlimited_text(&col.column)
+            {
+                p.push(PathSeg::Key("macro".into()));
+                self.at(
+                    code::INVALID_VALUE,
+                    obj,
+                    p,
+                    format!(
+                        "`macro: not_mapped_fields` needs a text column of unlimited length; `{}` is {}",
+                        col.column,
+                        describe(kind)
+                    ),
+                );
+            } else if let Some(constant) = &col.constant
+                && let Err(why) = lead_columns::convert(&col.column, constant)
+            {
+                p.push(PathSeg::Key("constant".into()));
+                self.at(code::INVALID_VALUE, obj, p, why);
             }
         }
+    }
+}
+
+/// A lead column's type, as a diagnostic names it.
+fn describe(kind: lead_columns::ColumnType) -> String {
+    use lead_columns::ColumnType;
+    match kind {
+        ColumnType::String(Some(n)) => format!("text of at most {n} characters"),
+        ColumnType::String(None) => "text".to_owned(),
+        ColumnType::Decimal => "a decimal number".to_owned(),
+        ColumnType::Boolean => "true or false".to_owned(),
+        ColumnType::DateTime => "a date and time".to_owned(),
+        ColumnType::Lookup => "a lookup".to_owned(),
     }
 }
 

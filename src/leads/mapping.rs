@@ -9,6 +9,7 @@
 
 use serde_json::{Map, Value};
 
+use crate::config::kinds::lead_columns;
 use crate::config::kinds::{ColumnMapping, MappingMacro};
 use crate::store::records::{normalize_email, normalize_phone};
 
@@ -120,17 +121,36 @@ fn text(value: &Value) -> String {
     }
 }
 
-/// The lead's columns from `values` by `mapping`.
-pub fn columns(mapping: &[ColumnMapping], values: &[FormValue]) -> Map<String, Value> {
+/// The lead's columns from `values` by `mapping`, each value converted to its column's type
+/// (`config::kinds::lead_columns`). A value that cannot convert is not stored in its column:
+/// it joins the not-mapped text (`name: value`) and is named in the second list, for the
+/// integration log — never dropped (LI-03, LI-04).
+pub fn columns(
+    mapping: &[ColumnMapping],
+    values: &[FormValue],
+) -> (Map<String, Value>, Vec<String>) {
     let mut out = Map::new();
     let mut macro_column = None;
+    let mut unconverted: Vec<&FormValue> = Vec::new();
+    let mut problems = Vec::new();
     for col in mapping {
         if let Some(field) = &col.field {
             if let Some(v) = values.iter().find(|v| v.is(field)) {
-                out.insert(col.column.clone(), v.value.clone());
+                match lead_columns::convert(&col.column, &v.value) {
+                    Ok(converted) => {
+                        out.insert(col.column.clone(), converted);
+                    }
+                    Err(why) => {
+                        problems.push(format!("{}: {why}; kept in the not-mapped text", v.name));
+                        unconverted.push(v);
+                    }
+                }
             }
         } else if let Some(constant) = &col.constant {
-            out.insert(col.column.clone(), constant.clone());
+            // `validate` checked the constant converts; a raw one is kept if it somehow does not.
+            let converted =
+                lead_columns::convert(&col.column, constant).unwrap_or_else(|_| constant.clone());
+            out.insert(col.column.clone(), converted);
         } else if col.macro_ == Some(MappingMacro::NotMappedFields) {
             macro_column = Some(col.column.clone());
         }
@@ -138,9 +158,10 @@ pub fn columns(mapping: &[ColumnMapping], values: &[FormValue]) -> Map<String, V
     let rest: Vec<String> = values
         .iter()
         .filter(|v| {
-            !mapping
-                .iter()
-                .any(|c| c.field.as_deref().is_some_and(|f| v.is(f)))
+            unconverted.iter().any(|u| std::ptr::eq(*u, *v))
+                || !mapping
+                    .iter()
+                    .any(|c| c.field.as_deref().is_some_and(|f| v.is(f)))
         })
         .map(|v| format!("{}: {}", v.name, text(&v.value)))
         .collect();
@@ -154,7 +175,7 @@ pub fn columns(mapping: &[ColumnMapping], values: &[FormValue]) -> Map<String, V
         };
         out.insert(column, Value::String(merged));
     }
-    out
+    (out, problems)
 }
 
 /// The person a response names: name, addresses and phones (normalised).
@@ -273,7 +294,8 @@ mod tests {
             col("UsrBudget", None, Some(json!(false)), false),
             col("UsrDescription", None, None, true),
         ];
-        let c = columns(&mapping, &v);
+        let (c, unconverted) = columns(&mapping, &v);
+        assert!(unconverted.is_empty(), "{unconverted:?}");
         assert_eq!(c["GivenName"], json!("Ada"));
         assert_eq!(
             c["Email"],
@@ -293,13 +315,38 @@ mod tests {
     // REQ: LI-04
     #[test]
     fn without_the_macro_the_rest_goes_to_notes() {
-        let c = columns(
+        let (c, _) = columns(
             &[col("GivenName", Some("FIRST_NAME"), None, false)],
             &sample(),
         );
         let notes = c["Notes"].as_str().unwrap();
         assert!(notes.starts_with("EMAIL: Ada@Example.com\n"), "{notes}");
         assert!(notes.contains("marketing_consent: true"), "{notes}");
+    }
+
+    // REQ: LI-03 (converted as the column needs; a value that cannot convert is kept and named)
+    #[test]
+    fn values_are_typed_by_their_column_and_a_misfit_goes_to_the_not_mapped_text() {
+        let v = sample();
+        let mapping = [
+            col("Contact", Some("FIRST_NAME"), None, false),
+            // "CRM, BPM" is no number: not stored in Budget, kept in Notes, and named.
+            col("Budget", Some("product_interest"), None, false),
+            col("DoNotUseEmail", Some("marketing_consent"), None, false),
+            col("DecisionDate", None, Some(json!("2026-06-30")), false),
+        ];
+        let (c, unconverted) = columns(&mapping, &v);
+        assert_eq!(c["Contact"], json!("Ada"));
+        assert_eq!(c["DoNotUseEmail"], json!(true));
+        assert_eq!(c["DecisionDate"], json!("2026-06-30T00:00:00Z"));
+        assert!(!c.contains_key("Budget"), "{c:?}");
+        assert_eq!(unconverted.len(), 1);
+        assert!(
+            unconverted[0].starts_with("product_interest: "),
+            "{unconverted:?}"
+        );
+        let notes = c["Notes"].as_str().expect("notes");
+        assert!(notes.contains("product_interest: CRM, BPM"), "{notes}");
     }
 
     #[test]

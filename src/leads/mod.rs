@@ -365,12 +365,23 @@ impl LeadIntegration {
             .as_i64()
             .and_then(DateTime::<Utc>::from_timestamp_millis)
             .unwrap_or_else(|| ctx.clock.now());
+        let (columns, unconverted) = mapping::columns(mapping, &values);
+        for problem in unconverted {
+            // The raw value is in the not-mapped text; the log says which column refused it.
+            let message = format!("response {response_id}: {problem}");
+            tracing::info!(integration = %self.name, "{message}");
+            let (name, at) = (self.name.clone(), ctx.clock.now());
+            ctx.store
+                .call(move |s| s.log_lead_event(&name, "value-not-converted", &message, None, at))
+                .await
+                .map_err(store_failed)?;
+        }
         let lead = LinkedInLead {
             integration: self.name.clone(),
             form: form_id,
             linkedin_lead_id: response_id.to_owned(),
             submitted_at,
-            columns: mapping::columns(mapping, &values),
+            columns,
             name: person.name,
             emails: person.emails,
             phones: person.phones,

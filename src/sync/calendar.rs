@@ -933,13 +933,16 @@ impl CalendarSyncConnector {
     }
 }
 
+/// An activity changed here since it was last exported, and when it changed.
+type LocalChange = (Activity, Option<DateTime<Utc>>);
+
 /// What this side knows of the item at `href`: whether it is linked, and, when its activity
-/// changed here since it was last exported (a conflict), the activity and when it changed.
+/// changed here since it was last exported (a conflict), that change.
 fn local_side(
     s: &Store,
     origin: &str,
     href: &str,
-) -> Result<(bool, Option<(Activity, Option<DateTime<Utc>>)>), StoreError> {
+) -> Result<(bool, Option<LocalChange>), StoreError> {
     let Some(link) = s.sync_record_by_remote(origin, RecordKind::Activity, href)? else {
         return Ok((false, None));
     };

@@ -7,6 +7,7 @@
 
 mod chat;
 mod identity;
+pub mod lead_columns;
 mod leads;
 mod mail;
 mod meeting;
