@@ -295,34 +295,9 @@ impl Store {
         items: &[RemoteActivity<'_>],
         at: DateTime<Utc>,
     ) -> Result<Vec<Result<Activity, String>>, StoreError> {
-        let result = self.record_tx(|tx, path| {
-            let db = |e| db_error(path, e);
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                tx.execute_batch("SAVEPOINT import_activity").map_err(db)?;
-                match import_activity_in_tx(tx, path, item, at) {
-                    Ok(activity) => {
-                        tx.execute_batch("RELEASE import_activity").map_err(db)?;
-                        out.push(Ok(activity));
-                    }
-                    Err(RecordError::Store(e)) => return Err(RecordError::Store(e)),
-                    Err(refused) => {
-                        tx.execute_batch("ROLLBACK TO import_activity; RELEASE import_activity")
-                            .map_err(db)?;
-                        out.push(Err(refused.to_string()));
-                    }
-                }
-            }
-            Ok(out)
-        });
-        match result {
-            Ok(out) => Ok(out),
-            Err(RecordError::Store(e)) => Err(e),
-            Err(other) => Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("a batch import failed outside its items: {other}"),
-            }),
-        }
+        self.record_batch_tx(items, |tx, path, item| {
+            import_activity_in_tx(tx, path, item, at)
+        })
     }
 
     /// Records the iCalendar UID an activity was exported under (sync metadata: no journal

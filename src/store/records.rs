@@ -1212,6 +1212,45 @@ impl Store {
         tx.commit().map_err(|e| db_error(&path, e))?;
         Ok(value)
     }
+
+    /// `import` for each of `items` in ONE transaction (a sync's multiget answer: one commit
+    /// instead of one per item). Each item is its own savepoint, so an item the store refuses
+    /// is rolled back alone and answered `Err(reason)`, in `items`' order; a store failure
+    /// fails the whole batch, which is then not written at all.
+    pub(super) fn record_batch_tx<I, T>(
+        &mut self,
+        items: &[I],
+        import: impl Fn(&rusqlite::Transaction<'_>, &std::path::Path, &I) -> Result<T, RecordError>,
+    ) -> Result<Vec<Result<T, String>>, StoreError> {
+        let result = self.record_tx(|tx, path| {
+            let db = |e| db_error(path, e);
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                tx.execute_batch("SAVEPOINT batch_item").map_err(db)?;
+                match import(tx, path, item) {
+                    Ok(value) => {
+                        tx.execute_batch("RELEASE batch_item").map_err(db)?;
+                        out.push(Ok(value));
+                    }
+                    Err(RecordError::Store(e)) => return Err(RecordError::Store(e)),
+                    Err(refused) => {
+                        tx.execute_batch("ROLLBACK TO batch_item; RELEASE batch_item")
+                            .map_err(db)?;
+                        out.push(Err(refused.to_string()));
+                    }
+                }
+            }
+            Ok(out)
+        });
+        match result {
+            Ok(out) => Ok(out),
+            Err(RecordError::Store(e)) => Err(e),
+            Err(other) => Err(StoreError::Corrupt {
+                path: self.path.clone(),
+                detail: format!("a batch import failed outside its items: {other}"),
+            }),
+        }
+    }
 }
 
 // ---- SQL of the API writes and reads --------------------------------------------------------

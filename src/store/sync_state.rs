@@ -312,34 +312,7 @@ impl Store {
         items: &[RemoteContact<'_>],
         at: DateTime<Utc>,
     ) -> Result<Vec<Result<Contact, String>>, StoreError> {
-        let result = self.record_tx(|tx, path| {
-            let db = |e| db_error(path, e);
-            let mut out = Vec::with_capacity(items.len());
-            for item in items {
-                tx.execute_batch("SAVEPOINT import_item").map_err(db)?;
-                match import_in_tx(tx, path, item, at) {
-                    Ok(contact) => {
-                        tx.execute_batch("RELEASE import_item").map_err(db)?;
-                        out.push(Ok(contact));
-                    }
-                    Err(RecordError::Store(e)) => return Err(RecordError::Store(e)),
-                    Err(refused) => {
-                        tx.execute_batch("ROLLBACK TO import_item; RELEASE import_item")
-                            .map_err(db)?;
-                        out.push(Err(refused.to_string()));
-                    }
-                }
-            }
-            Ok(out)
-        });
-        match result {
-            Ok(out) => Ok(out),
-            Err(RecordError::Store(e)) => Err(e),
-            Err(other) => Err(StoreError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("a batch import failed outside its items: {other}"),
-            }),
-        }
+        self.record_batch_tx(items, |tx, path, item| import_in_tx(tx, path, item, at))
     }
 
     /// Whether contact `id` changed after journal position `after` by anyone but `origin`
