@@ -560,13 +560,34 @@ impl DavClient {
         collection: &Url,
         hrefs: &[String],
     ) -> Result<Vec<Item>, DavError> {
-        let mut body = String::from(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<card:addressbook-multiget xmlns:d=\"DAV:\" xmlns:card=\"urn:ietf:params:xml:ns:carddav\"><d:prop><d:getetag/><card:address-data/></d:prop>",
+        self.multiget_report(
+            collection,
+            hrefs,
+            "card:addressbook-multiget",
+            "xmlns:d=\"DAV:\" xmlns:card=\"urn:ietf:params:xml:ns:carddav\"",
+            "card:address-data",
+        )
+        .await
+    }
+
+    /// A multiget REPORT of `hrefs`: `report` is the root element (prefixed, its namespaces
+    /// declared by `namespaces`), `data` the property holding each item's text. Items answered
+    /// without that property (gone, or not readable) are left out.
+    pub(super) async fn multiget_report<'a>(
+        &self,
+        collection: &Url,
+        hrefs: &[String],
+        report: &'a str,
+        namespaces: &str,
+        data: &'a str,
+    ) -> Result<Vec<Item>, DavError> {
+        let mut body = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<{report} {namespaces}><d:prop><d:getetag/><{data}/></d:prop>"
         );
         for href in hrefs {
             body.push_str(&format!("<d:href>{}</d:href>", xml_escape(href)));
         }
-        body.push_str("</card:addressbook-multiget>");
+        body.push_str(&format!("</{report}>"));
         let (_, status, _, text) = self
             .send(
                 "REPORT",
@@ -578,22 +599,26 @@ impl DavClient {
                 Some(&body),
             )
             .await?;
+        // Names without their prefix: the error message's, and the parser's (it keeps local names).
+        let local = |qualified: &'a str| qualified.rsplit(':').next().unwrap_or(qualified);
         if status.as_u16() != 207 {
             return Err(DavError::Other(format!(
-                "REPORT addressbook-multiget {collection}: {status}"
+                "REPORT {} {collection}: {status}",
+                local(report)
             )));
         }
+        let data = local(data);
         let ms = parse_multistatus(&text).map_err(DavError::Other)?;
         Ok(ms
             .responses
             .into_iter()
             .filter_map(|r| {
-                let data = r.prop("address-data")?.text.clone();
+                let text = r.prop(data)?.text.clone();
                 let etag = r.prop("getetag").and_then(|p| non_empty(&p.text));
                 Some(Item {
                     href: r.href,
                     etag,
-                    data,
+                    data: text,
                 })
             })
             .collect())

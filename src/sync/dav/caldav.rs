@@ -10,9 +10,7 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 use url::Url;
 
-use super::{
-    DavClient, DavError, Item, Multistatus, Written, join, non_empty, parse_multistatus, xml_escape,
-};
+use super::{DavClient, DavError, Item, Multistatus, Written, join, non_empty, parse_multistatus};
 
 /// A calendar collection.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,43 +213,14 @@ impl DavClient {
         collection: &Url,
         hrefs: &[String],
     ) -> Result<Vec<Item>, DavError> {
-        let mut body = format!(
-            "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<cal:calendar-multiget {NS}><d:prop><d:getetag/><cal:calendar-data/></d:prop>"
-        );
-        for href in hrefs {
-            body.push_str(&format!("<d:href>{}</d:href>", xml_escape(href)));
-        }
-        body.push_str("</cal:calendar-multiget>");
-        let (_, status, _, text) = self
-            .send(
-                "REPORT",
-                collection,
-                &[
-                    ("depth", "1"),
-                    ("content-type", "application/xml; charset=utf-8"),
-                ],
-                Some(&body),
-            )
-            .await?;
-        if status.as_u16() != 207 {
-            return Err(DavError::Other(format!(
-                "REPORT calendar-multiget {collection}: {status}"
-            )));
-        }
-        let ms = parse_multistatus(&text).map_err(DavError::Other)?;
-        Ok(ms
-            .responses
-            .into_iter()
-            .filter_map(|r| {
-                let data = r.prop("calendar-data")?.text.clone();
-                let etag = r.prop("getetag").and_then(|p| non_empty(&p.text));
-                Some(Item {
-                    href: r.href,
-                    etag,
-                    data,
-                })
-            })
-            .collect())
+        self.multiget_report(
+            collection,
+            hrefs,
+            "cal:calendar-multiget",
+            NS,
+            "cal:calendar-data",
+        )
+        .await
     }
 
     /// PUTs an iCalendar object: a create (`If-None-Match: *`) when `if_match` is `None`,
