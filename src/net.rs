@@ -16,6 +16,17 @@ pub fn http_client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
 }
 
+/// The delay an HTTP answer asks for in `Retry-After`, in its delay-seconds form (the form the
+/// providers we call send), if any.
+pub fn retry_after(response: &reqwest::Response) -> Option<std::time::Duration> {
+    response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(std::time::Duration::from_secs)
+}
+
 /// A client with default settings.
 pub fn http_client() -> reqwest::Client {
     http_client_builder()

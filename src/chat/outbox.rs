@@ -43,15 +43,8 @@ pub struct Failure {
     pub after: Option<Duration>,
 }
 
-/// The delay a receiver asked for in `Retry-After` (the delay-seconds form), if any.
-pub fn retry_after(response: &reqwest::Response) -> Option<Duration> {
-    response
-        .headers()
-        .get(reqwest::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok())
-        .map(Duration::from_secs)
-}
+/// The delay a receiver asked for in `Retry-After`, if any.
+pub use crate::net::retry_after;
 
 /// Whether an HTTP answer is worth retrying: 5xx, 429 and 408.
 pub fn retryable(status: reqwest::StatusCode) -> bool {

@@ -505,12 +505,7 @@ impl Client {
                 attempt -= 1;
                 None
             } else if status.as_u16() == 429 && attempt < ATTEMPTS {
-                let after = response
-                    .headers()
-                    .get(reqwest::header::RETRY_AFTER)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.trim().parse::<u64>().ok())
-                    .map_or(Duration::from_secs(1), Duration::from_secs);
+                let after = crate::net::retry_after(&response).unwrap_or(Duration::from_secs(1));
                 if after > MAX_RETRY_AFTER {
                     return Err(error_of(status.as_u16(), what, response).await);
                 }

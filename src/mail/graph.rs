@@ -296,12 +296,7 @@ impl<'a> GraphClient<'a> {
             if response.status() != StatusCode::TOO_MANY_REQUESTS {
                 return Ok(response);
             }
-            let seconds = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(10);
+            let seconds = crate::net::retry_after(&response).map_or(10, |d| d.as_secs());
             throttled += 1;
             if throttled > MAX_THROTTLED || Duration::from_secs(seconds) > MAX_RETRY_AFTER {
                 return Err(GraphError::Throttled {

@@ -234,11 +234,7 @@ impl<'a> Bot<'a> {
                 after: None,
             })?;
         let status = response.status();
-        let header_after = response
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let header_after = crate::net::retry_after(&response).map(|d| d.as_secs());
         let answer: Answer<T> = response.json().await.map_err(|e| CallError {
             message: format!(
                 "{method} answered {status} with a body that is not the Bot API's: {}",
