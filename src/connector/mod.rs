@@ -56,6 +56,15 @@ pub enum ConnectorError {
     /// its checkpoint and is not counted as a failure.
     #[error("interrupted")]
     Cancelled,
+    /// The provider asked to be left alone (HTTP 429 with `Retry-After`): the scheduler runs
+    /// the object again after `retry_after`, not sooner (connectors never sleep it out).
+    #[error("{message} (throttled: retried in {}s)", retry_after.as_secs())]
+    Throttled {
+        /// What was throttled.
+        message: String,
+        /// How long the provider asked to wait.
+        retry_after: std::time::Duration,
+    },
 }
 
 /// Everything a run may use.

@@ -164,7 +164,11 @@ pub fn sync_once_with(
                 report.items_in, report.items_out
             ))
         }
-        Err(ConnectorError::Failed(error)) => {
+        Err(failure @ (ConnectorError::Failed(_) | ConnectorError::Throttled { .. })) => {
+            let error = match failure {
+                ConnectorError::Failed(error) => error,
+                other => other.to_string(),
+            };
             let outcome = SyncOutcome::Failure {
                 error: error.clone(),
             };

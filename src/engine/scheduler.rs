@@ -166,6 +166,8 @@ impl Scheduler {
 enum Ran {
     Ok,
     Failed,
+    /// Failed with the provider's `Retry-After`: the next try waits exactly that long.
+    Throttled(Duration),
     Cancelled,
 }
 
@@ -199,6 +201,14 @@ impl Runner {
                 Ran::Ok => {
                     failures = 0;
                     due = self.job.trigger.next(&self.clock);
+                }
+                Ran::Throttled(wait) => {
+                    // The provider said when: neither sooner (another 429) nor the
+                    // exponential backoff's later guess. A manual-only object waits too.
+                    failures = failures.saturating_add(1);
+                    due = Some(
+                        self.clock.now() + chrono::Duration::from_std(wait).unwrap_or_default(),
+                    );
                 }
                 Ran::Failed => {
                     failures = failures.saturating_add(1);
@@ -280,15 +290,23 @@ impl Runner {
                         .await,
                 )
             }
-            Err(ConnectorError::Failed(error)) => {
+            Err(failure @ (ConnectorError::Failed(_) | ConnectorError::Throttled { .. })) => {
                 self.metrics
                     .sync_runs_total
                     .with_label_values(&[kind, &name, "failure"])
                     .inc();
+                let ran = match &failure {
+                    ConnectorError::Throttled { retry_after, .. } => Ran::Throttled(*retry_after),
+                    _ => Ran::Failed,
+                };
+                let error = match failure {
+                    ConnectorError::Failed(error) => error,
+                    other => other.to_string(),
+                };
                 tracing::warn!(object = %id, error = %error, "sync failed");
                 let outcome = SyncOutcome::Failure { error };
                 (
-                    Ran::Failed,
+                    ran,
                     self.store
                         .call(move |s| s.record_sync_result(&k, &n, &outcome, at))
                         .await,
@@ -563,6 +581,37 @@ mod tests {
             (status[0].state, status[0].runs_failed),
             (ObjectState::Ready, 1)
         );
+        rig.stop().await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_throttled_run_is_retried_after_the_providers_retry_after_not_sooner() {
+        let mut rig = rig().await;
+        let fake = Fake::new(
+            Duration::ZERO,
+            vec![Err(ConnectorError::Throttled {
+                message: "People API: 429".into(),
+                retry_after: Duration::from_secs(120),
+            })],
+        );
+        let wake = rig.schedule(&fake, Trigger::Interval(Duration::from_secs(30)));
+        wake.notify_one();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(fake.runs(), 1);
+        let status = rig.store.call(|s| s.statuses()).await.expect("statuses");
+        assert!(
+            status[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("throttled: retried in 120s")),
+            "{:?}",
+            status[0].last_error
+        );
+        // Neither the 30 s interval nor the 10 s backoff: the provider's 120 s.
+        tokio::time::sleep(Duration::from_secs(110)).await;
+        assert_eq!(fake.runs(), 1, "no retry before Retry-After");
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        assert_eq!(fake.runs(), 2, "retried once Retry-After passed");
         rig.stop().await;
     }
 

@@ -9,6 +9,8 @@
 //! - `ical.rs`: iCalendar VEVENT / VTODO to and from the store's activity fields, patching only
 //!   the modelled properties.
 //! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`.
+//! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
+//!   implements under the one engine.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
@@ -19,6 +21,7 @@ pub mod calendar;
 pub mod contacts;
 pub mod dav;
 pub mod ical;
+pub mod remote;
 pub mod report;
 pub mod vcard;
 
