@@ -186,7 +186,20 @@ pub struct GoogleSettings {
     /// Use a shared application instead of the company's own (`UseSharedGoogleApp`).
     #[serde(default)]
     pub use_shared_app: bool,
+    /// The authorization (consent) endpoint; absent = Google's
+    /// (`https://accounts.google.com/o/oauth2/v2/auth`). Set it for a proxy or a test's fake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_url: Option<HttpUrl>,
+    /// The token endpoint; absent = Google's (`https://oauth2.googleapis.com/token`). Set it
+    /// for a proxy or a test's fake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<HttpUrl>,
 }
+
+/// Google's authorization (consent) endpoint, when `Settings.google.authUrl` is absent.
+pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+/// Google's token endpoint, when `Settings.google.tokenUrl` is absent.
+pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 
 /// Microsoft Entra ID application settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
