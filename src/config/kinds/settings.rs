@@ -32,8 +32,9 @@ pub struct SettingsSpec {
     #[serde(default)]
     pub mail: MailSettings,
     /// Google application used for Gmail, Contacts and Calendar.
+    // Boxed: its endpoint overrides would make every `Spec` as large as a Settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub google: Option<GoogleSettings>,
+    pub google: Option<Box<GoogleSettings>>,
     /// Microsoft Entra ID application used for Microsoft 365.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub microsoft: Option<MicrosoftSettings>,
