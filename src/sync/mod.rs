@@ -12,6 +12,8 @@
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
+//! - `tokens.rs`: the bearer tokens of the Google and Microsoft 365 clients (a GoogleAccount's
+//!   grant, a microsoft365 Mailbox's), Google's API bases, and a GoogleAccount's consent target.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time
@@ -24,6 +26,7 @@ pub mod dav;
 pub mod ical;
 pub mod remote;
 pub mod report;
+pub mod tokens;
 pub mod vcard;
 
 pub use calendar::{CalendarSyncConnector, CalendarSyncConnectors};
