@@ -51,6 +51,9 @@ pub struct ObjectPlan {
     pub action: Action,
     /// The changed fields: every field for a create or delete, the differing ones for an update.
     pub changes: Vec<FieldChange>,
+    /// What else goes with the change, in words (the caller adds them from the store: a removed
+    /// LinkedInAccount's stored token is deleted).
+    pub notes: Vec<String>,
 }
 
 /// Every object that would change; unchanged objects are not listed.
@@ -126,6 +129,7 @@ pub fn diff(desired: &ConfigSet, applied: &[AppliedObject], with_chats: &BTreeSe
             name: key.2,
             action,
             changes,
+            notes: Vec::new(),
         });
     }
     plan

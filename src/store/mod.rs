@@ -42,6 +42,7 @@ use std::time::Duration;
 
 pub mod activities;
 pub mod chat;
+pub mod grants;
 pub mod handle;
 pub mod leads;
 pub mod records;
@@ -140,6 +141,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0014_lead_backfills",
         sql: include_str!("migrations/0014_lead_backfills.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    Migration {
+        name: "0015_grant_refusals",
+        sql: include_str!("migrations/0015_grant_refusals.sql"),
         rebuilds_tables: false,
         then: None,
     },
@@ -1268,13 +1275,15 @@ fn upsert_object(
     )
 }
 
-/// Deletes the object and its status (explicitly, not relying on the cascade).
-/// Returns the number of objects deleted (0 or 1).
+/// Deletes the object and its status (explicitly, not relying on the cascade), and what the
+/// store kept for it beside: its grant's refusal mark (any kind) and a LinkedInAccount's
+/// sealed tokens. Returns the number of objects deleted (0 or 1).
 fn delete_object(conn: &Connection, kind: &str, name: &str) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM object_status WHERE kind = ?1 AND name = ?2",
         params![kind, name],
     )?;
+    grants::forget_object(conn, kind, name)?;
     conn.execute(
         "DELETE FROM objects WHERE kind = ?1 AND name = ?2",
         params![kind, name],
