@@ -79,8 +79,8 @@ use sha2::Sha256;
 use switchboard::config::kinds::{
     ChannelProvider, ChatChannelSpec, ColumnMapping, LeadIntegrationSpec, SettingsSpec,
 };
-use switchboard::config::{ConfigSet, Kind};
 use switchboard::config::types::Secret;
+use switchboard::config::{ConfigSet, Kind};
 use switchboard::connector::resolve_secrets;
 use tokio::net::TcpListener;
 
@@ -302,7 +302,10 @@ async fn main() -> anyhow::Result<()> {
         println!("{name:>18}  {url:<40} {what}");
         out.push_str(&format!("{name} {field} {url}\n"));
     }
-    println!("{:>18}  {base:<40} plays the customers and members", "control");
+    println!(
+        "{:>18}  {base:<40} plays the customers and members",
+        "control"
+    );
     out.push_str(&format!("- control {base}\n"));
     let tmp = args.out.with_extension("tmp");
     std::fs::write(&tmp, out).with_context(|| format!("writing {}", tmp.display()))?;
@@ -610,7 +613,11 @@ async fn lead_accounts(set: &ConfigSet) -> anyhow::Result<Vec<(String, Arc<LeadA
         .resolve(settings.origin.dir())
         .context("Settings.linkedin.clientSecret")?;
     let mut tokens = Vec::new();
-    for account in set.objects.iter().filter(|o| o.kind() == Kind::LinkedInAccount) {
+    for account in set
+        .objects
+        .iter()
+        .filter(|o| o.kind() == Kind::LinkedInAccount)
+    {
         let secrets = resolve_secrets(account)
             .with_context(|| format!("the secrets of LinkedInAccount/{}", account.name))?;
         tokens.extend(secrets.get("/refreshToken").map(|t| t.expose().to_owned()));
@@ -621,7 +628,10 @@ async fn lead_accounts(set: &ConfigSet) -> anyhow::Result<Vec<(String, Arc<LeadA
     for (object, spec) in integrations {
         let mut forms = BTreeMap::new();
         for form in &spec.forms {
-            let mapping = form.custom_mapping.as_ref().unwrap_or(&spec.default_mapping);
+            let mapping = form
+                .custom_mapping
+                .as_ref()
+                .unwrap_or(&spec.default_mapping);
             let questions = questions(mapping);
             let listed: Vec<(u32, &str, Option<&str>)> = questions
                 .iter()
@@ -654,7 +664,8 @@ fn is_profile_field(name: &str) -> bool {
 fn questions(mapping: &[ColumnMapping]) -> Vec<(u32, String)> {
     let mut names: Vec<String> = Vec::new();
     for field in mapping.iter().filter_map(|m| m.field.as_deref()) {
-        if !matches!(field, "marketing_consent" | "utm_campaign") && !names.iter().any(|n| n == field)
+        if !matches!(field, "marketing_consent" | "utm_campaign")
+            && !names.iter().any(|n| n == field)
         {
             names.push(field.to_owned());
         }
@@ -674,7 +685,10 @@ fn lead_account(control: &Control, name: &str) -> Result<Arc<LeadAccount>, Respo
 
 /// What LinkedIn's notification came to, as the member's side sees it.
 async fn notified(account: &LeadAccount, response: &str, form: &str) -> Response {
-    let answers = account.fake.notify(&account.ad_account, response, form).await;
+    let answers = account
+        .fake
+        .notify(&account.ad_account, response, form)
+        .await;
     if answers.is_empty() {
         return text(
             StatusCode::CONFLICT,
