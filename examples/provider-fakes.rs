@@ -673,14 +673,18 @@ fn questions(mapping: &[ColumnMapping]) -> Vec<(u32, String)> {
     (1..).zip(names).collect()
 }
 
-fn lead_account(control: &Control, name: &str) -> Result<Arc<LeadAccount>, Response> {
+fn lead_account(control: &Control, name: &str) -> Option<Arc<LeadAccount>> {
     match control.channels.get(name) {
-        Some(Fake::LinkedIn(account)) => Ok(Arc::clone(account)),
-        _ => Err(text(
-            StatusCode::NOT_FOUND,
-            format!("{name} is no LeadIntegration of the config"),
-        )),
+        Some(Fake::LinkedIn(account)) => Some(Arc::clone(account)),
+        _ => None,
     }
+}
+
+fn no_lead_account(name: &str) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{name} is no LeadIntegration of the config"),
+    )
 }
 
 /// What LinkedIn's notification came to, as the member's side sees it.
@@ -729,9 +733,8 @@ async fn lead_form(
     Path(channel): Path<String>,
     body: Bytes,
 ) -> Response {
-    let account = match lead_account(&control, &channel) {
-        Ok(a) => a,
-        Err(r) => return r,
+    let Some(account) = lead_account(&control, &channel) else {
+        return no_lead_account(&channel);
     };
     let fields = form(&body);
     let Some(form_id) = fields.get("form") else {
@@ -767,9 +770,8 @@ async fn renotify(
     Path(channel): Path<String>,
     body: Bytes,
 ) -> Response {
-    let account = match lead_account(&control, &channel) {
-        Ok(a) => a,
-        Err(r) => return r,
+    let Some(account) = lead_account(&control, &channel) else {
+        return no_lead_account(&channel);
     };
     let fields = form(&body);
     let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
@@ -778,9 +780,8 @@ async fn renotify(
 
 /// The webhook subscribed for the integration's ad account.
 async fn subscription(State(control): State<Control>, Path(channel): Path<String>) -> Response {
-    let account = match lead_account(&control, &channel) {
-        Ok(a) => a,
-        Err(r) => return r,
+    let Some(account) = lead_account(&control, &channel) else {
+        return no_lead_account(&channel);
     };
     match account.fake.subscriptions(&account.ad_account).first() {
         Some(url) => text(StatusCode::OK, url.clone()),

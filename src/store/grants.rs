@@ -25,7 +25,8 @@ pub struct GrantRefusal {
 impl Store {
     /// Every refused grant, by kind and name.
     pub fn grant_refusals(&self) -> Result<Vec<GrantRefusal>, StoreError> {
-        let read = || -> rusqlite::Result<Vec<(String, String, String, String, String)>> {
+        type Row = (String, String, String, String, String);
+        let read = || -> rusqlite::Result<Vec<Row>> {
             let mut stmt = self.conn.prepare(
                 "SELECT kind, name, fingerprint, reason, refused_at FROM grant_refusals
                   ORDER BY kind, name",

@@ -513,6 +513,23 @@ impl Store {
     }
 }
 
+/// The key a LinkedInAccount's tokens are sealed and stored under in `mail_oauth_tokens`
+/// (beside the mailboxes' grants, whose keys are bare names).
+pub fn account_grant_key(account: &str) -> String {
+    format!("LinkedInAccount/{account}")
+}
+
+/// LinkedInAccount `name` left the config: its sealed tokens (a consent's refresh token, the
+/// last access token) are deleted in the apply's transaction, so a later account of the same
+/// name starts without them.
+pub(super) fn forget_account(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<()> {
+    conn.execute(
+        "DELETE FROM mail_oauth_tokens WHERE mailbox = ?1",
+        params![account_grant_key(name)],
+    )
+    .map(|_| ())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -652,21 +669,4 @@ mod tests {
         );
         assert_eq!(log[1].event, "backfill-requested");
     }
-}
-
-/// The key a LinkedInAccount's tokens are sealed and stored under in `mail_oauth_tokens`
-/// (beside the mailboxes' grants, whose keys are bare names).
-pub fn account_grant_key(account: &str) -> String {
-    format!("LinkedInAccount/{account}")
-}
-
-/// LinkedInAccount `name` left the config: its sealed tokens (a consent's refresh token, the
-/// last access token) are deleted in the apply's transaction, so a later account of the same
-/// name starts without them.
-pub(super) fn forget_account(conn: &rusqlite::Connection, name: &str) -> rusqlite::Result<()> {
-    conn.execute(
-        "DELETE FROM mail_oauth_tokens WHERE mailbox = ?1",
-        params![account_grant_key(name)],
-    )
-    .map(|_| ())
 }
