@@ -327,11 +327,23 @@ impl CalendarSyncConnector {
             .ok_or_else(|| format!("{} is not a CalendarSync", object.id()))?;
         let origin = format!("CalendarSync/{}", object.name);
         let (remote, owner) = remote_for(spec, set, &origin)?;
+        CalendarSyncConnector::with_remote(object, remote, &owner)
+    }
+
+    /// The connector of `object` over `remote`, for the account's `User` `owner` (what
+    /// [`CalendarSyncConnector::new`] builds from [`remote_for`]; a test hands in a fake).
+    pub fn with_remote(
+        object: &Object,
+        remote: Box<dyn CalendarRemote>,
+        owner: &str,
+    ) -> Result<CalendarSyncConnector, String> {
+        let spec = CalendarSyncSpec::from_spec(&object.spec)
+            .ok_or_else(|| format!("{} is not a CalendarSync", object.id()))?;
         Ok(CalendarSyncConnector {
-            origin,
+            origin: format!("CalendarSync/{}", object.name),
             recorder: RunRecorder::new("CalendarSync", &object.name),
             spec: spec.clone(),
-            owner,
+            owner: owner.to_owned(),
             remote,
         })
     }
