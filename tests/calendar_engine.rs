@@ -38,7 +38,7 @@ struct World {
     changed: BTreeMap<String, Vec<String>>,
     /// How many complete listings were handed out (the token is `t{n}`).
     tokens: u32,
-    /// The next token listing answers `TokenExpired`.
+    /// The next listing from a token or a page cursor answers `TokenExpired`.
     expire: bool,
     /// The listing of the page at this offset answers 429 once.
     throttle_at: Option<usize>,
@@ -72,7 +72,7 @@ impl Fake {
             Cursor::Page(p) => format!("page:{p}"),
         });
         let offset = match cursor {
-            Cursor::Token(_) if std::mem::take(&mut w.expire) => {
+            Cursor::Token(_) | Cursor::Page(_) if std::mem::take(&mut w.expire) => {
                 return Err(RemoteError::TokenExpired);
             }
             Cursor::Token(_) => {
@@ -514,6 +514,31 @@ async fn whole_items_are_imported_without_a_read_and_writes_carry_uid_target_and
     // nothing changed: nothing written, nothing read
     assert_eq!(rig.sync().await, SyncReport::default());
     assert_eq!(rig.with_world(|w| w.writes.len()), 2);
+}
+
+#[tokio::test]
+async fn an_expired_page_cursor_lists_again_from_the_start_and_completes_in_the_run() {
+    // REQ: CS-04 (an interrupted listing whose cursor expired is taken again whole, no duplicates)
+    let rig = rig(TWO_WAY);
+    rig.events(5);
+    rig.with_world(|w| w.throttle_at = Some(2));
+    rig.try_sync().await.expect_err("throttled");
+    rig.cursors();
+    rig.with_world(|w| {
+        w.expire = true;
+        w.items.get_mut("cal").expect("cal").remove("cal/e0");
+    });
+
+    rig.sync().await;
+    assert_eq!(
+        rig.cursors(),
+        ["page:p2", "start", "page:p2", "start"],
+        "the calendar's stale page, its listing again, then the task folder"
+    );
+    assert_eq!(rig.checkpoint("page cal").await, None);
+    assert_eq!(rig.activities().await.len(), 5, "no duplicates");
+    // the listing from the start was read whole in this run: what it lacks is gone there
+    assert_eq!(rig.linked().await, ["cal/e1", "cal/e2", "cal/e3", "cal/e4"]);
 }
 
 #[test]

@@ -445,6 +445,14 @@ impl CalendarSyncConnector {
             let page = match self.remote.list(ctx, folder, at.cursor()).await {
                 Err(RemoteError::TokenExpired) if !matches!(at, At::Start) => {
                     tracing::warn!(sync = %self.origin, collection = %folder.id, "the server refused the sync token; listing the calendar again");
+                    if matches!(at, At::Page(_)) {
+                        let (origin, scope, now) =
+                            (self.origin.clone(), page_scope.clone(), ctx.clock.now());
+                        ctx.store
+                            .call(move |s| s.set_sync_checkpoint(&origin, &scope, None, now))
+                            .await
+                            .map_err(store_err)?;
+                    }
                     (at, resumed, full) = (At::Start, false, true);
                     listed.clear();
                     continue;

@@ -27,10 +27,11 @@ use url::Url;
 
 use crate::config::ConfigSet;
 use crate::config::Kind;
-use crate::config::kinds::{CalendarSyncSpec, DavAccountSpec, UserSpec};
+use crate::config::kinds::{CalendarSyncSpec, DavAccountSpec};
 use crate::config::types::AllOrList;
 use crate::connector::SyncContext;
 use crate::store::StoreError;
+use crate::sync::company::Company;
 use crate::sync::ical::{self, Fields, ItemKind};
 use crate::sync::remote::{
     CalendarRemote, Cursor, Folder, Listed, Next, Notify, Page, RemoteError, RemoteFuture,
@@ -43,38 +44,6 @@ use super::{DavClient, DavError, Item, SyncDelta, join};
 /// The `listing URL` checkpoint of a calendar listed by PROPFIND and ETags (its server has no
 /// `sync-collection`); absent: listed by `sync-collection`.
 const LISTING_PROPFIND: &str = "propfind";
-
-/// The company's addresses and mail domains: who [`Notify::External`] leaves unscheduled.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Company {
-    addresses: Vec<String>,
-    domains: Vec<String>,
-}
-
-impl Company {
-    /// The `User`s of `set`: their addresses and those addresses' domains.
-    pub fn of(set: &ConfigSet) -> Company {
-        let addresses: Vec<String> = set
-            .specs::<UserSpec>()
-            .map(|(_, u)| u.email.to_string().to_lowercase())
-            .collect();
-        let mut domains: Vec<String> = addresses
-            .iter()
-            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_owned()))
-            .collect();
-        domains.sort();
-        domains.dedup();
-        Company { addresses, domains }
-    }
-
-    /// Whether `address` is the company's.
-    pub fn holds(&self, address: &str) -> bool {
-        self.addresses.iter().any(|a| a == address)
-            || address
-                .rsplit_once('@')
-                .is_some_and(|(_, d)| self.domains.iter().any(|c| c == d))
-    }
-}
 
 /// The CalDAV remote of one `CalendarSync`.
 pub struct CalDavRemote {
@@ -209,7 +178,7 @@ impl CalDavRemote {
         match notify {
             Notify::None => true,
             Notify::All => false,
-            Notify::External => self.company.holds(address),
+            Notify::External => self.company.is_internal(address),
         }
     }
 
@@ -558,16 +527,5 @@ mod tests {
             ]
         );
         assert_eq!(folders[0].0.name, "/u/work/");
-    }
-
-    #[test]
-    fn the_company_is_its_users_addresses_and_their_domains() {
-        let company = Company {
-            addresses: vec!["owner@example.com".into(), "x@other.org".into()],
-            domains: vec!["example.com".into(), "other.org".into()],
-        };
-        assert!(company.holds("colleague@example.com"));
-        assert!(company.holds("x@other.org"));
-        assert!(!company.holds("guest@elsewhere.net"));
     }
 }
