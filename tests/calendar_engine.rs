@@ -549,7 +549,8 @@ fn google_and_microsoft_365_accounts_stay_pending_with_their_reason() {
     std::fs::write(dir.path().join("secret.txt"), "x").expect("secret");
     std::fs::write(
         dir.path().join("cal.yaml"),
-        "apiVersion: switchboard/v1\nkind: User\nmetadata: {name: owner}\nspec: {displayName: Owner, email: owner@example.com}\n---\n\
+        "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {name: default}\nspec:\n  siteUrl: https://sb.example.test\n  google: {clientId: sb-test, clientSecret: {file: secret.txt}}\n---\n\
+         apiVersion: switchboard/v1\nkind: User\nmetadata: {name: owner}\nspec: {displayName: Owner, email: owner@example.com}\n---\n\
          apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {name: m365}\nspec:\n  type: microsoft365\n  title: M365\n  domains: [corp.example]\n---\n\
          apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {name: work}\nspec:\n  address: a@corp.example\n  owner: owner\n  password: {file: secret.txt}\n---\n\
          apiVersion: switchboard/v1\nkind: GoogleAccount\nmetadata: {name: gmail}\nspec:\n  user: owner\n  email: owner@gmail.example\n  refreshToken: {file: secret.txt}\n---\n\
