@@ -11,6 +11,8 @@
 //! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`.
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
+//! - `graph/`: Microsoft Graph (a Mailbox on `microsoft365`): the shared client (`mod.rs`:
+//!   base URL, bearer and refresh, throttling, delta links, errors) and the contacts remote.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
@@ -20,6 +22,7 @@
 pub mod calendar;
 pub mod contacts;
 pub mod dav;
+pub mod graph;
 pub mod ical;
 pub mod remote;
 pub mod report;
