@@ -20,6 +20,10 @@
 //!
 //! Statuses a caller decides on (`404`, `412` on a conditional write) come back as an
 //! [`Answer`] from [`Graph::call`].
+//!
+//! `contacts.rs` is the contacts remote (`GraphContactsRemote`).
+
+pub mod contacts;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
