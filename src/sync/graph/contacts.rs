@@ -11,7 +11,10 @@
 //!   `@odata.deltaLink` the token of the next run. `@removed` entries are the removals. A round
 //!   begun without a token is a full listing; its page cursors carry a `full ` prefix so a round
 //!   resumed after a stop still says so.
-//! - Items: the contact's JSON is kept as [`RemoteItem::data`]; its version is `@odata.etag`
+//! - Items: an item's id is `{folder id}:{Graph id}` (`:` is not in Graph's base64 ids), so
+//!   the engine knows which folder a linked item was in ([`ContactRemote::holds`]) when a full
+//!   listing of that folder no longer lists it. The contact's JSON is kept as
+//!   [`RemoteItem::data`]; its version is `@odata.etag`
 //!   (else `W/"{changeKey}"`), sent as `If-Match` on `PATCH` / `DELETE` (`412` →
 //!   [`Written::Conflict`], `404` → [`Written::Gone`]). An update sends only the modelled
 //!   properties that changed, keeping what Switchboard does not model (a phone in another slot,
@@ -20,7 +23,8 @@
 //! - Create is retry-safe: the new contact carries a single-value extended property
 //!   ([`UID_PROPERTY`]) holding the engine's stable uid, and before `POST` the folder is asked
 //!   for a contact with that value (`$filter=singleValueExtendedProperties/Any(...)`, Graph's
-//!   documented lookup), so a create retried after a crash finds the first one.
+//!   documented lookup), so a create retried after a crash finds the first one
+//!   ([`Written::Exists`]; the engine then writes it as an update).
 //!
 //! Mapping (Graph → [`CardFields`]): `displayName` (else `givenName surname`) → name,
 //! `emailAddresses[].address` → emails, `businessPhones`, `mobilePhone`, `homePhones` → phones,
@@ -135,11 +139,11 @@ impl GraphContactsRemote {
         for entry in page.value {
             if entry.get("@removed").is_some() {
                 if let Some(id) = entry.get("id").and_then(Value::as_str) {
-                    removed.push(id.to_owned());
+                    removed.push(link_id(&folder.id, id));
                 }
                 continue;
             }
-            items.push(Listed::Item(item_of(entry)?));
+            items.push(Listed::Item(item_of(&folder.id, entry)?));
         }
         Ok(Page {
             items,
@@ -156,7 +160,7 @@ impl GraphContactsRemote {
     ) -> Result<Option<RemoteItem<CardFields>>, RemoteError> {
         let url = self
             .graph
-            .url(&["me", "contacts", id], &[("$select", SELECT)]);
+            .url(&["me", "contacts", split_id(id).1], &[("$select", SELECT)]);
         let answer = self
             .graph
             .call(ctx, "read contact", Method::GET, &url, &[], None)
@@ -164,7 +168,7 @@ impl GraphContactsRemote {
         if answer.status == StatusCode::NOT_FOUND {
             return Ok(None);
         }
-        item_of(answer.json("read contact")?).map(Some)
+        item_of(split_id(id).0, answer.json("read contact")?).map(Some)
     }
 
     /// The contact of `folder` created with `uid`, if an earlier attempt made it.
@@ -187,7 +191,11 @@ impl GraphContactsRemote {
             .graph
             .get(ctx, "look up a created contact", &url)
             .await?;
-        page.value.into_iter().next().map(item_of).transpose()
+        page.value
+            .into_iter()
+            .next()
+            .map(|c| item_of(&folder.id, c))
+            .transpose()
     }
 
     async fn write_item(
@@ -198,8 +206,8 @@ impl GraphContactsRemote {
         let current = match write.current {
             Some(current) => current.clone(),
             None => match self.find_created(ctx, write.folder, write.uid).await? {
-                // an earlier attempt created it: bring it to the fields
-                Some(found) => found,
+                // an earlier attempt created it: the engine links it and writes again
+                Some(found) => return Ok(Written::Exists(found)),
                 None => return self.create(ctx, &write).await,
             },
         };
@@ -208,7 +216,8 @@ impl GraphContactsRemote {
         if body.as_object().is_some_and(Map::is_empty) {
             return Ok(Written::Done(Some(current)));
         }
-        let url = self.graph.url(&["me", "contacts", &current.id], &[]);
+        let (folder, graph_id) = split_id(&current.id);
+        let url = self.graph.url(&["me", "contacts", graph_id], &[]);
         let if_match = current.version.clone();
         let headers: Vec<(&str, &str)> = if_match
             .as_deref()
@@ -230,6 +239,7 @@ impl GraphContactsRemote {
             StatusCode::PRECONDITION_FAILED => Ok(Written::Conflict),
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Written::Gone),
             _ => Ok(Written::Done(Some(item_of(
+                folder,
                 answer.json("update contact")?,
             )?))),
         }
@@ -253,6 +263,7 @@ impl GraphContactsRemote {
             .call(ctx, "create contact", Method::POST, &url, &[], Some(&body))
             .await?;
         Ok(Written::Done(Some(item_of(
+            &write.folder.id,
             answer.json("create contact")?,
         )?)))
     }
@@ -263,7 +274,7 @@ impl GraphContactsRemote {
         id: &str,
         version: Option<&str>,
     ) -> Result<Written<CardFields>, RemoteError> {
-        let url = self.graph.url(&["me", "contacts", id], &[]);
+        let url = self.graph.url(&["me", "contacts", split_id(id).1], &[]);
         let headers: Vec<(&str, &str)> = version.map(|v| ("If-Match", v)).into_iter().collect();
         let answer = self
             .graph
@@ -318,6 +329,16 @@ impl ContactRemote for GraphContactsRemote {
         Box::pin(self.get_item(ctx, id))
     }
 
+    fn decode(&self, data: &str) -> CardFields {
+        serde_json::from_str::<Value>(data)
+            .map(|c| fields_of(&c))
+            .unwrap_or_default()
+    }
+
+    fn holds(&self, folder: &Folder, id: &str) -> bool {
+        split_id(id).0 == folder.id
+    }
+
     fn write<'a>(
         &'a self,
         ctx: &'a SyncContext<'a>,
@@ -370,15 +391,25 @@ fn select_folders(
     Ok(out)
 }
 
-/// A Graph contact as a remote item.
-fn item_of(contact: Value) -> Result<RemoteItem<CardFields>, RemoteError> {
+/// The item id of Graph contact `id` in folder `folder`.
+fn link_id(folder: &str, id: &str) -> String {
+    format!("{folder}:{id}")
+}
+
+/// An item id's folder and Graph id.
+fn split_id(id: &str) -> (&str, &str) {
+    id.split_once(':').unwrap_or(("", id))
+}
+
+/// A Graph contact of `folder` as a remote item.
+fn item_of(folder: &str, contact: Value) -> Result<RemoteItem<CardFields>, RemoteError> {
     let id = contact
         .get("id")
         .and_then(Value::as_str)
+        .map(|id| link_id(folder, id))
         .ok_or_else(|| {
             RemoteError::Failed("Microsoft Graph returned a contact without an id".into())
-        })?
-        .to_owned();
+        })?;
     let version = contact
         .get("@odata.etag")
         .and_then(Value::as_str)
@@ -614,8 +645,9 @@ mod tests {
 
     #[test]
     fn a_graph_contact_reads_into_card_fields() {
-        let item = item_of(contact()).expect("item");
-        assert_eq!(item.id, "AAMkADh=");
+        let item = item_of("contacts", contact()).expect("item");
+        assert_eq!(item.id, "contacts:AAMkADh=");
+        assert_eq!(split_id(&item.id), ("contacts", "AAMkADh="));
         assert_eq!(item.version.as_deref(), Some("W/\"EQAAABYAAAA\""));
         let f = item.fields;
         assert_eq!(f.name.as_deref(), Some("Ada Lovelace"));
@@ -632,6 +664,7 @@ mod tests {
     #[test]
     fn a_name_comes_from_given_and_surname_and_a_change_key_is_a_version() {
         let item = item_of(
+            "AQMk1",
             json!({"id": "1", "changeKey": "ck", "givenName": "Grace", "surname": "Hopper"}),
         )
         .expect("item");
