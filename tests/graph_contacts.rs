@@ -5,7 +5,10 @@
 //! `@removed` entries and an expired link, the Graph JSON mapped to the neutral fields, a
 //! create found again by its uid after a crash, `If-Match` updates and deletes (412 → conflict,
 //! 404 → gone) that send only what changed, 429 → throttled with its `Retry-After`, 401 → one
-//! retry with a fresh token, and no token in any error. The token source is a test one (the
+//! retry with a fresh token, and no token in any error. Then the contact engine
+//! (`ContactSyncConnector::with_remote`) over it: import from all or selected folders, export
+//! (all, or by group), a no-change run, CS-02's company links, conflicts, deletes under both
+//! policies, an expired delta link, 429 and 401 in a run. The token source is a test one (the
 //! mailbox's OAuth grant is another module's).
 
 #[path = "support/graph_contacts_fake.rs"]
@@ -18,10 +21,16 @@ use std::time::Duration;
 use chrono::Utc;
 use serde_json::json;
 use switchboard::clock::Clock;
-use switchboard::config::{ConfigSet, Kind};
-use switchboard::connector::{SyncContext, resolve_secrets};
+use switchboard::config::kinds::ContactSyncSpec;
+use switchboard::config::types::AllOrList;
+use switchboard::config::{ConfigSet, Kind, KindSpec};
+use switchboard::connector::{Connector, ConnectorError, SyncContext, SyncReport, resolve_secrets};
 use switchboard::engine::apply::changes;
+use switchboard::store::records::{
+    AccountChanges, Contact, ContactChanges, ContactQuery, RecordKind,
+};
 use switchboard::store::{Store, StoreHandle};
+use switchboard::sync::ContactSyncConnector;
 use switchboard::sync::graph::Graph;
 use switchboard::sync::graph::contacts::GraphContactsRemote;
 use switchboard::sync::remote::{
@@ -68,10 +77,28 @@ struct Rig {
     metrics: Metrics,
     fake: GraphContactsFake,
     tokens: Arc<Tokens>,
-    remote: GraphContactsRemote,
+    remote: Arc<GraphContactsRemote>,
 }
 
 async fn rig(page_size: usize, folders: &[&str], selected: Option<&[&str]>) -> Rig {
+    let import = match selected {
+        None => "  import: {enabled: true}\n".to_owned(),
+        Some(list) => format!(
+            "  import: {{enabled: true, folders: [{}]}}\n",
+            list.join(", ")
+        ),
+    };
+    rig_spec(
+        &format!("{import}  export: {{enabled: true}}\n"),
+        page_size,
+        folders,
+    )
+    .await
+}
+
+/// `spec` is the ContactSync's spec after `account`, indented two spaces; the fake answers
+/// `page_size` entries a page and has `folders` (made as a user would) besides Contacts.
+async fn rig_spec(spec: &str, page_size: usize, folders: &[&str]) -> Rig {
     let fake = GraphContactsFake::start(page_size).await;
     for f in folders {
         fake.add_folder(f);
@@ -89,7 +116,7 @@ async fn rig(page_size: usize, folders: &[&str], selected: Option<&[&str]>) -> R
              apiBaseUrl: {graph}\n  auth: oauth2\n  \
              oauth2:\n    clientId: m365-client\n    clientSecret: {{file: client-secret}}\n    authUrl: http://127.0.0.1:9/auth\n    tokenUrl: http://127.0.0.1:9/token\n    scopes: [Contacts.ReadWrite]\n---\n\
              apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {{name: box}}\nspec:\n  address: sales@corp.example\n  owner: owner\n  oauth2RefreshToken: {{file: refresh}}\n---\n\
-             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: box\n  import: {{enabled: true}}\n  export: {{enabled: true}}\n",
+             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: box\n{spec}\n",
             graph = fake.base,
         ),
     )
@@ -99,15 +126,21 @@ async fn rig(page_size: usize, folders: &[&str], selected: Option<&[&str]>) -> R
         .unwrap_or_else(|d| panic!("valid config: {d:?}"));
     let mut store = Store::open(&dir.path().join("state.db")).expect("store");
     store.apply(&changes(&set, &[]), Utc::now()).expect("apply");
+    let object = set.object(Kind::ContactSync, "book").expect("sync object");
+    let selected = match &ContactSyncSpec::from_spec(&object.spec)
+        .expect("a ContactSync")
+        .import
+        .folders
+    {
+        AllOrList::All(_) => None,
+        AllOrList::List(list) => Some(list.clone()),
+    };
     let tokens = Arc::new(Tokens::default());
     let graph = Arc::new(Graph::new(
         Some(&fake.base),
         Arc::clone(&tokens) as Arc<dyn TokenProvider>,
     ));
-    let remote = GraphContactsRemote::new(
-        graph,
-        selected.map(|s| s.iter().map(|f| (*f).to_owned()).collect()),
-    );
+    let remote = Arc::new(GraphContactsRemote::new(graph, selected));
     Rig {
         _dir: dir,
         set,
@@ -640,4 +673,557 @@ async fn an_expired_access_token_is_refreshed_once_and_never_shown() {
         }
         assert!(rig.remote.requests() >= 6, "requests are counted");
     });
+}
+
+// ---- The contact engine over the remote (ContactSyncConnector::with_remote) ----
+
+const TWO_WAY: &str = "  import: {enabled: true}\n  export: {enabled: true}\n";
+
+impl Rig {
+    async fn try_sync(&self) -> Result<SyncReport, ConnectorError> {
+        let object = self
+            .set
+            .object(Kind::ContactSync, "book")
+            .expect("sync object");
+        let spec = ContactSyncSpec::from_spec(&object.spec).expect("a ContactSync");
+        let connector = ContactSyncConnector::with_remote(
+            object,
+            spec,
+            &self.set,
+            Arc::clone(&self.remote) as Arc<dyn ContactRemote>,
+        );
+        let secrets = resolve_secrets(object).expect("secrets");
+        connector
+            .sync(SyncContext {
+                object,
+                secrets: &secrets,
+                cancel: CancellationToken::new(),
+                store: &self.store,
+                metrics: &self.metrics,
+                clock: Clock::system(),
+            })
+            .await
+    }
+
+    async fn sync(&self) -> SyncReport {
+        self.try_sync().await.expect("sync succeeds")
+    }
+
+    async fn contacts(&self) -> Vec<Contact> {
+        self.store
+            .call(|s| {
+                s.contacts(&ContactQuery {
+                    limit: 1000,
+                    ..ContactQuery::default()
+                })
+            })
+            .await
+            .expect("contacts")
+            .0
+    }
+
+    async fn contact_with(&self, email: &str) -> Option<Contact> {
+        let email = email.to_owned();
+        self.contacts()
+            .await
+            .into_iter()
+            .find(|c| c.emails.contains(&email))
+    }
+
+    /// The Graph id (without the folder) of the item contact `id` is linked to.
+    async fn linked(&self, id: i64) -> Option<String> {
+        self.store
+            .call(move |s| s.sync_record("ContactSync/book", RecordKind::Contact, id))
+            .await
+            .expect("sync record")
+            .map(|r| {
+                r.remote_id
+                    .split_once(':')
+                    .map(|(_, g)| g.to_owned())
+                    .expect("folder:id")
+            })
+    }
+
+    async fn create_local(&self, changes: ContactChanges) -> i64 {
+        self.store
+            .call(move |s| {
+                Ok(s.create_contact(&changes, "User/owner", Utc::now())
+                    .expect("create contact")
+                    .id)
+            })
+            .await
+            .expect("store")
+    }
+
+    async fn update_local(&self, id: i64, changes: ContactChanges) {
+        self.store
+            .call(move |s| {
+                s.update_contact(id, None, &changes, "User/owner", Utc::now())
+                    .expect("update contact");
+                Ok(())
+            })
+            .await
+            .expect("store");
+    }
+
+    async fn delete_local(&self, id: i64) {
+        self.store
+            .call(move |s| {
+                s.delete_contact(id, None, "User/owner", Utc::now())
+                    .expect("delete contact");
+                Ok(())
+            })
+            .await
+            .expect("store");
+    }
+
+    async fn account(&self, name: &str) -> i64 {
+        let name = name.to_owned();
+        self.store
+            .call(move |s| {
+                Ok(s.create_account(
+                    &AccountChanges {
+                        name: Some(name),
+                        domains: None,
+                    },
+                    "User/owner",
+                    Utc::now(),
+                )
+                .expect("account")
+                .id)
+            })
+            .await
+            .expect("store")
+    }
+
+    fn conflicts(&self) -> u64 {
+        self.metrics
+            .sync_conflicts_total
+            .with_label_values(&["ContactSync", "book"])
+            .get()
+    }
+}
+
+fn emails(contacts: &[Contact]) -> Vec<String> {
+    let mut all: Vec<String> = contacts.iter().flat_map(|c| c.emails.clone()).collect();
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn contacts_of_every_folder_are_imported_page_by_page_and_a_no_change_run_moves_nothing() {
+    // REQ: CS-01 (import contacts from all folders)
+    // REQ: CS-04 (incremental: a second run with no change reads nothing and writes nothing)
+    let rig = rig_spec(TWO_WAY, 2, &["Customers"]).await;
+    let partners = rig.fake.add_folder("Partners");
+    for (name, email) in [
+        ("Ann Lee", "ann@a.example"),
+        ("Bob Roe", "bob@b.example"),
+        ("Cy Yu", "cy@c.example"),
+    ] {
+        rig.fake.add_contact(DEFAULT_FOLDER_ID, person(name, email));
+    }
+    let mut dana = person("Dana Fox", "dana@d.example");
+    dana["businessPhones"] = json!(["+1 415 555 0101"]);
+    dana["jobTitle"] = json!("Buyer");
+    dana["categories"] = json!(["customer"]);
+    rig.fake.add_contact(&partners, dana);
+
+    let report = rig.sync().await;
+    assert_eq!(report.items_in, 4, "{report:?}");
+    assert_eq!(
+        emails(&rig.contacts().await),
+        [
+            "ann@a.example",
+            "bob@b.example",
+            "cy@c.example",
+            "dana@d.example"
+        ]
+    );
+    let dana = rig.contact_with("dana@d.example").await.expect("dana");
+    assert_eq!(dana.name.as_deref(), Some("Dana Fox"));
+    assert_eq!(dana.job_title.as_deref(), Some("Buyer"));
+    assert_eq!(dana.phones, ["+14155550101"]);
+    assert_eq!(dana.tags, ["customer"]);
+    let requests = rig.fake.requests();
+    assert!(
+        requests
+            .iter()
+            .any(|r| r.contains("%24skiptoken") || r.contains("$skiptoken")),
+        "three contacts on pages of two follow a next link: {requests:#?}"
+    );
+    assert!(
+        requests.iter().all(|r| r.starts_with("GET ")),
+        "an import writes nothing back: {requests:#?}"
+    );
+
+    let before = rig.fake.requests().len();
+    let report = rig.sync().await;
+    assert_eq!((report.items_in, report.items_out), (0, 0), "{report:?}");
+    let after = rig.fake.requests();
+    let run: Vec<&String> = after[before..].iter().collect();
+    assert!(
+        run.iter().all(|r| r.starts_with("GET ")),
+        "a no-change run writes nothing: {run:#?}"
+    );
+    assert!(
+        run.iter().any(|r| r.contains("deltatoken")),
+        "it starts from the delta links: {run:#?}"
+    );
+    assert_eq!(rig.contacts().await.len(), 4, "nothing twice");
+}
+
+#[tokio::test]
+async fn only_the_selected_folders_are_imported_and_new_contacts_go_to_the_first() {
+    // REQ: CS-01 (import contacts from selected folders)
+    let rig = rig_spec(
+        "  import: {enabled: true, folders: [Customers]}\n  export: {enabled: true}\n",
+        50,
+        &["Customers", "Private"],
+    )
+    .await;
+    let folders = rig.fake.state.lock().expect("state").folders.clone();
+    let (customers, private) = (folders[0].0.clone(), folders[1].0.clone());
+    rig.fake
+        .add_contact(&customers, person("Eve Ng", "eve@e.example"));
+    rig.fake
+        .add_contact(&private, person("Mum", "mum@home.example"));
+    rig.fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Gus Ho", "gus@g.example"));
+    rig.create_local(ContactChanges {
+        name: Some(Some("Hal Ito".into())),
+        emails: Some(vec!["hal@h.example".into()]),
+        ..ContactChanges::default()
+    })
+    .await;
+    rig.sync().await;
+    assert_eq!(
+        emails(&rig.contacts().await),
+        ["eve@e.example", "hal@h.example"]
+    );
+    let hal = rig.fake.by_email("hal@h.example").expect("exported");
+    assert_eq!(
+        hal["parentFolderId"],
+        customers.as_str(),
+        "created in the first selected folder"
+    );
+}
+
+#[tokio::test]
+async fn a_contact_made_here_is_created_once_with_its_uid_and_updated_with_if_match() {
+    // REQ: CS-04 (two-way: a record made here is written there; a change here updates it)
+    let rig = rig_spec(TWO_WAY, 50, &[]).await;
+    let id = rig
+        .create_local(ContactChanges {
+            name: Some(Some("Ivy Park".into())),
+            emails: Some(vec!["ivy@i.example".into()]),
+            phones: Some(vec!["+14155550111".into()]),
+            job_title: Some(Some("CTO".into())),
+            tags: Some(vec!["VIP".into()]),
+            ..ContactChanges::default()
+        })
+        .await;
+    let report = rig.sync().await;
+    assert_eq!(report.items_out, 1, "{report:?}");
+    let graph_id = rig.linked(id).await.expect("linked");
+    let made = rig.fake.by_email("ivy@i.example").expect("created");
+    assert_eq!(made["id"], graph_id.as_str());
+    assert_eq!(made["displayName"], "Ivy Park");
+    assert_eq!(made["businessPhones"], json!(["+14155550111"]));
+    assert_eq!(made["jobTitle"], "CTO");
+    assert_eq!(made["categories"], json!(["VIP"]));
+    let extended = rig.fake.extended(&graph_id);
+    assert_eq!(extended.len(), 1, "the uid rides on an extended property");
+    // A user adds a note in Outlook (a property Switchboard does not model) ...
+    rig.fake
+        .edit_contact(&graph_id, json!({"personalNotes": "met at the fair"}));
+    rig.sync().await;
+    // ... and the title changes here: only it is patched, conditionally.
+    rig.update_local(
+        id,
+        ContactChanges {
+            job_title: Some(Some("CEO".into())),
+            ..ContactChanges::default()
+        },
+    )
+    .await;
+    let report = rig.sync().await;
+    assert_eq!(report.items_out, 1, "{report:?}");
+    let now = rig.fake.by_email("ivy@i.example").expect("still there");
+    assert_eq!(now["jobTitle"], "CEO");
+    assert_eq!(now["personalNotes"], "met at the fair", "their note stays");
+    assert_eq!(rig.fake.all_contacts().len(), 1, "never a second copy");
+    assert_eq!(rig.fake.writes("POST"), 1);
+}
+
+#[tokio::test]
+async fn export_by_group_writes_only_the_contacts_in_it() {
+    // REQ: CS-01 (export all contacts, or only chosen categories and groups)
+    let rig = rig_spec(
+        "  import: {enabled: true}\n  export: {enabled: true, scope: {groups: [VIP]}}\n",
+        50,
+        &[],
+    )
+    .await;
+    rig.create_local(ContactChanges {
+        name: Some(Some("Vic Tor".into())),
+        emails: Some(vec!["vic@v.example".into()]),
+        tags: Some(vec!["VIP".into()]),
+        ..ContactChanges::default()
+    })
+    .await;
+    rig.create_local(ContactChanges {
+        name: Some(Some("Wes Ux".into())),
+        emails: Some(vec!["wes@w.example".into()]),
+        ..ContactChanges::default()
+    })
+    .await;
+    let report = rig.sync().await;
+    assert_eq!(report.items_out, 1, "{report:?}");
+    assert!(
+        rig.fake.by_email("vic@v.example").is_some(),
+        "in the group: exported"
+    );
+    assert!(
+        rig.fake.by_email("wes@w.example").is_none(),
+        "not in it: stays here"
+    );
+}
+
+#[tokio::test]
+async fn an_imported_company_links_the_one_account_of_that_name_and_not_one_of_two() {
+    // REQ: CS-02 (linked to an account by name; unlinked when several share the name)
+    let rig = rig_spec(TWO_WAY, 50, &[]).await;
+    let acme = rig.account("Acme").await;
+    rig.account("Globex").await;
+    rig.account("Globex").await;
+    let mut kim = person("Kim Oh", "kim@acme.example");
+    kim["companyName"] = json!("Acme");
+    rig.fake.add_contact(DEFAULT_FOLDER_ID, kim);
+    let mut lou = person("Lou Ma", "lou@globex.example");
+    lou["companyName"] = json!("Globex");
+    rig.fake.add_contact(DEFAULT_FOLDER_ID, lou);
+    rig.sync().await;
+    let kim = rig.contact_with("kim@acme.example").await.expect("kim");
+    assert_eq!(kim.account.as_ref().map(|a| a.id), Some(acme));
+    let lou = rig.contact_with("lou@globex.example").await.expect("lou");
+    assert!(lou.account.is_none(), "two accounts named Globex: unlinked");
+}
+
+#[tokio::test]
+async fn a_stale_etag_is_a_conflict_resolved_by_policy_without_losing_a_write() {
+    // REQ: CS-04 (a record changed on both sides: the policy decides, nothing is lost)
+    let rig = rig_spec(
+        "  import: {enabled: true}\n  export: {enabled: true}\n  conflict: {winner: switchboard, union: [phones]}\n",
+        50,
+        &[],
+    )
+    .await;
+    let id = rig
+        .create_local(ContactChanges {
+            name: Some(Some("Max Bo".into())),
+            emails: Some(vec!["max@m.example".into()]),
+            phones: Some(vec!["+14155550101".into()]),
+            ..ContactChanges::default()
+        })
+        .await;
+    rig.sync().await;
+    let graph_id = rig.linked(id).await.expect("exported");
+    // Changed here ...
+    rig.update_local(
+        id,
+        ContactChanges {
+            name: Some(Some("Max Here".into())),
+            phones: Some(vec!["+14155550101".into(), "+14155550303".into()]),
+            ..ContactChanges::default()
+        },
+    )
+    .await;
+    // ... and in Outlook between this run's pull and its write: the PATCH's If-Match is stale.
+    rig.fake.edit_before_next_write(
+        &graph_id,
+        json!({"displayName": "Max There", "mobilePhone": "+14155550202", "personalNotes": "theirs"}),
+    );
+    let report = rig.sync().await;
+    assert_eq!(report.items_out, 1, "{report:?}");
+    assert_eq!(rig.fake.conflicts(), 1, "the write met a 412");
+    assert_eq!(rig.conflicts(), 1, "counted in sync_conflicts_total");
+    let there = rig.fake.by_email("max@m.example").expect("there");
+    assert_eq!(there["displayName"], "Max Here", "winner: switchboard");
+    assert_eq!(there["personalNotes"], "theirs", "their other change stays");
+    let mut phones: Vec<String> = there["businessPhones"]
+        .as_array()
+        .expect("phones")
+        .iter()
+        .chain(std::iter::once(&there["mobilePhone"]))
+        .filter_map(|p| p.as_str().map(str::to_owned))
+        .collect();
+    phones.sort();
+    assert_eq!(
+        phones,
+        ["+14155550101", "+14155550202", "+14155550303"],
+        "union of phones"
+    );
+    let here = rig.contact_with("max@m.example").await.expect("here");
+    assert_eq!(here.name.as_deref(), Some("Max Here"));
+    assert_eq!(here.phones.len(), 3, "{:?}", here.phones);
+}
+
+#[tokio::test]
+async fn a_change_on_both_sides_seen_on_pull_keeps_the_newer_one() {
+    // REQ: CS-04 (a record changed on both sides keeps the later change)
+    let rig = rig_spec(TWO_WAY, 50, &[]).await;
+    let graph_id = rig
+        .fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Ned Ko", "ned@n.example"));
+    rig.sync().await;
+    let ned = rig.contact_with("ned@n.example").await.expect("ned");
+    rig.update_local(
+        ned.id,
+        ContactChanges {
+            job_title: Some(Some("Here".into())),
+            ..ContactChanges::default()
+        },
+    )
+    .await;
+    // The Outlook edit comes later: it is the newer one.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    rig.fake
+        .edit_contact(&graph_id, json!({"jobTitle": "There"}));
+    rig.sync().await;
+    let ned = rig.contact_with("ned@n.example").await.expect("ned");
+    assert_eq!(ned.job_title.as_deref(), Some("There"));
+    let there = rig.fake.by_email("ned@n.example").expect("there");
+    assert_eq!(there["jobTitle"], "There");
+    assert!(rig.conflicts() >= 1);
+}
+
+#[tokio::test]
+async fn deletes_are_kept_apart_by_default_and_carried_with_propagate() {
+    // REQ: CS-05 (deletes are not propagated by default; `propagate` carries them)
+    let rig = rig_spec(TWO_WAY, 50, &[]).await;
+    let gone_there = rig
+        .fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Oda Pi", "oda@o.example"));
+    rig.fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Pat Qu", "pat@p.example"));
+    rig.sync().await;
+    rig.fake.delete_contact(&gone_there);
+    let pat = rig.contact_with("pat@p.example").await.expect("pat");
+    rig.delete_local(pat.id).await;
+    rig.sync().await;
+    assert!(
+        rig.contact_with("oda@o.example").await.is_some(),
+        "deleted in Outlook: kept here"
+    );
+    assert!(
+        rig.fake.by_email("pat@p.example").is_some(),
+        "deleted here: kept there"
+    );
+    assert_eq!(rig.fake.writes("DELETE"), 0);
+
+    let rig = rig_propagate().await;
+    let gone_there = rig
+        .fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Oda Pi", "oda@o.example"));
+    rig.fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Pat Qu", "pat@p.example"));
+    rig.sync().await;
+    rig.fake.delete_contact(&gone_there);
+    let pat = rig.contact_with("pat@p.example").await.expect("pat");
+    rig.delete_local(pat.id).await;
+    rig.sync().await;
+    assert!(
+        rig.contact_with("oda@o.example").await.is_none(),
+        "deleted in Outlook: deleted here"
+    );
+    assert!(
+        rig.fake.by_email("pat@p.example").is_none(),
+        "deleted here: deleted there"
+    );
+    assert_eq!(rig.fake.writes("DELETE"), 1);
+}
+
+async fn rig_propagate() -> Rig {
+    rig_spec(
+        "  import: {enabled: true}\n  export: {enabled: true}\n  deletes: propagate\n",
+        50,
+        &[],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_sync_run_over_an_expired_delta_link_imports_nothing_twice() {
+    // REQ: CS-04 (an expired delta token: one full round, nothing twice)
+    let rig = rig_spec(TWO_WAY, 2, &[]).await;
+    for i in 0..3 {
+        rig.fake.add_contact(
+            DEFAULT_FOLDER_ID,
+            person(&format!("Quinn N{i}"), &format!("q{i}@q.example")),
+        );
+    }
+    rig.sync().await;
+    rig.fake.expire_delta();
+    rig.fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Rae Su", "rae@r.example"));
+    rig.sync().await;
+    assert_eq!(rig.fake.gone(), 1, "the old link met 410 syncStateNotFound");
+    let all = rig.contacts().await;
+    assert_eq!(all.len(), 4, "{:?}", emails(&all));
+    assert_eq!(
+        rig.fake.all_contacts().len(),
+        4,
+        "nothing written back twice"
+    );
+}
+
+#[tokio::test]
+async fn a_429_ends_the_sync_run_throttled_and_the_next_run_goes_on() {
+    // REQ: CS-04 (a throttled run keeps what it did; the next one goes on)
+    let rig = rig_spec(TWO_WAY, 50, &[]).await;
+    rig.fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Sam Tu", "sam@s.example"));
+    rig.fake.throttle(1, 7);
+    match rig.try_sync().await {
+        Err(ConnectorError::Throttled { retry_after, .. }) => {
+            assert_eq!(retry_after, Duration::from_secs(7), "Retry-After honoured");
+        }
+        other => panic!("a throttled run: {other:?}"),
+    }
+    assert_eq!(rig.fake.throttled(), 1);
+    rig.sync().await;
+    assert!(rig.contact_with("sam@s.example").await.is_some());
+}
+
+#[tokio::test]
+async fn a_sync_run_survives_an_expired_access_token_and_its_error_shows_no_token() {
+    // REQ: CS-01 (automatic sync keeps working across access-token expiry)
+    let rig = rig_spec(TWO_WAY, 50, &[]).await;
+    rig.fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Tia Vo", "tia@t.example"));
+    rig.sync().await;
+    rig.fake.expire_tokens();
+    rig.fake
+        .add_contact(DEFAULT_FOLDER_ID, person("Uma Wu", "uma@u.example"));
+    rig.sync().await;
+    assert_eq!(rig.fake.unauthorized(), 1, "one 401, then a fresh token");
+    assert_eq!(rig.tokens.refreshed.load(Ordering::SeqCst), 1);
+    assert!(rig.contact_with("uma@u.example").await.is_some());
+
+    // A token refused even when fresh fails the run, without the token in the message.
+    let refused = rig.tokens.current();
+    rig.fake.expire_tokens();
+    rig.fake
+        .state
+        .lock()
+        .expect("state")
+        .expired
+        .insert("m365-access-2".into());
+    let err = rig.try_sync().await.expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("refused the access token"), "{text}");
+    for token in rig.fake.tokens_seen().iter().chain([&refused]) {
+        assert!(!text.contains(token.as_str()), "no token in {text}");
+    }
 }
