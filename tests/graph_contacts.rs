@@ -246,6 +246,14 @@ fn names(items: &[RemoteItem<CardFields>]) -> Vec<String> {
 async fn folders_are_the_default_one_and_its_children_or_the_selected_ones() {
     // REQ: CS-01 (import contacts from all folders or selected folders)
     let rig = rig(50, &["Customers", "Private"], None).await;
+    let base =
+        switchboard::sync::graph::mailbox_api_base(&rig.set, "box").expect("a Graph mailbox");
+    assert!(
+        base.as_deref()
+            .is_some_and(|b| b.starts_with(&rig.fake.base)),
+        "the provider's apiBaseUrl: {base:?}"
+    );
+    assert!(switchboard::sync::graph::mailbox_api_base(&rig.set, "nobody").is_err());
     let folders = with_ctx!(rig, |ctx| rig.remote.folders(&ctx).await).expect("folders");
     let shown: Vec<&str> = folders.iter().map(|f| f.name.as_str()).collect();
     assert_eq!(shown, ["Contacts", "Customers", "Private"]);
