@@ -13,6 +13,9 @@
 
 #[path = "support/graph_contacts_fake.rs"]
 mod graph_contacts_fake;
+#[path = "support/oauth_fake.rs"]
+mod oauth_fake;
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -42,6 +45,8 @@ use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
 use graph_contacts_fake::{DEFAULT_FOLDER_ID, GraphContactsFake};
+use oauth_fake::OAuthFake;
+use support::{Daemon, eventually, free_port};
 
 /// Access tokens `m365-access-N`; `fresh` moves to the next one (as a refresh would).
 #[derive(Default)]
@@ -1233,5 +1238,170 @@ async fn a_sync_run_survives_an_expired_access_token_and_its_error_shows_no_toke
     assert!(text.contains("refused the access token"), "{text}");
     for token in rig.fake.tokens_seen().iter().chain([&refused]) {
         assert!(!text.contains(token.as_str()), "no token in {text}");
+    }
+}
+
+// ---- The real daemon: a microsoft365 provider, an oauth2 Mailbox, a ContactSync over it ----
+
+const CLIENT_ID: &str = "switchboard-contacts-m365";
+const CLIENT_SECRET: &str = "m365-contacts-client-s3cret";
+const REFRESH: &str = "m365-contacts-refresh-token";
+const ADDRESS: &str = "sales@corp.example";
+
+fn daemon_config(
+    port: u16,
+    graph: &GraphContactsFake,
+    oauth: &OAuthFake,
+) -> Vec<(&'static str, String)> {
+    let mut files: Vec<_> = support::base_config(port)
+        .into_iter()
+        .filter(|(name, _)| *name != "mail.yaml")
+        .collect();
+    files.push(support::records::admin_file());
+    files.push((
+        "m365.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {{name: m365}}\nspec:\n  type: microsoft365\n  title: Microsoft 365\n  domains: [corp.example]\n  \
+             apiBaseUrl: {graph}\n  auth: oauth2\n  \
+             oauth2:\n    clientId: {CLIENT_ID}\n    clientSecret: {{env: SB_M365_SECRET}}\n    authUrl: {oauth}/auth\n    tokenUrl: {oauth}/token\n    scopes: [Contacts.ReadWrite, offline_access]\n---\n\
+             apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {{name: box}}\nspec:\n  address: {ADDRESS}\n  owner: alice\n  load: {{enabled: false}}\n  oauth2RefreshToken: {{env: SB_M365_REFRESH}}\n---\n\
+             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: book}}\nspec:\n  account: box\n  import: {{enabled: true}}\n  export: {{enabled: true}}\n",
+            graph = graph.base,
+            oauth = oauth.base,
+        ),
+    ));
+    files
+}
+
+#[tokio::test]
+async fn the_daemon_syncs_a_microsoft_365_mailboxs_contacts_and_never_shows_a_token() {
+    // REQ: CS-01 (a manual "sync now" imports the mailbox's contacts and exports ours)
+    // REQ: CS-04 (a run after the access token expired refreshes it and goes on)
+    let oauth = OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(3600)).await;
+    oauth.allow(REFRESH, ADDRESS);
+    let graph = GraphContactsFake::start(2).await;
+    for (name, email) in [
+        ("Kim Oh", "kim@acme.example"),
+        ("Lou Ma", "lou@l.example"),
+        ("Mo Ng", "mo@m.example"),
+    ] {
+        graph.add_contact(DEFAULT_FOLDER_ID, person(name, email));
+    }
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        port,
+        &daemon_config(port, &graph, &oauth),
+        &[
+            ("SB_TEST_SECRET", "unused"),
+            ("SB_M365_SECRET", CLIENT_SECRET),
+            ("SB_M365_REFRESH", REFRESH),
+        ],
+    );
+    daemon.wait_ready().await;
+    let created = support::records::request(
+        &daemon,
+        reqwest::Method::POST,
+        "/api/v1/contacts",
+        support::records::ROOT,
+        &[],
+        Some((
+            "application/json",
+            json!({"name": "Api Person", "emails": ["api.person@example.org"]}),
+        )),
+    )
+    .await;
+    assert_eq!(created.status, 201, "{}", created.body);
+    let sync_now = || async {
+        let queued = daemon
+            .post(
+                "/api/v1/objects/ContactSync/book/sync",
+                Some(support::ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(queued.status(), 202);
+    };
+    sync_now().await;
+    eventually("the API contact reaches Microsoft 365", &daemon, || async {
+        graph.by_email("api.person@example.org").is_some()
+    })
+    .await;
+    eventually(
+        "the run is recorded with what it moved",
+        &daemon,
+        || async {
+            let objects = daemon.objects().await;
+            support::find(&objects, "ContactSync", "book").is_some_and(|o| {
+                o["state"] == "ready"
+                    && o["sync"]["lastRun"]["itemsIn"] == 3
+                    && o["sync"]["lastRun"]["itemsOut"] == 1
+            })
+        },
+    )
+    .await;
+
+    // The access token expires: the next run refreshes it once and goes on.
+    graph.expire_tokens();
+    graph.add_contact(DEFAULT_FOLDER_ID, person("Nia Oz", "nia@n.example"));
+    let grants = oauth.grants();
+    sync_now().await;
+    eventually("the next run imports the new contact", &daemon, || async {
+        let objects = daemon.objects().await;
+        support::find(&objects, "ContactSync", "book")
+            .is_some_and(|o| o["sync"]["lastRun"]["itemsIn"] == 1)
+    })
+    .await;
+    assert!(graph.unauthorized() >= 1);
+    assert!(
+        oauth.grants() > grants,
+        "a fresh token from the token endpoint"
+    );
+
+    // Throttled: the run ends with the provider's Retry-After, not by sleeping.
+    graph.throttle(1, 30);
+    sync_now().await;
+    eventually("the throttled run is shown", &daemon, || async {
+        let objects = daemon.objects().await;
+        support::find(&objects, "ContactSync", "book")
+            .and_then(|o| o["lastError"].as_str().map(str::to_owned))
+            .is_some_and(|e| e.contains("throttled"))
+    })
+    .await;
+
+    // No token or secret anywhere an operator looks.
+    let objects = daemon.objects().await.to_string();
+    let metrics = daemon.metrics().await;
+    let status = {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--config")
+            .arg(daemon.config_dir())
+            .arg("--state")
+            .arg(daemon.dir.path().join("state.db"))
+            .arg("status")
+            .env("SB_TEST_SECRET", "unused")
+            .env("SB_M365_SECRET", CLIENT_SECRET)
+            .env("SB_M365_REFRESH", REFRESH)
+            .output()
+            .expect("run switchboard");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let mut secrets = graph.tokens_seen();
+    assert!(!secrets.is_empty());
+    secrets.extend([REFRESH.to_owned(), CLIENT_SECRET.to_owned()]);
+    for (what, text) in [
+        ("objects", &objects),
+        ("metrics", &metrics),
+        ("status", &status),
+        ("log", &daemon.stderr()),
+    ] {
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret is in the {what}:\n{text}"
+            );
+        }
     }
 }
