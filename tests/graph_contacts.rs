@@ -8,8 +8,10 @@
 //! retry with a fresh token, and no token in any error. Then the contact engine
 //! (`ContactSyncConnector::with_remote`) over it: import from all or selected folders, export
 //! (all, or by group), a no-change run, CS-02's company links, conflicts, deletes under both
-//! policies, an expired delta link, 429 and 401 in a run. The token source is a test one (the
-//! mailbox's OAuth grant is another module's).
+//! policies, an expired delta link, 429 and 401 in a run (a test token source). Last, the real
+//! daemon: a microsoft365 MailProvider and an `auth: oauth2` Mailbox whose apiBaseUrl and token
+//! endpoint are the fakes (tests/support/oauth_fake.rs), a "sync now" both ways, a refresh after
+//! 401, a throttled run, and no token or secret in the objects view, metrics, status or log.
 
 #[path = "support/graph_contacts_fake.rs"]
 mod graph_contacts_fake;
