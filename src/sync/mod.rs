@@ -11,6 +11,8 @@
 //! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`.
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
+//! - `google/`: Google's APIs on one small client (`mod.rs`: base URL, bearer, 401 retry, 429,
+//!   error answers); `google/people.rs`: the People API as a `ContactRemote` (CS-03..05).
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
@@ -20,6 +22,7 @@
 pub mod calendar;
 pub mod contacts;
 pub mod dav;
+pub mod google;
 pub mod ical;
 pub mod remote;
 pub mod report;
