@@ -138,6 +138,9 @@ pub struct Inner {
     pub expired: u32,
     /// Every request, as `METHOD /path?query`.
     pub log: Vec<String>,
+    /// A user's edit (top-level fields to set) applied to a person just before the next
+    /// `updateContact` reaches it: a change made between a client's read and its write.
+    pub edit_before_update: Option<(String, Value)>,
     next_id: u64,
 }
 
@@ -179,6 +182,7 @@ impl PeopleFake {
             stale: 0,
             expired: 0,
             log: Vec::new(),
+            edit_before_update: None,
             next_id: 0,
         }));
         let app = Router::new()
@@ -285,6 +289,12 @@ impl PeopleFake {
             f(&mut s.persons[at].json);
             s.touch(at);
         });
+    }
+
+    /// The user edits person `id` (sets the top-level `fields`) just before the next
+    /// `updateContact` of it arrives: that write's etag is stale.
+    pub fn edit_before_next_update(&self, id: &str, fields: Value) {
+        self.with(|s| s.edit_before_update = Some((id.to_owned(), fields)));
     }
 
     /// Deletes a person (as the user would).
@@ -948,6 +958,16 @@ fn update_contact(
     let Some(at) = s.live(id) else {
         return not_found(id);
     };
+    if s.edit_before_update
+        .as_ref()
+        .is_some_and(|(of, _)| of == id)
+    {
+        let (_, fields) = s.edit_before_update.take().expect("an edit");
+        for (k, v) in fields.as_object().expect("fields").clone() {
+            s.persons[at].json[k] = v;
+        }
+        s.touch(at);
+    }
     if body["metadata"]["sources"]
         .as_array()
         .is_none_or(|a| a.is_empty())
