@@ -1168,3 +1168,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod engine_tests;
