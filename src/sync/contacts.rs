@@ -747,6 +747,13 @@ impl ContactSyncConnector {
                         self.remote_removed(ctx, &current.id).await?;
                         return Ok(false);
                     };
+                    if same_fields(&item.fields, &current.fields) {
+                        // Only what the sync does not model changed there (a new version,
+                        // the same fields): no conflict — write ours over the new version,
+                        // or the policy could undo this side's change for an unrelated edit.
+                        self.link(ctx, id, &item, 0).await?;
+                        continue;
+                    }
                     self.recorder.conflict(ctx);
                     let changes = resolve(
                         &self.conflict,
