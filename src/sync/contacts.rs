@@ -38,6 +38,11 @@
 //! *customer* has none) or carries a tag named in `groups`. A linked contact that leaves the
 //! scope is released and unlinked (never deleted there).
 //!
+//! Accounts (CS-02): an imported contact's company links it to the one account of that name;
+//! when several share the name it stays unlinked. The seed's exception — "unless the importing
+//! user can see only one of them" — cannot arise here: accounts are not per-user in Switchboard
+//! (every user sees every account), so the importing user always sees all of them.
+//!
 //! Conflicts: `winner: switchboard | remote`, or `newest` — the item's revision time against
 //! the record's last change here; an item without one counts as the newer (its change is the
 //! one seen last). Fields in `union` take both sides' values. Each is counted in
