@@ -445,6 +445,38 @@ async fn a_429_fails_the_run_throttled_and_the_next_run_succeeds() {
 }
 
 #[tokio::test]
+async fn a_listing_throttled_mid_way_resumes_from_its_page_without_duplicates() {
+    let rig = rig("").await;
+    rig.sync().await;
+    rig.fake.set_page_size(2);
+    let mut added = Vec::new();
+    for i in 0..5 {
+        added.push(rig.fake.add(
+            &format!("Paged {i}"),
+            &[&format!("paged{i}@example.com")],
+            &[GROUP],
+        ));
+    }
+    // The delta's first page passes, the second is throttled.
+    rig.fake.throttle_after(1, 1);
+    match rig.try_sync().await {
+        Err(ConnectorError::Throttled { .. }) => {}
+        other => panic!("throttled, not {other:?}"),
+    }
+    assert_eq!(rig.contacts().await.len(), 2, "the first page is in");
+    let before = rig.fake.log().len();
+    let report = rig.sync().await;
+    assert_eq!(report.items_in, 3, "{report:?}");
+    let resumed = &rig.requests_since(before)[0];
+    assert!(
+        resumed.contains("pageToken=") && resumed.contains("syncToken="),
+        "{resumed}"
+    );
+    assert_eq!(rig.contacts().await.len(), 5, "each once");
+    assert_eq!(rig.fake.creates(), 0, "nothing echoed back");
+}
+
+#[tokio::test]
 async fn a_refused_access_token_is_refreshed_once() {
     let rig = rig("").await;
     rig.sync().await;

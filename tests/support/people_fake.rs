@@ -25,7 +25,8 @@
 //! - Every request needs `Authorization: Bearer` with a valid token (401 `UNAUTHENTICATED`
 //!   otherwise): the fake's own [`PeopleFake::token`], or — after [`PeopleFake::accept_any_token`]
 //!   — any token (an OAuth fake issues them) not seen before [`PeopleFake::expire_tokens`].
-//!   The next [`PeopleFake::throttle`] requests get `429 RESOURCE_EXHAUSTED` with `Retry-After`.
+//!   The next [`PeopleFake::throttle`] requests get `429 RESOURCE_EXHAUSTED` with `Retry-After`
+//!   ([`PeopleFake::throttle_after`]: after a few that pass).
 //! - Test hooks change contacts "as a user in Google would": [`PeopleFake::add`],
 //!   [`PeopleFake::edit`], [`PeopleFake::delete`], [`PeopleFake::move_into`],
 //!   [`PeopleFake::move_out`].
@@ -116,6 +117,8 @@ pub struct Inner {
     pub page_size: usize,
     /// Requests still to be answered 429.
     pub throttle: u32,
+    /// Requests still to be answered normally before the 429s start.
+    pub throttle_after: u32,
     /// `Retry-After` of a 429, in seconds.
     pub retry_after: u64,
     /// 429s answered.
@@ -171,6 +174,7 @@ impl PeopleFake {
             epoch: 1,
             page_size: 100,
             throttle: 0,
+            throttle_after: 0,
             retry_after: 1,
             throttled: 0,
             generation: 1,
@@ -229,6 +233,14 @@ impl PeopleFake {
     /// The next `n` requests get 429 with `Retry-After`.
     pub fn throttle(&self, n: u32) {
         self.with(|s| s.throttle = n);
+    }
+
+    /// After `ok` more requests, the next `n` get 429 (a listing throttled mid-way).
+    pub fn throttle_after(&self, ok: u32, n: u32) {
+        self.with(|s| {
+            s.throttle_after = ok;
+            s.throttle = n;
+        });
     }
 
     /// The `Retry-After` of a 429, in seconds.
@@ -621,7 +633,9 @@ async fn handle(
         );
         return r;
     }
-    if s.throttle > 0 {
+    if s.throttle > 0 && s.throttle_after > 0 {
+        s.throttle_after -= 1;
+    } else if s.throttle > 0 {
         s.throttle -= 1;
         s.throttled += 1;
         let mut r = error(
