@@ -14,6 +14,8 @@
 //! - `google/`: Google's APIs on one small client (`mod.rs`: base URL, bearer, 401 retry, 429,
 //!   error answers); `google/people.rs`: the People API as a `ContactRemote` (CS-03..05).
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
+//! - `tokens.rs`: the bearer tokens of the Google and Microsoft 365 clients (a GoogleAccount's
+//!   grant, a microsoft365 Mailbox's), Google's API bases, and a GoogleAccount's consent target.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time
@@ -27,6 +29,7 @@ pub mod google;
 pub mod ical;
 pub mod remote;
 pub mod report;
+pub mod tokens;
 pub mod vcard;
 
 pub use calendar::{CalendarSyncConnector, CalendarSyncConnectors};
