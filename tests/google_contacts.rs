@@ -4,10 +4,16 @@
 //! group is imported with the tag, a no-change run moves nothing, edits on both sides resolve
 //! by the policy and a stale etag loses no write (CS-04), deletes are not propagated (CS-05),
 //! an expired sync token lists again without duplicates, a 429 fails the run Throttled and the
-//! next one succeeds, a refused access token is refreshed.
+//! next one succeeds, a refused access token is refreshed. And through the real daemon, with a
+//! GoogleAccount whose grant the OAuth fake (tests/support/oauth_fake.rs) refreshes: export,
+//! import, a 401 refreshed, a 429 retried by the scheduler, no secret in objects, metrics,
+//! status or logs.
 
+#[path = "support/oauth_fake.rs"]
+mod oauth_fake;
 #[path = "support/people_fake.rs"]
 mod people_fake;
+mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
@@ -79,6 +85,7 @@ async fn rig(conflict: &str) -> Rig {
         config.join("google.yaml"),
         format!(
             "apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: owner}}\nspec: {{displayName: Owner, email: owner@example.com}}\n---\n\
+             apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec:\n  siteUrl: https://sb.example\n  google: {{clientId: app, clientSecret: {{file: google-refresh.txt}}}}\n---\n\
              apiVersion: switchboard/v1\nkind: GoogleAccount\nmetadata: {{name: gmail}}\nspec:\n  user: owner\n  email: owner@gmail.example\n  refreshToken: {{file: google-refresh.txt}}\n---\n\
              apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: google}}\nspec:\n  account: gmail\n  import: {{enabled: true}}\n  export: {{enabled: true}}\n  google: {{tag: {TAG}, group: {GROUP}}}\n{conflict}",
         ),
@@ -486,4 +493,177 @@ async fn a_refused_access_token_is_refreshed_once() {
     assert_eq!(rig.sync().await.items_out, 1);
     assert_eq!(rig.tokens.fresh.load(Ordering::Relaxed), 1);
     assert_eq!(rig.fake.unauthorized(), 1);
+}
+
+const CLIENT_ID: &str = "switchboard-people.apps.example";
+const CLIENT_SECRET: &str = "google-client-s3cret-9d";
+const REFRESH: &str = "1//google-refresh-7Qx";
+
+// REQ: CS-03, CS-04
+#[tokio::test]
+async fn the_daemon_syncs_a_google_account_refreshes_its_token_honours_429_and_shows_no_secret() {
+    let oauth =
+        oauth_fake::OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(3600)).await;
+    oauth.allow(REFRESH, "root@gmail.example");
+    let people = PeopleFake::start().await;
+    people.accept_any_token();
+    let port = support::free_port();
+    let mut files = support::with_settings(
+        &support::base_config(port),
+        &format!(
+            "  google:\n    clientId: {CLIENT_ID}\n    clientSecret: {{env: SB_GOOGLE_CLIENT_SECRET}}\n    tokenUrl: {}/token\n",
+            oauth.base
+        ),
+    );
+    files.push(support::records::admin_file());
+    files.push((
+        "google.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: GoogleAccount\nmetadata: {{name: gmail}}\nspec:\n  user: root\n  email: root@gmail.example\n  refreshToken: {{env: SB_GOOGLE_REFRESH}}\n  apiBaseUrl: {}\n---\n\
+             apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {{name: google}}\nspec:\n  account: gmail\n  import: {{enabled: true}}\n  export: {{enabled: true}}\n  google: {{tag: {TAG}, group: {GROUP}}}\n",
+            people.base
+        ),
+    ));
+    let env = [
+        ("SB_TEST_SECRET", "unused"),
+        ("SB_GOOGLE_CLIENT_SECRET", CLIENT_SECRET),
+        ("SB_GOOGLE_REFRESH", REFRESH),
+    ];
+    let mut daemon = support::Daemon::start(port, &files, &env);
+    daemon.wait_ready().await;
+
+    let create = |name: &'static str, email: &'static str| {
+        let daemon = &daemon;
+        async move {
+            let created = support::records::request(
+                daemon,
+                reqwest::Method::POST,
+                "/api/v1/contacts",
+                support::records::ROOT,
+                &[],
+                Some((
+                    "application/json",
+                    json!({"name": name, "emails": [email], "tags": [TAG]}),
+                )),
+            )
+            .await;
+            assert_eq!(created.status, 201, "{}", created.body);
+        }
+    };
+    let run = || {
+        let daemon = &daemon;
+        async move {
+            let queued = daemon
+                .post(
+                    "/api/v1/objects/ContactSync/google/sync",
+                    Some(support::ADMIN_TOKEN),
+                )
+                .await;
+            assert_eq!(queued.status(), 202);
+        }
+    };
+    let exported = |email: &'static str| {
+        let people = people.clone();
+        move || {
+            let people = people.clone();
+            async move {
+                people.members(GROUP).iter().any(|id| {
+                    people
+                        .person(id)
+                        .is_some_and(|p| p["emailAddresses"][0]["value"] == email)
+                })
+            }
+        }
+    };
+
+    // The first run creates the group and exports the tagged contact (CS-03).
+    create("Ann Daemon", "ann.daemon@example.com").await;
+    run().await;
+    support::eventually(
+        "the contact reaches the Google group",
+        &daemon,
+        exported("ann.daemon@example.com"),
+    )
+    .await;
+    // A person moved into the group in Google comes back with the tag.
+    let cy = people.add("Cy Google", &["cy.google@example.com"], &[]);
+    people.move_into(&cy, GROUP);
+    run().await;
+    support::eventually("the person is imported", &daemon, || async {
+        let found = support::records::request(
+            &daemon,
+            reqwest::Method::GET,
+            "/api/v1/contacts?q=cy.google",
+            support::records::ROOT,
+            &[],
+            None,
+        )
+        .await;
+        found.body.to_string().contains(&format!("\"{TAG}\""))
+    })
+    .await;
+
+    // The access token expires at Google: the next run refreshes it once and goes on.
+    let grants = oauth.grants();
+    people.expire_tokens();
+    create("Bob Refresh", "bob.refresh@example.com").await;
+    run().await;
+    support::eventually(
+        "exported after a refresh",
+        &daemon,
+        exported("bob.refresh@example.com"),
+    )
+    .await;
+    assert!(people.unauthorized() >= 1);
+    assert_eq!(oauth.grants(), grants + 1, "one refresh");
+
+    // A 429: the run fails Throttled and the scheduler runs it again after Retry-After.
+    people.set_retry_after(1);
+    people.throttle(1);
+    create("Cleo Throttled", "cleo.throttled@example.com").await;
+    run().await;
+    support::eventually(
+        "exported after the Retry-After",
+        &daemon,
+        exported("cleo.throttled@example.com"),
+    )
+    .await;
+    assert_eq!(people.throttled(), 1);
+    assert_eq!(people.creates(), 3, "no duplicates");
+    support::eventually("the sync is recorded", &daemon, || async {
+        let objects = daemon.objects().await;
+        support::find(&objects, "ContactSync", "google")
+            .is_some_and(|o| o["state"] == "ready" && !o["lastSuccessAt"].is_null())
+    })
+    .await;
+
+    // No secret where an operator looks.
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(daemon.config_dir())
+        .arg("--state")
+        .arg(daemon.dir.path().join("state.db"))
+        .arg("status")
+        .envs(env)
+        .output()
+        .expect("status");
+    let status = String::from_utf8_lossy(&status.stdout).into_owned();
+    assert!(status.contains("ContactSync"), "{status}");
+    let places = [
+        ("objects", daemon.objects().await.to_string()),
+        ("metrics", daemon.metrics().await),
+        ("status", status),
+        ("logs", daemon.stderr()),
+    ];
+    let mut secrets = vec![CLIENT_SECRET.to_owned(), REFRESH.to_owned()];
+    secrets.extend(people.tokens_seen());
+    assert!(
+        people.tokens_seen().iter().all(|t| oauth.active(t)),
+        "every bearer came from the token endpoint"
+    );
+    for (place, text) in &places {
+        for secret in &secrets {
+            assert!(!text.contains(secret.as_str()), "{place} shows a secret");
+        }
+    }
 }

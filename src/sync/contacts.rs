@@ -57,7 +57,7 @@ use url::Url;
 
 use crate::config::kinds::{
     ConflictPolicy, ConflictWinner, ContactCategory, ContactSyncSpec, DavAccountSpec, DeletePolicy,
-    ExportScope, UnionField,
+    ExportScope, GoogleAccountSpec, UnionField,
 };
 use crate::config::types::AllOrList;
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
@@ -73,6 +73,7 @@ use crate::store::sync_state::RemoteContact;
 use super::company::Company;
 use super::dav::DavClient;
 use super::dav::contact_remote::DavContacts;
+use super::google::people::PeopleRemote;
 use super::remote::{
     ContactRemote, Cursor, Folder, Listed, Next, RemoteError, RemoteItem, Write, Written,
 };
@@ -98,6 +99,14 @@ impl KindConnectors for ContactSyncConnectors {
         Trigger::scheduled(
             ContactSyncSpec::from_spec(&object.spec).and_then(|s| s.schedule.as_ref()),
         )
+    }
+
+    /// The account's grant (a GoogleAccount and the Google app, or a Mailbox and its provider):
+    /// a new refresh token, client secret or `apiBaseUrl` rebuilds the connector.
+    fn inputs(&self, object: &Object, set: &ConfigSet) -> String {
+        ContactSyncSpec::from_spec(&object.spec)
+            .map(|spec| super::tokens::account_inputs(set, &spec.account))
+            .unwrap_or_default()
     }
 }
 
@@ -161,10 +170,28 @@ fn remote_for(
     if let Some(account) = set.get::<DavAccountSpec>(&spec.account) {
         return dav_remote(object, spec, set, account, origin);
     }
+    if set.get::<GoogleAccountSpec>(&spec.account).is_some() {
+        return google_remote(spec, set);
+    }
     Err(format!(
-        "contact sync over `{}` is not built yet: only a DavAccount (CardDAV) syncs so far (issue: sync)",
+        "contact sync over `{}` is not built yet: only a DavAccount (CardDAV) or a GoogleAccount syncs so far (issue: sync)",
         spec.account
     ))
+}
+
+/// The People API remote of a ContactSync over a GoogleAccount (CS-03..05): the account's
+/// grant, its `apiBaseUrl` (else Google's host), the `google.group` contact group.
+fn google_remote(
+    spec: &ContactSyncSpec,
+    set: &ConfigSet,
+) -> Result<Arc<dyn ContactRemote>, String> {
+    let google = spec
+        .google
+        .as_ref()
+        .ok_or("a ContactSync over a GoogleAccount needs `google: {tag, group}`")?;
+    let tokens = super::tokens::google_account(set, &spec.account)?;
+    let base = super::tokens::google_people_base(set, &spec.account);
+    Ok(Arc::new(PeopleRemote::new(&base, tokens, &google.group)))
 }
 
 fn dav_remote(
