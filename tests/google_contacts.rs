@@ -372,6 +372,19 @@ async fn deletes_are_not_propagated_a_person_deleted_there_loses_the_tag_here() 
         .await
         .expect("kept here");
     assert_eq!(ann.tags, ["vip"]);
+    // Taken out of the group in Google: the same.
+    rig.create_local("Dee Moved Out", "dee@example.com", &[TAG])
+        .await;
+    rig.sync().await;
+    let dee_person = rig.member_with("dee@example.com").expect("dee");
+    rig.fake.move_out(&dee_person, GROUP);
+    rig.sync().await;
+    let dee = rig
+        .contact_with("dee@example.com")
+        .await
+        .expect("kept here");
+    assert!(dee.tags.is_empty(), "{:?}", dee.tags);
+    assert!(rig.fake.person(&dee_person).is_some());
 
     // Deleted here, untagged here: the persons leave the group, and stay in Google.
     rig.delete_local(bob).await;
@@ -398,7 +411,7 @@ async fn deletes_are_not_propagated_a_person_deleted_there_loses_the_tag_here() 
     // Nothing comes back on the next runs.
     assert_eq!(rig.sync().await, SyncReport::default());
     assert!(rig.contact_with("bob@example.com").await.is_none());
-    assert_eq!(rig.fake.creates(), 3);
+    assert_eq!(rig.fake.creates(), 4);
 }
 
 // REQ: CS-04
