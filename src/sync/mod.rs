@@ -9,6 +9,8 @@
 //! - `ical.rs`: iCalendar VEVENT / VTODO to and from the store's activity fields, patching only
 //!   the modelled properties.
 //! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`.
+//! - `graph/`: Microsoft Graph (Microsoft 365): `graph/calendar.rs` is the `CalendarRemote` over
+//!   calendars and To Do lists.
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
@@ -20,6 +22,7 @@
 pub mod calendar;
 pub mod contacts;
 pub mod dav;
+pub mod graph;
 pub mod ical;
 pub mod remote;
 pub mod report;
