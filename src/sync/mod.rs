@@ -9,10 +9,10 @@
 //! - `ical.rs`: iCalendar VEVENT / VTODO to and from the store's activity fields, patching only
 //!   the modelled properties.
 //! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`.
-//! - `graph/`: Microsoft Graph (Microsoft 365): `graph/calendar.rs` is the `CalendarRemote` over
-//!   calendars and To Do lists.
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
+//! - `graph/`: Microsoft Graph (a Mailbox on `microsoft365`): the shared client (`mod.rs`:
+//!   base URL, bearer and refresh, throttling, delta links, errors) and the contacts remote.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's

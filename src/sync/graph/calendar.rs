@@ -46,22 +46,18 @@
 //!   UTC `dateTimeTimeZone`s; `originalStartTimeZone` is kept as the zone. Bodies are asked
 //!   for as text (`Prefer: outlook.body-content-type="text"`).
 
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
 use chrono::{DateTime, Datelike, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use reqwest::StatusCode;
+use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
+use super::{Answer, Graph};
 use crate::config::types::AllOrList;
 use crate::connector::SyncContext;
 use crate::store::records::normalize_email;
 use crate::sync::ical::{Fields, ItemKind};
 use crate::sync::remote::{
     CalendarRemote, Cursor, Folder, Listed, Next, Notify, Page, RemoteError, RemoteFuture,
-    RemoteItem, TokenProvider, Write, Written,
+    RemoteItem, Write, Written,
 };
 
 /// How far ahead of the run that begins a round the calendar view reaches.
@@ -69,11 +65,9 @@ pub const HORIZON_YEARS: i64 = 3;
 /// A delta round whose window ends sooner than this is replaced by a new full round.
 pub const RENEW_YEARS: i64 = 1;
 /// Items per page asked for (`Prefer: odata.maxpagesize`).
-const PAGE_SIZE: u32 = 50;
-/// How long one request may take.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
-/// `Retry-After` assumed when a 429 carries none.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(30);
+const PAGE_SIZE: &str = "odata.maxpagesize=50";
+/// Bodies as text, not HTML.
+const TEXT_BODIES: &str = "outlook.body-content-type=\"text\"";
 /// The `applicationName` of the linked resource a task created here carries.
 const LINK_APP: &str = "Switchboard";
 
@@ -82,52 +76,20 @@ const LIST_PREFIX: &str = "todo:";
 
 /// Microsoft 365 calendars and To Do lists of one mailbox.
 pub struct GraphCalendarRemote {
-    base: String,
-    tokens: Arc<dyn TokenProvider>,
+    graph: Graph,
     calendars: AllOrList,
     lists: AllOrList,
     since: DateTime<Utc>,
-    http: reqwest::Client,
-    token: Mutex<Option<String>>,
-    requests: AtomicU64,
 }
 
-/// An answer: status, body, and `Retry-After` for a 429.
-struct Answer {
-    status: StatusCode,
-    body: String,
+/// Graph's words for a failed call.
+fn failed(what: &str, answer: &Answer) -> RemoteError {
+    Graph::failure(what, answer)
 }
 
-impl Answer {
-    fn json(&self, what: &str) -> Result<Value, RemoteError> {
-        serde_json::from_str(&self.body).map_err(|e| {
-            RemoteError::Failed(format!("Microsoft Graph {what}: unreadable answer: {e}"))
-        })
-    }
-
-    /// Graph's `{"error": {"code", "message"}}`, as `code: message`.
-    fn error(&self) -> String {
-        let v: Value = serde_json::from_str(&self.body).unwrap_or(Value::Null);
-        let code = v["error"]["code"].as_str().unwrap_or_default();
-        let message = v["error"]["message"].as_str().unwrap_or_default();
-        if code.is_empty() {
-            self.body.chars().take(200).collect()
-        } else {
-            format!("{code}: {message}")
-        }
-    }
-
-    fn failed(&self, what: &str) -> RemoteError {
-        RemoteError::Failed(format!(
-            "Microsoft Graph {what} failed: {} {}",
-            self.status.as_u16(),
-            self.error()
-        ))
-    }
-
-    fn sync_state_lost(&self) -> bool {
-        self.status == StatusCode::GONE || self.error().starts_with("syncStateNotFound")
-    }
+/// A `2xx` answer's body as JSON.
+fn body(what: &str, answer: &Answer) -> Result<Value, RemoteError> {
+    answer.json(what)
 }
 
 /// A listing cursor as stored: whether the round is a full one, the calendar view's end
@@ -200,116 +162,54 @@ fn selected(names: &AllOrList, id: &str, name: &str) -> bool {
 }
 
 impl GraphCalendarRemote {
-    /// A remote for the mailbox whose tokens `tokens` hands out, Graph at `base`
-    /// (`https://graph.microsoft.com`, or a fake), importing from `since`.
+    /// A remote over `graph` (the mailbox's grant and the provider's `apiBaseUrl`): event
+    /// folders are the calendars `calendars` selects, task folders the To Do lists `lists`
+    /// selects; calendar views start at `since`.
     pub fn new(
-        base: &str,
-        tokens: Arc<dyn TokenProvider>,
+        graph: Graph,
         calendars: AllOrList,
         lists: AllOrList,
         since: DateTime<Utc>,
     ) -> GraphCalendarRemote {
         GraphCalendarRemote {
-            base: base.trim_end_matches('/').to_owned(),
-            tokens,
+            graph,
             calendars,
             lists,
             since,
-            http: crate::net::http_client_builder()
-                .timeout(REQUEST_TIMEOUT)
-                .build()
-                .unwrap_or_default(),
-            token: Mutex::new(None),
-            requests: AtomicU64::new(0),
         }
     }
 
-    fn url(&self, segments: &[&str]) -> Result<url::Url, RemoteError> {
-        let mut url = url::Url::parse(&format!("{}/v1.0", self.base))
-            .map_err(|e| RemoteError::Failed(format!("Microsoft Graph base URL: {e}")))?;
-        url.path_segments_mut()
-            .map_err(|()| RemoteError::Failed("the Graph base URL cannot take a path".into()))?
-            .extend(segments);
-        Ok(url)
-    }
-
-    async fn bearer(&self, ctx: &SyncContext<'_>, fresh: bool) -> Result<String, RemoteError> {
-        if !fresh && let Some(t) = self.token.lock().expect("token cache").clone() {
-            return Ok(t);
-        }
-        let t = self.tokens.token(ctx, fresh).await?;
-        *self.token.lock().expect("token cache") = Some(t.clone());
-        Ok(t)
-    }
-
-    /// Sends one request (built again for a retry with a fresh token after a 401). A 429 is
-    /// [`RemoteError::Throttled`]; any other status is the caller's to read.
-    async fn send(
+    /// `GET`, `PATCH`, `POST` or `DELETE` with bodies asked for as text and Graph's paging.
+    async fn call(
         &self,
         ctx: &SyncContext<'_>,
         what: &str,
-        build: impl Fn() -> reqwest::RequestBuilder,
+        method: Method,
+        url: &str,
+        if_match: Option<&str>,
+        body: Option<&Value>,
     ) -> Result<Answer, RemoteError> {
-        let mut fresh = false;
-        loop {
-            let token = self.bearer(ctx, fresh).await?;
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let request = build()
-                .bearer_auth(token)
-                .header("Prefer", format!("odata.maxpagesize={PAGE_SIZE}"))
-                .header("Prefer", "outlook.body-content-type=\"text\"")
-                .send();
-            let response = tokio::select! {
-                () = ctx.cancel.cancelled() => return Err(RemoteError::Cancelled),
-                r = request => r.map_err(|e| RemoteError::Failed(format!(
-                    "Microsoft Graph {what}: {}", e.without_url()
-                )))?,
-            };
-            let status = response.status();
-            if status == StatusCode::TOO_MANY_REQUESTS {
-                let retry_after = crate::net::retry_after(&response).unwrap_or(DEFAULT_RETRY_AFTER);
-                return Err(RemoteError::Throttled {
-                    message: format!("Microsoft Graph throttled {what}"),
-                    retry_after,
-                });
-            }
-            if status == StatusCode::UNAUTHORIZED && !fresh {
-                tracing::info!(
-                    what,
-                    "Microsoft Graph refused the access token; asking for a new one"
-                );
-                fresh = true;
-                continue;
-            }
-            let body = response.text().await.map_err(|e| {
-                RemoteError::Failed(format!("Microsoft Graph {what}: {}", e.without_url()))
-            })?;
-            let answer = Answer { status, body };
-            if status == StatusCode::UNAUTHORIZED {
-                return Err(RemoteError::Failed(format!(
-                    "Microsoft Graph refused the access token: {}",
-                    answer.error()
-                )));
-            }
-            return Ok(answer);
+        let mut headers = vec![("Prefer", PAGE_SIZE), ("Prefer", TEXT_BODIES)];
+        if let Some(v) = if_match {
+            headers.push(("If-Match", v));
         }
+        self.graph
+            .call(ctx, what, method, url, &headers, body)
+            .await
     }
 
-    /// Every page of a collection (`GET` then each `@odata.nextLink`).
+    /// Every entry of a collection (`GET` then each `@odata.nextLink`).
     async fn collect(
         &self,
         ctx: &SyncContext<'_>,
         what: &str,
-        first: url::Url,
+        first: String,
     ) -> Result<Vec<Value>, RemoteError> {
-        let mut url = first.to_string();
+        let mut url = first;
         let mut all = Vec::new();
         loop {
-            let answer = self.send(ctx, what, || self.http.get(&url)).await?;
-            if !answer.status.is_success() {
-                return Err(answer.failed(what));
-            }
-            let mut page = answer.json(what)?;
+            let answer = self.call(ctx, what, Method::GET, &url, None, None).await?;
+            let mut page = body(what, &answer)?;
             if let Some(Value::Array(values)) = page.get_mut("value").map(Value::take) {
                 all.extend(values);
             }
@@ -327,35 +227,45 @@ impl GraphCalendarRemote {
         id: &str,
     ) -> Result<Option<RemoteItem<Fields>>, RemoteError> {
         let (url, what) = match target(id) {
-            Target::Event(event) => (self.url(&["me", "events", event])?, "read an event"),
-            Target::Task { list, task } => {
-                let mut url = self.url(&["me", "todo", "lists", list, "tasks", task])?;
-                url.query_pairs_mut()
-                    .append_pair("$expand", "linkedResources");
-                (url, "read a task")
-            }
+            Target::Event(event) => (
+                self.graph.url(&["me", "events", event], &[]),
+                "read an event",
+            ),
+            Target::Task { list, task } => (
+                self.graph.url(
+                    &["me", "todo", "lists", list, "tasks", task],
+                    &[("$expand", "linkedResources")],
+                ),
+                "read a task",
+            ),
         };
-        let answer = self.send(ctx, what, || self.http.get(url.clone())).await?;
+        let answer = self.call(ctx, what, Method::GET, &url, None, None).await?;
         match answer.status {
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
-            s if s.is_success() => {
-                let v = answer.json(what)?;
+            _ => {
+                let v = body(what, &answer)?;
                 Ok(Some(match target(id) {
                     Target::Event(_) => event_item(v),
                     Target::Task { list, .. } => task_item(list, v),
                 }))
             }
-            _ => Err(answer.failed(what)),
         }
     }
 
-    /// The first URL of a calendar view round.
-    fn view_url(&self, calendar: &str, end: DateTime<Utc>) -> Result<url::Url, RemoteError> {
-        let mut url = self.url(&["me", "calendars", calendar, "calendarView", "delta"])?;
-        url.query_pairs_mut()
-            .append_pair("startDateTime", &graph_stamp(self.since))
-            .append_pair("endDateTime", &graph_stamp(end));
-        Ok(url)
+    /// One page of a delta round at `link`; an expired delta is [`RemoteError::TokenExpired`].
+    async fn delta_page(
+        &self,
+        ctx: &SyncContext<'_>,
+        what: &str,
+        link: &Link,
+    ) -> Result<Value, RemoteError> {
+        let answer = self
+            .call(ctx, what, Method::GET, &link.url, None, None)
+            .await?;
+        if !answer.status.is_success() && answer.delta_expired() {
+            return Err(RemoteError::TokenExpired);
+        }
+        body(what, &answer)
     }
 
     async fn list_events(
@@ -365,16 +275,22 @@ impl GraphCalendarRemote {
         cursor: Cursor<'_>,
     ) -> Result<Page<Fields>, RemoteError> {
         let now = ctx.clock.now();
-        let start = || -> Result<Link, RemoteError> {
+        let start = || {
             let end = now + chrono::Duration::days(365 * HORIZON_YEARS);
-            Ok(Link {
+            Link {
                 full: true,
                 end: Some(end),
-                url: self.view_url(calendar, end)?.to_string(),
-            })
+                url: self.graph.url(
+                    &["me", "calendars", calendar, "calendarView", "delta"],
+                    &[
+                        ("startDateTime", &graph_stamp(self.since)),
+                        ("endDateTime", &graph_stamp(end)),
+                    ],
+                ),
+            }
         };
         let link = match cursor {
-            Cursor::Start => start()?,
+            Cursor::Start => start(),
             Cursor::Token(t) => match Link::decode(t) {
                 Some(l)
                     if l.end
@@ -382,26 +298,17 @@ impl GraphCalendarRemote {
                 {
                     Link { full: false, ..l }
                 }
-                Some(_) => {
+                _ => {
                     tracing::info!(
                         calendar,
                         "the calendar view's window nears its end; starting a new round"
                     );
-                    start()?
+                    start()
                 }
-                None => start()?,
             },
-            Cursor::Page(p) => Link::decode(p).map_or_else(start, Ok)?,
+            Cursor::Page(p) => Link::decode(p).unwrap_or_else(start),
         };
-        let what = "calendar view delta";
-        let answer = self.send(ctx, what, || self.http.get(&link.url)).await?;
-        if answer.sync_state_lost() {
-            return Err(RemoteError::TokenExpired);
-        }
-        if !answer.status.is_success() {
-            return Err(answer.failed(what));
-        }
-        let page = answer.json(what)?;
+        let page = self.delta_page(ctx, "calendar view delta", &link).await?;
         let mut items: Vec<Listed<Fields>> = Vec::new();
         let mut removed = Vec::new();
         let mut masters: Vec<String> = Vec::new();
@@ -450,11 +357,10 @@ impl GraphCalendarRemote {
                 None => removed.push(master),
             }
         }
-        let next = next_of(&page, &link)?;
         Ok(Page {
             items,
             removed,
-            next,
+            next: next_of(&page, &link)?,
             full: false,
         })
     }
@@ -465,33 +371,20 @@ impl GraphCalendarRemote {
         list: &str,
         cursor: Cursor<'_>,
     ) -> Result<Page<Fields>, RemoteError> {
-        let start = || -> Result<Link, RemoteError> {
-            let mut url = self.url(&["me", "todo", "lists", list, "tasks", "delta"])?;
-            url.query_pairs_mut()
-                .append_pair("$expand", "linkedResources");
-            Ok(Link {
-                full: true,
-                end: None,
-                url: url.to_string(),
-            })
+        let start = || Link {
+            full: true,
+            end: None,
+            url: self.graph.url(
+                &["me", "todo", "lists", list, "tasks", "delta"],
+                &[("$expand", "linkedResources")],
+            ),
         };
         let link = match cursor {
-            Cursor::Start => start()?,
-            Cursor::Token(t) => match Link::decode(t) {
-                Some(l) => Link { full: false, ..l },
-                None => start()?,
-            },
-            Cursor::Page(p) => Link::decode(p).map_or_else(start, Ok)?,
+            Cursor::Start => start(),
+            Cursor::Token(t) => Link::decode(t).map_or_else(start, |l| Link { full: false, ..l }),
+            Cursor::Page(p) => Link::decode(p).unwrap_or_else(start),
         };
-        let what = "To Do tasks delta";
-        let answer = self.send(ctx, what, || self.http.get(&link.url)).await?;
-        if answer.sync_state_lost() {
-            return Err(RemoteError::TokenExpired);
-        }
-        if !answer.status.is_success() {
-            return Err(answer.failed(what));
-        }
-        let page = answer.json(what)?;
+        let page = self.delta_page(ctx, "To Do tasks delta", &link).await?;
         let mut items = Vec::new();
         let mut removed = Vec::new();
         for v in page["value"].as_array().cloned().unwrap_or_default() {
@@ -523,26 +416,31 @@ impl GraphCalendarRemote {
                 .id
                 .strip_prefix(CALENDAR_PREFIX)
                 .unwrap_or(&write.folder.id);
-            let mut body = event_body(None, write.fields, invite);
-            body.insert("transactionId".into(), json!(write.uid));
-            let url = self.url(&["me", "calendars", calendar, "events"])?;
+            let mut new = event_body(None, write.fields, invite);
+            new.insert("transactionId".into(), json!(write.uid));
+            let url = self
+                .graph
+                .url(&["me", "calendars", calendar, "events"], &[]);
             let what = "create an event";
-            let body = Value::Object(body);
             let answer = self
-                .send(ctx, what, || self.http.post(url.clone()).json(&body))
+                .call(
+                    ctx,
+                    what,
+                    Method::POST,
+                    &url,
+                    None,
+                    Some(&Value::Object(new)),
+                )
                 .await?;
-            if !answer.status.is_success() {
-                return Err(answer.failed(what));
-            }
-            return Ok(Written::Done(Some(event_item(answer.json(what)?))));
+            return Ok(Written::Done(Some(event_item(body(what, &answer)?))));
         };
         let Target::Event(id) = target(&current.id) else {
             return Err(RemoteError::Failed(
                 "a task cannot be written as an event".into(),
             ));
         };
-        let body = event_body(Some(&current.fields), write.fields, invite);
-        if body.is_empty() {
+        let changes = event_body(Some(&current.fields), write.fields, invite);
+        if changes.is_empty() {
             return Ok(Written::Done(Some(current.clone())));
         }
         let json: Value = serde_json::from_str(&current.data).unwrap_or_default();
@@ -553,17 +451,17 @@ impl GraphCalendarRemote {
             );
             return Ok(Written::Done(Some(current.clone())));
         }
-        let url = self.url(&["me", "events", id])?;
-        let body = Value::Object(body);
+        let url = self.graph.url(&["me", "events", id], &[]);
         let what = "update an event";
         let answer = self
-            .send(ctx, what, || {
-                let r = self.http.patch(url.clone()).json(&body);
-                match &current.version {
-                    Some(v) => r.header("If-Match", v),
-                    None => r,
-                }
-            })
+            .call(
+                ctx,
+                what,
+                Method::PATCH,
+                &url,
+                current.version.as_deref(),
+                Some(&Value::Object(changes)),
+            )
             .await?;
         written(answer, what, event_item)
     }
@@ -580,8 +478,8 @@ impl GraphCalendarRemote {
                 .strip_prefix(LIST_PREFIX)
                 .unwrap_or(&write.folder.id)
                 .to_owned();
-            let mut body = task_body(None, write.fields);
-            body.insert(
+            let mut new = task_body(None, write.fields);
+            new.insert(
                 "linkedResources".into(),
                 json!([{
                     "applicationName": LINK_APP,
@@ -589,37 +487,44 @@ impl GraphCalendarRemote {
                     "displayName": write.fields.summary.clone().unwrap_or_default(),
                 }]),
             );
-            let url = self.url(&["me", "todo", "lists", &list, "tasks"])?;
+            let url = self
+                .graph
+                .url(&["me", "todo", "lists", &list, "tasks"], &[]);
             let what = "create a task";
-            let body = Value::Object(body);
             let answer = self
-                .send(ctx, what, || self.http.post(url.clone()).json(&body))
+                .call(
+                    ctx,
+                    what,
+                    Method::POST,
+                    &url,
+                    None,
+                    Some(&Value::Object(new)),
+                )
                 .await?;
-            if !answer.status.is_success() {
-                return Err(answer.failed(what));
-            }
-            return Ok(Written::Done(Some(task_item(&list, answer.json(what)?))));
+            return Ok(Written::Done(Some(task_item(&list, body(what, &answer)?))));
         };
         let Target::Task { list, task } = target(&current.id) else {
             return Err(RemoteError::Failed(
                 "an event cannot be written as a task".into(),
             ));
         };
-        let body = task_body(Some(&current.fields), write.fields);
-        if body.is_empty() {
+        let changes = task_body(Some(&current.fields), write.fields);
+        if changes.is_empty() {
             return Ok(Written::Done(Some(current.clone())));
         }
-        let url = self.url(&["me", "todo", "lists", list, "tasks", task])?;
-        let body = Value::Object(body);
+        let url = self
+            .graph
+            .url(&["me", "todo", "lists", list, "tasks", task], &[]);
         let what = "update a task";
         let answer = self
-            .send(ctx, what, || {
-                let r = self.http.patch(url.clone()).json(&body);
-                match &current.version {
-                    Some(v) => r.header("If-Match", v),
-                    None => r,
-                }
-            })
+            .call(
+                ctx,
+                what,
+                Method::PATCH,
+                &url,
+                current.version.as_deref(),
+                Some(&Value::Object(changes)),
+            )
             .await?;
         written(answer, what, |v| task_item(list, v))
     }
@@ -646,27 +551,21 @@ impl GraphCalendarRemote {
                         return Ok(Written::Done(None));
                     }
                 }
-                self.url(&["me", "events", event])?
+                self.graph.url(&["me", "events", event], &[])
             }
-            Target::Task { list, task } => {
-                self.url(&["me", "todo", "lists", list, "tasks", task])?
-            }
+            Target::Task { list, task } => self
+                .graph
+                .url(&["me", "todo", "lists", list, "tasks", task], &[]),
         };
         let what = "delete an item";
         let answer = self
-            .send(ctx, what, || {
-                let r = self.http.delete(url.clone());
-                match version {
-                    Some(v) => r.header("If-Match", v),
-                    None => r,
-                }
-            })
+            .call(ctx, what, Method::DELETE, &url, version, None)
             .await?;
         match answer.status {
             StatusCode::PRECONDITION_FAILED => Ok(Written::Conflict),
             StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Written::Gone),
             s if s.is_success() => Ok(Written::Done(None)),
-            _ => Err(answer.failed(what)),
+            _ => Err(failed(what, &answer)),
         }
     }
 }
@@ -680,8 +579,7 @@ fn written(
     match answer.status {
         StatusCode::PRECONDITION_FAILED => Ok(Written::Conflict),
         StatusCode::NOT_FOUND | StatusCode::GONE => Ok(Written::Gone),
-        s if s.is_success() => Ok(Written::Done(Some(item(answer.json(what)?)))),
-        _ => Err(answer.failed(what)),
+        _ => Ok(Written::Done(Some(item(body(what, &answer)?)))),
     }
 }
 
@@ -1199,7 +1097,11 @@ impl CalendarRemote for GraphCalendarRemote {
         Box::pin(async move {
             let mut folders = Vec::new();
             let calendars = self
-                .collect(ctx, "list calendars", self.url(&["me", "calendars"])?)
+                .collect(
+                    ctx,
+                    "list calendars",
+                    self.graph.url(&["me", "calendars"], &[]),
+                )
                 .await?;
             for c in &calendars {
                 let (Some(id), name) = (c["id"].as_str(), c["name"].as_str().unwrap_or_default())
@@ -1217,7 +1119,11 @@ impl CalendarRemote for GraphCalendarRemote {
                 }
             }
             let lists = self
-                .collect(ctx, "list To Do lists", self.url(&["me", "todo", "lists"])?)
+                .collect(
+                    ctx,
+                    "list To Do lists",
+                    self.graph.url(&["me", "todo", "lists"], &[]),
+                )
                 .await?;
             for l in &lists {
                 let (Some(id), name) = (
@@ -1333,7 +1239,7 @@ impl CalendarRemote for GraphCalendarRemote {
     }
 
     fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.graph.requests()
     }
 }
 
