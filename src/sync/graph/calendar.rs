@@ -1004,17 +1004,17 @@ pub fn event_body(old: Option<&Fields>, new: &Fields, invite: bool) -> Map<Strin
             json!({"displayName": new.location.clone().unwrap_or_default()}),
         );
     }
-    if creating || old.start != new.start || old.end != new.end || old.all_day != new.all_day {
-        if let Some(start) = new.start {
-            let end = new.end.filter(|e| *e > start).unwrap_or(if new.all_day {
-                start + chrono::Duration::days(1)
-            } else {
-                start + chrono::Duration::minutes(30)
-            });
-            body.insert("start".into(), date_time_zone(start));
-            body.insert("end".into(), date_time_zone(end));
-            body.insert("isAllDay".into(), json!(new.all_day));
-        }
+    if (creating || old.start != new.start || old.end != new.end || old.all_day != new.all_day)
+        && let Some(start) = new.start
+    {
+        let end = new.end.filter(|e| *e > start).unwrap_or(if new.all_day {
+            start + chrono::Duration::days(1)
+        } else {
+            start + chrono::Duration::minutes(30)
+        });
+        body.insert("start".into(), date_time_zone(start));
+        body.insert("end".into(), date_time_zone(end));
+        body.insert("isAllDay".into(), json!(new.all_day));
     }
     if (creating || old.rrule != new.rrule)
         && let (Some(rrule), Some(start)) = (&new.rrule, new.start)
