@@ -51,6 +51,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Map, Value, json};
 
 use super::{Answer, Graph};
+use crate::config::kinds::CalendarSyncSpec;
 use crate::config::types::AllOrList;
 use crate::connector::SyncContext;
 use crate::store::records::normalize_email;
@@ -177,6 +178,17 @@ impl GraphCalendarRemote {
             lists,
             since,
         }
+    }
+
+    /// The remote of a `CalendarSync`: its calendar and list selections, calendar views from
+    /// the start of its `since` day (UTC).
+    pub fn for_sync(graph: Graph, spec: &CalendarSyncSpec) -> GraphCalendarRemote {
+        GraphCalendarRemote::new(
+            graph,
+            spec.import_meetings.calendars.clone(),
+            spec.import_tasks.folders.clone(),
+            spec.since.and_time(chrono::NaiveTime::MIN).and_utc(),
+        )
     }
 
     /// `GET`, `PATCH`, `POST` or `DELETE` with bodies asked for as text and Graph's paging.
@@ -957,6 +969,20 @@ pub fn task_fields(v: &Value) -> Fields {
     }
 }
 
+/// The neutral fields of a stored representation ([`RemoteItem::data`]): a task's JSON (it
+/// has a `title`, an event none) or an event's; `None` for anything else.
+pub fn decode(data: &str) -> Option<Fields> {
+    let v: Value = serde_json::from_str(data).ok()?;
+    let o = v.as_object()?;
+    if o.contains_key("title") && !o.contains_key("subject") {
+        Some(task_fields(&v))
+    } else if o.contains_key("subject") || o.contains_key("start") {
+        Some(event_fields(&v))
+    } else {
+        None
+    }
+}
+
 fn version_of(v: &Value) -> Option<String> {
     text(&v["@odata.etag"]).or_else(|| text(&v["changeKey"]))
 }
@@ -1375,6 +1401,19 @@ mod tests {
         assert_eq!(f.due, Some(utc("2026-03-05T00:00:00Z")));
         assert_eq!(f.uid.as_deref(), Some("switchboard-abc-activity-7"));
         assert!(f.last_modified.is_some());
+    }
+
+    #[test]
+    fn stored_json_decodes_as_the_event_or_task_it_is() {
+        let event = event_item(json!({"id": "E", "subject": "Demo"}));
+        assert_eq!(decode(&event.data), Some(event.fields));
+        let task = task_item(
+            "L",
+            json!({"id": "T", "title": "Call", "status": "completed"}),
+        );
+        assert_eq!(decode(&task.data), Some(task.fields));
+        assert_eq!(decode("{}"), None);
+        assert_eq!(decode("BEGIN:VCALENDAR"), None);
     }
 
     #[test]
