@@ -14,18 +14,22 @@
 //! - `graph/`: Microsoft Graph (a Mailbox on `microsoft365`): the shared client (`mod.rs`:
 //!   base URL, bearer and refresh, throttling, delta links, errors) and the contacts remote.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
+//! - `tokens.rs`: the bearer tokens of the Google and Microsoft 365 clients (a GoogleAccount's
+//!   grant, a microsoft365 Mailbox's), Google's API bases, and a GoogleAccount's consent target.
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time
 //! comes from `SyncContext.clock`).
 
 pub mod calendar;
+pub mod company;
 pub mod contacts;
 pub mod dav;
 pub mod graph;
 pub mod ical;
 pub mod remote;
 pub mod report;
+pub mod tokens;
 pub mod vcard;
 
 pub use calendar::{CalendarSyncConnector, CalendarSyncConnectors};
