@@ -22,6 +22,10 @@
 //!
 //! Statuses a caller decides on (`404`, `412` on a conditional write) come back as an
 //! [`Answer`] from [`Graph::call`].
+//!
+//! `contacts.rs` is the contacts remote (`GraphContactsRemote`).
+
+pub mod contacts;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -31,6 +35,8 @@ use reqwest::{Method, StatusCode};
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use crate::config::ConfigSet;
+use crate::config::kinds::{AuthMethod, MailProviderType, MailboxSpec};
 use crate::connector::SyncContext;
 use crate::mail::graph::{DEFAULT_BASE_URL, error_message};
 
@@ -104,6 +110,30 @@ impl<T> GraphPage<T> {
             (Some(next), _) => Next::More(next.clone()),
             (None, delta) => Next::Done(delta.clone()),
         }
+    }
+}
+
+/// The Graph base URL (the provider's `apiBaseUrl`, `None` for Graph's own host) of Mailbox
+/// `name`, when it can sync through Graph: its provider is `microsoft365` with `auth: oauth2`.
+/// `Err` is the pending reason.
+pub fn mailbox_api_base(set: &ConfigSet, name: &str) -> Result<Option<String>, String> {
+    let mailbox = set
+        .get::<MailboxSpec>(name)
+        .ok_or_else(|| format!("no Mailbox named {name}"))?;
+    let (provider_name, provider) = set
+        .mail_provider_of(mailbox)
+        .ok_or_else(|| format!("no MailProvider serves {}", mailbox.address.as_str()))?;
+    match provider.provider_type {
+        MailProviderType::Microsoft365 if provider.auth == AuthMethod::Oauth2 => Ok(provider
+            .api_base_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned())),
+        MailProviderType::Microsoft365 => Err(format!(
+            "Mailbox {name}: contacts and calendars sync through Microsoft Graph, which needs `auth: oauth2` on MailProvider {provider_name}"
+        )),
+        _ => Err(format!(
+            "Mailbox {name}: contact and calendar sync over a mailbox needs a microsoft365 provider (MailProvider {provider_name} is not one)"
+        )),
     }
 }
 
