@@ -114,12 +114,20 @@ pub fn remote_for(
         ));
     }
     if let Some(mailbox) = set.get::<MailboxSpec>(account)
-        && set
-            .mail_provider_of(mailbox)
-            .is_some_and(|(_, p)| p.provider_type == MailProviderType::Microsoft365)
+        && let Some((_, provider)) = set.mail_provider_of(mailbox)
+        && provider.provider_type == MailProviderType::Microsoft365
     {
-        return Err(format!(
-            "calendar sync over Mailbox `{account}` is not built yet: Microsoft Graph calendars have no remote so far (issue: sync)"
+        let tokens = super::tokens::microsoft_mailbox(set, account)?;
+        let base = provider
+            .api_base_url
+            .as_ref()
+            .map(|u| u.as_str().to_owned());
+        let graph = super::graph::Graph::new(base.as_deref(), tokens);
+        return Ok((
+            Box::new(super::graph::calendar::GraphCalendarRemote::for_sync(
+                graph, spec,
+            )),
+            mailbox.owner.clone(),
         ));
     }
     Err(format!(

@@ -1235,6 +1235,17 @@ impl CalendarRemote for GraphCalendarRemote {
         Box::pin(self.fetch(ctx, id))
     }
 
+    fn decode(&self, data: &str) -> Option<Fields> {
+        decode(data)
+    }
+
+    fn holds(&self, folder: &Folder, id: &str) -> bool {
+        // a task of list L is `todo:L:T`; an event's id says nothing of its calendar, and an
+        // event listing is never full
+        id.strip_prefix(folder.id.as_str())
+            .is_some_and(|rest| rest.starts_with(':'))
+    }
+
     fn write<'a>(
         &'a self,
         ctx: &'a SyncContext<'a>,
