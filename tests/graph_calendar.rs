@@ -401,9 +401,31 @@ async fn a_throttled_run_ends_throttled_and_the_next_one_goes_on() {
     assert_eq!(rig.titles().await, vec!["One"]);
 }
 
+/// Collects everything logged on this thread, at every level.
+#[derive(Clone, Default)]
+struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("logs").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn an_expired_access_token_is_refreshed_and_never_shown() {
     // REQ: AS-01 (synced automatically across token expiry)
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
     let rig = rig(TWO_WAY, |fake| {
         fake.add_event(CALENDAR_ID, "One", day(1, 9), day(1, 10));
     })
@@ -426,6 +448,15 @@ async fn an_expired_access_token_is_refreshed_and_never_shown() {
         assert!(!text.contains(&token), "no token in {text}");
     }
     assert!(!text.contains(REFRESH) && !text.contains(CLIENT_SECRET));
+    let logged = String::from_utf8_lossy(&logs.0.lock().expect("logs")).into_owned();
+    assert!(
+        logged.contains("refused the access token"),
+        "logs were captured"
+    );
+    for token in rig.fake.with(|s| s.seen.clone()) {
+        assert!(!logged.contains(&token), "no token in the logs");
+    }
+    assert!(!logged.contains(REFRESH) && !logged.contains(CLIENT_SECRET));
 }
 
 #[tokio::test]
