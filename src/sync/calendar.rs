@@ -114,14 +114,12 @@ pub fn remote_for(
         ));
     }
     if let Some(mailbox) = set.get::<MailboxSpec>(account)
-        && let Some((_, provider)) = set.mail_provider_of(mailbox)
-        && provider.provider_type == MailProviderType::Microsoft365
+        && set
+            .mail_provider_of(mailbox)
+            .is_some_and(|(_, p)| p.provider_type == MailProviderType::Microsoft365)
     {
         let tokens = super::tokens::microsoft_mailbox(set, account)?;
-        let base = provider
-            .api_base_url
-            .as_ref()
-            .map(|u| u.as_str().to_owned());
+        let base = super::graph::mailbox_api_base(set, account)?;
         let graph = super::graph::Graph::new(base.as_deref(), tokens);
         return Ok((
             Box::new(super::graph::calendar::GraphCalendarRemote::for_sync(
@@ -131,7 +129,7 @@ pub fn remote_for(
         ));
     }
     Err(format!(
-        "calendar sync over `{account}` is not built yet: only a DavAccount (CalDAV) syncs so far (issue: sync)"
+        "calendar sync over `{account}` is not built yet: only a DavAccount (CalDAV) or a Mailbox on a microsoft365 provider syncs so far (issue: sync)"
     ))
 }
 
