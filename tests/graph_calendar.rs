@@ -6,7 +6,11 @@
 //! calendars and only the user's own To Do lists (AS-01), export of activities made here as
 //! events or tasks (AS-02) with no invitation mailed (BX-03), a no-change run, a conflict
 //! resolved by policy (CS-04), an expired delta listed again without duplicates, 429 ending the
-//! run as throttled, an expired access token refreshed, and deletes by policy (CS-05).
+//! run as throttled, an expired access token refreshed, and deletes by policy (CS-05). Last,
+//! the real daemon: a manual sync imports and exports through the fake, and no token or secret
+//! shows in its objects, metrics, `status` or log.
+
+mod support;
 
 #[path = "support/graph_calendar_fake.rs"]
 mod graph_calendar_fake;
@@ -30,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 
 use graph_calendar_fake::{CALENDAR_ID, GraphCalendarFake, ME, TASKS_ID};
 use oauth_fake::OAuthFake;
+use support::{Daemon, eventually, free_port};
 
 const CLIENT_ID: &str = "switchboard-test-m365";
 const CLIENT_SECRET: &str = "m365-client-s3cret";
@@ -502,4 +507,165 @@ async fn deletes_keep_by_default_and_propagate_when_asked() {
     assert!(gone.fake.events(CALENDAR_ID).is_empty());
     assert!(gone.fake.tasks(TASKS_ID).is_empty());
     assert!(gone.fake.mails().is_empty());
+}
+
+// ---- The real daemon: a microsoft365 provider, an oauth2 Mailbox, a CalendarSync over it ----
+
+const DAEMON_SECRET: &str = "m365-calendar-daemon-s3cret";
+const DAEMON_REFRESH: &str = "m365-calendar-daemon-refresh";
+
+fn daemon_config(
+    port: u16,
+    graph: &GraphCalendarFake,
+    oauth: &OAuthFake,
+) -> Vec<(&'static str, String)> {
+    let mut files: Vec<_> = support::base_config(port)
+        .into_iter()
+        .filter(|(name, _)| *name != "mail.yaml")
+        .collect();
+    files.push(support::records::admin_file());
+    files.push((
+        "m365.yaml",
+        format!(
+            "apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {{name: m365}}\nspec:\n  type: microsoft365\n  title: Microsoft 365\n  domains: [corp.example]\n  \
+             apiBaseUrl: {graph}\n  auth: oauth2\n  \
+             oauth2:\n    clientId: {CLIENT_ID}\n    clientSecret: {{env: SB_M365_SECRET}}\n    authUrl: {oauth}/auth\n    tokenUrl: {oauth}/token\n    scopes: [Calendars.ReadWrite, Tasks.ReadWrite, offline_access]\n---\n\
+             apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {{name: box}}\nspec:\n  address: {ME}\n  owner: root\n  load: {{enabled: false}}\n  oauth2RefreshToken: {{env: SB_M365_REFRESH}}\n---\n\
+             apiVersion: switchboard/v1\nkind: CalendarSync\nmetadata: {{name: cal}}\nspec:\n  account: box\n  since: {since}\n{TWO_WAY}",
+            graph = graph.base,
+            oauth = oauth.base,
+            since = since(),
+        ),
+    ));
+    files
+}
+
+#[tokio::test]
+async fn the_daemon_syncs_a_microsoft_365_calendar_and_never_shows_a_token() {
+    // REQ: AS-01 (a "sync now" imports meetings and the user's own tasks)
+    // REQ: AS-02 (activities made through the API go out as an event and a task)
+    let oauth = OAuthFake::start(CLIENT_ID, DAEMON_SECRET, Duration::from_secs(3600)).await;
+    oauth.allow(DAEMON_REFRESH, ME);
+    let graph = GraphCalendarFake::start(2).await;
+    graph.add_event(CALENDAR_ID, "Review", day(2, 9), day(2, 10));
+    graph.add_task(TASKS_ID, "Call back", None);
+    let team = graph.add_list("Team (shared by Bo)", false);
+    graph.add_task(&team, "Bo's task", None);
+    let port = free_port();
+    let mut daemon = Daemon::start(
+        port,
+        &daemon_config(port, &graph, &oauth),
+        &[
+            ("SB_TEST_SECRET", "unused"),
+            ("SB_M365_SECRET", DAEMON_SECRET),
+            ("SB_M365_REFRESH", DAEMON_REFRESH),
+        ],
+    );
+    daemon.wait_ready().await;
+    for (title, show) in [("Demo for Carol", true), ("Prepare the demo", false)] {
+        let created = support::records::request(
+            &daemon,
+            reqwest::Method::POST,
+            "/api/v1/activities",
+            support::records::ROOT,
+            &[],
+            Some((
+                "application/json",
+                json!({"kind": "meeting", "title": title, "showInSchedule": show,
+                       "start": day(5, 15).to_rfc3339(), "end": day(5, 16).to_rfc3339(),
+                       "due": day(4, 12).to_rfc3339()}),
+            )),
+        )
+        .await;
+        assert_eq!(created.status, 201, "{}", created.body);
+    }
+    let sync_now = || async {
+        let queued = daemon
+            .post(
+                "/api/v1/objects/CalendarSync/cal/sync",
+                Some(support::ADMIN_TOKEN),
+            )
+            .await;
+        assert_eq!(queued.status(), 202);
+    };
+    sync_now().await;
+    eventually(
+        "the run is recorded with what it moved",
+        &daemon,
+        || async {
+            let objects = daemon.objects().await;
+            support::find(&objects, "CalendarSync", "cal").is_some_and(|o| {
+                o["state"] == "ready"
+                    && o["sync"]["lastRun"]["itemsIn"] == 2
+                    && o["sync"]["lastRun"]["itemsOut"] == 2
+            })
+        },
+    )
+    .await;
+    let events = graph.events(CALENDAR_ID);
+    assert!(
+        events.iter().any(|e| e["subject"] == "Demo for Carol"),
+        "{events:?}"
+    );
+    let tasks = graph.tasks(TASKS_ID);
+    assert!(
+        tasks.iter().any(|t| t["title"] == "Prepare the demo"),
+        "{tasks:?}"
+    );
+    let listed = support::records::request(
+        &daemon,
+        reqwest::Method::GET,
+        "/api/v1/activities",
+        support::records::ROOT,
+        &[],
+        None,
+    )
+    .await;
+    let text = listed.body.to_string();
+    assert!(
+        text.contains("Review") && text.contains("Call back"),
+        "{text}"
+    );
+    assert!(!text.contains("Bo's task"), "not the user's: {text}");
+
+    // the access token expires: the next run refreshes it and goes on
+    graph.expire_tokens();
+    graph.add_event(CALENDAR_ID, "Later", day(6, 9), day(6, 10));
+    sync_now().await;
+    eventually("the next run imports the new event", &daemon, || async {
+        let objects = daemon.objects().await;
+        support::find(&objects, "CalendarSync", "cal")
+            .is_some_and(|o| o["sync"]["lastRun"]["itemsIn"] == 1)
+    })
+    .await;
+    assert!(graph.unauthorized() >= 1);
+
+    // throttled: the run ends with Graph's Retry-After, shown as such
+    graph.throttle(1);
+    sync_now().await;
+    eventually("the throttled run is shown", &daemon, || async {
+        let objects = daemon.objects().await;
+        support::find(&objects, "CalendarSync", "cal")
+            .and_then(|o| o["lastError"].as_str().map(str::to_owned))
+            .is_some_and(|e| e.contains("throttled"))
+    })
+    .await;
+
+    let objects = daemon.objects().await.to_string();
+    let metrics = daemon.metrics().await;
+    let mut secrets = graph.with(|s| s.seen.clone());
+    assert!(!secrets.is_empty());
+    secrets.extend([DAEMON_REFRESH.to_owned(), DAEMON_SECRET.to_owned()]);
+    for (what, text) in [
+        ("objects", &objects),
+        ("metrics", &metrics),
+        ("log", &daemon.stderr()),
+    ] {
+        for secret in &secrets {
+            assert!(
+                !text.contains(secret.as_str()),
+                "a secret is in the {what}:\n{text}"
+            );
+        }
+    }
 }
