@@ -41,7 +41,9 @@
 //!   written only with [`Notify::All`] (Graph cannot limit its mail to external attendees, so
 //!   [`Notify::External`] writes none either); with less, a change to a meeting the user
 //!   organizes that has attendees is not written (logged, the item left as Graph has it) and
-//!   such a meeting is not deleted there.
+//!   such a meeting is not deleted there. Known gap: the participants of a meeting exported
+//!   without them are Switchboard's only; a later change made in Outlook is imported with
+//!   Graph's attendee list, which lacks them.
 //! - *Times*: read in UTC (Graph's default without `Prefer: outlook.timezone`), written as
 //!   UTC `dateTimeTimeZone`s; `originalStartTimeZone` is kept as the zone. Bodies are asked
 //!   for as text (`Prefer: outlook.body-content-type="text"`).
