@@ -1006,6 +1006,43 @@ async fn export_by_group_writes_only_the_contacts_in_it() {
 }
 
 #[tokio::test]
+async fn an_export_whose_answer_was_lost_makes_no_second_contact() {
+    // REQ: CS-04 (a run that failed after the provider stored a create duplicates nothing)
+    let rig = rig_spec(
+        "  import: {enabled: false}\n  export: {enabled: true}\n",
+        50,
+        &[],
+    )
+    .await;
+    let id = rig
+        .create_local(ContactChanges {
+            name: Some(Some("Zoe Ash".into())),
+            emails: Some(vec!["zoe@z.example".into()]),
+            ..ContactChanges::default()
+        })
+        .await;
+    rig.fake.lose_create_answers(1);
+    rig.try_sync()
+        .await
+        .expect_err("the create's answer was lost");
+    assert_eq!(
+        rig.fake.all_contacts().len(),
+        1,
+        "Graph made it all the same"
+    );
+    assert!(rig.linked(id).await.is_none());
+    rig.sync().await;
+    assert_eq!(
+        rig.fake.all_contacts().len(),
+        1,
+        "found by its uid, not made again"
+    );
+    assert_eq!(rig.fake.writes("POST"), 1);
+    let linked = rig.linked(id).await.expect("linked now");
+    assert_eq!(rig.fake.all_contacts()[0]["id"], linked.as_str());
+}
+
+#[tokio::test]
 async fn an_imported_company_links_the_one_account_of_that_name_and_not_one_of_two() {
     // REQ: CS-02 (linked to an account by name; unlinked when several share the name)
     let rig = rig_spec(TWO_WAY, 50, &[]).await;
@@ -1406,4 +1443,27 @@ async fn the_daemon_syncs_a_microsoft_365_mailboxs_contacts_and_never_shows_a_to
             );
         }
     }
+}
+
+#[test]
+fn a_microsoft_365_mailbox_without_oauth2_is_pending_with_what_to_do() {
+    // REQ: CS-01 (the sync says plainly why it cannot run yet)
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("sync.yaml"),
+        "apiVersion: switchboard/v1\nkind: User\nmetadata: {name: owner}\nspec: {displayName: Owner, email: owner@example.com}\n---\n\
+         apiVersion: switchboard/v1\nkind: MailProvider\nmetadata: {name: m365}\nspec:\n  type: microsoft365\n  title: Microsoft 365\n  domains: [corp.example]\n---\n\
+         apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {name: box}\nspec:\n  address: sales@corp.example\n  owner: owner\n  password: {env: SB_UNUSED}\n---\n\
+         apiVersion: switchboard/v1\nkind: ContactSync\nmetadata: {name: book}\nspec:\n  account: box\n  import: {enabled: true}\n  export: {enabled: true}\n",
+    )
+    .expect("manifest");
+    let set = switchboard::config::load(&[dir.path().to_path_buf()])
+        .into_result()
+        .unwrap_or_else(|d| panic!("valid config: {d:?}"));
+    let object = set.object(Kind::ContactSync, "book").expect("object");
+    let reason = match ContactSyncConnector::new(object, &set) {
+        Ok(_) => panic!("no sync without a grant"),
+        Err(reason) => reason,
+    };
+    assert!(reason.contains("oauth2"), "{reason}");
 }

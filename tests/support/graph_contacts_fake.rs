@@ -22,7 +22,8 @@
 //! - Every request needs a bearer token; a token seen before [`GraphContactsFake::expire_tokens`]
 //!   gets `401 InvalidAuthenticationToken` (as an expired access token does). The next
 //!   [`GraphContactsFake::throttle`] requests get `429` with `Retry-After`.
-//! - Test hooks change contacts and folders "as a user in Outlook would".
+//! - Test hooks change contacts and folders "as a user in Outlook would", race a write with a
+//!   user's edit, or lose a create's answer after storing it.
 
 #![allow(dead_code)]
 
@@ -94,6 +95,8 @@ pub struct Inner {
     pub requests: Vec<String>,
     /// A user's edit applied just before the next write to that contact (a race with the sync).
     pub edit_before_write: Option<(String, Value)>,
+    /// Creates still to be stored and then answered `503` (the answer lost, as in a crash).
+    pub lose_create_answers: u32,
     next_id: u64,
     next_version: u64,
     base: String,
@@ -305,6 +308,12 @@ impl GraphContactsFake {
     /// `If-Match` is stale.
     pub fn edit_before_next_write(&self, id: &str, patch: Value) {
         self.with(|s| s.edit_before_write = Some((id.to_owned(), patch)));
+    }
+
+    /// The next `n` creates are stored, but their answer is a `503` (the client cannot know
+    /// they were made, as after a crash between the write and its link).
+    pub fn lose_create_answers(&self, n: u32) {
+        self.with(|s| s.lose_create_answers = n);
     }
 
     /// The contacts `folder` holds now.
@@ -746,6 +755,14 @@ fn create(
         return error(StatusCode::BAD_REQUEST, "BadRequest", "Unreadable JSON.");
     };
     let json = s.create(folder, body);
+    if s.lose_create_answers > 0 {
+        s.lose_create_answers -= 1;
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
+        );
+    }
     (StatusCode::CREATED, axum::Json(json)).into_response()
 }
 
