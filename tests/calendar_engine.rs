@@ -543,8 +543,8 @@ async fn an_expired_page_cursor_lists_again_from_the_start_and_completes_in_the_
 
 #[test]
 fn google_and_microsoft_365_accounts_stay_pending_with_their_reason() {
-    // REQ: AS-01 (Exchange / Microsoft 365 and Google calendars: pending with a reason until
-    // their remotes land, never a fake success)
+    // REQ: AS-01 (Google calendars, and a Microsoft 365 mailbox without OAuth: pending with a
+    // reason, never a fake success)
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("secret.txt"), "x").expect("secret");
     std::fs::write(
@@ -572,8 +572,9 @@ fn google_and_microsoft_365_accounts_stay_pending_with_their_reason() {
         "{}",
         reason("google")
     );
+    // a Microsoft 365 mailbox syncs through Graph (tests/graph_calendar.rs), which needs OAuth
     assert!(
-        reason("graph").contains("Mailbox `work` is not built yet"),
+        reason("graph").contains("`auth: oauth2`"),
         "{}",
         reason("graph")
     );
