@@ -531,6 +531,7 @@ impl ContactSyncConnector {
     ) -> Result<Vec<(i64, bool)>, ConnectorError> {
         let (origin, policy, at) = (self.origin.clone(), self.conflict.clone(), ctx.clock.now());
         let marker = self.filter.marker.clone();
+        let remote = self.remote.clone();
         let (results, conflicts) = ctx
             .store
             .call(move |s| {
@@ -538,6 +539,14 @@ impl ContactSyncConnector {
                 let mut all_changes = Vec::with_capacity(items.len());
                 for item in &items {
                     let mut changes = match local_change(s, &origin, &item.id)? {
+                        // A new version whose modelled fields are the ones last seen (an
+                        // edit there of something not synced): no conflict, this side's
+                        // change stands and is written back.
+                        Some(_)
+                            if unchanged_there(s, &origin, &item.id, &item.fields, &*remote)? =>
+                        {
+                            ContactChanges::default()
+                        }
                         Some((contact, when)) => {
                             conflicts += 1;
                             resolve(&policy, &contact, when, &item.fields)
@@ -966,6 +975,24 @@ fn local_change(
     }
     let when = s.last_change_by_other(RecordKind::Contact, link.record_id, origin)?;
     Ok(s.contact(link.record_id)?.map(|c| (c, when)))
+}
+
+/// Whether the modelled fields of remote item `id` are still those of its version last seen
+/// (kept with the link).
+fn unchanged_there(
+    s: &crate::store::Store,
+    origin: &str,
+    id: &str,
+    fields: &CardFields,
+    remote: &dyn ContactRemote,
+) -> Result<bool, StoreError> {
+    let Some(link) = s.sync_record_by_remote(origin, RecordKind::Contact, id)? else {
+        return Ok(false);
+    };
+    Ok(
+        s.sync_record_data(origin, RecordKind::Contact, link.record_id)?
+            .is_some_and(|data| same_fields(&remote.decode(&data), fields)),
+    )
 }
 
 /// A record write's outcome inside a store call: a store failure fails the call, a refused

@@ -62,6 +62,18 @@ impl MemoryRemote {
         s.log.push((seq, id.to_owned(), false));
     }
 
+    /// A user edits something the sync does not model (a note): a new version, the same fields.
+    fn touch(&self, id: &str) {
+        let mut s = self.state();
+        s.seq += 1;
+        let seq = s.seq;
+        let card = s.items[id]
+            .1
+            .replace("END:VCARD", &format!("NOTE:edit {seq}\r\nEND:VCARD"));
+        s.items.insert(id.to_owned(), (seq, card));
+        s.log.push((seq, id.to_owned(), false));
+    }
+
     fn remove(&self, id: &str) {
         let mut s = self.state();
         s.seq += 1;
@@ -574,5 +586,42 @@ async fn a_create_retried_after_a_crash_adopts_its_earlier_copy() {
         vcard::parse(card).name.as_deref(),
         Some("Made Here"),
         "then updated"
+    );
+}
+
+// REQ: CS-04
+#[tokio::test]
+async fn an_edit_there_of_an_unsynced_field_is_no_conflict_and_the_change_here_wins() {
+    let rig = rig("");
+    rig.remote.put(&format!("{FOLDER}a"), "Ann", "a@x.example");
+    rig.sync().await;
+    let ann = rig.by_email("a@x.example").await;
+    rig.change(
+        ann.id,
+        ContactChanges {
+            name: Some(Some("Ann Here".into())),
+            ..ContactChanges::default()
+        },
+    )
+    .await;
+    rig.remote.touch(&format!("{FOLDER}a"));
+    rig.sync().await;
+    assert_eq!(
+        rig.by_email("a@x.example").await.name.as_deref(),
+        Some("Ann Here"),
+        "the remote's new version changed nothing synced: the change here stands"
+    );
+    let card = rig.remote.state().items[&format!("{FOLDER}a")].1.clone();
+    assert_eq!(
+        vcard::parse(&card).name.as_deref(),
+        Some("Ann Here"),
+        "and was written there"
+    );
+    assert!(card.contains("NOTE:edit"), "keeping the note: {card}");
+    assert!(
+        !rig.metrics
+            .render()
+            .contains("switchboard_sync_conflicts_total{"),
+        "no conflict counted"
     );
 }
