@@ -682,11 +682,19 @@ fn path_params(path: &str) -> Vec<Value> {
     path.split('/')
         .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
         .map(|name| {
+            let example = match name {
+                "kind" => "ChatQueue",
+                "name" => "support",
+                "channel" => "web",
+                "action" => "create-case",
+                _ => "1",
+            };
             json!({
                 "name": name,
                 "in": "path",
                 "required": true,
                 "schema": {"type": "string"},
+                "example": example,
             })
         })
         .collect()
