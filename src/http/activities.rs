@@ -197,6 +197,8 @@ pub struct ActivityWrite {
     /// `meeting` or `task`; required when creating.
     kind: Option<String>,
     /// Required when creating; never null.
+    #[serde(default)]
+    #[schemars(with = "String")]
     title: Option<String>,
     description: Option<String>,
     location: Option<String>,
@@ -206,7 +208,11 @@ pub struct ActivityWrite {
     start: Option<String>,
     end: Option<String>,
     due: Option<String>,
+    #[serde(default)]
+    #[schemars(with = "bool")]
     all_day: Option<bool>,
+    #[serde(default)]
+    #[schemars(with = "bool")]
     show_in_schedule: Option<bool>,
     /// A User's name: only administrators give activities to others.
     owner: Option<String>,

@@ -32,6 +32,7 @@ pub struct Page {
     #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
     /// The `nextCursor` of the previous page.
+    #[schemars(regex(pattern = r"^[0-9]+$"))]
     cursor: Option<String>,
 }
 

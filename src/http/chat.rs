@@ -513,6 +513,8 @@ pub async fn complete(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessageDto {
+    /// Not blank; at most 16 KiB.
+    #[schemars(regex(pattern = r"\S"))]
     text: String,
 }
 
@@ -543,6 +545,7 @@ pub async fn post_message(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusDto {
+    #[schemars(extend("enum" = ["active", "inactive"]))]
     status: String,
 }
 

@@ -32,7 +32,11 @@ use super::error::ApiError;
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EmailsQuery {
+    /// How many e-mails at most (1 to 1000, 100 when absent).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    #[schemars(regex(pattern = r"^[0-9]+$"))]
     cursor: Option<String>,
     mailbox: Option<String>,
     folder: Option<String>,

@@ -963,6 +963,9 @@ pub fn document() -> Value {
     }
     add_examples(&mut paths);
     let mut schemas = generators.answers.definitions().clone();
+    for schema in generators.requests.definitions_mut().values_mut() {
+        without_null_defaults(schema);
+    }
     for (name, schema) in generators.requests.definitions() {
         let previous = schemas.insert(name.clone(), schema.clone());
         assert!(
@@ -998,6 +1001,21 @@ pub fn document() -> Value {
             "securitySchemes": security_schemes(),
         }
     })
+}
+
+/// `value` without `"default": null`: a request field that may be left out but is never null
+/// (`#[serde(default)]` on an `Option` read as a plain value) has no default to show.
+fn without_null_defaults(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.get("default") == Some(&Value::Null) {
+                map.remove("default");
+            }
+            map.values_mut().for_each(without_null_defaults);
+        }
+        Value::Array(items) => items.iter_mut().for_each(without_null_defaults),
+        _ => {}
+    }
 }
 
 /// The committed text: pretty JSON with a final newline.

@@ -347,6 +347,7 @@ pub struct ContactWrite {
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[allow(dead_code)]
 pub struct AccountLinkWrite {
+    #[schemars(regex(pattern = r"^[0-9]+$"))]
     id: Option<String>,
     name: Option<String>,
 }
@@ -358,6 +359,8 @@ pub struct AccountLinkWrite {
 #[allow(dead_code)]
 pub struct AccountWrite {
     /// Required when creating; never null.
+    #[serde(default)]
+    #[schemars(with = "String", length(min = 1, max = 500))]
     name: Option<String>,
     domains: Option<Vec<String>>,
 }
