@@ -195,6 +195,8 @@ fn bool_field(field: &str, value: &Value) -> Result<bool, ApiError> {
 #[allow(dead_code)]
 pub struct ActivityWrite {
     /// `meeting` or `task`; required when creating.
+    #[serde(default)]
+    #[schemars(with = "String", extend("enum" = ["meeting", "task"]))]
     kind: Option<String>,
     /// Required when creating; never null.
     #[serde(default)]
@@ -319,8 +321,11 @@ fn changes(
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ActivityFilter {
     owner: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     from: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     to: Option<String>,
+    #[schemars(extend("enum" = ["meeting", "task"]))]
     kind: Option<String>,
 }
 

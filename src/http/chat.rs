@@ -224,6 +224,7 @@ fn chat_id(id: &str) -> Result<i64, ApiError> {
 /// `?state=&queue=` of `GET /api/v1/chats`.
 #[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ChatQuery {
+    #[schemars(extend("enum" = ["offered", "active", "completed"]))]
     state: Option<String>,
     queue: Option<String>,
 }

@@ -660,7 +660,10 @@ fn query_params(schema: &Schema) -> Vec<Value> {
                     property["type"] = only;
                 }
             }
-            if let Some(p) = property.as_object_mut() {
+            // Rust's integer formats (`uint`, ...) say nothing to a client; `date-time` does.
+            if let Some(p) = property.as_object_mut()
+                && p.get("format").is_some_and(|f| f != "date-time")
+            {
                 p.remove("format");
             }
             let mut param = json!({

@@ -437,7 +437,10 @@ pub struct ContactFilter {
     email: Option<String>,
     phone: Option<String>,
     tag: Option<String>,
+    /// An account's id.
+    #[schemars(regex(pattern = r"^[0-9]+$"))]
     account: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     updated_since: Option<String>,
 }
 
@@ -582,6 +585,7 @@ pub async fn delete_contact(
 pub struct AccountFilter {
     q: Option<String>,
     domain: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     updated_since: Option<String>,
 }
 
@@ -710,6 +714,7 @@ pub async fn delete_account(
 pub struct LeadFilter {
     integration: Option<String>,
     form: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     since: Option<String>,
 }
 
