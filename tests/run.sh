@@ -8,7 +8,8 @@
 # The suite starts real peers on loopback ports: Dovecot (IMAP), aiosmtpd (SMTP) with a
 # throwaway CA made by openssl, Radicale (CardDAV/CalDAV), promtool (metrics format, rules),
 # systemd-analyze for the unit's exposure, curl for the contact-center demo, headless Chromium
-# with chromedriver for the operator console. On Debian or Ubuntu the missing ones are installed
+# with chromedriver for the operator console, schemathesis (PyPI, in a cached venv) for the
+# OpenAPI contract test. On Debian or Ubuntu the missing ones are installed
 # with apt-get (through sudo when not root). Dovecot's test instances run as root; without root
 # the mail tests fail with a message that says so. `.ci/run` calls this script.
 set -euo pipefail
@@ -24,6 +25,7 @@ command -v curl >/dev/null 2>&1 || need_pkgs+=(curl)                    # the co
 command -v radicale >/dev/null 2>&1 || need_pkgs+=(radicale)            # DAV tests: real CardDAV
 [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)                       # console tests: a real browser
 [ -x /usr/bin/chromedriver ] || need_pkgs+=(chromium-driver)            # ... driven through WebDriver
+/usr/bin/python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need_pkgs+=(python3-venv)  # schemathesis' venv
 
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
@@ -49,6 +51,24 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
     apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
   if [ "$created_policy" = 1 ]; then "${sudo[@]}" rm -f "$policy"; fi
 fi
+
+# schemathesis (the OpenAPI contract test, tests/openapi_contract.rs) from PyPI, in a venv kept
+# across runs and checkouts; remade when tests/schemathesis-requirements.txt changes. When it
+# cannot be installed the run goes on and that test fails saying so (it never skips).
+st_venv="${SB_SCHEMATHESIS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/switchboard/schemathesis-venv}"
+st_want="$(cat tests/schemathesis-requirements.txt)"
+if [ ! -x "$st_venv/bin/st" ] || [ "$(cat "$st_venv/requirements.txt" 2>/dev/null)" != "$st_want" ]; then
+  echo "== installing schemathesis into $st_venv"
+  rm -rf "$st_venv"
+  if /usr/bin/python3 -m venv "$st_venv" \
+    && "$st_venv/bin/pip" install --quiet --disable-pip-version-check \
+      -r tests/schemathesis-requirements.txt; then
+    cp tests/schemathesis-requirements.txt "$st_venv/requirements.txt"
+  else
+    echo "tests/run.sh: WARNING: schemathesis could not be installed; the openapi_contract test will fail" >&2
+  fi
+fi
+export SB_SCHEMATHESIS="$st_venv/bin/st"
 
 echo "== rustfmt"
 cargo fmt --all -- --check

@@ -39,7 +39,7 @@ use super::records::{
 };
 
 /// A person of an activity.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PersonDto {
     email: String,
@@ -52,14 +52,14 @@ pub struct PersonDto {
 }
 
 /// The meeting an activity links to.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct MeetingDto {
     service: String,
     url: String,
 }
 
 /// An activity, as SPEC shapes it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActivityDto {
     id: String,
@@ -188,6 +188,49 @@ fn bool_field(field: &str, value: &Value) -> Result<bool, ApiError> {
         .ok_or_else(|| unprocessable(field, "must be true or false"))
 }
 
+// Only its schema is used (the OpenAPI document): `changes` reads the body.
+/// The body of `POST /api/v1/activities` and the merge patch of `PATCH /api/v1/activities/{id}`.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct ActivityWrite {
+    /// `meeting` or `task`; required when creating.
+    #[serde(default)]
+    #[schemars(with = "String", extend("enum" = ["meeting", "task"]))]
+    kind: Option<String>,
+    /// Required when creating; never null.
+    #[serde(default)]
+    #[schemars(with = "String")]
+    title: Option<String>,
+    description: Option<String>,
+    location: Option<String>,
+    status: Option<String>,
+    online_meeting_url: Option<String>,
+    /// RFC 3339.
+    start: Option<String>,
+    end: Option<String>,
+    due: Option<String>,
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    all_day: Option<bool>,
+    #[serde(default)]
+    #[schemars(with = "bool")]
+    show_in_schedule: Option<bool>,
+    /// A User's name: only administrators give activities to others.
+    owner: Option<String>,
+    organizer: Option<PersonWrite>,
+    participants: Option<Vec<PersonWrite>>,
+}
+
+/// A person in an activity write.
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
+#[allow(dead_code)]
+pub struct PersonWrite {
+    email: String,
+    /// Participants only: `none`, `accepted`, `declined` or `tentative`.
+    response: Option<String>,
+}
+
 /// The fields of a POST body or merge patch; checks an owner against the config.
 fn changes(
     body: &Map<String, Value>,
@@ -275,11 +318,14 @@ fn changes(
 }
 
 /// The filters of `GET /api/v1/activities`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ActivityFilter {
     owner: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     from: Option<String>,
+    #[schemars(extend("format" = "date-time"))]
     to: Option<String>,
+    #[schemars(extend("enum" = ["meeting", "task"]))]
     kind: Option<String>,
 }
 

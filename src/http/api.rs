@@ -26,15 +26,21 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub const MAX_LIMIT: usize = 1000;
 
 /// `?limit=&cursor=` of list endpoints.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct Page {
+    /// How many items at most (1 to 1000, 100 when absent).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    #[schemars(regex(pattern = r"^[0-9]+$"))]
     cursor: Option<String>,
 }
 
-/// A list answer.
-#[derive(Debug, Serialize)]
+/// A list answer: one page of items, how many there are in all, and the `cursor` of the next
+/// page (null on the last).
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(rename = "{T}List")]
 pub struct List<T> {
     items: Vec<T>,
     total: usize,
@@ -55,7 +61,7 @@ impl<T> List<T> {
 }
 
 /// One object of the status view: `GET /api/v1/objects` items and `status --format json` rows.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ObjectDto {
     kind: String,
@@ -80,7 +86,7 @@ pub struct ObjectDto {
 }
 
 /// A record sync's part of the status view.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SyncDto {
     /// What the last successful run moved; null before the first.
@@ -96,7 +102,7 @@ pub struct SyncDto {
 }
 
 /// What one run moved.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LastRunDto {
     items_in: u64,
@@ -105,7 +111,7 @@ pub struct LastRunDto {
 }
 
 /// How far a run got.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct SyncProgressDto {
     done: u64,
     known: u64,
@@ -115,7 +121,7 @@ pub struct SyncProgressDto {
 const RECORD_SYNC_KINDS: [Kind; 2] = [Kind::ContactSync, Kind::CalendarSync];
 
 /// A mailbox folder in the status view.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FolderDto {
     name: String,
@@ -126,7 +132,7 @@ pub struct FolderDto {
 }
 
 /// How far a folder's first sync got.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ProgressDto {
     loaded: u64,
     total: u64,
@@ -307,7 +313,7 @@ pub async fn list_objects(
 }
 
 /// The answer to an accepted sync request.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct Queued {
     queued: bool,
 }

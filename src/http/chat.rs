@@ -49,7 +49,7 @@ impl From<ChatError> for ApiError {
 
 /// A chat, as SPEC shapes it. `messages` and `offeredTo` are left out of events (read the
 /// chat for them).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatDto {
     id: String,
@@ -81,7 +81,7 @@ pub struct ChatDto {
 
 /// One run of a chat action: `state` is `pending` (a webhook being delivered), `done` or
 /// `failed` (given up; `lastError` says why).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ActionRunDto {
     id: String,
@@ -114,7 +114,7 @@ impl From<ActionRunRow> for ActionRunDto {
 }
 
 /// A case created from a chat (CH-07).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CaseDto {
     id: String,
@@ -144,14 +144,15 @@ impl From<CaseRow> for CaseDto {
 }
 
 /// A chat's contact.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ChatContactDto")]
 pub struct ContactDto {
     id: String,
     name: String,
 }
 
 /// One message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct MessageDto {
     id: String,
     direction: &'static str,
@@ -221,8 +222,9 @@ fn chat_id(id: &str) -> Result<i64, ApiError> {
 }
 
 /// `?state=&queue=` of `GET /api/v1/chats`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ChatQuery {
+    #[schemars(extend("enum" = ["offered", "active", "completed"]))]
     state: Option<String>,
     queue: Option<String>,
 }
@@ -509,9 +511,11 @@ pub async fn complete(
 }
 
 /// `{"text": "..."}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewMessageDto {
+    /// Not blank; at most 16 KiB.
+    #[schemars(regex(pattern = r"\S"))]
     text: String,
 }
 
@@ -539,14 +543,15 @@ pub async fn post_message(
 }
 
 /// `{"status": "active" | "inactive"}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct StatusDto {
+    #[schemars(extend("enum" = ["active", "inactive"]))]
     status: String,
 }
 
 /// An operator with their status and active chats per queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct OperatorDto {
     name: String,
@@ -556,7 +561,7 @@ pub struct OperatorDto {
 }
 
 /// Active chats of one operator in one queue.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct QueueLoadDto {
     queue: String,
@@ -650,14 +655,14 @@ async fn operators(state: &AppState, names: Vec<String>) -> Result<Vec<OperatorD
 }
 
 /// `?language=&queue=` of `GET /api/v1/quick-replies`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct QuickReplyQuery {
     language: Option<String>,
     queue: Option<String>,
 }
 
 /// A quick reply.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct QuickReplyDto {
     name: String,
     language: String,

@@ -29,10 +29,14 @@ use super::auth::Caller;
 use super::error::ApiError;
 
 /// The query string of `GET /api/v1/emails`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct EmailsQuery {
+    /// How many e-mails at most (1 to 1000, 100 when absent).
+    #[schemars(range(min = 1, max = 1000))]
     limit: Option<usize>,
+    /// The `nextCursor` of the previous page.
+    #[schemars(regex(pattern = r"^[0-9]+$"))]
     cursor: Option<String>,
     mailbox: Option<String>,
     folder: Option<String>,
@@ -40,7 +44,7 @@ pub struct EmailsQuery {
 }
 
 /// An attachment's metadata.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct AttachmentDto {
     name: Option<String>,
@@ -49,7 +53,7 @@ pub struct AttachmentDto {
 }
 
 /// An e-mail, as SPEC gives it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailDto {
     id: String,
@@ -75,14 +79,14 @@ pub struct EmailDto {
 }
 
 /// When and why the server reported an e-mail removed from its folder.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct RemovedDto {
     at: String,
     reason: String,
 }
 
 /// The delivery of a sent e-mail.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DeliveryDto {
     state: String,
@@ -131,7 +135,7 @@ impl From<EmailRecord> for EmailDto {
 }
 
 /// The list answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct EmailList {
     items: Vec<EmailDto>,
@@ -189,7 +193,7 @@ pub async fn list_emails(
 }
 
 /// The body of `POST /api/v1/emails`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct SendRequest {
     mailbox: Option<String>,

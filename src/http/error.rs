@@ -35,14 +35,21 @@ pub struct ApiError {
     retry_after: Option<u32>,
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
+/// The body of every error answer: `{"error": {"code", "message"}}`.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "Error")]
+pub(crate) struct Body<'a> {
     error: Detail<'a>,
 }
 
-#[derive(Serialize)]
-struct Detail<'a> {
+/// What went wrong.
+#[derive(Serialize, schemars::JsonSchema)]
+#[schemars(rename = "ErrorDetail")]
+pub(crate) struct Detail<'a> {
+    /// A stable code (`bad-request`, `unauthorized`, `forbidden`, `not-found`, `stale`,
+    /// `storage-full`, ...): compare this, not the message.
     code: &'a str,
+    /// What a person reads; at most 512 bytes.
     message: &'a str,
 }
 

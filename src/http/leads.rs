@@ -53,7 +53,7 @@ fn count(state: &AppState, outcome: &str) {
 }
 
 /// The validation answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChallengeDto {
     challenge_code: String,
@@ -84,7 +84,7 @@ pub async fn linkedin_challenge(
 }
 
 /// What the webhook did with a notification.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ReceivedDto {
     outcome: &'static str,
@@ -218,7 +218,7 @@ pub fn notified_integrations(state: &AppState, caller: &Caller) -> Vec<String> {
 }
 
 /// One entry of an integration's log.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LogEntryDto {
     id: String,
@@ -229,7 +229,7 @@ pub struct LogEntryDto {
 }
 
 /// `{"items": [...]}`, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct LogDto {
     items: Vec<LogEntryDto>,
 }
@@ -273,7 +273,7 @@ pub async fn integration_log(
 }
 
 /// A backfill as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct BackfillDto {
     id: String,
@@ -315,7 +315,7 @@ impl From<crate::store::leads::LeadBackfill> for BackfillDto {
 }
 
 /// The body of a backfill request (`since` and `until`: `YYYY-MM-DD` or RFC 3339).
-#[derive(Debug, serde::Deserialize)]
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackfillRequest {
     since: String,

@@ -13,7 +13,7 @@ use super::auth::Caller;
 use super::error::ApiError;
 
 /// The caller, as SPEC shapes it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct MeDto {
     name: String,
@@ -53,13 +53,13 @@ pub async fn me(State(state): State<AppState>, caller: Caller) -> Result<Json<Me
 }
 
 /// `?queue=` of `GET /api/v1/chat-actions`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, schemars::JsonSchema)]
 pub struct ActionQuery {
     queue: Option<String>,
 }
 
 /// A chat action the caller may run.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 pub struct ChatActionDto {
     name: String,
     title: String,

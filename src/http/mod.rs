@@ -16,6 +16,7 @@ pub mod leads;
 pub mod me;
 pub mod oauth;
 pub mod oidc;
+pub mod openapi;
 pub mod records;
 pub mod server;
 pub mod webhooks;
@@ -96,6 +97,8 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/quick-replies", get(chat::quick_replies))
         .route("/api/v1/events", get(chat::events))
         .route("/api/v1/me", get(me::me))
+        // The OpenAPI document of /api/v1 and /webhooks; no token needed.
+        .route("/api/v1/openapi.json", get(openapi::serve))
         .route("/api/v1/chat-actions", get(me::chat_actions))
         // The operator console (issue 18).
         .route("/console", get(console::redirect))

@@ -22,7 +22,7 @@ use super::AppState;
 use super::error::ApiError;
 
 /// The answer to a stored inbound message.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatIdDto {
     chat_id: String,

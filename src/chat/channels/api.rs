@@ -31,16 +31,20 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// The longest `messageId` and `from.id`.
 const MAX_ID: usize = 256;
 
-#[derive(Deserialize)]
+/// The body of `POST /webhooks/api/{channel}` (its schema is in the OpenAPI document).
+#[derive(Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]
-struct InboundBody {
+#[schemars(rename = "ApiInbound")]
+pub struct InboundBody {
     message_id: String,
     from: From,
     text: String,
 }
 
-#[derive(Deserialize)]
-struct From {
+/// The visitor who wrote an inbound message.
+#[derive(Deserialize, schemars::JsonSchema)]
+#[schemars(rename = "ApiInboundFrom")]
+pub struct From {
     id: String,
     name: String,
     #[serde(default)]
