@@ -12,6 +12,8 @@
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
+//! - `google/calendar.rs`: Google Calendar API v3 as a `CalendarRemote` (events, sync tokens,
+//!   etags, `sendUpdates`).
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time
@@ -20,6 +22,7 @@
 pub mod calendar;
 pub mod contacts;
 pub mod dav;
+pub mod google;
 pub mod ical;
 pub mod remote;
 pub mod report;
