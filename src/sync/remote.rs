@@ -162,6 +162,10 @@ pub enum Written<F> {
     Conflict,
     /// The item is gone there (404 / 410 on write): CS-05 applies.
     Gone,
+    /// A create found the item an earlier attempt made under the same `Write.uid` (a crash
+    /// between the provider's write and the link here): the engine links it and writes again
+    /// as an update.
+    Exists(RemoteItem<F>),
 }
 
 /// An item the engine writes: the linked item as last seen (`None`: create), and the fields it
@@ -208,6 +212,16 @@ pub trait ContactRemote: Send + Sync {
         ctx: &'a SyncContext<'a>,
         id: &'a str,
     ) -> RemoteFuture<'a, Option<RemoteItem<CardFields>>>;
+
+    /// The neutral fields of an item's stored representation ([`RemoteItem::data`] as kept with
+    /// the link): what the engine compares a contact with before writing.
+    fn decode(&self, data: &str) -> CardFields;
+
+    /// Whether linked item `id` belongs to `folder` (a full listing of the folder that does not
+    /// list it means it was removed there). The default: ids are prefixed with the folder's id.
+    fn holds(&self, folder: &Folder, id: &str) -> bool {
+        id.starts_with(&folder.id)
+    }
 
     /// Creates or updates (conditionally on `current.version`) an item.
     fn write<'a>(
