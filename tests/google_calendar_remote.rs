@@ -65,12 +65,7 @@ struct Rig {
 
 async fn rig(calendars: AllOrList, page_size: u32) -> Rig {
     let fake = GCalendarFake::start(ACCOUNT).await;
-    fake.add_calendar(
-        "team@group.calendar.google.com",
-        "Team",
-        "writer",
-        false,
-    );
+    fake.add_calendar("team@group.calendar.google.com", "Team", "writer", false);
     fake.add_calendar(
         "en.usa#holiday@group.v.calendar.google.com",
         "Holidays",
@@ -252,7 +247,10 @@ async fn a_full_listing_pages_then_the_sync_token_lists_only_changes() {
             "the out-of-office entry is no meeting"
         );
         let g = &got[0];
-        assert_eq!(g.fields.uid.as_deref(), Some(format!("{group}@google.com").as_str()));
+        assert_eq!(
+            g.fields.uid.as_deref(),
+            Some(format!("{group}@google.com").as_str())
+        );
         assert_eq!(g.fields.organizer.as_deref(), Some(ACCOUNT));
         assert_eq!(
             g.fields.attendees,
@@ -272,7 +270,10 @@ async fn a_full_listing_pages_then_the_sync_token_lists_only_changes() {
         );
         assert!(got[2].fields.all_day);
         let queries = r.fake.list_queries();
-        assert_eq!(queries[0].get("singleEvents").map(String::as_str), Some("false"));
+        assert_eq!(
+            queries[0].get("singleEvents").map(String::as_str),
+            Some("false")
+        );
         assert!(!queries[0].contains_key("timeMin"));
 
         // Nothing changed: one request, nothing listed.
@@ -285,7 +286,8 @@ async fn a_full_listing_pages_then_the_sync_token_lists_only_changes() {
         let token = token2.expect("token");
 
         // A user edits one event and deletes another in Google.
-        r.fake.edit_event(ACCOUNT, &group, |e| e["summary"] = json!("QBR"));
+        r.fake
+            .edit_event(ACCOUNT, &group, |e| e["summary"] = json!("QBR"));
         r.fake.cancel_event(ACCOUNT, &day);
         let _ = ooo;
         let (pages, token3) = list_all(&r.remote, &ctx, &folder, Some(&token))
@@ -314,6 +316,20 @@ async fn a_full_listing_pages_then_the_sync_token_lists_only_changes() {
     });
 }
 
+fn w<'a>(
+    folder: &'a Folder,
+    current: Option<&'a RemoteItem<Fields>>,
+    fields: &'a Fields,
+    uid: &'a str,
+) -> Write<'a, Fields> {
+    Write {
+        folder,
+        current,
+        fields,
+        uid,
+    }
+}
+
 fn meeting(summary: &str) -> Fields {
     Fields {
         kind: ItemKind::Event,
@@ -337,15 +353,10 @@ async fn writes_are_conditional_idempotent_and_send_updates_as_told() {
     with_ctx!(r, |ctx| {
         let fields = meeting("Demo");
         let uid = "switchboard-0123456789ab-activity-7";
-        let write = Write {
-            folder: &folder,
-            current: None,
-            fields: &fields,
-            uid,
-        };
+        let write = || w(&folder, None, &fields, uid);
         let Written::Done(Some(created)) = r
             .remote
-            .write(&ctx, write, Notify::None)
+            .write(&ctx, write(), Notify::None)
             .await
             .expect("create")
         else {
@@ -359,11 +370,11 @@ async fn writes_are_conditional_idempotent_and_send_updates_as_told() {
         // The same create again (a crash before the link was stored): no second event.
         let again = r
             .remote
-            .write(&ctx, write, Notify::None)
+            .write(&ctx, write(), Notify::None)
             .await
             .expect("create again");
-        let Written::Done(Some(again)) = again else {
-            panic!("done");
+        let Written::Exists(again) = again else {
+            panic!("exists: {again:?}");
         };
         assert_eq!(again.id, created.id);
         assert_eq!(r.fake.live_events(ACCOUNT).len(), 1);
@@ -372,14 +383,7 @@ async fn writes_are_conditional_idempotent_and_send_updates_as_told() {
         let writes_before = r.fake.writes().len();
         let same = r
             .remote
-            .write(
-                &ctx,
-                Write {
-                    current: Some(&again),
-                    ..write
-                },
-                Notify::All,
-            )
+            .write(&ctx, w(&folder, Some(&again), &fields, uid), Notify::All)
             .await
             .expect("no-change");
         assert_eq!(same, Written::Done(Some(again.clone())));
@@ -394,11 +398,7 @@ async fn writes_are_conditional_idempotent_and_send_updates_as_told() {
             .remote
             .write(
                 &ctx,
-                Write {
-                    current: Some(&again),
-                    fields: &moved,
-                    ..write
-                },
+                w(&folder, Some(&again), &moved, uid),
                 Notify::External,
             )
             .await
@@ -410,17 +410,10 @@ async fn writes_are_conditional_idempotent_and_send_updates_as_told() {
         assert_ne!(updated.version, again.version);
 
         // The old etag is stale now: a conflict, not a lost write.
+        let other = meeting("Demo (other)");
         let stale = r
             .remote
-            .write(
-                &ctx,
-                Write {
-                    current: Some(&again),
-                    fields: &fields,
-                    ..write
-                },
-                Notify::None,
-            )
+            .write(&ctx, w(&folder, Some(&again), &other, uid), Notify::None)
             .await
             .expect("stale");
         assert_eq!(stale, Written::Conflict);
@@ -452,15 +445,7 @@ async fn writes_are_conditional_idempotent_and_send_updates_as_told() {
         // engine resolves by reading it again: gone), a delete says Gone.
         let gone = r
             .remote
-            .write(
-                &ctx,
-                Write {
-                    current: Some(&current),
-                    fields: &fields,
-                    ..write
-                },
-                Notify::None,
-            )
+            .write(&ctx, w(&folder, Some(&current), &fields, uid), Notify::None)
             .await
             .expect("gone write");
         assert_eq!(gone, Written::Conflict);
@@ -493,6 +478,31 @@ async fn writes_are_conditional_idempotent_and_send_updates_as_told() {
         .collect();
         assert_eq!(sent, expected);
 
+        // An event that never was (or was purged): an update is Gone.
+        let purged = RemoteItem {
+            id: format!("{ACCOUNT}/purged0001"),
+            ..current.clone()
+        };
+        let gone = r
+            .remote
+            .write(&ctx, w(&folder, Some(&purged), &fields, uid), Notify::None)
+            .await
+            .expect("purged write");
+        assert_eq!(gone, Written::Gone);
+
+        // The first create's id is taken by its cancelled event: created again, it comes back.
+        let back = r
+            .remote
+            .write(&ctx, write(), Notify::None)
+            .await
+            .expect("recreate");
+        let Written::Done(Some(back)) = back else {
+            panic!("back: {back:?}");
+        };
+        assert_eq!(back.id, created.id);
+        assert_eq!(back.fields.status.as_deref(), Some("CONFIRMED"));
+        assert_eq!(r.fake.live_events(ACCOUNT).len(), 1);
+
         // A task is not exported to Google.
         let task = Fields {
             kind: ItemKind::Todo,
@@ -500,15 +510,7 @@ async fn writes_are_conditional_idempotent_and_send_updates_as_told() {
         };
         let refused = r
             .remote
-            .write(
-                &ctx,
-                Write {
-                    fields: &task,
-                    current: None,
-                    ..write
-                },
-                Notify::None,
-            )
+            .write(&ctx, w(&folder, None, &task, uid), Notify::None)
             .await;
         assert!(refused.is_err());
     });
@@ -554,7 +556,10 @@ async fn an_attendees_copy_keeps_the_organizers_fields() {
         // Google refuses it: only the organizer's changes propagate (the engine must not send
         // one; the remote reports the refusal rather than hiding it).
         let err = result.expect_err("refused");
-        assert!(err.to_string().contains("forbiddenForNonOrganizer"), "{err}");
+        assert!(
+            err.to_string().contains("forbiddenForNonOrganizer"),
+            "{err}"
+        );
     });
 }
 

@@ -225,7 +225,9 @@ impl GCalendarFake {
         attendees: &[&str],
     ) -> String {
         let account = self.with(|s| s.account.clone());
-        let mut list = vec![json!({"email": account, "organizer": true, "self": true, "responseStatus": "accepted"})];
+        let mut list = vec![
+            json!({"email": account, "organizer": true, "self": true, "responseStatus": "accepted"}),
+        ];
         list.extend(
             attendees
                 .iter()
@@ -489,9 +491,7 @@ async fn list_events(
     };
     let (since, snapshot, offset) = if let Some(p) = query.get("pageToken") {
         match parse_page(p) {
-            Some((epoch, since, snapshot, offset)) if epoch == s.epoch => {
-                (since, snapshot, offset)
-            }
+            Some((epoch, since, snapshot, offset)) if epoch == s.epoch => (since, snapshot, offset),
             _ => return gone(&mut s),
         }
     } else if let Some(t) = query.get("syncToken") {
@@ -523,7 +523,12 @@ async fn list_events(
                     e["end"]["date"]
                         .as_str()
                         .and_then(|d| chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d").ok())
-                        .map(|d| d.and_hms_opt(0, 0, 0).expect("midnight").and_utc().timestamp())
+                        .map(|d| {
+                            d.and_hms_opt(0, 0, 0)
+                                .expect("midnight")
+                                .and_utc()
+                                .timestamp()
+                        })
                 });
             e.get("recurrence").is_some() || end.is_none_or(|end| end > min.timestamp())
         })
@@ -557,7 +562,14 @@ async fn list_events(
     axum::Json(body).into_response()
 }
 
-fn record(s: &mut Inner, method: &str, cal: &str, event: &str, query: &HashMap<String, String>, status: StatusCode) {
+fn record(
+    s: &mut Inner,
+    method: &str,
+    cal: &str,
+    event: &str,
+    query: &HashMap<String, String>,
+    status: StatusCode,
+) {
     s.writes.push(WriteSeen {
         method: method.to_owned(),
         calendar: cal.to_owned(),
@@ -612,7 +624,12 @@ async fn insert_event(
     }
     if event.get("start").is_none() || event.get("end").is_none() {
         record(&mut s, "POST", &cal, &id, &query, StatusCode::BAD_REQUEST);
-        return error(StatusCode::BAD_REQUEST, "global", "required", "Missing end time.");
+        return error(
+            StatusCode::BAD_REQUEST,
+            "global",
+            "required",
+            "Missing end time.",
+        );
     }
     let account = s.account.clone();
     event["id"] = json!(id);
@@ -675,7 +692,14 @@ async fn update_event(
     if let Some(tag) = if_match(&headers)
         && tag != old["etag"].as_str().unwrap_or_default()
     {
-        record(&mut s, "PUT", &cal, &id, &query, StatusCode::PRECONDITION_FAILED);
+        record(
+            &mut s,
+            "PUT",
+            &cal,
+            &id,
+            &query,
+            StatusCode::PRECONDITION_FAILED,
+        );
         return error(
             StatusCode::PRECONDITION_FAILED,
             "global",
@@ -684,7 +708,9 @@ async fn update_event(
         );
     }
     if old["organizer"]["self"] != true
-        && ORGANIZER_FIELDS.iter().any(|f| event.get(*f) != old.get(*f))
+        && ORGANIZER_FIELDS
+            .iter()
+            .any(|f| event.get(*f) != old.get(*f))
     {
         record(&mut s, "PUT", &cal, &id, &query, StatusCode::FORBIDDEN);
         return error(
@@ -725,12 +751,24 @@ async fn delete_event(
     };
     if old["status"] == "cancelled" {
         record(&mut s, "DELETE", &cal, &id, &query, StatusCode::GONE);
-        return error(StatusCode::GONE, "global", "deleted", "Resource has been deleted");
+        return error(
+            StatusCode::GONE,
+            "global",
+            "deleted",
+            "Resource has been deleted",
+        );
     }
     if let Some(tag) = if_match(&headers)
         && tag != old["etag"].as_str().unwrap_or_default()
     {
-        record(&mut s, "DELETE", &cal, &id, &query, StatusCode::PRECONDITION_FAILED);
+        record(
+            &mut s,
+            "DELETE",
+            &cal,
+            &id,
+            &query,
+            StatusCode::PRECONDITION_FAILED,
+        );
         return error(
             StatusCode::PRECONDITION_FAILED,
             "global",

@@ -38,8 +38,9 @@
 //!   `PUT`s it with `If-Match: etag` (`412` → [`Written::Conflict`], `404` / `410` →
 //!   [`Written::Gone`]); nothing changed → no request. A create `POST`s a new event whose
 //!   `id` is derived from the engine's stable uid (base32hex, as Google requires) and whose
-//!   `iCalUID` is that uid, so a create retried after a crash meets `409` and updates the
-//!   event it made the first time instead of making a second one. `sendUpdates` follows
+//!   `iCalUID` is that uid, so a create retried after a crash meets `409` and answers
+//!   [`Written::Exists`] with the event the first attempt made (one deleted since is brought
+//!   back), never a second copy. `sendUpdates` follows
 //!   [`Notify`] (BX-03): `none`, `externalOnly`, `all`. The organizer cannot be set (Google
 //!   makes the account the organizer of what it creates).
 //! - *Errors*: `401` asks the [`TokenProvider`] for a fresh token and retries once; `429`, and
@@ -120,7 +121,9 @@ impl GoogleCalendarRemote {
         let base = Url::parse(base.trim_end_matches('/'))
             .map_err(|e| format!("the Google Calendar API URL `{base}`: {e}"))?;
         if base.cannot_be_a_base() {
-            return Err(format!("the Google Calendar API URL `{base}` is no base URL"));
+            return Err(format!(
+                "the Google Calendar API URL `{base}` is no base URL"
+            ));
         }
         Ok(GoogleCalendarRemote {
             base,
@@ -236,12 +239,7 @@ impl GoogleCalendarRemote {
                 url.query_pairs_mut().append_pair("pageToken", p);
             }
             let answer = self.call(ctx, Method::GET, url, None, None, &[]).await?;
-            entries.extend(
-                answer.body["items"]
-                    .as_array()
-                    .cloned()
-                    .unwrap_or_default(),
-            );
+            entries.extend(answer.body["items"].as_array().cloned().unwrap_or_default());
             match answer.body["nextPageToken"].as_str() {
                 Some(p) => page = Some(p.to_owned()),
                 None => break,
@@ -440,8 +438,9 @@ impl GoogleCalendarRemote {
         if answer.status.is_success() {
             return Ok(Written::Done(Some(to_item(calendar, &answer.body))));
         }
-        // 409: the id exists, made by an earlier attempt of this create (or deleted since,
-        // which Google keeps as a cancelled event): bring that one to these fields.
+        // 409: the id exists, made by an earlier attempt of this create: the engine links
+        // that one and writes again as an update. One deleted since (Google keeps it as a
+        // cancelled event, and its id stays taken) is brought back with these fields.
         let url = self.url(&["calendars", calendar, "events", &event_id]);
         let answer = self
             .call(ctx, Method::GET, url, None, None, &[StatusCode::NOT_FOUND])
@@ -451,13 +450,18 @@ impl GoogleCalendarRemote {
                 "Google Calendar refused event {event_id} as a duplicate but does not have it"
             )));
         }
+        if answer.body["status"] != "cancelled" {
+            return Ok(Written::Exists(to_item(calendar, &answer.body)));
+        }
         let mut new = patch_event(&answer.body, write.fields);
-        if new["status"] == "cancelled" {
-            new["status"] = json!("confirmed");
-        }
-        if new == answer.body {
-            return Ok(Written::Done(Some(to_item(calendar, &answer.body))));
-        }
+        new["status"] = json!(
+            write
+                .fields
+                .status
+                .as_deref()
+                .and_then(google_status)
+                .unwrap_or("confirmed")
+        );
         let etag = answer.body["etag"].as_str().map(str::to_owned);
         self.put(ctx, calendar, &event_id, &new, etag.as_deref(), notify)
             .await
@@ -902,9 +906,9 @@ pub fn patch_event(event: &Value, fields: &Fields) -> Value {
                             == Some(email.as_str())
                     })
                     .cloned()
-                    .unwrap_or_else(|| {
-                        json!({"email": email, "responseStatus": response_status(response)})
-                    });
+                    .unwrap_or_else(
+                        || json!({"email": email, "responseStatus": response_status(response)}),
+                    );
                 if response_of(a["responseStatus"].as_str()) != *response {
                     a["responseStatus"] = json!(response_status(response));
                 }
@@ -970,7 +974,9 @@ mod tests {
     use crate::config::types::AllLiteral;
 
     fn utc(s: &str) -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+        DateTime::parse_from_rfc3339(s)
+            .expect("time")
+            .with_timezone(&Utc)
     }
 
     fn group_event() -> Value {
@@ -1257,10 +1263,7 @@ mod tests {
             Some((Some("CPDAlvWDx70CEPDAlvWDx70CGAU=".into()), "p2".into()))
         );
         assert_eq!(parse_page_cursor("something else"), None);
-        assert_eq!(
-            split_id("a@b.example/e1").ok(),
-            Some(("a@b.example", "e1"))
-        );
+        assert_eq!(split_id("a@b.example/e1").ok(), Some(("a@b.example", "e1")));
         assert!(split_id("e1").is_err());
     }
 
