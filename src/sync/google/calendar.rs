@@ -746,6 +746,14 @@ fn read_time(value: &Value, warnings: &mut Vec<String>) -> Option<(DateTime<Utc>
     }
 }
 
+/// The neutral fields of an item's stored data (the event JSON kept with the link); the
+/// defaults when it is no event.
+pub fn decode(data: &str) -> Fields {
+    serde_json::from_str::<Value>(data)
+        .map(|event| fields_of(&event))
+        .unwrap_or_default()
+}
+
 /// The neutral fields of an event.
 pub fn fields_of(event: &Value) -> Fields {
     let text = |k: &str| {
@@ -1103,6 +1111,8 @@ mod tests {
     fn no_modelled_change_leaves_the_event_as_read() {
         let event = group_event();
         assert_eq!(patch_event(&event, &fields_of(&event)), event);
+        assert_eq!(decode(&event.to_string()), fields_of(&event));
+        assert_eq!(decode("not json"), Fields::default());
     }
 
     #[test]
