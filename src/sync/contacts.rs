@@ -1,33 +1,54 @@
-//! The `ContactSync` connector over a `DavAccount` (CardDAV): two-way contact sync with the
-//! record store (CS-04, CS-05, BX-01, BX-02).
+//! The `ContactSync` engine: two-way contact sync between the record store and a provider
+//! (CS-01..CS-05, BX-01, BX-02), over the wire contract [`ContactRemote`] — CardDAV
+//! (`dav/contact_remote.rs`), Google People, Microsoft Graph. Everything here is provider-
+//! neutral; a remote only lists, reads and writes.
 //!
 //! One run: **pull**, then **push**.
 //!
-//! - *Pull*, per address book: `sync-collection` from the stored token (a refused token falls
-//!   back to a full listing); items whose ETag is the one last seen are skipped, the rest are
-//!   read with `addressbook-multiget` in batches and imported with origin `ContactSync/NAME`
-//!   (found by their link, else by address or phone, else created; ORG links the account by
-//!   CS-02's rule), each with its ETag and its card text in `sync_records`. A record changed
-//!   here since it was last exported and changed there too is a conflict, resolved by
-//!   `conflict` (below). Removed items: `deletes: keep` unlinks the record, `propagate`
-//!   deletes it here. The token is stored after the collection's items are in.
-//! - *Push*: the journal after the exported position, without this sync's own changes. A
-//!   linked contact is patched into its stored card (only modelled properties change) and
-//!   written with `If-Match`; an unlinked one is created with `If-None-Match: *` under a UID
-//!   derived from the sync and the record id, so a retry after a crash finds the same item
-//!   instead of making a second one. A `412` is a conflict: the item is read again, resolved
-//!   by policy and written again with the new ETag. A contact deleted here is deleted there
-//!   only with `deletes: propagate`, and only when it was linked (synced) there.
+//! - *Pull*, per folder the remote selects: pages of changes from the folder's checkpoint (a
+//!   page cursor when the last run stopped mid-listing, else the token of the last complete
+//!   listing; an expired token lists again from the start, which duplicates nothing). Items
+//!   whose version is the one last seen are skipped; items listed by version only are read in
+//!   batches. Each is imported with origin `ContactSync/NAME` (found by its link, else by
+//!   address or phone, else created; the company links the account by CS-02's rule), with its
+//!   version and its provider representation in `sync_records`. A record changed here since it
+//!   was last exported and changed there too is a conflict, resolved by `conflict` (below). A
+//!   page's cursor is stored after its items are in; the token after the last page.
+//!   Removed items: a delta's tombstones, or — after a full listing completed in this run —
+//!   the linked items of the folder it did not list.
+//! - *Push*: the journal after the exported position, without this sync's own changes, for
+//!   the contacts `export` selects. A linked contact is written over its stored version (the
+//!   remote writes only modelled fields, conditionally on the version); an unlinked one is
+//!   created under a UID derived from the sync and the record id, so a retry after a crash
+//!   finds its earlier copy ([`Written::Exists`]) instead of making a second one. A stale
+//!   version is a conflict: the item is read again, resolved by policy and written again.
 //!
-//! Conflicts: `winner: switchboard | remote`, or `newest` — the card's `REV` against the
-//! record's last change here; a card without `REV` counts as the newer (its change is the
+//! Deletes (CS-05): a removed item unlinks the record (`deletes: keep`) or deletes it
+//! (`propagate`); a contact deleted here is deleted there only with `propagate`, and only when
+//! it was linked (synced) there.
+//!
+//! A *marker tag* (Google's `google.tag`, CS-03) narrows the sync to the contacts carrying it:
+//! only they are exported; imported contacts get it; an item removed there takes the tag off
+//! the contact here (and unlinks it) instead of deleting it; a contact deleted or untagged
+//! here is released there (it leaves the Google group) instead of being deleted — the seed's
+//! "deletes are not propagated". `deletes: propagate` still deletes on both sides.
+//!
+//! Export scope (CS-01): `all`, or `{categories, groups}` — a contact is exported when it is
+//! in a listed category (an *employee* has an address of the company, see `company.rs`; a
+//! *customer* has none) or carries a tag named in `groups`. A linked contact that leaves the
+//! scope is released and unlinked (never deleted there).
+//!
+//! Accounts (CS-02): an imported contact's company links it to the one account of that name;
+//! when several share the name it stays unlinked. The seed's exception — "unless the importing
+//! user can see only one of them" — cannot arise here: accounts are not per-user in Switchboard
+//! (every user sees every account), so the importing user always sees all of them.
+//!
+//! Conflicts: `winner: switchboard | remote`, or `newest` — the item's revision time against
+//! the record's last change here; an item without one counts as the newer (its change is the
 //! one seen last). Fields in `union` take both sides' values. Each is counted in
 //! `sync_conflicts_total`.
-//!
-//! A no-change run is one `REPORT` per address book: the collections found by discovery are
-//! remembered (keyed by the URL and the folder selection), and the push reads only the store.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -35,8 +56,8 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::config::kinds::{
-    ConflictPolicy, ConflictWinner, ContactSyncSpec, DavAccountSpec, DeletePolicy, ExportScope,
-    UnionField,
+    ConflictPolicy, ConflictWinner, ContactCategory, ContactSyncSpec, DavAccountSpec, DeletePolicy,
+    ExportScope, UnionField,
 };
 use crate::config::types::AllOrList;
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
@@ -49,16 +70,20 @@ use crate::store::records::{
 };
 use crate::store::sync_state::RemoteContact;
 
-use super::dav::{Collection, DavClient, DavError, MULTIGET_BATCH, Written, join};
+use super::company::Company;
+use super::dav::DavClient;
+use super::dav::contact_remote::DavContacts;
+use super::remote::{
+    ContactRemote, Cursor, Folder, Listed, Next, RemoteError, RemoteItem, Write, Written,
+};
 use super::report::RunRecorder;
-use super::vcard::{self, CardFields};
+use super::vcard::CardFields;
 
 /// How many journal entries one push step reads.
 const JOURNAL_BATCH: usize = 500;
-/// The `listing <collection>` checkpoint of a collection listed by PROPFIND and ETags (its
-/// server has no `sync-collection`); absent: listed by `sync-collection`.
-const LISTING_PROPFIND: &str = "propfind";
-/// How many times a write that met a 412 is re-read, resolved and tried again.
+/// How many items listed by version only one read asks for.
+const READ_BATCH: usize = 100;
+/// How many times a write that met a stale version is re-read, resolved and tried again.
 const CONFLICT_RETRIES: usize = 3;
 
 /// The `ContactSync` kind's part of the connector contract.
@@ -76,156 +101,156 @@ impl KindConnectors for ContactSyncConnectors {
     }
 }
 
-/// One `ContactSync` object over a `DavAccount`.
+/// Which contacts a sync exports.
+#[derive(Debug, Clone)]
+struct ExportFilter {
+    /// Only contacts carrying this tag (CS-03), which imported contacts get.
+    marker: Option<String>,
+    /// `None`: all; else these categories...
+    categories: Option<Vec<ContactCategory>>,
+    /// ... or these tags.
+    groups: Vec<String>,
+    company: Company,
+}
+
+impl ExportFilter {
+    fn exports(&self, contact: &Contact) -> bool {
+        if let Some(marker) = &self.marker
+            && !contact.tags.contains(marker)
+        {
+            return false;
+        }
+        let Some(categories) = &self.categories else {
+            return true;
+        };
+        let employee = contact.emails.iter().any(|e| self.company.is_internal(e));
+        let category = if employee {
+            ContactCategory::Employee
+        } else {
+            ContactCategory::Customer
+        };
+        categories.contains(&category) || contact.tags.iter().any(|t| self.groups.contains(t))
+    }
+}
+
+/// One `ContactSync` object.
 pub struct ContactSyncConnector {
     origin: String,
     /// The run record: conflicts, progress, what the last run moved.
     recorder: RunRecorder,
-    url: Url,
-    folders: AllOrList,
     import: bool,
     export: bool,
+    filter: ExportFilter,
     conflict: ConflictPolicy,
     deletes: DeletePolicy,
-    /// The key under which discovered collections are remembered.
-    collections_key: String,
-    client: DavClient,
+    remote: Arc<dyn ContactRemote>,
 }
 
 fn store_err(e: StoreError) -> ConnectorError {
     ConnectorError::Failed(e.to_string())
 }
 
-fn dav_err(e: DavError) -> ConnectorError {
-    ConnectorError::Failed(e.to_string())
+/// The remote for `spec.account`: a `DavAccount`'s address books, a `GoogleAccount`'s
+/// contacts, a Microsoft 365 mailbox's contact folders. `Err` is the pending reason.
+fn remote_for(
+    object: &Object,
+    spec: &ContactSyncSpec,
+    set: &ConfigSet,
+    origin: &str,
+) -> Result<Arc<dyn ContactRemote>, String> {
+    if let Some(account) = set.get::<DavAccountSpec>(&spec.account) {
+        return dav_remote(object, spec, set, account, origin);
+    }
+    Err(format!(
+        "contact sync over `{}` is not built yet: only a DavAccount (CardDAV) syncs so far (issue: sync)",
+        spec.account
+    ))
+}
+
+fn dav_remote(
+    _object: &Object,
+    spec: &ContactSyncSpec,
+    set: &ConfigSet,
+    account: &DavAccountSpec,
+    origin: &str,
+) -> Result<Arc<dyn ContactRemote>, String> {
+    let account_object = set
+        .object(Kind::DavAccount, &spec.account)
+        .ok_or("the DavAccount object is missing")?;
+    let secrets = crate::connector::resolve_secrets(account_object)
+        .map_err(|e| format!("DavAccount {}: {e}", spec.account))?;
+    let password = secrets
+        .get("/password")
+        .cloned()
+        .ok_or("the DavAccount's password did not resolve")?;
+    let ca_file = account.ca_file.as_ref().map(|p| {
+        if p.is_absolute() {
+            p.clone()
+        } else {
+            account_object.origin.dir().join(p)
+        }
+    });
+    let client = DavClient::new(&account.username, password, ca_file.as_deref())?;
+    let folders_text = match &spec.import.folders {
+        AllOrList::All(_) => "all".to_owned(),
+        AllOrList::List(list) => list.join("\n"),
+    };
+    let collections_key = hex::encode(Sha256::digest(
+        format!(
+            "{}\n{}\n{folders_text}",
+            account.url.as_str(),
+            account.username
+        )
+        .as_bytes(),
+    ));
+    let url: Url = account.url.url().clone();
+    Ok(Arc::new(DavContacts::new(
+        origin.to_owned(),
+        url,
+        spec.import.folders.clone(),
+        collections_key,
+        client,
+    )))
 }
 
 impl ContactSyncConnector {
-    /// Builds the connector: the account must be a `DavAccount` (the other account types are
-    /// pending), `export.scope` must be `all`. The account's password is resolved here, at
+    /// Builds the connector over the remote its account names. Secrets are resolved here, at
     /// apply. `Err` is the pending reason.
     pub fn new(object: &Object, set: &ConfigSet) -> Result<ContactSyncConnector, String> {
         let spec = ContactSyncSpec::from_spec(&object.spec)
             .ok_or_else(|| format!("{} is not a ContactSync", object.id()))?;
-        let Some(account) = set.get::<DavAccountSpec>(&spec.account) else {
-            return Err(format!(
-                "contact sync over `{}` is not built yet: only a DavAccount (CardDAV) syncs so far (issue: sync)",
-                spec.account
-            ));
-        };
-        if spec.export.enabled && !matches!(spec.export.scope, ExportScope::All(_)) {
-            return Err(
-                "export.scope by categories or groups is not built yet for a DavAccount; use `all` (issue: sync)"
-                    .into(),
-            );
-        }
-        let account_object = set
-            .object(Kind::DavAccount, &spec.account)
-            .ok_or("the DavAccount object is missing")?;
-        let secrets = crate::connector::resolve_secrets(account_object)
-            .map_err(|e| format!("DavAccount {}: {e}", spec.account))?;
-        let password = secrets
-            .get("/password")
-            .cloned()
-            .ok_or("the DavAccount's password did not resolve")?;
-        let ca_file = account.ca_file.as_ref().map(|p| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                account_object.origin.dir().join(p)
-            }
-        });
-        let client = DavClient::new(&account.username, password, ca_file.as_deref())?;
-        let folders_text = match &spec.import.folders {
-            AllOrList::All(_) => "all".to_owned(),
-            AllOrList::List(list) => list.join("\n"),
-        };
-        let collections_key = hex::encode(Sha256::digest(
-            format!(
-                "{}\n{}\n{folders_text}",
-                account.url.as_str(),
-                account.username
-            )
-            .as_bytes(),
-        ));
-        Ok(ContactSyncConnector {
-            origin: format!("ContactSync/{}", object.name),
-            recorder: RunRecorder::new("ContactSync", &object.name),
-            url: account.url.url().clone(),
-            folders: spec.import.folders.clone(),
-            import: spec.import.enabled,
-            export: spec.export.enabled,
-            conflict: spec.conflict.clone(),
-            deletes: spec.deletes,
-            collections_key,
-            client,
-        })
+        let origin = format!("ContactSync/{}", object.name);
+        let remote = remote_for(object, spec, set, &origin)?;
+        Ok(ContactSyncConnector::with_remote(object, spec, set, remote))
     }
 
-    /// The selected address books: remembered from an earlier run with the same URL, login
-    /// and selection, else discovered and selected now.
-    async fn collections(&self, ctx: &SyncContext<'_>) -> Result<Vec<Url>, ConnectorError> {
-        let origin = self.origin.clone();
-        let remembered = ctx
-            .store
-            .call(move |s| s.sync_checkpoint(&origin, "collections"))
-            .await
-            .map_err(store_err)?;
-        if let Some(text) = remembered
-            && let Some((key, urls)) = text.split_once('\n')
-            && key == self.collections_key
-        {
-            let urls: Vec<Url> = urls.lines().filter_map(|u| Url::parse(u).ok()).collect();
-            if !urls.is_empty() {
-                return Ok(urls);
-            }
+    /// The connector of `spec` over `remote` (a test's, or one [`ContactSyncConnector::new`]
+    /// chose).
+    pub fn with_remote(
+        object: &Object,
+        spec: &ContactSyncSpec,
+        set: &ConfigSet,
+        remote: Arc<dyn ContactRemote>,
+    ) -> ContactSyncConnector {
+        let (categories, groups) = match &spec.export.scope {
+            ExportScope::All(_) => (None, Vec::new()),
+            ExportScope::Selected(s) => (Some(s.categories.clone()), s.groups.clone()),
+        };
+        ContactSyncConnector {
+            origin: format!("ContactSync/{}", object.name),
+            recorder: RunRecorder::new("ContactSync", &object.name),
+            import: spec.import.enabled,
+            export: spec.export.enabled,
+            filter: ExportFilter {
+                marker: spec.google.as_ref().map(|g| g.tag.clone()),
+                categories,
+                groups,
+                company: Company::of(set),
+            },
+            conflict: spec.conflict.clone(),
+            deletes: spec.deletes,
+            remote,
         }
-        let found = self.client.discover(&self.url).await.map_err(dav_err)?;
-        let selected = select(&found, &self.folders);
-        if selected.is_empty() {
-            let names: Vec<String> = found
-                .iter()
-                .map(|c| {
-                    c.display_name
-                        .clone()
-                        .unwrap_or_else(|| c.url.path().to_owned())
-                })
-                .collect();
-            return Err(ConnectorError::Failed(format!(
-                "no address book matches import.folders (found: {})",
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            )));
-        }
-        let (origin, at) = (self.origin.clone(), ctx.clock.now());
-        let without_sync: Vec<String> = found
-            .iter()
-            .filter(|c| c.sync_collection == Some(false) && selected.contains(&c.url))
-            .map(|c| format!("listing {}", c.url))
-            .collect();
-        if !without_sync.is_empty() {
-            ctx.store
-                .call(move |s| {
-                    without_sync.iter().try_for_each(|scope| {
-                        s.set_sync_checkpoint(&origin, scope, Some(LISTING_PROPFIND), at)
-                    })
-                })
-                .await
-                .map_err(store_err)?;
-        }
-        let text = std::iter::once(self.collections_key.clone())
-            .chain(selected.iter().map(|u| u.to_string()))
-            .collect::<Vec<_>>()
-            .join("\n");
-        let (origin, at) = (self.origin.clone(), ctx.clock.now());
-        ctx.store
-            .call(move |s| s.set_sync_checkpoint(&origin, "collections", Some(&text), at))
-            .await
-            .map_err(store_err)?;
-        Ok(selected)
     }
 
     fn check_cancel(ctx: &SyncContext<'_>) -> Result<(), ConnectorError> {
@@ -236,156 +261,189 @@ impl ContactSyncConnector {
         }
     }
 
-    /// Pulls one address book; adds to `imported` the ids of the contacts it imported that
-    /// hold more than their card (to be written back).
-    async fn pull(
+    async fn checkpoint(
         &self,
         ctx: &SyncContext<'_>,
-        collection: &Url,
+        scope: String,
+    ) -> Result<Option<String>, ConnectorError> {
+        let origin = self.origin.clone();
+        ctx.store
+            .call(move |s| s.sync_checkpoint(&origin, &scope))
+            .await
+            .map_err(store_err)
+    }
+
+    async fn set_checkpoint(
+        &self,
+        ctx: &SyncContext<'_>,
+        scope: String,
+        value: Option<String>,
+    ) -> Result<(), ConnectorError> {
+        let (origin, at) = (self.origin.clone(), ctx.clock.now());
+        ctx.store
+            .call(move |s| s.set_sync_checkpoint(&origin, &scope, value.as_deref(), at))
+            .await
+            .map_err(store_err)
+    }
+
+    /// Pulls one folder; adds to `imported` the ids of the contacts it imported that hold more
+    /// than their item (to be written back).
+    async fn pull<'c>(
+        &self,
+        ctx: &'c SyncContext<'c>,
+        folder: &'c Folder,
         report: &mut SyncReport,
         imported: &mut Vec<i64>,
     ) -> Result<(), ConnectorError> {
-        let scope = format!("token {collection}");
-        let listing_scope = format!("listing {collection}");
-        let (origin, scope2, listing2) =
-            (self.origin.clone(), scope.clone(), listing_scope.clone());
-        let (token, listing) = ctx
-            .store
-            .call(move |s| {
-                Ok((
-                    s.sync_checkpoint(&origin, &scope2)?,
-                    s.sync_checkpoint(&origin, &listing2)?,
-                ))
-            })
-            .await
-            .map_err(store_err)?;
-        let by_propfind = listing.as_deref() == Some(LISTING_PROPFIND);
-        // `full`: the answer lists everything there is (not a delta), so linked items it
-        // does not list were removed there.
-        let (delta, full) = if by_propfind {
-            (self.list_by_etags(collection).await?, true)
-        } else {
-            match self
-                .client
-                .sync_collection(collection, token.as_deref())
-                .await
-            {
-                Err(DavError::InvalidSyncToken) => {
-                    tracing::warn!(sync = %self.origin, collection = %collection, "the server refused the sync token; listing the address book again");
-                    match self.client.sync_collection(collection, None).await {
-                        Err(DavError::SyncUnsupported) => {
-                            self.remember_propfind(ctx, &listing_scope).await?;
-                            (self.list_by_etags(collection).await?, true)
-                        }
-                        other => (other.map_err(dav_err)?, true),
+        let token_scope = format!("token {}", folder.id);
+        let page_scope = format!("page {}", folder.id);
+        let mut token = self.checkpoint(ctx, token_scope.clone()).await?;
+        let mut page_cursor = self.checkpoint(ctx, page_scope.clone()).await?;
+        // The ids a full listing begun in this run has listed so far (None: not such a
+        // listing — a delta, or a full listing resumed from an earlier run's page).
+        let mut listed: Option<HashSet<String>> = None;
+        let mut first = true;
+        loop {
+            Self::check_cancel(ctx)?;
+            let cursor = match (&page_cursor, &token) {
+                (Some(p), _) => Cursor::Page(p),
+                (None, Some(t)) => Cursor::Token(t),
+                (None, None) => Cursor::Start,
+            };
+            let from_start = cursor == Cursor::Start;
+            let page = match self.remote.list(ctx, folder, cursor).await {
+                Err(RemoteError::TokenExpired) if !from_start => {
+                    tracing::warn!(sync = %self.origin, folder = %folder.name, "the provider refused the sync token; listing the folder again");
+                    self.set_checkpoint(ctx, page_scope.clone(), None).await?;
+                    (token, page_cursor, first) = (None, None, true);
+                    continue;
+                }
+                other => other?,
+            };
+            if first && page.full && page_cursor.is_none() {
+                listed = Some(HashSet::new());
+            }
+            first = false;
+            if let Some(listed) = listed.as_mut() {
+                listed.extend(page.items.iter().map(|i| i.id().to_owned()));
+            }
+            self.import_page(ctx, folder, page.items, report, imported)
+                .await?;
+            if !page.full {
+                // a full listing's tombstones are old history, not news
+                for id in page.removed {
+                    if self.remote_removed(ctx, &id).await? {
+                        report.items_in += 1;
                     }
                 }
-                Err(DavError::SyncUnsupported) => {
-                    tracing::info!(sync = %self.origin, collection = %collection, "the server does not do sync-collection; comparing the ETags of a PROPFIND listing instead");
-                    self.remember_propfind(ctx, &listing_scope).await?;
-                    (self.list_by_etags(collection).await?, true)
-                }
-                other => (other.map_err(dav_err)?, token.is_none()),
             }
-        };
-        // What needs reading: items whose ETag is not the one last seen.
+            match page.next {
+                Next::More(cursor) => {
+                    self.set_checkpoint(ctx, page_scope.clone(), Some(cursor.clone()))
+                        .await?;
+                    page_cursor = Some(cursor);
+                }
+                Next::Done(next_token) => {
+                    if let Some(listed) = listed {
+                        // A full listing completed in this run: the folder's linked items it
+                        // did not list were removed there.
+                        let origin = self.origin.clone();
+                        let known = ctx
+                            .store
+                            .call(move |s| s.sync_versions(&origin, RecordKind::Contact))
+                            .await
+                            .map_err(store_err)?;
+                        for (id, _) in known {
+                            if self.remote.holds(folder, &id)
+                                && !listed.contains(&id)
+                                && self.remote_removed(ctx, &id).await?
+                            {
+                                report.items_in += 1;
+                            }
+                        }
+                    }
+                    self.set_checkpoint(ctx, token_scope, next_token).await?;
+                    self.set_checkpoint(ctx, page_scope, None).await?;
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Imports one page's entries: those whose version is the one last seen are skipped, those
+    /// listed by version only are read first.
+    async fn import_page(
+        &self,
+        ctx: &SyncContext<'_>,
+        folder: &Folder,
+        entries: Vec<Listed<CardFields>>,
+        report: &mut SyncReport,
+        imported: &mut Vec<i64>,
+    ) -> Result<(), ConnectorError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
         let origin = self.origin.clone();
-        let known: std::collections::HashMap<String, Option<String>> = ctx
+        let known: HashMap<String, Option<String>> = ctx
             .store
             .call(move |s| s.sync_versions(&origin, RecordKind::Contact))
             .await
             .map_err(store_err)?
             .into_iter()
             .collect();
-        let wanted: Vec<String> = delta
-            .changed
-            .iter()
-            .filter(|(href, etag)| known.get(href).is_none_or(|k| etag.is_none() || k != etag))
-            .map(|(href, _)| href.clone())
-            .collect();
-        self.recorder.known(wanted.len());
-        for batch in wanted.chunks(MULTIGET_BATCH) {
-            Self::check_cancel(ctx)?;
-            let items = self
-                .client
-                .multiget(collection, batch)
-                .await
-                .map_err(dav_err)?;
-            for (id, write_back) in self.import_batch(ctx, items).await? {
-                report.items_in += 1;
-                if write_back {
-                    imported.push(id);
-                }
-            }
-            self.recorder.done(ctx, batch.len()).await?;
-        }
-        // Removed items: reported as such on a delta; on a full listing, the linked items it
-        // no longer lists (an initial listing's 404 entries are old history, not ours; with
-        // no links yet there is nothing to compare).
-        let mut removed: Vec<String> = if full {
-            Vec::new()
-        } else {
-            delta.removed.clone()
+        let unchanged = |id: &str, version: &Option<String>| {
+            version.is_some() && known.get(id).is_some_and(|k| k == version)
         };
-        if full {
-            let listed: std::collections::HashSet<&str> =
-                delta.changed.iter().map(|(h, _)| h.as_str()).collect();
-            let prefix = collection.path().to_owned();
-            removed.extend(
-                known
-                    .into_keys()
-                    .filter(|h| h.starts_with(&prefix) && !listed.contains(h.as_str())),
-            );
-        }
-        for href in removed {
-            if self.remote_removed(ctx, &href).await? {
-                report.items_in += 1;
+        let mut items = Vec::new();
+        let mut wanted = Vec::new();
+        for entry in entries {
+            match entry {
+                Listed::Item(item) if !unchanged(&item.id, &item.version) => items.push(item),
+                Listed::Version { id, version } if !unchanged(&id, &version) => wanted.push(id),
+                _ => {}
             }
         }
-        let (origin, at) = (self.origin.clone(), ctx.clock.now());
-        let token = delta.token.clone();
-        ctx.store
-            .call(move |s| s.set_sync_checkpoint(&origin, &scope, token.as_deref(), at))
-            .await
-            .map_err(store_err)?;
+        self.recorder.known(items.len() + wanted.len());
+        for batch in items.chunks(READ_BATCH) {
+            Self::check_cancel(ctx)?;
+            self.import_and_count(ctx, batch.to_vec(), report, imported)
+                .await?;
+        }
+        for batch in wanted.chunks(READ_BATCH) {
+            Self::check_cancel(ctx)?;
+            let read = self.remote.read(ctx, folder, batch).await?;
+            self.import_and_count(ctx, read, report, imported).await?;
+        }
         Ok(())
     }
 
-    /// A server without `sync-collection`: the collection's items and ETags by PROPFIND, as
-    /// a full listing (no token).
-    async fn list_by_etags(
-        &self,
-        collection: &Url,
-    ) -> Result<super::dav::SyncDelta, ConnectorError> {
-        let changed = self.client.list_etags(collection).await.map_err(dav_err)?;
-        Ok(super::dav::SyncDelta {
-            token: None,
-            changed,
-            removed: Vec::new(),
-        })
-    }
-
-    /// Remembers that a collection is listed by PROPFIND, so later runs cost one request.
-    async fn remember_propfind(
+    async fn import_and_count(
         &self,
         ctx: &SyncContext<'_>,
-        scope: &str,
+        items: Vec<RemoteItem<CardFields>>,
+        report: &mut SyncReport,
+        imported: &mut Vec<i64>,
     ) -> Result<(), ConnectorError> {
-        let (origin, scope, at) = (self.origin.clone(), scope.to_owned(), ctx.clock.now());
-        ctx.store
-            .call(move |s| s.set_sync_checkpoint(&origin, &scope, Some(LISTING_PROPFIND), at))
-            .await
-            .map_err(store_err)
+        let count = items.len();
+        for (id, write_back) in self.import_batch(ctx, items).await? {
+            report.items_in += 1;
+            if write_back {
+                imported.push(id);
+            }
+        }
+        self.recorder.done(ctx, count).await
     }
 
-    /// A remote item is gone: CS-05.
+    /// A remote item is gone (CS-05): the record is unlinked, and deleted with `propagate`;
+    /// with a marker tag and `keep`, it loses the tag instead.
     async fn remote_removed(
         &self,
         ctx: &SyncContext<'_>,
-        href: &str,
+        remote_id: &str,
     ) -> Result<bool, ConnectorError> {
-        let (origin, h) = (self.origin.clone(), href.to_owned());
+        let (origin, h) = (self.origin.clone(), remote_id.to_owned());
         let propagate = self.deletes == DeletePolicy::Propagate;
+        let marker = self.filter.marker.clone();
         let at = ctx.clock.now();
         ctx.store
             .call(move |s| {
@@ -393,9 +451,22 @@ impl ContactSyncConnector {
                     return Ok(false);
                 };
                 s.unlink_sync_record(&origin, RecordKind::Contact, link.record_id)?;
-                if propagate && s.contact(link.record_id)?.is_some() {
+                let Some(contact) = s.contact(link.record_id)? else {
+                    return Ok(true);
+                };
+                if propagate {
                     // a refusal here only means it is already gone
                     let _ = refused(s.delete_contact(link.record_id, None, &origin, at))?;
+                } else if let Some(marker) = marker
+                    && contact.tags.contains(&marker)
+                {
+                    let tags: Vec<String> =
+                        contact.tags.into_iter().filter(|t| *t != marker).collect();
+                    let changes = ContactChanges {
+                        tags: Some(tags),
+                        ..ContactChanges::default()
+                    };
+                    let _ = refused(s.update_contact(contact.id, None, &changes, &origin, at))?;
                 }
                 Ok(true)
             })
@@ -403,101 +474,106 @@ impl ContactSyncConnector {
             .map_err(store_err)
     }
 
-    /// Imports a batch of cards read from the server (one multiget's answer) in one store
-    /// call and one transaction, resolving conflicts with local changes. Returns, per
-    /// imported contact, its id and whether it must be written back (the contact holds more
-    /// than the card: a first link to a contact Switchboard already had, or a conflict
-    /// resolved towards this side). A card the store refuses is skipped, its reason logged.
+    /// Imports a batch of items read from the provider in one store call and one transaction,
+    /// resolving conflicts with local changes. Returns, per imported contact, its id and
+    /// whether it must be written back (the contact holds more than the item: a first link to
+    /// a contact Switchboard already had, or a conflict resolved towards this side). An item
+    /// the store refuses is skipped, its reason logged.
     async fn import_batch(
         &self,
         ctx: &SyncContext<'_>,
-        items: Vec<super::dav::Item>,
+        items: Vec<RemoteItem<CardFields>>,
     ) -> Result<Vec<(i64, bool)>, ConnectorError> {
-        let parsed: Vec<(super::dav::Item, CardFields)> = items
-            .into_iter()
-            .map(|item| {
-                let fields = vcard::parse(&item.data);
-                (item, fields)
-            })
-            .collect();
         let (origin, policy, at) = (self.origin.clone(), self.conflict.clone(), ctx.clock.now());
+        let marker = self.filter.marker.clone();
         let (results, conflicts) = ctx
             .store
             .call(move |s| {
                 let mut conflicts = 0u64;
-                let mut all_changes = Vec::with_capacity(parsed.len());
-                for (item, remote) in &parsed {
-                    let changes = match local_change(s, &origin, &item.href)? {
+                let mut all_changes = Vec::with_capacity(items.len());
+                for item in &items {
+                    let mut changes = match local_change(s, &origin, &item.id)? {
                         Some((contact, when)) => {
                             conflicts += 1;
-                            resolve(&policy, &contact, when, remote)
+                            resolve(&policy, &contact, when, &item.fields)
                         }
-                        None => changes_of(remote),
+                        None => changes_of(&item.fields),
                     };
+                    if marker.is_some() {
+                        // the marker tag is this side's: the provider's tags do not replace
+                        // the contact's (the marker is added below)
+                        changes.tags = None;
+                    }
                     all_changes.push(changes);
                 }
-                let remote: Vec<RemoteContact<'_>> = parsed
+                let remote: Vec<RemoteContact<'_>> = items
                     .iter()
                     .zip(all_changes)
-                    .map(|((item, _), changes)| RemoteContact {
+                    .map(|(item, changes)| RemoteContact {
                         sync: &origin,
-                        remote_id: &item.href,
-                        version: item.etag.as_deref(),
+                        remote_id: &item.id,
+                        version: item.version.as_deref(),
                         data: &item.data,
                         changes,
                     })
                     .collect();
                 let imported = s.import_remote_contacts(&remote, at)?;
-                let results: Vec<(String, ImportOutcome)> = parsed
-                    .iter()
-                    .zip(imported)
-                    .map(|((item, remote), result)| {
-                        let outcome = result.map(|contact| {
-                            // as `push_contact` decides: would the patched card differ?
-                            let uid = stable_uid(&origin, contact.id);
-                            let card =
-                                vcard::patch(Some(&item.data), &fields_of(&contact, remote), &uid);
-                            (contact.id, !vcard::same(&item.data, &card))
-                        });
-                        (item.href.clone(), outcome)
-                    })
-                    .collect();
+                let mut results: Vec<(String, ImportOutcome)> = Vec::with_capacity(items.len());
+                for (item, result) in items.iter().zip(imported) {
+                    let outcome = match result {
+                        Ok(mut contact) => {
+                            if let Some(marker) = &marker
+                                && !contact.tags.contains(marker)
+                            {
+                                // CS-03: imported with the tag
+                                let mut tags = contact.tags.clone();
+                                tags.push(marker.clone());
+                                let changes = ContactChanges {
+                                    tags: Some(tags),
+                                    ..ContactChanges::default()
+                                };
+                                if let Ok(tagged) = refused(
+                                    s.update_contact(contact.id, None, &changes, &origin, at),
+                                )? {
+                                    contact = tagged;
+                                }
+                            }
+                            let fields = outgoing(&contact, &item.fields, marker.is_some());
+                            Ok((contact.id, !same_fields(&fields, &item.fields)))
+                        }
+                        Err(e) => Err(e),
+                    };
+                    results.push((item.id.clone(), outcome));
+                }
                 Ok((results, conflicts))
             })
             .await
             .map_err(store_err)?;
         for _ in 0..conflicts {
-            self.count_conflict(ctx);
+            self.recorder.conflict(ctx);
         }
         let mut out = Vec::with_capacity(results.len());
-        for (href, result) in results {
+        for (id, result) in results {
             match result {
                 Ok(done) => out.push(done),
                 Err(e) => {
-                    tracing::warn!(sync = %self.origin, item = %href, "card not imported: {e}");
+                    tracing::warn!(sync = %self.origin, item = %id, "item not imported: {e}");
                 }
             }
         }
         Ok(out)
     }
 
-    fn count_conflict(&self, ctx: &SyncContext<'_>) {
-        self.recorder.conflict(ctx);
-    }
-
     /// Pushes the journal's changes since the exported position.
-    async fn push(
+    async fn push<'c>(
         &self,
-        ctx: &SyncContext<'_>,
-        collection: &Url,
+        ctx: &'c SyncContext<'c>,
+        folder: &'c Folder,
         report: &mut SyncReport,
     ) -> Result<(), ConnectorError> {
-        let origin = self.origin.clone();
-        let mut after: i64 = ctx
-            .store
-            .call(move |s| s.sync_checkpoint(&origin, "exported"))
-            .await
-            .map_err(store_err)?
+        let mut after: i64 = self
+            .checkpoint(ctx, "exported".into())
+            .await?
             .and_then(|v| v.parse().ok())
             .unwrap_or(0);
         loop {
@@ -522,176 +598,213 @@ impl ContactSyncConnector {
                 let moved = if op == ChangeOp::Delete {
                     self.push_delete(ctx, id).await?
                 } else {
-                    self.push_contact(ctx, collection, id, last).await?
+                    self.push_contact(ctx, folder, id, last).await?
                 };
                 if moved {
                     report.items_out += 1;
                 }
             }
             self.recorder.done(ctx, count).await?;
-            let (origin, at) = (self.origin.clone(), ctx.clock.now());
-            ctx.store
-                .call(move |s| {
-                    s.set_sync_checkpoint(&origin, "exported", Some(&last.to_string()), at)
-                })
-                .await
-                .map_err(store_err)?;
+            self.set_checkpoint(ctx, "exported".into(), Some(last.to_string()))
+                .await?;
             after = last;
         }
     }
 
-    /// A contact deleted here: CS-05.
-    async fn push_delete(&self, ctx: &SyncContext<'_>, id: i64) -> Result<bool, ConnectorError> {
+    /// The link of contact `id` and its item as last seen.
+    async fn linked(
+        &self,
+        ctx: &SyncContext<'_>,
+        id: i64,
+    ) -> Result<Option<RemoteItem<CardFields>>, ConnectorError> {
         let origin = self.origin.clone();
-        let link = ctx
+        let (link, data) = ctx
             .store
-            .call(move |s| s.sync_record(&origin, RecordKind::Contact, id))
+            .call(move |s| {
+                Ok((
+                    s.sync_record(&origin, RecordKind::Contact, id)?,
+                    s.sync_record_data(&origin, RecordKind::Contact, id)?,
+                ))
+            })
             .await
             .map_err(store_err)?;
-        let Some(link) = link else {
-            return Ok(false); // never synced there: nothing to delete
-        };
-        let mut moved = false;
-        if self.deletes == DeletePolicy::Propagate {
-            let url = join(&self.url, &link.remote_id).map_err(dav_err)?;
-            match self
-                .client
-                .delete(&url, link.remote_version.as_deref())
-                .await
-                .map_err(dav_err)?
-            {
-                Written::Ok(_) => moved = true,
-                Written::PreconditionFailed => {
-                    // Changed there since: the newer remote version stays (never lose a
-                    // write); the record here stays deleted and the link goes.
-                    self.count_conflict(ctx);
-                    tracing::info!(sync = %self.origin, item = %link.remote_id, "not deleted remotely: it changed there since the last sync");
-                }
+        Ok(link.map(|l| {
+            let data = data.unwrap_or_default();
+            RemoteItem {
+                fields: self.remote.decode(&data),
+                id: l.remote_id,
+                version: l.remote_version,
+                data,
             }
-        }
+        }))
+    }
+
+    async fn unlink(&self, ctx: &SyncContext<'_>, id: i64) -> Result<(), ConnectorError> {
         let origin = self.origin.clone();
         ctx.store
             .call(move |s| s.unlink_sync_record(&origin, RecordKind::Contact, id))
             .await
-            .map_err(store_err)?;
+            .map_err(store_err)
+    }
+
+    /// A contact deleted here (CS-05), or one that left the export scope (`released`):
+    /// deleted there with `propagate` (not for a scope change), else released (a Google
+    /// contact leaves the group; elsewhere nothing happens there); unlinked either way.
+    async fn push_delete(&self, ctx: &SyncContext<'_>, id: i64) -> Result<bool, ConnectorError> {
+        let Some(item) = self.linked(ctx, id).await? else {
+            return Ok(false); // never synced there: nothing to delete
+        };
+        self.take_out(ctx, id, &item, self.deletes == DeletePolicy::Propagate)
+            .await
+    }
+
+    async fn take_out(
+        &self,
+        ctx: &SyncContext<'_>,
+        id: i64,
+        item: &RemoteItem<CardFields>,
+        delete: bool,
+    ) -> Result<bool, ConnectorError> {
+        let written = if delete {
+            self.remote
+                .delete(ctx, &item.id, item.version.as_deref())
+                .await?
+        } else {
+            self.remote.release(ctx, item).await?
+        };
+        let moved = match written {
+            Written::Done(_) => delete || self.filter.marker.is_some(),
+            Written::Gone => false,
+            Written::Conflict | Written::Exists(_) => {
+                // Changed there since: the newer remote version stays (never lose a write);
+                // the link goes.
+                self.recorder.conflict(ctx);
+                tracing::info!(sync = %self.origin, item = %item.id, "not deleted remotely: it changed there since the last sync");
+                false
+            }
+        };
+        self.unlink(ctx, id).await?;
         Ok(moved)
     }
 
-    /// Writes contact `id` to the server (create or update), resolving 412s.
+    /// Writes contact `id` (create or update), resolving stale versions.
     async fn push_contact(
         &self,
         ctx: &SyncContext<'_>,
-        collection: &Url,
+        folder: &Folder,
         id: i64,
         seq: i64,
     ) -> Result<bool, ConnectorError> {
         for _ in 0..=CONFLICT_RETRIES {
-            let origin = self.origin.clone();
-            let state = ctx
+            let contact = ctx
                 .store
-                .call(move |s| {
-                    let Some(contact) = s.contact(id)? else {
-                        return Ok(None);
-                    };
-                    let link = s.sync_record(&origin, RecordKind::Contact, id)?;
-                    let data = s.sync_record_data(&origin, RecordKind::Contact, id)?;
-                    Ok(Some((contact, link, data)))
-                })
+                .call(move |s| s.contact(id))
                 .await
                 .map_err(store_err)?;
-            let Some((contact, link, data)) = state else {
+            let Some(contact) = contact else {
                 return Ok(false); // deleted since: its delete entry follows
             };
-            let uid = stable_uid(&self.origin, id);
-            let (url, if_match) = match &link {
-                Some(l) => (
-                    join(collection, &l.remote_id).map_err(dav_err)?,
-                    Some(l.remote_version.clone().unwrap_or_else(|| "*".into())),
-                ),
-                None => (
-                    join(collection, &format!("{uid}.vcf")).map_err(dav_err)?,
-                    None,
-                ),
-            };
-            let old = data.as_deref().map(vcard::parse).unwrap_or_default();
-            let fields = fields_of(&contact, &old);
-            let card = vcard::patch(data.as_deref(), &fields, &uid);
-            if link.is_some() && data.as_deref().is_some_and(|d| vcard::same(d, &card)) {
-                return Ok(false); // the server already has exactly this
+            let current = self.linked(ctx, id).await?;
+            if !self.filter.exports(&contact) {
+                return match current {
+                    Some(item) => self.take_out(ctx, id, &item, false).await,
+                    None => Ok(false),
+                };
             }
-            match self
-                .client
-                .put(&url, &card, if_match.as_deref())
-                .await
-                .map_err(dav_err)?
-            {
-                Written::Ok(etag) => {
-                    let state = SyncRecordState {
-                        sync: self.origin.clone(),
-                        kind: RecordKind::Contact,
-                        record_id: id,
-                        remote_id: url.path().to_owned(),
-                        remote_version: etag,
-                        exported_seq: seq,
-                    };
-                    let at = ctx.clock.now();
-                    ctx.store
-                        .call(move |s| s.set_sync_record_with_data(&state, &card, at))
-                        .await
-                        .map_err(store_err)?;
+            let old = current
+                .as_ref()
+                .map(|c| c.fields.clone())
+                .unwrap_or_default();
+            let fields = outgoing(&contact, &old, self.filter.marker.is_some());
+            if current.is_some() && same_fields(&fields, &old) {
+                return Ok(false); // the provider already has exactly this
+            }
+            let uid = stable_uid(&self.origin, id);
+            let write = Write {
+                folder,
+                current: current.as_ref(),
+                fields: &fields,
+                uid: &uid,
+            };
+            match self.remote.write(ctx, write).await? {
+                Written::Done(Some(item)) => {
+                    self.link(ctx, id, &item, seq).await?;
                     return Ok(true);
                 }
-                Written::PreconditionFailed => {
-                    // Changed there since we read it (or, for a create, an earlier run's PUT
-                    // landed before a crash): read it again and resolve.
-                    let Some(item) = self.client.get(&url).await.map_err(dav_err)? else {
-                        // gone there: CS-05 — unlink; with `propagate` it is deleted here
-                        self.remote_removed(ctx, url.path()).await?;
+                Written::Done(None) => return Ok(true),
+                Written::Exists(item) => {
+                    // our own earlier create: adopt it, then update it
+                    self.link(ctx, id, &item, 0).await?;
+                }
+                Written::Gone => {
+                    if let Some(current) = &current {
+                        // gone there: CS-05
+                        self.remote_removed(ctx, &current.id).await?;
+                    }
+                    return Ok(false);
+                }
+                Written::Conflict => {
+                    // Changed there since we read it: read it again and resolve.
+                    let Some(current) = current else {
+                        continue;
+                    };
+                    let Some(item) = self.remote.get(ctx, &current.id).await? else {
+                        self.remote_removed(ctx, &current.id).await?;
                         return Ok(false);
                     };
-                    if link.is_some() {
-                        self.count_conflict(ctx);
-                        let remote = vcard::parse(&item.data);
-                        let changes =
-                            resolve(&self.conflict, &contact, Some(contact.updated_at), &remote);
-                        self.store_resolution(ctx, url.path(), &item, changes)
-                            .await?;
-                    } else {
-                        // our own earlier create: adopt it, then update it
-                        let state = SyncRecordState {
-                            sync: self.origin.clone(),
-                            kind: RecordKind::Contact,
-                            record_id: id,
-                            remote_id: url.path().to_owned(),
-                            remote_version: item.etag.clone(),
-                            exported_seq: 0,
-                        };
-                        let at = ctx.clock.now();
-                        ctx.store
-                            .call(move |s| s.set_sync_record_with_data(&state, &item.data, at))
-                            .await
-                            .map_err(store_err)?;
-                    }
+                    self.recorder.conflict(ctx);
+                    let changes = resolve(
+                        &self.conflict,
+                        &contact,
+                        Some(contact.updated_at),
+                        &item.fields,
+                    );
+                    self.store_resolution(ctx, &item, changes).await?;
                 }
             }
         }
         Err(ConnectorError::Failed(format!(
-            "contact {id}: the item kept changing on the server ({CONFLICT_RETRIES} conflicts in a row); retried on the next run"
+            "contact {id}: the item kept changing on the provider ({CONFLICT_RETRIES} conflicts in a row); retried on the next run"
         )))
+    }
+
+    /// Links contact `id` to `item` as written (or adopted), exported up to `seq`.
+    async fn link(
+        &self,
+        ctx: &SyncContext<'_>,
+        id: i64,
+        item: &RemoteItem<CardFields>,
+        seq: i64,
+    ) -> Result<(), ConnectorError> {
+        let state = SyncRecordState {
+            sync: self.origin.clone(),
+            kind: RecordKind::Contact,
+            record_id: id,
+            remote_id: item.id.clone(),
+            remote_version: item.version.clone(),
+            exported_seq: seq,
+        };
+        let (data, at) = (item.data.clone(), ctx.clock.now());
+        ctx.store
+            .call(move |s| s.set_sync_record_with_data(&state, &data, at))
+            .await
+            .map_err(store_err)
     }
 
     /// Writes a conflict's resolution here, linked to the item as just read.
     async fn store_resolution(
         &self,
         ctx: &SyncContext<'_>,
-        href: &str,
-        item: &super::dav::Item,
-        changes: ContactChanges,
+        item: &RemoteItem<CardFields>,
+        mut changes: ContactChanges,
     ) -> Result<(), ConnectorError> {
-        let (origin, h, etag, data) = (
+        if self.filter.marker.is_some() {
+            changes.tags = None;
+        }
+        let (origin, h, version, data) = (
             self.origin.clone(),
-            href.to_owned(),
-            item.etag.clone(),
+            item.id.clone(),
+            item.version.clone(),
             item.data.clone(),
         );
         let at = ctx.clock.now();
@@ -700,7 +813,7 @@ impl ContactSyncConnector {
                 let item = RemoteContact {
                     sync: &origin,
                     remote_id: &h,
-                    version: etag.as_deref(),
+                    version: version.as_deref(),
                     data: &data,
                     changes,
                 };
@@ -710,7 +823,10 @@ impl ContactSyncConnector {
             .map_err(store_err)?
             .map(drop)
             .map_err(|e| {
-                ConnectorError::Failed(format!("{href}: the resolved contact was refused: {e}"))
+                ConnectorError::Failed(format!(
+                    "{}: the resolved contact was refused: {e}",
+                    item.id
+                ))
             })
     }
 }
@@ -727,22 +843,26 @@ impl Connector for ContactSyncConnector {
 
 impl ContactSyncConnector {
     /// One run: pull, then push.
-    async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
+    async fn run<'c>(&self, ctx: &'c SyncContext<'c>) -> Result<SyncReport, ConnectorError> {
         let mut report = SyncReport::default();
-        let before = self.client.requests();
-        let collections = self.collections(ctx).await?;
+        let before = self.remote.requests();
+        let folders = self.remote.folders(ctx).await?;
+        let Some(first) = folders.first() else {
+            return Err(ConnectorError::Failed(
+                "the account has no folder to sync".into(),
+            ));
+        };
         let mut imported = Vec::new();
         if self.import {
-            for c in &collections {
+            for f in &folders {
                 Self::check_cancel(ctx)?;
-                self.pull(ctx, c, &mut report, &mut imported).await?;
+                self.pull(ctx, f, &mut report, &mut imported).await?;
             }
         }
         if self.export {
-            // A card linked to a contact Switchboard already had, or a conflict resolved
-            // in favour of this side, may leave the contact with more than the card says
-            // (the union): write it back now. A contact the card describes exactly
-            // costs nothing (the patched card equals the stored one).
+            // An item linked to a contact Switchboard already had, or a conflict resolved in
+            // favour of this side, may leave the contact with more than the item says (the
+            // union): write it back now. A contact the item describes exactly costs nothing.
             let seq = ctx
                 .store
                 .call(|s| s.last_change_seq())
@@ -750,17 +870,17 @@ impl ContactSyncConnector {
                 .map_err(store_err)?;
             for id in imported {
                 Self::check_cancel(ctx)?;
-                if self.push_contact(ctx, &collections[0], id, seq).await? {
+                if self.push_contact(ctx, first, id, seq).await? {
                     report.items_out += 1;
                 }
             }
-            self.push(ctx, &collections[0], &mut report).await?;
+            self.push(ctx, first, &mut report).await?;
         }
         tracing::info!(
             sync = %self.origin,
             items_in = report.items_in,
             items_out = report.items_out,
-            requests = self.client.requests() - before,
+            requests = self.remote.requests() - before,
             "contact sync done"
         );
         Ok(report)
@@ -806,24 +926,6 @@ pub(super) fn refused<T>(r: Result<T, RecordError>) -> Result<Result<T, String>,
     }
 }
 
-/// The collections of `found` that `folders` selects (by display name or path).
-fn select(found: &[Collection], folders: &AllOrList) -> Vec<Url> {
-    match folders {
-        AllOrList::All(_) => found.iter().map(|c| c.url.clone()).collect(),
-        AllOrList::List(names) => found
-            .iter()
-            .filter(|c| {
-                names.iter().any(|n| {
-                    c.display_name.as_deref() == Some(n.as_str())
-                        || c.url.path().trim_end_matches('/') == n.trim_end_matches('/')
-                        || c.url.as_str().trim_end_matches('/') == n.trim_end_matches('/')
-                })
-            })
-            .map(|c| c.url.clone())
-            .collect(),
-    }
-}
-
 /// A UID for the item Switchboard creates for record `id`: the same on every attempt.
 fn stable_uid(origin: &str, id: i64) -> String {
     let digest = hex::encode(Sha256::digest(origin.as_bytes()));
@@ -861,6 +963,30 @@ fn fields_of(contact: &Contact, old: &CardFields) -> CardFields {
         tags: contact.tags.clone(),
         rev: None,
     }
+}
+
+/// The fields to write for `contact` over the item's `old` ones; with a marker tag the tags
+/// are this side's business and the item keeps its own.
+fn outgoing(contact: &Contact, old: &CardFields, marker: bool) -> CardFields {
+    let mut fields = fields_of(contact, old);
+    if marker {
+        fields.tags = old.tags.clone();
+    }
+    fields
+}
+
+/// Whether two items say the same in every modelled field (lists compared as sets: the
+/// provider's order is its own).
+fn same_fields(a: &CardFields, b: &CardFields) -> bool {
+    fn set(v: &[String]) -> std::collections::BTreeSet<&String> {
+        v.iter().collect()
+    }
+    a.name == b.name
+        && a.company == b.company
+        && a.job_title == b.job_title
+        && set(&a.emails) == set(&b.emails)
+        && set(&a.phones) == set(&b.phones)
+        && set(&a.tags) == set(&b.tags)
 }
 
 /// A vCard `REV` (`20240102T030405Z`, or RFC 3339) as a time.
@@ -987,29 +1113,52 @@ mod tests {
         assert_eq!(c.name, Some(Some("There Name".into())));
     }
 
+    // REQ: CS-01
     #[test]
-    fn select_by_display_name_or_path() {
-        let found = vec![
-            Collection {
-                url: Url::parse("http://h/a/contacts/").expect("url"),
-                display_name: Some("Contacts".into()),
-                sync_collection: None,
-            },
-            Collection {
-                url: Url::parse("http://h/a/work/").expect("url"),
-                display_name: None,
-                sync_collection: Some(false),
-            },
-        ];
-        let pick = |names: &[&str]| {
-            select(
-                &found,
-                &AllOrList::List(names.iter().map(|s| (*s).to_owned()).collect()),
-            )
+    fn export_scope_selects_by_category_or_group_and_the_marker_narrows_it() {
+        let company = Company::of(&ConfigSet::default());
+        let mut employee = contact();
+        employee.emails = vec!["ann@corp.example".into()];
+        let filter = |marker: Option<&str>,
+                      categories: Option<Vec<ContactCategory>>,
+                      groups: &[&str]| ExportFilter {
+            marker: marker.map(str::to_owned),
+            categories,
+            groups: groups.iter().map(|g| (*g).to_owned()).collect(),
+            company: company.clone(),
         };
-        assert_eq!(pick(&["Contacts"]).len(), 1);
-        assert_eq!(pick(&["/a/work"])[0].path(), "/a/work/");
-        assert!(pick(&["nope"]).is_empty());
+        let everyone = filter(None, None, &[]);
+        assert!(everyone.exports(&contact()));
+        // no User in the config: nobody's address is the company's
+        let customers = filter(None, Some(vec![ContactCategory::Customer]), &[]);
+        assert!(customers.exports(&contact()));
+        let employees = filter(None, Some(vec![ContactCategory::Employee]), &[]);
+        assert!(!employees.exports(&contact()));
+        let by_group = filter(None, Some(vec![]), &["x"]);
+        assert!(by_group.exports(&contact()), "tag x is a listed group");
+        assert!(!filter(None, Some(vec![]), &["vip"]).exports(&contact()));
+        // REQ: CS-03
+        assert!(!filter(Some("sync-me"), None, &[]).exports(&contact()));
+        let mut tagged = contact();
+        tagged.tags.push("sync-me".into());
+        assert!(filter(Some("sync-me"), None, &[]).exports(&tagged));
+    }
+
+    #[test]
+    fn same_fields_ignores_order_and_the_marker_keeps_the_providers_tags() {
+        let mut a = remote();
+        a.emails = vec!["b@example.org".into(), "c@example.org".into()];
+        let mut b = a.clone();
+        b.emails.reverse();
+        assert!(same_fields(&a, &b));
+        b.name = Some("Other".into());
+        assert!(!same_fields(&a, &b));
+        let out = outgoing(&contact(), &remote(), true);
+        assert_eq!(out.tags, vec!["y".to_owned()]);
+        assert_eq!(
+            outgoing(&contact(), &remote(), false).tags,
+            vec!["x".to_owned()]
+        );
     }
 
     #[test]
@@ -1024,3 +1173,6 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod engine_tests;

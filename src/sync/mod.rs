@@ -20,6 +20,7 @@
 //! comes from `SyncContext.clock`).
 
 pub mod calendar;
+pub mod company;
 pub mod contacts;
 pub mod dav;
 pub mod google;
