@@ -289,7 +289,6 @@ async fn a_full_listing_pages_then_the_sync_token_lists_only_changes() {
         r.fake
             .edit_event(ACCOUNT, &group, |e| e["summary"] = json!("QBR"));
         r.fake.cancel_event(ACCOUNT, &day);
-        let _ = ooo;
         let (pages, token3) = list_all(&r.remote, &ctx, &folder, Some(&token))
             .await
             .expect("incremental");
@@ -300,11 +299,30 @@ async fn a_full_listing_pages_then_the_sync_token_lists_only_changes() {
         assert_eq!(removed, [format!("{ACCOUNT}/{day}")]);
         assert!(pages.iter().all(|p| !p.full));
 
+        // Changes over several pages: every page repeats the sync token, as Google wants.
+        r.fake
+            .edit_event(ACCOUNT, &group, |e| e["location"] = json!("Room 1"));
+        r.fake
+            .edit_event(ACCOUNT, &invitation, |e| e["location"] = json!("Room 2"));
+        r.fake
+            .edit_event(ACCOUNT, &ooo, |e| e["summary"] = json!("Away!"));
+        let token3 = token3.expect("token");
+        let queries_before = r.fake.list_queries().len();
+        let (pages, token4) = list_all(&r.remote, &ctx, &folder, Some(&token3))
+            .await
+            .expect("incremental pages");
+        assert_eq!(pages.len(), 2);
+        assert_eq!(items(&pages).len(), 2, "the out-of-office entry is skipped");
+        let queries = r.fake.list_queries();
+        let second = &queries[queries_before + 1];
+        assert_eq!(second.get("syncToken"), Some(&token3));
+        assert!(second.contains_key("pageToken"));
+
         // An expired token is TokenExpired, and the listing from the start is full again.
         r.fake.expire_sync_tokens();
         let err = r
             .remote
-            .list(&ctx, &folder, Cursor::Token(&token3.expect("token")))
+            .list(&ctx, &folder, Cursor::Token(&token4.expect("token")))
             .await
             .expect_err("expired");
         assert!(matches!(err, RemoteError::TokenExpired), "{err:?}");
