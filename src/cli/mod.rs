@@ -89,8 +89,8 @@ pub enum Command {
         #[command(subcommand)]
         action: LeadsAction,
     },
-    /// OAuth 2.0 consent for a mailbox or a LinkedIn account: `switchboard oauth url Mailbox/sales`,
-    /// `switchboard oauth url LinkedInAccount/alice`.
+    /// OAuth 2.0 consent for a mailbox, a Google account or a LinkedIn account:
+    /// `switchboard oauth url Mailbox/sales`, `switchboard oauth url GoogleAccount/jonas`.
     Oauth {
         /// What to do.
         #[command(subcommand)]
@@ -129,10 +129,10 @@ pub enum LeadsAction {
 /// `switchboard oauth` actions.
 #[derive(Debug, Subcommand)]
 pub enum OauthAction {
-    /// Print the provider's consent URL for `Mailbox/NAME` or `LinkedInAccount/NAME`; open it
-    /// signed in as the account's owner.
+    /// Print the provider's consent URL for `Mailbox/NAME`, `GoogleAccount/NAME` or
+    /// `LinkedInAccount/NAME`; open it signed in as the account's owner.
     Url {
-        /// `Mailbox/name` or `LinkedInAccount/name`.
+        /// `Mailbox/name`, `GoogleAccount/name` or `LinkedInAccount/name`.
         object: String,
     },
 }

@@ -1,5 +1,5 @@
 //! `switchboard oauth url KIND/NAME`: print the consent URL of an `auth: oauth2` mailbox
-//! (EP-05, EP-06) or of a LinkedInAccount (LI-01).
+//! (EP-05, EP-06), a GoogleAccount (AS-04) or a LinkedInAccount (LI-01).
 //!
 //! The URL's `state` is signed with the key beside the state file (`--state`), the one the
 //! daemon uses to verify the callback, so run this where that key is readable (as the
@@ -14,10 +14,14 @@ use crate::mail::oauth::Sealer;
 /// Prints the consent URL on stdout and what to do with it on stderr.
 pub fn url(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
     let (kind, name) = match object.split_once('/') {
-        Some((kind @ ("Mailbox" | "LinkedInAccount"), name)) if !name.is_empty() => (kind, name),
+        Some((kind @ ("Mailbox" | "GoogleAccount" | "LinkedInAccount"), name))
+            if !name.is_empty() =>
+        {
+            (kind, name)
+        }
         _ => {
             return super::fail(format!(
-                "expected Mailbox/NAME or LinkedInAccount/NAME, like Mailbox/sales, got `{object}`"
+                "expected Mailbox/NAME, GoogleAccount/NAME or LinkedInAccount/NAME, like Mailbox/sales, got `{object}`"
             ));
         }
     };
@@ -27,6 +31,7 @@ pub fn url(dirs: &[PathBuf], state: &Path, object: &str) -> ExitCode {
     };
     let target = match kind {
         "Mailbox" => crate::mail::consent_target(&set, name),
+        "GoogleAccount" => crate::sync::tokens::consent_target(&set, name),
         _ => crate::leads::consent_target(&set, name),
     };
     let target = match target {

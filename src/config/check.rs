@@ -737,8 +737,28 @@ impl<'a> Checker<'a> {
     }
 
     fn sync(&mut self) {
+        // A GoogleAccount's grant is the Google app's (`Settings.google`): without its client
+        // id and secret neither the consent flow nor a refresh can run.
+        let google_app = self
+            .set
+            .specs::<SettingsSpec>()
+            .find_map(|(_, s)| s.google.as_ref())
+            .is_some_and(|g| g.client_id.is_some() && g.client_secret.is_some());
+        let settings_may_exist = self.reportable(Kind::Settings, "default");
         for (obj, g) in self.set.specs::<GoogleAccountSpec>() {
             self.reference::<UserSpec>(obj, field_path!["spec", "user"], &g.user);
+            if !google_app && settings_may_exist {
+                self.at(
+                    code::MISSING_FIELD,
+                    obj,
+                    field_path!["spec"],
+                    "a GoogleAccount needs the Google app: Settings.google.clientId and Settings.google.clientSecret are not set",
+                )
+                .hint = Some(
+                    "set `google: {clientId: ..., clientSecret: {env: ...}}` in Settings (a Google Cloud OAuth client of type Web application whose redirect URI is {siteUrl}/oauth/google/callback)"
+                        .into(),
+                );
+            }
         }
         for (obj, d) in self.set.specs::<DavAccountSpec>() {
             self.reference::<UserSpec>(obj, field_path!["spec", "user"], &d.user);
@@ -803,8 +823,9 @@ impl<'a> Checker<'a> {
             field_path!["spec", "account"],
             format!("account `{name}` does not exist"),
         )
-        .hint =
-            Some("name a Mailbox on exchange/microsoft365, a GoogleAccount or a DavAccount".into());
+        .hint = Some(
+            "name a Mailbox on exchange/microsoft365, a GoogleAccount or a DavAccount; when its account was removed, remove the sync too (the records it imported are kept)".into(),
+        );
         None
     }
 

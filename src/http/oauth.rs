@@ -1,5 +1,5 @@
-//! `GET /oauth/{google|microsoft}/callback`: where a provider's consent page sends the browser
-//! back (EP-05, EP-06).
+//! `GET /oauth/{google|microsoft|linkedin}/callback`: where a provider's consent page sends the
+//! browser back (EP-05, EP-06; a GoogleAccount's AS-04, a LinkedInAccount's LI-01).
 //!
 //! The handler verifies the signed `state` (which mailbox, not expired), checks that the
 //! mailbox's provider uses this callback, exchanges the code through
@@ -106,14 +106,17 @@ async fn callback(
         Err(e) => return refused(e),
     };
     let config = app_state.engine.config();
-    // The subject is a mailbox's name, or `LinkedInAccount/NAME` (see mail::consent).
+    // The subject is a mailbox's name, or `KIND/NAME` for a GoogleAccount or a
+    // LinkedInAccount (see mail::consent).
     let (kind, mailbox) = match subject.split_once('/') {
         None => ("Mailbox", subject.clone()),
+        Some(("GoogleAccount", name)) => ("GoogleAccount", name.to_owned()),
         Some(("LinkedInAccount", name)) => ("LinkedInAccount", name.to_owned()),
         Some(_) => return refused(ConsentError::BadState),
     };
     let target = match kind {
         "Mailbox" => crate::mail::consent_target(&config, &mailbox),
+        "GoogleAccount" => crate::sync::tokens::consent_target(&config, &mailbox),
         _ => crate::leads::consent_target(&config, &mailbox),
     };
     let target = match target {
@@ -121,8 +124,13 @@ async fn callback(
         Err(reason) => return refused(ConsentError::Mailbox(reason)),
     };
     if target.callback != callback {
+        let who = if kind == "Mailbox" {
+            format!("mailbox {mailbox}")
+        } else {
+            format!("{kind} {mailbox}")
+        };
         return refused(ConsentError::Mailbox(format!(
-            "mailbox {mailbox} completes its consent at /oauth/{}/callback, not /oauth/{}/callback",
+            "{who} completes its consent at /oauth/{}/callback, not /oauth/{}/callback",
             target.callback.as_str(),
             callback.as_str()
         )));
@@ -151,6 +159,30 @@ async fn callback(
         Err(e) => return refused(e),
     }
     tracing::info!(kind, name = %mailbox, "OAuth 2.0 consent completed; tokens stored sealed");
+    if kind == "GoogleAccount" {
+        // The contact and calendar syncs over this account run now.
+        let mut syncs = 0;
+        for (sync_kind, name) in config
+            .specs::<crate::config::kinds::ContactSyncSpec>()
+            .filter(|(_, s)| s.account == mailbox)
+            .map(|(o, _)| (Kind::ContactSync, o.name.clone()))
+            .chain(
+                config
+                    .specs::<crate::config::kinds::CalendarSyncSpec>()
+                    .filter(|(_, s)| s.account == mailbox)
+                    .map(|(o, _)| (Kind::CalendarSync, o.name.clone())),
+            )
+        {
+            syncs += 1;
+            let _ = app_state.engine.request_sync(sync_kind, &name);
+        }
+        return page(
+            StatusCode::OK,
+            format!(
+                "Switchboard: GoogleAccount {mailbox} is connected; it serves {syncs} contact or calendar sync(s). You can close this page.\n"
+            ),
+        );
+    }
     if kind == "LinkedInAccount" {
         // The integrations this account serves run now (their pending notifications wait).
         let integrations: Vec<String> = config

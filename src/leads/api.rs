@@ -178,7 +178,7 @@ pub struct Account {
 /// The key a LinkedInAccount's tokens are sealed and stored under (beside the mailboxes'
 /// grants, whose keys are bare names).
 pub fn grant_key(account: &str) -> String {
-    format!("{ACCOUNT_KIND}/{account}")
+    crate::mail::oauth::grant_key(ACCOUNT_KIND, account)
 }
 
 /// LinkedIn's OAuth 2.0 application for `api_base` (LinkedIn's when `None` or its own):

@@ -1,14 +1,17 @@
 //! The OAuth 2.0 authorization-code flow that gives a grant its refresh token: a mailbox's
-//! (EP-04..06) and a LinkedInAccount's (LI-01, issue 16) — one flow, whatever the provider.
+//! (EP-04..06), a GoogleAccount's (AS-04) and a LinkedInAccount's (LI-01) — one flow, whatever
+//! the provider.
 //!
 //! `switchboard oauth url KIND/NAME` prints the provider's consent URL; the provider sends
 //! the browser back to `{Settings.siteUrl}/oauth/{google|microsoft|linkedin}/callback?code&state`,
 //! and the daemon exchanges the code at the token endpoint and stores the tokens sealed.
 //!
 //! The *subject* a state names is the key the tokens are stored under: a mailbox's name
-//! (`sales`, as before), or `KIND/NAME` for other kinds (`LinkedInAccount/alice`; object names
-//! never contain `/`, so the two cannot meet). The domain that owns the kind resolves the
-//! application ([`super::mailbox::consent_target`], `leads::consent_target`).
+//! (`sales`, as before), or `KIND/NAME` for other kinds (`GoogleAccount/jonas`,
+//! `LinkedInAccount/alice`; object names never contain `/`, so the two cannot meet: see
+//! [`super::oauth::grant_key`]). The domain that owns the kind resolves the application
+//! ([`super::mailbox::consent_target`], `sync::tokens::consent_target`,
+//! `leads::consent_target`).
 //!
 //! The `state` parameter carries the subject, a random nonce and an expiry, signed with
 //! HMAC-SHA256 under a subkey of the store's sealing key ([`Sealer::sign`]). So the daemon

@@ -591,6 +591,35 @@ fn oauth_app(
     }
 }
 
+/// The OAuth 2.0 grant of mailbox `name` as its connector refreshes it: its provider's
+/// application and the mailbox's `oauth2RefreshToken` (resolved; `None` = the one its consent
+/// stored). `Err` says why the mailbox has none (basic auth, no provider, a secret that does
+/// not resolve). Another domain that reuses the grant (contact and calendar sync over Graph)
+/// makes a [`TokenSource::new`] from it, so the tokens stay under the mailbox's key.
+pub fn oauth_grant(
+    set: &ConfigSet,
+    name: &str,
+) -> Result<(OAuthApp, Option<crate::config::types::Secret>), String> {
+    let object = set
+        .object(Kind::Mailbox, name)
+        .ok_or_else(|| format!("no Mailbox named `{name}` in the configuration"))?;
+    let spec = MailboxSpec::from_spec(&object.spec)
+        .ok_or_else(|| format!("{} is not a Mailbox", object.id()))?;
+    let (provider_name, provider) = set
+        .mail_provider_of(spec)
+        .ok_or_else(|| format!("no MailProvider serves {}", spec.address.as_str()))?;
+    let app = oauth_app(set, provider_name, provider)?.ok_or_else(|| {
+        format!("mailbox {name}'s provider {provider_name} uses basic auth, not OAuth 2.0")
+    })?;
+    let configured = spec
+        .oauth2_refresh_token
+        .as_ref()
+        .map(|r| r.resolve(object.origin.dir()))
+        .transpose()
+        .map_err(|e| format!("mailbox {name}'s oauth2RefreshToken: {e}"))?;
+    Ok((app, configured))
+}
+
 /// Where a mailbox's consent flow goes and comes back.
 #[derive(Debug, Clone)]
 pub struct ConsentTarget {

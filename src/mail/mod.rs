@@ -31,4 +31,6 @@ pub mod sessions;
 pub mod smtp;
 pub mod tls;
 
-pub use mailbox::{ConsentTarget, MailboxConnector, MailboxConnectors, build, consent_target};
+pub use mailbox::{
+    ConsentTarget, MailboxConnector, MailboxConnectors, build, consent_target, oauth_grant,
+};

@@ -1,7 +1,9 @@
 //! OAuth 2.0 for mail logins (EP-04..06): access tokens from a provider's token endpoint, kept
 //! fresh, sealed at rest, and presented as XOAUTH2.
 //!
-//! A [`TokenSource`] belongs to one mailbox connector. It hands out an access token that is
+//! A [`TokenSource`] belongs to one grant: a mailbox connector's ([`TokenSource::new`]) or
+//! another object's, such as a GoogleAccount's ([`TokenSource::for_grant`]; the stored tokens
+//! are keyed by [`grant_key`]). It hands out an access token that is
 //! valid for at least [`REFRESH_EARLY`]; otherwise it runs the `refresh_token` grant against the
 //! provider's `oauth2.tokenUrl` with the provider's client id and secret. The refresh token is
 //! the one obtained at run time (the authorization-code flow, or a rotated one the endpoint
@@ -79,6 +81,17 @@ pub enum OAuthError {
         "no OAuth 2.0 refresh token: set the mailbox's oauth2RefreshToken or complete the consent flow (`switchboard oauth url Mailbox/{0}`)"
     )]
     NoRefreshToken(String),
+    /// There is no refresh token at all for the grant of another kind's object (a
+    /// GoogleAccount): neither in its manifest nor from a consent.
+    #[error(
+        "{kind}/{name} has no OAuth 2.0 refresh token yet: run `switchboard oauth url {kind}/{name}` and open the URL signed in as the account's owner (or set its refreshToken)"
+    )]
+    NoGrant {
+        /// The object's kind.
+        kind: String,
+        /// Its name.
+        name: String,
+    },
     /// The grant was refused before (`invalid_grant`) and nothing changed since: not asked
     /// again until a consent stores a new token or the config changes (BX-04).
     #[error("{0}")]
@@ -197,8 +210,21 @@ pub async fn refresh(
     .await
 }
 
-/// The kind of the objects whose grants [`TokenSource`] refreshes.
-const KIND: &str = "Mailbox";
+/// The kind whose grants are stored under the bare object name (as before other kinds had
+/// grants): a mailbox's tokens never move.
+const MAILBOX: &str = "Mailbox";
+
+/// The key the tokens of `kind`/`name`'s grant are stored and sealed under: a Mailbox's
+/// name (`sales`), or `KIND/NAME` for another kind (`GoogleAccount/jonas`,
+/// `LinkedInAccount/alice`). Object names never contain `/`, so the two cannot meet; the
+/// store deletes a `KIND/NAME` grant with its object ([`crate::store::Store::apply`]).
+pub fn grant_key(kind: &str, name: &str) -> String {
+    if kind == MAILBOX {
+        name.to_owned()
+    } else {
+        format!("{kind}/{name}")
+    }
+}
 
 /// Whether a token endpoint's refusal means the grant itself is gone (RFC 6749 §5.2:
 /// `invalid_grant`, the refresh token is invalid, expired or revoked), so only a new consent
@@ -369,9 +395,15 @@ struct Cached {
     expires_at: DateTime<Utc>,
 }
 
-/// Access tokens for one mailbox.
+/// Access tokens for one grant (a mailbox's, a GoogleAccount's).
 pub struct TokenSource {
-    mailbox: String,
+    /// The kind of the object that holds the grant: the `kind` label of the `oauth_*` metrics
+    /// and of the grant registry.
+    kind: String,
+    /// The object's name: the `name` label.
+    name: String,
+    /// Where its tokens are stored ([`grant_key`]).
+    key: String,
     app: OAuthApp,
     http: reqwest::Client,
     cached: tokio::sync::Mutex<Option<Cached>>,
@@ -380,7 +412,8 @@ pub struct TokenSource {
 impl std::fmt::Debug for TokenSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TokenSource")
-            .field("mailbox", &self.mailbox)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
             .field("app", &self.app)
             .finish_non_exhaustive()
     }
@@ -389,8 +422,16 @@ impl std::fmt::Debug for TokenSource {
 impl TokenSource {
     /// A source for `mailbox` with `app`.
     pub fn new(mailbox: &str, app: OAuthApp) -> TokenSource {
+        TokenSource::for_grant(MAILBOX, mailbox, app)
+    }
+
+    /// A source for the grant of the object `kind`/`name` with `app`: its tokens are stored
+    /// under [`grant_key`], its health is reported as `{kind, name}`.
+    pub fn for_grant(kind: &str, name: &str, app: OAuthApp) -> TokenSource {
         TokenSource {
-            mailbox: mailbox.to_owned(),
+            kind: kind.to_owned(),
+            name: name.to_owned(),
+            key: grant_key(kind, name),
             app,
             http: http_client(),
             cached: tokio::sync::Mutex::new(None),
@@ -403,8 +444,9 @@ impl TokenSource {
     }
 
     /// An access token valid for at least [`REFRESH_EARLY`]; with `force`, a new one.
-    /// `configured` is the mailbox's `oauth2RefreshToken`, used while no refresh token
-    /// obtained at run time is stored.
+    /// `configured` is the refresh token of the manifest (a mailbox's `oauth2RefreshToken`, a
+    /// GoogleAccount's `refreshToken`), used while no refresh token obtained at run time is
+    /// stored.
     pub async fn token(
         &self,
         store: &StoreHandle,
@@ -413,7 +455,7 @@ impl TokenSource {
         force: bool,
         metrics: &Metrics,
     ) -> Result<String, OAuthError> {
-        // One refresh at a time per mailbox: a second caller waits and reuses the result.
+        // One refresh at a time per grant: a second caller waits and reuses the result.
         let mut cached = self.cached.lock().await;
         let fresh = |c: &Cached| {
             c.expires_at - chrono::Duration::from_std(REFRESH_EARLY).unwrap_or_default()
@@ -422,22 +464,22 @@ impl TokenSource {
         if !force && let Some(c) = cached.as_ref().filter(|c| fresh(c)) {
             return Ok(c.token.clone());
         }
-        let mailbox = self.mailbox.clone();
+        let key = self.key.clone();
         let (sealer, stored) = store
             .call(move |s| {
                 let sealer = Sealer::for_state(s.path());
-                Ok((sealer, s.mail_oauth_tokens(&mailbox)?))
+                Ok((sealer, s.mail_oauth_tokens(&key)?))
             })
             .await?;
         let sealer = sealer?;
         if !force
             && let Some(stored) = &stored
             && let (Some(sealed), Some(expires_at)) = (&stored.access_token, stored.expires_at)
-            && let Some(token) = sealer.open(&self.mailbox, "access", sealed)
+            && let Some(token) = sealer.open(&self.key, "access", sealed)
         {
             let c = Cached { token, expires_at };
             if fresh(&c) {
-                set_expiry(metrics, KIND, &self.mailbox, expires_at);
+                set_expiry(metrics, &self.kind, &self.name, expires_at);
                 *cached = Some(c.clone());
                 return Ok(c.token);
             }
@@ -445,20 +487,28 @@ impl TokenSource {
         let refresh_token = stored
             .as_ref()
             .and_then(|s| s.refresh_token.as_deref())
-            .and_then(|sealed| sealer.open(&self.mailbox, "refresh", sealed))
+            .and_then(|sealed| sealer.open(&self.key, "refresh", sealed))
             .or_else(|| configured.map(|s| s.expose().to_owned()))
-            .ok_or_else(|| OAuthError::NoRefreshToken(self.mailbox.clone()))?;
+            .ok_or_else(|| {
+                if self.kind == MAILBOX {
+                    OAuthError::NoRefreshToken(self.name.clone())
+                } else {
+                    OAuthError::NoGrant {
+                        kind: self.kind.clone(),
+                        name: self.name.clone(),
+                    }
+                }
+            })?;
         let grant_print = fingerprint(&[
             &self.app.token_url,
             &self.app.client_id,
             self.app.client_secret.expose(),
             &refresh_token,
         ]);
-        if let Some(reason) = metrics.grants.blocked(KIND, &self.mailbox, &grant_print) {
+        let (kind, name) = (self.kind.as_str(), self.name.as_str());
+        if let Some(reason) = metrics.grants.blocked(kind, name, &grant_print) {
             return Err(OAuthError::ConsentNeeded(consent_needed(
-                KIND,
-                &self.mailbox,
-                &reason,
+                kind, name, &reason,
             )));
         }
         let granted = match refresh(&self.http, &self.app, &refresh_token).await {
@@ -466,7 +516,7 @@ impl TokenSource {
             Err(error) => {
                 metrics
                     .oauth_refresh_failures_total
-                    .with_label_values(&[KIND, &self.mailbox])
+                    .with_label_values(&[kind, name])
                     .inc();
                 if let OAuthError::Refused(reason) = &error
                     && needs_consent(reason)
@@ -475,22 +525,18 @@ impl TokenSource {
                     // alert fires for it too; a known expiry is kept.
                     metrics
                         .oauth_token_expiry_timestamp_seconds
-                        .with_label_values(&[KIND, &self.mailbox]);
-                    metrics
-                        .grants
-                        .refused(KIND, &self.mailbox, grant_print, reason);
+                        .with_label_values(&[kind, name]);
+                    metrics.grants.refused(kind, name, grant_print, reason);
                     return Err(OAuthError::ConsentNeeded(consent_needed(
-                        KIND,
-                        &self.mailbox,
-                        reason,
+                        kind, name, reason,
                     )));
                 }
                 return Err(error);
             }
         };
-        metrics.grants.granted(KIND, &self.mailbox);
+        metrics.grants.granted(kind, name);
         let c = self.remember(store, &sealer, granted, clock.now()).await?;
-        set_expiry(metrics, KIND, &self.mailbox, c.expires_at);
+        set_expiry(metrics, kind, name, c.expires_at);
         *cached = Some(c.clone());
         Ok(c.token)
     }
@@ -503,7 +549,7 @@ impl TokenSource {
         granted: Grant,
         now: DateTime<Utc>,
     ) -> Result<Cached, OAuthError> {
-        let expires_at = store_grant(store, sealer, &self.mailbox, &granted, now).await?;
+        let expires_at = store_grant(store, sealer, &self.key, &granted, now).await?;
         Ok(Cached {
             token: granted.access_token,
             expires_at,
@@ -511,8 +557,9 @@ impl TokenSource {
     }
 }
 
-/// Seals and stores `granted` as `mailbox`'s tokens (a grant without a refresh token keeps
-/// the stored one), granted at `now`. Returns when the access token expires.
+/// Seals and stores `granted` as the tokens under `mailbox` (a [`grant_key`]; a grant without
+/// a refresh token keeps the stored one), granted at `now`. Returns when the access token
+/// expires.
 pub async fn store_grant(
     store: &StoreHandle,
     sealer: &Sealer,

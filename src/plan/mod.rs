@@ -51,6 +51,9 @@ pub struct ObjectPlan {
     pub action: Action,
     /// The changed fields: every field for a create or delete, the differing ones for an update.
     pub changes: Vec<FieldChange>,
+    /// What else the action does beyond the object's own record (a removed account's stored
+    /// OAuth tokens are deleted, its records kept), for people.
+    pub notes: Vec<String>,
 }
 
 /// Every object that would change; unchanged objects are not listed.
@@ -121,14 +124,41 @@ pub fn diff(desired: &ConfigSet, applied: &[AppliedObject], with_chats: &BTreeSe
             }
             _ => continue,
         };
+        let notes = match action {
+            Action::Delete => removal_notes(&key.1),
+            _ => Vec::new(),
+        };
         plan.objects.push(ObjectPlan {
             kind: key.1,
             name: key.2,
             action,
             changes,
+            notes,
         });
     }
     plan
+}
+
+/// What removing an object of `kind` does besides deleting its record: an account's grant
+/// (tokens its consent or refreshes stored, sealed, under `KIND/NAME`) is deleted in the same
+/// transaction; what its syncs imported stays.
+fn removal_notes(kind: &str) -> Vec<String> {
+    let tokens = "its OAuth tokens stored at run time (from its consent flow) are deleted";
+    match Kind::parse(kind) {
+        Some(Kind::GoogleAccount) => vec![
+            tokens.to_owned(),
+            "its contact and calendar syncs stop; the contacts and activities they imported are kept"
+                .to_owned(),
+        ],
+        Some(Kind::LinkedInAccount) => vec![
+            tokens.to_owned(),
+            "its lead integrations no longer use it; the leads already created are kept".to_owned(),
+        ],
+        Some(Kind::ContactSync | Kind::CalendarSync) => {
+            vec!["it stops syncing; the records it imported are kept".to_owned()]
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// The spec a removed `ChatChannel` with chats keeps in the store: the same, with
@@ -252,6 +282,43 @@ mod tests {
         );
         assert_eq!(plan.counts(), (0, 0, 2));
         assert_eq!(plan.objects[0].kind, "Settings");
+    }
+
+    #[test]
+    fn removing_an_account_says_its_stored_tokens_go_and_its_records_stay() {
+        // REQ: AS-04
+        let set = ConfigSet::default();
+        let plan = diff(
+            &set,
+            &[
+                applied("GoogleAccount", "jonas", json!({"user": "jonas"})),
+                applied("LinkedInAccount", "alice", json!({"user": "alice"})),
+                applied("User", "u", json!({"a": 1})),
+            ],
+            &BTreeSet::new(),
+        );
+        let notes = |kind: &str| {
+            plan.objects
+                .iter()
+                .find(|o| o.kind == kind)
+                .expect("planned")
+                .notes
+                .join("; ")
+        };
+        assert!(notes("GoogleAccount").contains("OAuth tokens"), "{plan:?}");
+        assert!(notes("GoogleAccount").contains("are kept"), "{plan:?}");
+        assert!(
+            notes("LinkedInAccount").contains("OAuth tokens"),
+            "{plan:?}"
+        );
+        assert_eq!(notes("User"), "");
+        let text = render::text(&plan);
+        assert!(
+            text.contains(
+                "# its OAuth tokens stored at run time (from its consent flow) are deleted"
+            ),
+            "{text}"
+        );
     }
 
     // REQ: CH-10

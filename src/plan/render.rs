@@ -35,6 +35,9 @@ pub fn text(plan: &Plan) -> String {
             out.push_str(&line);
             out.push('\n');
         }
+        for note in &o.notes {
+            let _ = writeln!(out, "      # {note}");
+        }
         out.push('\n');
     }
     let (add, change, destroy) = plan.counts();

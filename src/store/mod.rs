@@ -717,7 +717,9 @@ impl Store {
     ///   object, when the [`spec_hash`] of the spec differs from the stored one, it replaces the
     ///   spec and hash, bumps the generation and sets `applied_at` to `at`; an unchanged spec is
     ///   left alone (generation and `applied_at` unchanged). Status rows are kept.
-    /// - [`ObjectChange::Delete`] removes the object and its status; deleting an object that is
+    /// - [`ObjectChange::Delete`] removes the object and its status, and the OAuth tokens its
+    ///   consent or refreshes stored under `KIND/NAME` (a GoogleAccount's, a LinkedInAccount's;
+    ///   a Mailbox's, stored under its bare name, stay as before); deleting an object that is
     ///   not applied is a no-op.
     ///
     /// Changes are applied in order. Returns how many objects were inserted, updated or
@@ -1268,9 +1270,15 @@ fn upsert_object(
     )
 }
 
-/// Deletes the object and its status (explicitly, not relying on the cascade).
+/// Deletes the object, its status (explicitly, not relying on the cascade) and the sealed
+/// OAuth tokens of its grant when they are keyed `KIND/NAME` (`mail::oauth::grant_key`): a
+/// removed GoogleAccount or LinkedInAccount leaves no credential behind.
 /// Returns the number of objects deleted (0 or 1).
 fn delete_object(conn: &Connection, kind: &str, name: &str) -> rusqlite::Result<usize> {
+    conn.execute(
+        "DELETE FROM mail_oauth_tokens WHERE mailbox = ?1",
+        params![format!("{kind}/{name}")],
+    )?;
     conn.execute(
         "DELETE FROM object_status WHERE kind = ?1 AND name = ?2",
         params![kind, name],
@@ -1678,6 +1686,64 @@ mod tests {
         assert_eq!((ops.generation, ops.applied_at), (2, t(20)));
         assert_eq!(ops.spec, json!({"a": 1, "b": 3}));
         assert_eq!(ops.spec_hash, spec_hash(&json!({"b": 3, "a": 1})));
+    }
+
+    #[test]
+    fn apply_delete_drops_the_objects_stored_grant_but_not_a_mailboxs() {
+        // REQ: AS-04 (a removed Google account leaves no credential behind)
+        let mut store = Store::open_in_memory().unwrap();
+        store
+            .apply(
+                &[
+                    upsert("GoogleAccount", "jonas", json!({})),
+                    upsert("LinkedInAccount", "alice", json!({})),
+                    upsert("Mailbox", "sales", json!({})),
+                    upsert("GoogleAccount", "kept", json!({})),
+                ],
+                t(0),
+            )
+            .unwrap();
+        let tokens = mail::OAuthTokens {
+            access_token: Some(vec![1, 2, 3]),
+            expires_at: Some(t(3600)),
+            refresh_token: Some(vec![4, 5, 6]),
+        };
+        for key in [
+            "GoogleAccount/jonas",
+            "LinkedInAccount/alice",
+            "sales",
+            "GoogleAccount/kept",
+        ] {
+            store.set_mail_oauth_tokens(key, &tokens, t(1)).unwrap();
+        }
+        store
+            .apply(
+                &[
+                    delete("GoogleAccount", "jonas"),
+                    delete("LinkedInAccount", "alice"),
+                    delete("Mailbox", "sales"),
+                ],
+                t(2),
+            )
+            .unwrap();
+        assert_eq!(
+            store.mail_oauth_tokens("GoogleAccount/jonas").unwrap(),
+            None
+        );
+        assert_eq!(
+            store.mail_oauth_tokens("LinkedInAccount/alice").unwrap(),
+            None
+        );
+        assert!(
+            store
+                .mail_oauth_tokens("GoogleAccount/kept")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            store.mail_oauth_tokens("sales").unwrap().is_some(),
+            "a mailbox's grant is keyed by its bare name and stays, as before"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
+//! - `tokens.rs`: the bearer tokens of the Google and Microsoft 365 clients (a GoogleAccount's
+//!   grant, a microsoft365 Mailbox's), Google's API bases, and a GoogleAccount's consent target.
 //! - `google/calendar.rs`: Google Calendar API v3 as a `CalendarRemote` (events, sync tokens,
 //!   etags, `sendUpdates`).
 //!
@@ -27,6 +29,7 @@ pub mod google;
 pub mod ical;
 pub mod remote;
 pub mod report;
+pub mod tokens;
 pub mod vcard;
 
 pub use calendar::{CalendarSyncConnector, CalendarSyncConnectors};

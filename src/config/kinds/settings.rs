@@ -32,8 +32,9 @@ pub struct SettingsSpec {
     #[serde(default)]
     pub mail: MailSettings,
     /// Google application used for Gmail, Contacts and Calendar.
+    // Boxed: its endpoint overrides would make every `Spec` as large as a Settings.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub google: Option<GoogleSettings>,
+    pub google: Option<Box<GoogleSettings>>,
     /// Microsoft Entra ID application used for Microsoft 365.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub microsoft: Option<MicrosoftSettings>,
@@ -186,7 +187,20 @@ pub struct GoogleSettings {
     /// Use a shared application instead of the company's own (`UseSharedGoogleApp`).
     #[serde(default)]
     pub use_shared_app: bool,
+    /// The authorization (consent) endpoint; absent = Google's
+    /// (`https://accounts.google.com/o/oauth2/v2/auth`). Set it for a proxy or a test's fake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth_url: Option<HttpUrl>,
+    /// The token endpoint; absent = Google's (`https://oauth2.googleapis.com/token`). Set it
+    /// for a proxy or a test's fake.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<HttpUrl>,
 }
+
+/// Google's authorization (consent) endpoint, when `Settings.google.authUrl` is absent.
+pub const GOOGLE_AUTH_URL: &str = "https://accounts.google.com/o/oauth2/v2/auth";
+/// Google's token endpoint, when `Settings.google.tokenUrl` is absent.
+pub const GOOGLE_TOKEN_URL: &str = "https://oauth2.googleapis.com/token";
 
 /// Microsoft Entra ID application settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

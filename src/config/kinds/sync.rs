@@ -82,9 +82,21 @@ pub struct GoogleAccountSpec {
     pub user: String,
     /// The Google account's address.
     pub email: EmailAddress,
-    /// OAuth 2.0 refresh token.
-    pub refresh_token: SecretRef,
+    /// OAuth 2.0 refresh token; absent = obtained through the consent flow
+    /// (`switchboard oauth url GoogleAccount/NAME`) and stored sealed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refresh_token: Option<SecretRef>,
+    /// Base URL of Google's APIs; absent = Google's own hosts. When set, the People API is
+    /// served under `{apiBaseUrl}/v1/...` and the Calendar API under
+    /// `{apiBaseUrl}/calendar/v3/...` (a proxy, or a test's fake).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_base_url: Option<HttpUrl>,
 }
+
+/// The People API's host, used when a GoogleAccount has no `apiBaseUrl`.
+pub const GOOGLE_PEOPLE_API: &str = "https://people.googleapis.com";
+/// The Calendar API's host, used when a GoogleAccount has no `apiBaseUrl`.
+pub const GOOGLE_CALENDAR_API: &str = "https://www.googleapis.com";
 
 /// Which contacts to import.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

@@ -288,7 +288,7 @@ fn rig(spec: &str) -> Rig {
 /// As [`rig`] over a GoogleAccount (whose `google` settings the sync may then have).
 fn google_rig(spec: &str) -> Rig {
     rig_over(
-        "kind: GoogleAccount\nmetadata: {name: home}\nspec:\n  user: owner\n  email: owner@corp.example\n  refreshToken: {file: pw.txt}\n",
+        "kind: Settings\nmetadata: {name: default}\nspec:\n  siteUrl: https://sb.example\n  google: {clientId: app, clientSecret: {file: pw.txt}}\n---\napiVersion: switchboard/v1\nkind: GoogleAccount\nmetadata: {name: home}\nspec:\n  user: owner\n  email: owner@corp.example\n  refreshToken: {file: pw.txt}\n",
         spec,
     )
 }
