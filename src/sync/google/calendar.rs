@@ -61,6 +61,7 @@ use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use crate::config::ConfigSet;
 use crate::config::types::AllOrList;
 use crate::connector::SyncContext;
 use crate::store::records::normalize_email;
@@ -134,6 +135,21 @@ impl GoogleCalendarRemote {
             requests: AtomicU64::new(0),
             folders: Mutex::new(None),
         })
+    }
+
+    /// The remote of GoogleAccount `account` (its grant, its `apiBaseUrl`) over the calendars
+    /// `calendars` selects: what `remote_for` builds for a CalendarSync over a GoogleAccount.
+    /// `Err` is a pending reason.
+    pub fn for_account(
+        set: &ConfigSet,
+        account: &str,
+        calendars: AllOrList,
+    ) -> Result<GoogleCalendarRemote, String> {
+        let tokens = crate::sync::tokens::google_account(set, account)?;
+        let base = calendar_base(Some(&crate::sync::tokens::google_calendar_base(
+            set, account,
+        )));
+        GoogleCalendarRemote::new(&base, tokens, calendars)
     }
 
     /// The same with `n` events per listing page (tests page with few events).
