@@ -9,6 +9,8 @@
 
 #[path = "support/gcalendar_fake.rs"]
 mod gcalendar_fake;
+#[path = "support/oauth_fake.rs"]
+mod oauth_fake;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -32,6 +34,7 @@ use switchboard::telemetry::Metrics;
 use tokio_util::sync::CancellationToken;
 
 use gcalendar_fake::GCalendarFake;
+use oauth_fake::OAuthFake;
 
 const ACCOUNT: &str = "ann@corp.example";
 
@@ -620,4 +623,66 @@ async fn throttling_ends_with_retry_after_and_401_gets_a_fresh_token() {
             .expect_err("refused");
         assert!(!err.to_string().contains("token-"), "{err}");
     });
+}
+
+#[tokio::test]
+async fn for_account_spends_the_google_accounts_grant_on_its_api_base() {
+    // REQ: AS-04
+    const CLIENT_ID: &str = "switchboard-google.apps.example";
+    const CLIENT_SECRET: &str = "google-client-s3cret";
+    const REFRESH: &str = "1//fake-refresh-ann";
+    let oauth = OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(3600)).await;
+    oauth.allow(REFRESH, ACCOUNT);
+    let fake = GCalendarFake::start(ACCOUNT).await;
+    fake.add_group_event(
+        ACCOUNT,
+        "Kick-off",
+        "2026-03-02T10:00:00+01:00",
+        "2026-03-02T11:00:00+01:00",
+        &["bob@customer.example"],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).expect("config dir");
+    std::fs::write(config.join("secret.txt"), CLIENT_SECRET).expect("secret");
+    std::fs::write(config.join("refresh.txt"), REFRESH).expect("refresh");
+    std::fs::write(
+        config.join("google.yaml"),
+        format!(
+            "apiVersion: switchboard/v1\nkind: Settings\nmetadata: {{name: default}}\nspec:\n  siteUrl: https://sb.example\n  google:\n    clientId: {CLIENT_ID}\n    clientSecret: {{file: secret.txt}}\n    authUrl: {o}/auth\n    tokenUrl: {o}/token\n---\n\
+             apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: ann}}\nspec: {{displayName: Ann, email: {ACCOUNT}}}\n---\n\
+             apiVersion: switchboard/v1\nkind: GoogleAccount\nmetadata: {{name: ann-google}}\nspec:\n  user: ann\n  email: {ACCOUNT}\n  refreshToken: {{file: refresh.txt}}\n  apiBaseUrl: {base}\n",
+            o = oauth.base,
+            base = fake.base,
+        ),
+    )
+    .expect("manifest");
+    let set = switchboard::config::load(&[config])
+        .into_result()
+        .unwrap_or_else(|d| panic!("valid config: {d:?}"));
+    let mut store = Store::open(&dir.path().join("state.db")).expect("store");
+    store
+        .apply(&switchboard::engine::apply::changes(&set, &[]), Utc::now())
+        .expect("apply");
+    let store = StoreHandle::new(store);
+    let metrics = Metrics::new();
+    let remote = GoogleCalendarRemote::for_account(&set, "ann-google", all()).expect("remote");
+    let secrets = BTreeMap::new();
+    let ctx = SyncContext {
+        object: set.object(Kind::User, "ann").expect("user object"),
+        secrets: &secrets,
+        cancel: CancellationToken::new(),
+        store: &store,
+        metrics: &metrics,
+        clock: Clock::system(),
+    };
+    let folders = remote.folders(&ctx).await.expect("folders");
+    let page = remote
+        .list(&ctx, &folders[0].0, Cursor::Start)
+        .await
+        .expect("listing");
+    assert_eq!(page.items.len(), 1);
+    let bearer = fake.last_bearer().expect("a bearer token");
+    assert!(oauth.active(&bearer), "the grant's access token is spent");
+    assert_eq!(oauth.token_calls(), 1, "one refresh serves both requests");
 }

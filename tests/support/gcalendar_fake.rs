@@ -85,6 +85,8 @@ pub struct Inner {
     pub writes: Vec<WriteSeen>,
     /// Requests answered (any route).
     pub requests: u64,
+    /// The bearer token of the last request.
+    pub last_bearer: Option<String>,
     next_id: u64,
 }
 
@@ -340,6 +342,11 @@ impl GCalendarFake {
         self.with(|s| s.list_queries.clone())
     }
 
+    /// The bearer token of the last request.
+    pub fn last_bearer(&self) -> Option<String> {
+        self.with(|s| s.last_bearer.clone())
+    }
+
     /// Requests answered so far.
     pub fn requests(&self) -> u64 {
         self.with(|s| s.requests)
@@ -371,6 +378,7 @@ fn gate(s: &mut Inner, headers: &HeaderMap) -> Option<Response> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .filter(|t| !t.is_empty());
+    s.last_bearer = bearer.map(str::to_owned);
     let ok = match (&bearer, &s.accepted_token) {
         (None, _) => false,
         (Some(t), Some(only)) => t == only,
