@@ -1,8 +1,10 @@
-//! Fake chat providers for a demo of a config (`examples/contact-center/run.sh` runs it).
+//! Fake providers for a demo of a config (`examples/contact-center/run.sh` and
+//! `examples/sales-team/run.sh` run it).
 //!
-//! For every `ChatChannel` of the config it serves, on loopback, the fake of its provider —
-//! the same fakes the integration tests use (`tests/support/*_fake.rs`), so the demo and the
-//! tests speak one documented wire format each:
+//! For every `ChatChannel` and `LeadIntegration` of the config it serves, on loopback, the
+//! fake of its provider — the same fakes the integration tests use
+//! (`tests/support/*_fake.rs`), so the demo and the tests speak one documented wire format
+//! each:
 //!
 //! - `telegram`: a Bot API for the channel's bot; a customer's message is POSTed as an
 //!   `Update` to the webhook the daemon registered, with the registered secret token.
@@ -12,6 +14,13 @@
 //!   to the channel's number is POSTed to `{site}/webhooks/twilio/{channel}`, signed.
 //! - `api` with a `callbackUrl`: the web site's backend — it POSTs visitors' messages with the
 //!   inbound token and receives the operators' replies, checking their signature.
+//! - `LeadIntegration`: one LinkedIn (OAuth 2.0 token endpoint, Lead Sync API, lead
+//!   notification subscriptions) for the app of `Settings.linkedin` and the refresh tokens of
+//!   the config's `LinkedInAccount`s. Each listed form of an integration asks what its mapping
+//!   (custom or default) names — `FIRST_NAME`-style names as LinkedIn's predefined profile
+//!   fields, others as custom questions — plus a `marketing_consent` checkbox and a
+//!   `utm_campaign` hidden field. A submitted form is notified, signed with the client secret,
+//!   to the webhook the daemon subscribed for the ad account.
 //!
 //! Secrets are read as the daemon reads them (`{env}`, `{file}`, `$CREDENTIALS_DIRECTORY`).
 //!
@@ -24,16 +33,25 @@
 //! - `GET /{channel}/sent?n=N`: the N-th message the provider was asked to send (waits up to
 //!   10 s; 504 when none came).
 //! - `GET /{channel}/handbacks?n=N`: the N-th `pass_thread_control` call (Messenger).
+//! - `POST /{integration}/leads` (form `form` = the form id, then one `FIELD=value` per
+//!   answered question, by the names above): a member submits the lead form; LinkedIn stores
+//!   the response and notifies the subscribed webhook (409 while none is subscribed).
+//! - `POST /{integration}/notify` (form `response`, `form`): LinkedIn delivers that
+//!   notification again.
+//! - `GET /{integration}/subscription`: the webhook subscribed for the integration's ad
+//!   account (404 while none).
 //!
-//! Once everything listens, `--out FILE` is written (atomically): one line per channel,
-//! `<channel> apiBaseUrl|callbackUrl <url>` — where the demo's manifests must point — and
-//! `- control <url>`.
+//! Once everything listens, `--out FILE` is written (atomically): one line per channel and
+//! integration, `<name> apiBaseUrl|callbackUrl <url>` — where the demo's manifests must
+//! point — and `- control <url>`.
 //!
 //! ```sh
 //! cargo run --example provider-fakes -- -c config.d -c examples/contact-center \
 //!     --site http://127.0.0.1:8080 --out /tmp/fakes.txt
 //! ```
 
+#[path = "../tests/support/linkedin_fake.rs"]
+mod linkedin_fake;
 #[path = "../tests/support/messenger_fake.rs"]
 mod messenger_fake;
 #[allow(dead_code)]
@@ -58,11 +76,15 @@ use hmac::{Hmac, Mac};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use switchboard::config::kinds::{ChannelProvider, ChatChannelSpec};
+use switchboard::config::kinds::{
+    ChannelProvider, ChatChannelSpec, ColumnMapping, LeadIntegrationSpec, SettingsSpec,
+};
 use switchboard::config::types::Secret;
+use switchboard::config::{ConfigSet, Kind};
 use switchboard::connector::resolve_secrets;
 use tokio::net::TcpListener;
 
+use linkedin_fake::LinkedInFake;
 use messenger_fake::MessengerFake;
 use telegram_fake::TelegramFake;
 use twilio_fake::TwilioFake;
@@ -73,7 +95,7 @@ const OUR_APP: (&str, &str) = ("1000000000000001", "Switchboard (demo)");
 const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
-#[command(about = "Fake chat providers for every ChatChannel of a config")]
+#[command(about = "Fake providers for every ChatChannel and LeadIntegration of a config")]
 struct Args {
     /// A config directory (repeatable), as for `switchboard -c`.
     #[arg(short = 'c', long = "config", required = true)]
@@ -105,6 +127,17 @@ enum Fake {
         number: String,
     },
     Site(Arc<Site>),
+    LinkedIn(Arc<LeadAccount>),
+}
+
+/// One integration's ad account at the fake LinkedIn.
+struct LeadAccount {
+    fake: LinkedInFake,
+    ad_account: String,
+    /// Per form id, its questions: `(questionId, field name)`.
+    forms: BTreeMap<String, Vec<(u32, String)>>,
+    /// Responses submitted so far (their ids derive from it).
+    submitted: Mutex<u64>,
 }
 
 #[derive(Clone)]
@@ -222,8 +255,19 @@ async fn main() -> anyhow::Result<()> {
         lines.push((name, field, url, what));
     }
 
+    let leads = lead_accounts(&set).await?;
+    for (name, account, base) in leads {
+        let what = format!(
+            "LinkedIn for ad account {} ({} forms; leads notified to the subscribed webhook)",
+            account.ad_account,
+            account.forms.len()
+        );
+        channels.insert(name.clone(), Fake::LinkedIn(account));
+        lines.push((name, "apiBaseUrl", base, what));
+    }
+
     if lines.is_empty() {
-        bail!("the config has no ChatChannel to fake");
+        bail!("the config has no ChatChannel or LeadIntegration to fake");
     }
     let listener = bind().await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -235,7 +279,10 @@ async fn main() -> anyhow::Result<()> {
         .route("/{channel}/messages", axum::routing::post(customer_message))
         .route("/{channel}/pass", axum::routing::post(pass))
         .route("/{channel}/sent", axum::routing::get(sent))
-        .route("/{channel}/handbacks", axum::routing::get(handbacks));
+        .route("/{channel}/handbacks", axum::routing::get(handbacks))
+        .route("/{channel}/leads", axum::routing::post(lead_form))
+        .route("/{channel}/notify", axum::routing::post(renotify))
+        .route("/{channel}/subscription", axum::routing::get(subscription));
     for (name, backend) in sites {
         router = router.route(
             &format!("/callback/{name}"),
@@ -255,7 +302,10 @@ async fn main() -> anyhow::Result<()> {
         println!("{name:>18}  {url:<40} {what}");
         out.push_str(&format!("{name} {field} {url}\n"));
     }
-    println!("{:>18}  {base:<40} plays the customers", "control");
+    println!(
+        "{:>18}  {base:<40} plays the customers and members",
+        "control"
+    );
     out.push_str(&format!("- control {base}\n"));
     let tmp = args.out.with_extension("tmp");
     std::fs::write(&tmp, out).with_context(|| format!("writing {}", tmp.display()))?;
@@ -360,6 +410,10 @@ async fn customer_message(
                 .map_err(|e| format!("the POST failed: {e}"));
             delivered("the web site POSTed the visitor's message", outcome)
         }
+        Fake::LinkedIn(_) => text(
+            StatusCode::NOT_FOUND,
+            format!("{channel} is a LeadIntegration: POST /{channel}/leads"),
+        ),
     }
 }
 
@@ -482,6 +536,10 @@ async fn sent(
             })
             .await
         }
+        Fake::LinkedIn(_) => text(
+            StatusCode::NOT_FOUND,
+            format!("{channel} is a LeadIntegration: it sends nothing"),
+        ),
     }
 }
 
@@ -534,5 +592,205 @@ async fn callback(State(site): State<Arc<Site>>, headers: HeaderMap, body: Bytes
             StatusCode::OK
         }
         Err(_) => StatusCode::BAD_REQUEST,
+    }
+}
+
+/// The LinkedIn of the config's `LeadIntegration`s: one fake for the app of
+/// `Settings.linkedin`, honouring every `LinkedInAccount`'s refresh token, and each
+/// integration's ad account with its listed forms. `(integration, account, fake base URL)`.
+async fn lead_accounts(set: &ConfigSet) -> anyhow::Result<Vec<(String, Arc<LeadAccount>, String)>> {
+    let integrations: Vec<_> = set.specs::<LeadIntegrationSpec>().collect();
+    if integrations.is_empty() {
+        return Ok(Vec::new());
+    }
+    let (settings, app) = set
+        .specs::<SettingsSpec>()
+        .find_map(|(o, s)| s.linkedin.clone().map(|l| (o, l)))
+        .context("LeadIntegrations need Settings.linkedin (the LinkedIn app)")?;
+    // Only the LinkedIn app's secret: the example's other apps' credentials may be absent.
+    let secret = app
+        .client_secret
+        .resolve(settings.origin.dir())
+        .context("Settings.linkedin.clientSecret")?;
+    let mut tokens = Vec::new();
+    for account in set
+        .objects
+        .iter()
+        .filter(|o| o.kind() == Kind::LinkedInAccount)
+    {
+        let secrets = resolve_secrets(account)
+            .with_context(|| format!("the secrets of LinkedInAccount/{}", account.name))?;
+        tokens.extend(secrets.get("/refreshToken").map(|t| t.expose().to_owned()));
+    }
+    let tokens: Vec<&str> = tokens.iter().map(String::as_str).collect();
+    let fake = LinkedInFake::serve(bind().await?, &app.client_id, secret.expose(), &tokens);
+    let mut out = Vec::new();
+    for (object, spec) in integrations {
+        let mut forms = BTreeMap::new();
+        for form in &spec.forms {
+            let mapping = form
+                .custom_mapping
+                .as_ref()
+                .unwrap_or(&spec.default_mapping);
+            let questions = questions(mapping);
+            let listed: Vec<(u32, &str, Option<&str>)> = questions
+                .iter()
+                .map(|(id, name)| {
+                    let predefined = is_profile_field(name).then_some(name.as_str());
+                    (*id, name.as_str(), predefined)
+                })
+                .collect();
+            fake.add_form(&form.id, &listed);
+            forms.insert(form.id.clone(), questions);
+        }
+        let account = Arc::new(LeadAccount {
+            fake: fake.clone(),
+            ad_account: spec.ad_account_id.clone(),
+            forms,
+            submitted: Mutex::new(0),
+        });
+        out.push((object.name.clone(), account, fake.base.clone()));
+    }
+    Ok(out)
+}
+
+/// LinkedIn's predefined profile fields are named in capitals (`FIRST_NAME`, `WORK_EMAIL`).
+fn is_profile_field(name: &str) -> bool {
+    name.chars().all(|c| c.is_ascii_uppercase() || c == '_')
+}
+
+/// The questions a form asks: every field its mapping names, but the checkbox and the hidden
+/// field every fake form has (`marketing_consent`, `utm_campaign`). Numbered from 1.
+fn questions(mapping: &[ColumnMapping]) -> Vec<(u32, String)> {
+    let mut names: Vec<String> = Vec::new();
+    for field in mapping.iter().filter_map(|m| m.field.as_deref()) {
+        if !matches!(field, "marketing_consent" | "utm_campaign")
+            && !names.iter().any(|n| n == field)
+        {
+            names.push(field.to_owned());
+        }
+    }
+    (1..).zip(names).collect()
+}
+
+fn lead_account(control: &Control, name: &str) -> Option<Arc<LeadAccount>> {
+    match control.channels.get(name) {
+        Some(Fake::LinkedIn(account)) => Some(Arc::clone(account)),
+        _ => None,
+    }
+}
+
+fn no_lead_account(name: &str) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{name} is no LeadIntegration of the config"),
+    )
+}
+
+/// What LinkedIn's notification came to, as the member's side sees it.
+async fn notified(account: &LeadAccount, response: &str, form: &str) -> Response {
+    let answers = account
+        .fake
+        .notify(&account.ad_account, response, form)
+        .await;
+    if answers.is_empty() {
+        return text(
+            StatusCode::CONFLICT,
+            format!(
+                "no lead notification subscription for ad account {} yet",
+                account.ad_account
+            ),
+        );
+    }
+    let mut all_ok = true;
+    let mut lines = Vec::new();
+    for (url, answer) in answers {
+        lines.push(match answer {
+            Ok((code, body)) => {
+                all_ok &= (200..300).contains(&code);
+                format!(
+                    "LinkedIn POSTed the signed notification of response {response} (form {form}) to {url}: Switchboard answered {code} {}",
+                    body.trim()
+                )
+            }
+            Err(e) => {
+                all_ok = false;
+                format!("LinkedIn could not notify {url}: {e}")
+            }
+        });
+    }
+    let status = if all_ok {
+        StatusCode::OK
+    } else {
+        StatusCode::BAD_GATEWAY
+    };
+    text(status, lines.join("\n"))
+}
+
+/// A member submits a lead form: form fields `form`, then `FIELD=value` per question.
+async fn lead_form(
+    State(control): State<Control>,
+    Path(channel): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(account) = lead_account(&control, &channel) else {
+        return no_lead_account(&channel);
+    };
+    let fields = form(&body);
+    let Some(form_id) = fields.get("form") else {
+        return text(StatusCode::BAD_REQUEST, "name the form: form=ID");
+    };
+    let Some(questions) = account.forms.get(form_id) else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("ad account {} has no form {form_id}", account.ad_account),
+        );
+    };
+    let answers: Vec<(u32, &str)> = questions
+        .iter()
+        .filter_map(|(id, name)| fields.get(name).map(|v| (*id, v.as_str())))
+        .collect();
+    let response = {
+        let mut submitted = account.submitted.lock().expect("lead state");
+        *submitted += 1;
+        format!("demo-{}-{}", account.ad_account, *submitted)
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    account
+        .fake
+        .add_response_on(&account.ad_account, &response, form_id, now, &answers);
+    notified(&account, &response, form_id).await
+}
+
+/// LinkedIn delivers a notification again: form fields `response`, `form`.
+async fn renotify(
+    State(control): State<Control>,
+    Path(channel): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(account) = lead_account(&control, &channel) else {
+        return no_lead_account(&channel);
+    };
+    let fields = form(&body);
+    let field = |name: &str| fields.get(name).cloned().unwrap_or_default();
+    notified(&account, &field("response"), &field("form")).await
+}
+
+/// The webhook subscribed for the integration's ad account.
+async fn subscription(State(control): State<Control>, Path(channel): Path<String>) -> Response {
+    let Some(account) = lead_account(&control, &channel) else {
+        return no_lead_account(&channel);
+    };
+    match account.fake.subscriptions(&account.ad_account).first() {
+        Some(url) => text(StatusCode::OK, url.clone()),
+        None => text(
+            StatusCode::NOT_FOUND,
+            format!(
+                "no lead notification subscription for ad account {} yet",
+                account.ad_account
+            ),
+        ),
     }
 }

@@ -129,6 +129,27 @@ async fn daemon(opts: DaemonOptions) -> ExitCode {
         metrics.clone(),
         clock,
     );
+    // Grants refused before the restart stay refused (BX-04): loaded before anything runs.
+    if let Err(e) = metrics
+        .grants
+        .persist(handle.store(), &tracker, cancel.clone())
+        .await
+    {
+        eprintln!("error: {e}");
+        return ExitCode::from(1);
+    }
+    for (kind, name) in metrics.grants.marked() {
+        if Kind::parse(&kind).is_some_and(|k| set.object(k, &name).is_some()) {
+            // Not refreshed since: its access token shows as expired, so the consent alert
+            // (`SwitchboardOAuthConsentNeeded`) keeps firing across the restart.
+            metrics
+                .oauth_token_expiry_timestamp_seconds
+                .with_label_values(&[&kind, &name]);
+        } else {
+            // Removed from the config while the daemon was down.
+            metrics.grants.forget(&kind, &name);
+        }
+    }
     let mut engine = Engine::new(registry(), handle.clone(), scheduler, clock);
     if let Err(e) = engine.apply(set).await {
         eprintln!("error: could not apply the configuration: {e}");

@@ -963,4 +963,175 @@ async fn an_account_without_a_refresh_token_serves_once_its_consent_completes() 
     assert_eq!(fake.grants(), 2);
     assert!(!daemon.stderr().contains(&refresh));
     assert!(!daemon.stderr().contains(CLIENT_SECRET));
+
+    // REQ: LI-01 (a removed account's sealed token is deleted; plan says so first)
+    let leads_yaml = &files.iter().find(|(n, _)| *n == "leads.yaml").unwrap().1;
+    let account = "apiVersion: switchboard/v1\nkind: LinkedInAccount\nmetadata: {name: root-linkedin}\nspec:\n  user: root\n---\n";
+    assert!(leads_yaml.contains(account), "{leads_yaml}");
+    let without = leads_yaml
+        .replace(account, "")
+        .replace("accounts: [root-linkedin]", "accounts: []");
+    let desired = tempfile::tempdir().expect("tempdir");
+    for (name, text) in &files {
+        let text = if *name == "leads.yaml" {
+            &without
+        } else {
+            text
+        };
+        std::fs::write(desired.path().join(name), text).expect("write manifest");
+    }
+    let plan = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--config")
+        .arg(desired.path())
+        .arg("--state")
+        .arg(&state)
+        .arg("plan")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("SWITCHBOARD_STATE")
+        .env("LI_CLIENT_SECRET", CLIENT_SECRET)
+        .output()
+        .expect("run switchboard plan");
+    let plan = String::from_utf8_lossy(&plan.stdout).into_owned();
+    let destroyed = plan
+        .find("- LinkedInAccount/root-linkedin will be destroyed")
+        .unwrap_or_else(|| panic!("{plan}"));
+    assert!(
+        plan[destroyed..]
+            .split("\n\n")
+            .next()
+            .is_some_and(|block| block.contains(
+                "# its OAuth tokens stored at run time (from its consent flow) are deleted"
+            )),
+        "{plan}"
+    );
+    std::fs::write(daemon.config_dir().join("leads.yaml"), &without).expect("rewrite leads.yaml");
+    daemon.signal("HUP");
+    eventually(
+        "the removed account's token is deleted",
+        &daemon,
+        || async {
+            switchboard::store::Store::open_read_only(&state)
+                .expect("store")
+                .mail_oauth_tokens("LinkedInAccount/root-linkedin")
+                .expect("read")
+                .is_none()
+        },
+    )
+    .await;
+}
+
+// REQ: BX-04, LI-07
+#[tokio::test]
+async fn a_refused_grant_shows_in_status_and_stays_refused_after_a_restart() {
+    let fake = LinkedInFake::start().await;
+    fake.add_form(
+        DEMO_FORM,
+        &[
+            (1, "firstName", Some("FIRST_NAME")),
+            (3, "email", Some("EMAIL")),
+        ],
+    );
+    // A revoked account listed first, a good one after it.
+    let files = |port: u16| -> Vec<(&'static str, String)> {
+        config(port, &fake)
+            .into_iter()
+            .map(|(n, text)| {
+                if n != "leads.yaml" {
+                    return (n, text);
+                }
+                let text = text
+                    .replace(
+                        "accounts: [root-linkedin]\n  apiBaseUrl",
+                        "accounts: [revoked-linkedin, root-linkedin]\n  apiBaseUrl",
+                    )
+                    .replacen(
+                        "---\n",
+                        "---\napiVersion: switchboard/v1\nkind: LinkedInAccount\nmetadata: {name: revoked-linkedin}\nspec:\n  user: root\n  refreshToken: {env: LI_REVOKED_TOKEN}\n---\n",
+                        1,
+                    );
+                (n, text)
+            })
+            .collect()
+    };
+    let env = [
+        ("LI_CLIENT_SECRET", CLIENT_SECRET),
+        ("LI_REFRESH_TOKEN", REFRESH_TOKEN),
+        ("LI_REVOKED_TOKEN", "revoked-refresh-token-value"),
+    ];
+    let port = free_port();
+    let mut daemon = Daemon::start(port, &files(port), &env);
+    daemon.wait_ready().await;
+    eventually("the revoked account is refused", &daemon, || async {
+        fake.refused() == 1
+    })
+    .await;
+
+    // `switchboard status` reads the store: the account needs consent, and says how.
+    let state = daemon.dir.path().join("state.db");
+    let status = || {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_switchboard"))
+            .arg("--state")
+            .arg(&state)
+            .arg("status")
+            .env_remove("SWITCHBOARD_CONFIG")
+            .env_remove("SWITCHBOARD_STATE")
+            .output()
+            .expect("run switchboard status");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let text = status();
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("LinkedInAccount/revoked-linkedin "))
+        .unwrap_or_else(|| panic!("no row for the account:\n{text}"));
+    assert!(
+        row.contains(" error ")
+            && row.contains("needs consent again")
+            && row.contains("switchboard oauth url LinkedInAccount/revoked-linkedin"),
+        "{text}"
+    );
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("LinkedInAccount/root-linkedin ") && !l.contains("error")),
+        "{text}"
+    );
+    assert!(!text.contains("revoked-refresh-token-value"), "{text}");
+    daemon.signal("TERM");
+    assert!(
+        daemon
+            .wait_exit(std::time::Duration::from_secs(10))
+            .is_some()
+    );
+
+    // Restarted on the same state: the refused grant is not asked again (so not announced
+    // again); the good account serves.
+    let grants = fake.grants();
+    let port = free_port();
+    let mut daemon = Daemon::start_on_state(port, &files(port), &env, &state);
+    daemon.wait_ready().await;
+    respond(&fake, "r1", DEMO_FORM, "ada@example.com");
+    deliver(&daemon, "r1", DEMO_FORM).await;
+    wait_for_leads(&daemon, 1).await;
+    assert!(fake.grants() > grants, "the good account refreshed");
+    assert_eq!(fake.refused(), 1, "the refused grant is not asked again");
+    let objects = get(&daemon, "/api/v1/objects?limit=1000", ROOT).await.body;
+    let account = find(&objects, "LinkedInAccount", "revoked-linkedin").expect("listed");
+    assert_eq!(account["state"], "error", "{account}");
+    let metrics = daemon.metrics().await;
+    assert!(
+        !metrics.contains("switchboard_oauth_refresh_failures_total{kind=\"LinkedInAccount\",name=\"revoked-linkedin\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("switchboard_oauth_token_expiry_timestamp_seconds{kind=\"LinkedInAccount\",name=\"revoked-linkedin\"} 0\n"),
+        "{metrics}"
+    );
+    let text = std::fs::read(daemon.dir.path().join("state.db")).unwrap_or_default();
+    assert!(
+        !text
+            .windows("revoked-refresh-token-value".len())
+            .any(|w| w == b"revoked-refresh-token-value"),
+        "the state file holds the token in clear"
+    );
 }

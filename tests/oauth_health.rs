@@ -261,3 +261,138 @@ async fn a_refused_grant_is_announced_once_stops_retrying_and_recovers_after_con
     daemon.signal("TERM");
     daemon.wait_exit(Duration::from_secs(10));
 }
+
+/// Runs `switchboard status` on `state` and answers its output.
+fn status(state: &std::path::Path) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_switchboard"))
+        .arg("--state")
+        .arg(state)
+        .arg("status")
+        .env_remove("SWITCHBOARD_CONFIG")
+        .env_remove("SWITCHBOARD_STATE")
+        .output()
+        .expect("run switchboard status");
+    assert!(output.status.success(), "{output:?}");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn a_refused_grant_stays_refused_across_a_restart() {
+    // REQ: BX-04
+    let fake = OAuthFake::start(CLIENT_ID, CLIENT_SECRET, Duration::from_secs(3600)).await;
+    let env = [
+        ("SB_OAUTH_CLIENT_SECRET", CLIENT_SECRET),
+        ("SB_REVOKED", REVOKED),
+    ];
+    let port = free_port();
+    let mut daemon = Daemon::start(port, &config(port, &fake), &env);
+    daemon.wait_ready().await;
+    let mut events = Events::open(&daemon, ADMIN_TOKEN).await;
+    let response = daemon
+        .post("/api/v1/objects/Mailbox/sales/sync", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&events.next("oauth.reauth-needed").await)
+            .expect("JSON"),
+        serde_json::json!({"kind": "Mailbox", "name": "sales"})
+    );
+    assert_eq!(fake.token_calls(), 1);
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+    let state = daemon.dir.path().join("state.db");
+    // The store keeps the refusal's fingerprint and reason, never the token.
+    let text = status(&state);
+    let line = text
+        .lines()
+        .find(|l| l.starts_with("Mailbox/sales "))
+        .unwrap_or_else(|| panic!("no Mailbox/sales row:\n{text}"));
+    assert!(
+        line.contains("error") && line.contains("needs consent again"),
+        "{text}"
+    );
+    for file in ["state.db", "state.db-wal"] {
+        let bytes = std::fs::read(daemon.dir.path().join(file)).unwrap_or_default();
+        assert!(
+            !bytes
+                .windows(REVOKED.len())
+                .any(|w| w == REVOKED.as_bytes()),
+            "{file} holds the refresh token in clear"
+        );
+    }
+
+    // The same state and config: the refused grant is not asked again, nor announced again.
+    let port = free_port();
+    let mut daemon = Daemon::start_on_state(port, &config(port, &fake), &env, &state);
+    daemon.wait_ready().await;
+    let mut events = Events::open(&daemon, ADMIN_TOKEN).await;
+    let before = runs(&daemon, "sales").await;
+    let response = daemon
+        .post("/api/v1/objects/Mailbox/sales/sync", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    eventually("the run ends", &daemon, || async {
+        runs(&daemon, "sales").await > before
+    })
+    .await;
+    assert_eq!(fake.token_calls(), 1, "not asked again after the restart");
+    let objects = daemon.objects().await;
+    let sales = find(&objects, "Mailbox", "sales").expect("listed");
+    assert!(
+        sales["lastError"]
+            .as_str()
+            .is_some_and(|e| e.contains("needs consent again")),
+        "{sales}"
+    );
+    // The next announcement is the other mailbox's: none for `sales` came before it.
+    let response = daemon
+        .post("/api/v1/objects/Mailbox/support/sync", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&events.next("oauth.reauth-needed").await)
+            .expect("JSON"),
+        serde_json::json!({"kind": "Mailbox", "name": "support"})
+    );
+    assert_eq!(fake.token_calls(), 2);
+    let metrics = daemon.metrics().await;
+    assert_eq!(
+        metric(
+            &metrics,
+            "switchboard_oauth_token_expiry_timestamp_seconds",
+            r#"kind="Mailbox",name="sales""#
+        ),
+        Some(0.0),
+        "the consent alert keeps firing after the restart: {metrics}"
+    );
+
+    // Restarted with a new refresh token in the config: the grant is tried again.
+    daemon.signal("TERM");
+    assert!(daemon.wait_exit(Duration::from_secs(10)).is_some());
+    let state = daemon.dir.path().join("state.db");
+    let mut env = env.to_vec();
+    env.push(("SB_NEW_TOKEN", "1//another-revoked-token"));
+    let port = free_port();
+    let mut files = config(port, &fake);
+    for (name, text) in &mut files {
+        if *name == "mail.yaml" {
+            *text = text.replacen(
+                "oauth2RefreshToken: {env: SB_REVOKED}",
+                "oauth2RefreshToken: {env: SB_NEW_TOKEN}",
+                1,
+            );
+        }
+    }
+    let mut daemon = Daemon::start_on_state(port, &files, &env, &state);
+    daemon.wait_ready().await;
+    let response = daemon
+        .post("/api/v1/objects/Mailbox/sales/sync", Some(ADMIN_TOKEN))
+        .await;
+    assert_eq!(response.status().as_u16(), 202);
+    eventually("the changed grant is asked", &daemon, || async {
+        fake.token_calls() == 3
+    })
+    .await;
+    daemon.signal("TERM");
+    daemon.wait_exit(Duration::from_secs(10));
+}

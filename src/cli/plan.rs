@@ -19,7 +19,7 @@ pub fn run(dirs: &[PathBuf], state: &Path, detailed_exitcode: bool) -> ExitCode 
             .applied_objects()
             .and_then(|a| Ok((a, store.chat_channels_with_chats()?)))
         {
-            Ok(read) => read,
+            Ok(found) => found,
             Err(e) => return super::fail(e),
         },
         Err(StoreError::Missing(_)) => Default::default(),

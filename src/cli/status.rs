@@ -8,15 +8,17 @@ use std::process::ExitCode;
 use super::Format;
 use crate::config::Kind;
 use crate::http::api::ObjectDto;
+use crate::store::grants::GrantRefusal;
 use crate::store::mail::FolderStatus;
 use crate::store::sync_state::SyncRunRecord;
 use crate::store::{ObjectState, ObjectStatus, Store, StoreError};
+use crate::telemetry::grants::consent_needed;
 
 /// Prints every object's status; exit 1 only when the store cannot be read.
 pub fn run(state: &Path, format: Format) -> ExitCode {
     let read = Store::open_read_only(state).and_then(|s| {
         Ok((
-            s.statuses()?,
+            with_refusals(s.statuses()?, &s.grant_refusals()?),
             s.mail_folder_statuses()?,
             s.sync_run_records()?,
         ))
@@ -51,6 +53,22 @@ pub fn run(state: &Path, format: Format) -> ExitCode {
         Format::Text => print!("{}", table(&statuses, &folders, &records)),
     }
     ExitCode::SUCCESS
+}
+
+/// Objects whose OAuth grant the token endpoint refused (BX-04) are in error, saying that
+/// consent is needed and how — as the operator API shows them; a LinkedInAccount has no runs
+/// of its own that would say so.
+fn with_refusals(mut statuses: Vec<ObjectStatus>, refusals: &[GrantRefusal]) -> Vec<ObjectStatus> {
+    for s in &mut statuses {
+        if let Some(r) = refusals
+            .iter()
+            .find(|r| r.kind == s.kind && r.name == s.name)
+        {
+            s.state = ObjectState::Error;
+            s.last_error = Some(consent_needed(&r.kind, &r.name, &r.reason));
+        }
+    }
+    statuses
 }
 
 fn table(

@@ -140,14 +140,35 @@ pub fn sync_once_with(
     // The connector's own connection to the same file (WAL: both may be open at once).
     let connector_store = StoreHandle::new(Store::open(&opts.state).map_err(|e| e.to_string())?);
     let metrics = Metrics::new();
-    let result = runtime.block_on(connector.sync(SyncContext {
-        object: &object,
-        secrets: &secrets,
-        cancel: CancellationToken::new(),
-        store: &connector_store,
-        metrics: &metrics,
-        clock,
-    }));
+    let result = runtime.block_on(async {
+        // The grants the daemon found refused stay refused here too (BX-04), and a refusal
+        // seen here is kept for the daemon.
+        let (writer, stop) = (
+            tokio_util::task::TaskTracker::new(),
+            CancellationToken::new(),
+        );
+        if let Err(e) = metrics
+            .grants
+            .persist(&connector_store, &writer, stop.clone())
+            .await
+        {
+            tracing::warn!(error = %e, "the refused OAuth grants could not be read");
+        }
+        let result = connector
+            .sync(SyncContext {
+                object: &object,
+                secrets: &secrets,
+                cancel: CancellationToken::new(),
+                store: &connector_store,
+                metrics: &metrics,
+                clock,
+            })
+            .await;
+        stop.cancel();
+        writer.close();
+        writer.wait().await;
+        result
+    });
     let at = clock.now();
     let k = kind.as_str();
     match result {

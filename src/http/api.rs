@@ -279,8 +279,8 @@ pub async fn list_objects(
         .map(|s| ObjectDto::new(s.clone(), &folders).with_sync(&s, &records))
         .map(|mut o| {
             // A grant refused with invalid_grant (BX-04): the object holding it says so, even a
-            // LinkedInAccount, which has no runs of its own. Kept in the daemon's memory, so
-            // this view (not the store's `switchboard status`) shows it for such accounts.
+            // LinkedInAccount, which has no runs of its own (`switchboard status` reads the
+            // same marks from the store).
             if let Some(reason) = state.metrics.grants.needs_consent(&o.kind, &o.name) {
                 o.state = ObjectState::Error.as_str();
                 o.last_error = Some(crate::telemetry::grants::consent_needed(

@@ -42,6 +42,7 @@ use std::time::Duration;
 
 pub mod activities;
 pub mod chat;
+pub mod grants;
 pub mod handle;
 pub mod leads;
 pub mod records;
@@ -140,6 +141,12 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         name: "0014_lead_backfills",
         sql: include_str!("migrations/0014_lead_backfills.sql"),
+        rebuilds_tables: false,
+        then: None,
+    },
+    Migration {
+        name: "0015_grant_refusals",
+        sql: include_str!("migrations/0015_grant_refusals.sql"),
         rebuilds_tables: false,
         then: None,
     },
@@ -1270,10 +1277,10 @@ fn upsert_object(
     )
 }
 
-/// Deletes the object, its status (explicitly, not relying on the cascade) and the sealed
-/// OAuth tokens of its grant when they are keyed `KIND/NAME` (`mail::oauth::grant_key`): a
-/// removed GoogleAccount or LinkedInAccount leaves no credential behind.
-/// Returns the number of objects deleted (0 or 1).
+/// Deletes the object, its status (explicitly, not relying on the cascade), and what the store
+/// kept for it beside: its grant's refusal mark (any kind) and the sealed OAuth tokens of its
+/// grant when they are keyed `KIND/NAME` (`mail::oauth::grant_key`) — a removed GoogleAccount
+/// or LinkedInAccount leaves no credential behind. Returns the number of objects deleted (0 or 1).
 fn delete_object(conn: &Connection, kind: &str, name: &str) -> rusqlite::Result<usize> {
     conn.execute(
         "DELETE FROM mail_oauth_tokens WHERE mailbox = ?1",
@@ -1283,6 +1290,7 @@ fn delete_object(conn: &Connection, kind: &str, name: &str) -> rusqlite::Result<
         "DELETE FROM object_status WHERE kind = ?1 AND name = ?2",
         params![kind, name],
     )?;
+    grants::forget_object(conn, kind, name)?;
     conn.execute(
         "DELETE FROM objects WHERE kind = ?1 AND name = ?2",
         params![kind, name],

@@ -52,6 +52,12 @@ pub const REFRESH_TOKEN: &str = "li-refresh-token";
 /// The fake's state.
 #[derive(Debug, Default)]
 pub struct Inner {
+    /// The LinkedIn app's client id ([`CLIENT_ID`] unless started with [`LinkedInFake::start_as`]).
+    pub client_id: String,
+    /// Its client secret.
+    pub client_secret: String,
+    /// The refresh tokens members granted the app (honoured beside the consented ones).
+    pub refresh_tokens: HashSet<String>,
     /// Forms by id.
     pub forms: HashMap<String, Value>,
     /// Form responses by id.
@@ -94,13 +100,30 @@ pub struct LinkedInFake {
 }
 
 impl LinkedInFake {
-    /// Starts the fake.
+    /// Starts the fake for the tests' app ([`CLIENT_ID`], [`CLIENT_SECRET`]) and member
+    /// ([`REFRESH_TOKEN`]).
     pub async fn start() -> LinkedInFake {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind the fake");
+        LinkedInFake::serve(listener, CLIENT_ID, CLIENT_SECRET, &[REFRESH_TOKEN])
+    }
+
+    /// Starts the fake on `listener` for the app `client_id`/`client_secret`, honouring the
+    /// members' `refresh_tokens` (the demo's, from its config).
+    pub fn serve(
+        listener: tokio::net::TcpListener,
+        client_id: &str,
+        client_secret: &str,
+        refresh_tokens: &[&str],
+    ) -> LinkedInFake {
         let base = format!("http://{}", listener.local_addr().expect("addr"));
-        let state = Arc::new(Mutex::new(Inner::default()));
+        let state = Arc::new(Mutex::new(Inner {
+            client_id: client_id.to_owned(),
+            client_secret: client_secret.to_owned(),
+            refresh_tokens: refresh_tokens.iter().map(|t| (*t).to_owned()).collect(),
+            ..Inner::default()
+        }));
         let app = Router::new()
             .route("/oauth/v2/accessToken", post(token))
             .route("/oauth/v2/authorization", get(authorization))
@@ -151,15 +174,28 @@ impl LinkedInFake {
         self.with(|s| s.forms.insert(id.to_owned(), form));
     }
 
-    /// Adds the response `id` to form `form` with text `answers` (`(questionId, text)`).
+    /// Adds the response `id` to form `form` with text `answers` (`(questionId, text)`), on
+    /// the tests' ad account 508912345.
     pub fn add_response(&self, id: &str, form: &str, submitted_ms: i64, answers: &[(u32, &str)]) {
+        self.add_response_on("508912345", id, form, submitted_ms, answers);
+    }
+
+    /// [`LinkedInFake::add_response`] on `ad_account`.
+    pub fn add_response_on(
+        &self,
+        ad_account: &str,
+        id: &str,
+        form: &str,
+        submitted_ms: i64,
+        answers: &[(u32, &str)],
+    ) {
         let answers: Vec<Value> = answers
             .iter()
             .map(|(qid, text)| json!({"questionId": qid, "answerDetails": {"textQuestionAnswer": {"answer": text}}}))
             .collect();
         let response = json!({
             "id": id,
-            "owner": {"sponsoredAccount": "urn:li:sponsoredAccount:508912345"},
+            "owner": {"sponsoredAccount": format!("urn:li:sponsoredAccount:{ad_account}")},
             "leadType": "SPONSORED",
             "versionedLeadGenFormUrn": format!("urn:li:versionedLeadGenForm:(urn:li:leadGenForm:{form},1)"),
             "submittedAt": submitted_ms,
@@ -233,10 +269,13 @@ pub fn challenge_response(secret: &str, code: &str) -> String {
 async fn token(State(state): State<Arc<Mutex<Inner>>>, body: Bytes) -> Response {
     let form: HashMap<String, String> = url::form_urlencoded::parse(&body).into_owned().collect();
     let field = |k: &str| form.get(k).map(String::as_str);
-    if field("grant_type") == Some("authorization_code")
-        && field("client_id") == Some(CLIENT_ID)
-        && field("client_secret") == Some(CLIENT_SECRET)
-    {
+    let (client_id, client_secret) = {
+        let s = state.lock().expect("fake state");
+        (s.client_id.clone(), s.client_secret.clone())
+    };
+    let app = field("client_id") == Some(client_id.as_str())
+        && field("client_secret") == Some(client_secret.as_str());
+    if field("grant_type") == Some("authorization_code") && app {
         let mut s = state.lock().expect("fake state");
         let issued = field("code").and_then(|c| s.codes.remove(c));
         if issued.is_none() || issued.as_deref() != field("redirect_uri") {
@@ -260,13 +299,11 @@ async fn token(State(state): State<Arc<Mutex<Inner>>>, body: Bytes) -> Response 
         }))
         .into_response();
     }
-    let consented = field("refresh_token")
-        .is_some_and(|r| state.lock().expect("fake state").consented.contains(r));
-    if field("grant_type") != Some("refresh_token")
-        || field("client_id") != Some(CLIENT_ID)
-        || field("client_secret") != Some(CLIENT_SECRET)
-        || (field("refresh_token") != Some(REFRESH_TOKEN) && !consented)
-    {
+    let granted = field("refresh_token").is_some_and(|r| {
+        let s = state.lock().expect("fake state");
+        s.consented.contains(r) || s.refresh_tokens.contains(r)
+    });
+    if field("grant_type") != Some("refresh_token") || !app || !granted {
         state.lock().expect("fake state").refused += 1;
         return (
             StatusCode::BAD_REQUEST,
@@ -281,7 +318,7 @@ async fn token(State(state): State<Arc<Mutex<Inner>>>, body: Bytes) -> Response 
     Json(json!({
         "access_token": access,
         "expires_in": 5_183_999,
-        "refresh_token": REFRESH_TOKEN,
+        "refresh_token": field("refresh_token").unwrap_or_default(),
         "refresh_token_expires_in": 31_535_999,
         "scope": "r_marketing_leadgen_automation"
     }))
@@ -299,7 +336,7 @@ async fn authorization(
     let mut s = state.lock().expect("fake state");
     s.last_consent = q.clone();
     if q.get("response_type").map(String::as_str) != Some("code")
-        || q.get("client_id").map(String::as_str) != Some(CLIENT_ID)
+        || q.get("client_id") != Some(&s.client_id)
     {
         return (StatusCode::BAD_REQUEST, "invalid_request").into_response();
     }
@@ -491,6 +528,42 @@ impl LinkedInFake {
                 .map(|(_, url)| url.clone())
                 .collect()
         })
+    }
+}
+
+impl LinkedInFake {
+    /// What LinkedIn does when a member submits a lead form: POSTs the lead notification of
+    /// `response` (form `form`, ad account `ad_account`) to every webhook subscribed for the
+    /// ad account, signed with the app's client secret. Answers `(webhook, status and body)`
+    /// per subscription; none when the ad account has no subscription.
+    pub async fn notify(
+        &self,
+        ad_account: &str,
+        response: &str,
+        form: &str,
+    ) -> Vec<(String, Result<(u16, String), String>)> {
+        let body = notification(ad_account, response, form);
+        let signature = self.with(|s| sign(&s.client_secret, &body));
+        let client = switchboard::net::http_client();
+        let mut answers = Vec::new();
+        for url in self.subscriptions(ad_account) {
+            let answer = match client
+                .post(&url)
+                .header("content-type", "application/json")
+                .header("X-LI-Signature", &signature)
+                .body(body.clone())
+                .send()
+                .await
+            {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    Ok((status, r.text().await.unwrap_or_default()))
+                }
+                Err(e) => Err(format!("the POST failed: {e}")),
+            };
+            answers.push((url, answer));
+        }
+        answers
     }
 }
 

@@ -1,0 +1,81 @@
+//! The sales-team demo, `examples/sales-team/run.sh`, runs its whole story in a test, so it
+//! cannot rot: against this build of `switchboard` and of the `provider-fakes` example, on a
+//! free port, the lead integration must subscribe its webhook at the fake LinkedIn, and each
+//! lead form a member submits must arrive through LinkedIn's signed notification and show as
+//! one lead, mapped, with its contact, through the operator API.
+
+#[path = "support/demo.rs"]
+mod demo;
+mod support;
+
+use std::time::Duration;
+
+#[test]
+fn the_sales_team_demo_captures_linkedin_leads() {
+    // REQ: LI-01, LI-02, LI-03, LI-05, LI-08
+    let run = demo::run(
+        "examples/sales-team/run.sh",
+        support::free_port(),
+        Duration::from_secs(120),
+    );
+    let (stdout, told) = (&run.stdout, &run.told);
+    assert!(
+        run.status.is_some_and(|s| s.success()),
+        "the demo failed ({:?}):\n{told}",
+        run.status
+    );
+    // The reconciler subscribed the webhook for the ad account.
+    assert!(
+        stdout.contains("lead notifications of ad account 508912345 go to http://127.0.0.1:"),
+        "{told}"
+    );
+    // Each submitted form came as a signed notification and became a lead, mapped by its
+    // form's mapping, with its person in the record store.
+    assert_eq!(
+        stdout
+            .matches("Switchboard answered 200 {\"outcome\":\"accepted\"}")
+            .count(),
+        2,
+        "{told}"
+    );
+    for shown in [
+        // The default mapping, a constant and the not-mapped values in Notes.
+        "\"GivenName\":\"Maya\"",
+        "\"LeadSource\":\"LinkedIn\"",
+        "\"Notes\":\"marketing_consent: true\\nutm_campaign: spring\"",
+        "GET  /api/v1/contacts/1 → Maya Okafor <maya.okafor@northwind.example>",
+        // The form's own mapping: a custom question, a checkbox, a hidden field, constants.
+        "\"UsrProductInterest\":\"Embedded dashboards\"",
+        "\"UsrMarketingConsent\":true",
+        "\"UsrUtmCampaign\":\"spring\"",
+        "\"Event\":\"Low-Code Days 2025\"",
+        "\"UsrBudgetConfirmed\":false",
+        "→ Tomás Herrera <tomas.herrera@contoso.example>",
+    ] {
+        assert!(stdout.contains(shown), "missing {shown:?}:\n{told}");
+    }
+    // The same notification twice: one lead.
+    assert!(
+        stdout.contains("Switchboard answered 200 {\"outcome\":\"duplicate\"}")
+            && stdout.contains("still 1 lead"),
+        "{told}"
+    );
+    // Jonas (the notify role) got both events, and the log lists what happened.
+    assert_eq!(
+        stdout.matches("events       lead.created").count(),
+        2,
+        "{told}"
+    );
+    assert!(
+        stdout.contains("log → lead-created lead-created subscribed"),
+        "{told}"
+    );
+    assert!(stdout.contains("The story is complete: 2 leads"), "{told}");
+    // Secrets travel as credentials, never in what the demo prints.
+    for secret in [
+        "demo-linkedin-client-secret",
+        "AQdemo-linkedin-refresh-token",
+    ] {
+        assert!(!told.contains(secret), "{secret} was printed:\n{told}");
+    }
+}
