@@ -1,56 +1,61 @@
-//! The `CalendarSync` connector over a `DavAccount` (CalDAV): two-way sync of meetings and
-//! tasks with the record store (AS-01's since-date and collection selection, AS-02, CS-04,
-//! CS-05, BX-01, BX-02, BX-03). It runs as `ContactSync` does (`contacts.rs`), item for item:
+//! The `CalendarSync` connector: the engine of a two-way sync of meetings and tasks with the
+//! record store (AS-01's since-date and folder selection, AS-02, CS-04, CS-05, BX-01, BX-02,
+//! BX-03), over a provider's wire side, a [`CalendarRemote`] (`remote.rs`) picked by the
+//! account's kind ([`remote_for`]): a `DavAccount` runs over CalDAV (`dav/calendar_remote.rs`);
+//! Google Calendar and Microsoft Graph plug in as one arm each. Everything that is not wire
+//! format is here, item for item as `ContactSync` (`contacts.rs`):
 //!
-//! - *Collections*: the calendars found through `calendar-home-set`; meetings come from those
-//!   `importMeetings.calendars` selects that accept `VEVENT`, tasks from those
-//!   `importTasks.folders` selects that accept `VTODO` (by display name or path, or `all`).
-//!   Remembered between runs, keyed by URL, login and selection.
-//! - *Pull*, per calendar: `sync-collection` from the stored token (a refused token falls back
-//!   to a full listing), `calendar-multiget` in batches of what changed, each item imported
-//!   with origin `CalendarSync/NAME` (found by its link, else by its iCalendar UID, else the
-//!   activity this sync created under that UID, else created, owned by the account's user).
-//!   `since` (AS-01): an item not yet linked that starts (or is due) before `since` and does
-//!   not recur past it is skipped — filtered after the fetch, not with a time-range
-//!   `calendar-query`, because the `sync-collection` listing must be taken anyway for its
-//!   token and a time-range query gives none (and Radicale expands recurrences to answer
-//!   one). Already linked items are updated whatever their date.
+//! - *Folders*: the remote's meeting calendars and task lists, each with the kind it holds (one
+//!   calendar may hold both); meetings come from the first kind, tasks from the second, each
+//!   only when its import is enabled.
+//! - *Pull*, per folder, page by page from its checkpoint: `token FOLDER` holds the token of the
+//!   last complete listing ([`Next::Done`], [`Cursor::Token`]), `page FOLDER` the cursor of the
+//!   next page of an interrupted one ([`Next::More`], [`Cursor::Page`]), stored only once the
+//!   page's items are in. An expired token ([`RemoteError::TokenExpired`]) lists the folder
+//!   again from [`Cursor::Start`], which duplicates nothing (items are found by their link). A
+//!   listed version that differs from the one last seen is read ([`CalendarRemote::read`], in
+//!   batches); a listed item is imported as it is. Each is imported with origin
+//!   `CalendarSync/NAME` (found by its link, else by its iCalendar UID, else the activity this
+//!   sync created under that UID, else created, owned by the account's user). `since` (AS-01):
+//!   an item not yet linked that starts (or is due) before `since` and does not recur past it
+//!   is skipped; already linked items are updated whatever their date. Removed items: a
+//!   delta's tombstones; after a full listing whose every page was read in this run, the
+//!   linked items of the folder ([`CalendarRemote::holds`]) it did not list.
 //! - *Push*: the journal's activity changes since the exported position, not made by this
-//!   sync. A linked activity is patched into its stored object (`ical.rs`) and written with
-//!   `If-Match`; an unlinked one owned by the account's user is created with
-//!   `If-None-Match: *` under a UID derived from the sync and the activity id (read back on
-//!   a later pull as the same activity, so a crash between PUT and checkpoint makes no second
-//!   copy) — as a `VEVENT` in the first meeting calendar when it is shown in the schedule,
-//!   else as a `VTODO` in the first task calendar (AS-02). A 412 is a conflict, resolved by
-//!   policy and written again.
-//! - *Conflicts*: `winner` as for contacts, `newest` comparing the object's `LAST-MODIFIED`
+//!   sync. A linked activity is written as an update of the item last seen (the remote sends
+//!   its version: a DAV `If-Match`); an unlinked one owned by the account's user is created
+//!   under a stable UID derived from the sync and the activity id (`Write.uid`: a crash
+//!   between the write and the link makes no second copy, [`Written::Exists`]) — in the first
+//!   meeting calendar when it is shown in the schedule, else in the first task folder (AS-02).
+//!   A remote that finds nothing to change answers `Done` with the current item: no write is
+//!   counted. A [`Written::Conflict`] is read again, resolved by policy and written again.
+//! - *Conflicts*: `winner` as for contacts, `newest` comparing the item's `LAST-MODIFIED`
 //!   with the activity's last change here; `union: [emails]` merges the participants.
 //! - *Deletes* (CS-05): a removed item unlinks the activity (`keep`) or deletes it
 //!   (`propagate`); an activity deleted here is deleted there only with `propagate` and only
 //!   when it was synced there.
-//! - *Invitations* (BX-03): with `none`, every write carries `Schedule-Reply: F` and every
-//!   `ORGANIZER` / `ATTENDEE` line `SCHEDULE-AGENT=CLIENT`, so the server sends nothing to
-//!   anyone; with `external`, only addresses outside the company are left to the server (an
-//!   address is the company's when it is a `User`'s, or in the mail domain of a `User`'s
-//!   address); with `all`, the server schedules everyone.
+//! - *Invitations* (BX-03): `invitations` becomes the [`Notify`] every write and delete carries
+//!   (`none` → nobody, `external` → only participants outside the company, `all`); the remote
+//!   says it in its provider's terms (CalDAV: `SCHEDULE-AGENT` and `Schedule-Reply`).
+//! - *Errors*: a remote's error ends the run as a [`ConnectorError`]; a throttled remote (429)
+//!   as `ConnectorError::Throttled`, whose `Retry-After` the scheduler waits out, never this
+//!   connector. Whatever was imported before stays, with its checkpoint.
 //!
-//! OM-01: the online-meeting link is not decided here: the object's `URL` (or conference
+//! OM-01: the online-meeting link is not decided here: the item's `URL` (or conference
 //! property), location and description are stored, and the reader finds the link with the
 //! running config's `MeetingService` masks, as for every activity.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, NaiveTime, Utc};
 use sha2::{Digest, Sha256};
-use url::Url;
 
 use crate::config::kinds::{
-    CalendarSyncSpec, ConflictPolicy, ConflictWinner, DavAccountSpec, DeletePolicy, Invitations,
-    UnionField, UserSpec,
+    CalendarSyncSpec, ConflictPolicy, ConflictWinner, DavAccountSpec, DeletePolicy,
+    GoogleAccountSpec, Invitations, MailProviderType, MailboxSpec, UnionField,
 };
-use crate::config::types::AllOrList;
-use crate::config::{ConfigSet, Kind, KindSpec, Object};
+use crate::config::{ConfigSet, KindSpec, Object};
 use crate::connector::{
     Connector, ConnectorError, KindConnectors, SyncContext, SyncFuture, SyncReport, Trigger,
 };
@@ -59,15 +64,19 @@ use crate::store::records::{ChangeOp, RecordKind, SyncRecordState};
 use crate::store::{Store, StoreError};
 
 use super::contacts::{parse_rev, refused};
-use super::dav::caldav::Calendar;
-use super::dav::{DavClient, DavError, Item, MULTIGET_BATCH, Written, join};
-use super::ical::{self, Fields, ItemKind};
+use super::dav::calendar_remote::CalDavRemote;
+use super::ical::{Fields, ItemKind};
+use super::remote::{
+    CalendarRemote, Cursor, Folder, Listed, Next, Notify, RemoteError, RemoteItem, Write, Written,
+};
 use super::report::RunRecorder;
 
 /// How many journal entries one push step reads.
 const JOURNAL_BATCH: usize = 500;
-/// How many times a write that met a 412 is re-read, resolved and tried again.
+/// How many times a write that met a conflict is re-read, resolved and tried again.
 const CONFLICT_RETRIES: usize = 3;
+/// How many items listed by version one [`CalendarRemote::read`] asks for.
+const READ_BATCH: usize = 100;
 
 /// The `CalendarSync` kind's part of the connector contract.
 pub struct CalendarSyncConnectors;
@@ -84,40 +93,75 @@ impl KindConnectors for CalendarSyncConnectors {
     }
 }
 
-/// One `CalendarSync` object over a `DavAccount`.
+/// The wire side a `CalendarSync` runs over, by its account's kind, and the account's `User`
+/// (who owns what the sync imports and whose activities it exports). `Err` is the pending
+/// reason. One arm per provider.
+pub fn remote_for(
+    spec: &CalendarSyncSpec,
+    set: &ConfigSet,
+    origin: &str,
+) -> Result<(Box<dyn CalendarRemote>, String), String> {
+    let account = spec.account.as_str();
+    if let Some(dav) = set.get::<DavAccountSpec>(account) {
+        return Ok((
+            Box::new(CalDavRemote::new(spec, set, origin)?),
+            dav.user.clone(),
+        ));
+    }
+    if set.get::<GoogleAccountSpec>(account).is_some() {
+        return Err(format!(
+            "calendar sync over GoogleAccount `{account}` is not built yet: Google Calendar has no remote so far (issue: sync)"
+        ));
+    }
+    if let Some(mailbox) = set.get::<MailboxSpec>(account)
+        && set
+            .mail_provider_of(mailbox)
+            .is_some_and(|(_, p)| p.provider_type == MailProviderType::Microsoft365)
+    {
+        return Err(format!(
+            "calendar sync over Mailbox `{account}` is not built yet: Microsoft Graph calendars have no remote so far (issue: sync)"
+        ));
+    }
+    Err(format!(
+        "calendar sync over `{account}` is not built yet: only a DavAccount (CalDAV) syncs so far (issue: sync)"
+    ))
+}
+
+/// One `CalendarSync` object.
 pub struct CalendarSyncConnector {
     origin: String,
     /// Conflicts, progress and the run record (shared with ContactSync).
     recorder: RunRecorder,
-    url: Url,
     spec: CalendarSyncSpec,
     /// The account's `User`.
     owner: String,
-    /// The company's addresses and mail domains (BX-03's `external`).
-    company_addresses: Vec<String>,
-    company_domains: Vec<String>,
-    collections_key: String,
-    client: DavClient,
+    remote: Box<dyn CalendarRemote>,
 }
 
-/// The calendars a run works with.
-#[derive(Debug, Clone, Default)]
+/// A folder a run works with, and what it is selected for.
+#[derive(Debug, Clone)]
 struct Selected {
-    /// Meeting calendars (`VEVENT`).
-    meetings: Vec<Url>,
-    /// Task calendars (`VTODO`).
-    tasks: Vec<Url>,
+    folder: Folder,
+    /// A meeting calendar (`importMeetings.calendars`).
+    events: bool,
+    /// A task folder (`importTasks.folders`).
+    tasks: bool,
 }
 
-impl Selected {
-    fn all(&self) -> Vec<Url> {
-        let mut all = self.meetings.clone();
-        for t in &self.tasks {
-            if !all.contains(t) {
-                all.push(t.clone());
-            }
+/// Where a folder's listing goes on from.
+enum At {
+    Start,
+    Token(String),
+    Page(String),
+}
+
+impl At {
+    fn cursor(&self) -> Cursor<'_> {
+        match self {
+            At::Start => Cursor::Start,
+            At::Token(t) => Cursor::Token(t),
+            At::Page(p) => Cursor::Page(p),
         }
-        all
     }
 }
 
@@ -125,26 +169,46 @@ fn store_err(e: StoreError) -> ConnectorError {
     ConnectorError::Failed(e.to_string())
 }
 
-fn dav_err(e: DavError) -> ConnectorError {
-    ConnectorError::Failed(e.to_string())
+/// The folders of `listed` (one entry per folder and kind), each once, in their order.
+fn group(listed: Vec<(Folder, ItemKind)>) -> Vec<Selected> {
+    let mut out: Vec<Selected> = Vec::new();
+    for (folder, kind) in listed {
+        let i = match out.iter().position(|s| s.folder.id == folder.id) {
+            Some(i) => i,
+            None => {
+                out.push(Selected {
+                    folder,
+                    events: false,
+                    tasks: false,
+                });
+                out.len() - 1
+            }
+        };
+        match kind {
+            ItemKind::Event => out[i].events = true,
+            ItemKind::Todo => out[i].tasks = true,
+        }
+    }
+    out
 }
 
-/// The calendars of `found` accepting `component` that `names` selects.
-fn select(found: &[Calendar], names: &AllOrList, component: &str) -> Vec<Url> {
-    found
+/// Where an activity of `kind` is created (AS-02): the first meeting calendar for an event,
+/// the first task folder for a task.
+fn target(folders: &[Selected], kind: ItemKind) -> Option<&Folder> {
+    folders
         .iter()
-        .filter(|c| c.accepts(component))
-        .filter(|c| match names {
-            AllOrList::All(_) => true,
-            AllOrList::List(names) => names.iter().any(|n| {
-                let n = n.trim_end_matches('/');
-                c.display_name.as_deref() == Some(n)
-                    || c.url.path().trim_end_matches('/') == n
-                    || c.url.as_str().trim_end_matches('/') == n
-            }),
+        .find(|s| match kind {
+            ItemKind::Event => s.events,
+            ItemKind::Todo => s.tasks,
         })
-        .map(|c| c.url.clone())
-        .collect()
+        .map(|s| &s.folder)
+}
+
+/// Whether a listed version is one to read: not the one last seen (or not given).
+fn unseen(known: &HashMap<String, Option<String>>, id: &str, version: &Option<String>) -> bool {
+    known
+        .get(id)
+        .is_none_or(|k| version.is_none() || k != version)
 }
 
 /// The UID of the item Switchboard creates for activity `id`: the same on every attempt.
@@ -256,93 +320,41 @@ fn resolve(
 }
 
 impl CalendarSyncConnector {
-    /// Builds the connector: the account must be a `DavAccount`, `export.groups` `all`. The
-    /// account's password is resolved here, at apply. `Err` is the pending reason.
+    /// Builds the connector over the remote its account's kind calls for ([`remote_for`]).
+    /// `Err` is the pending reason.
     pub fn new(object: &Object, set: &ConfigSet) -> Result<CalendarSyncConnector, String> {
         let spec = CalendarSyncSpec::from_spec(&object.spec)
             .ok_or_else(|| format!("{} is not a CalendarSync", object.id()))?;
-        let Some(account) = set.get::<DavAccountSpec>(&spec.account) else {
-            return Err(format!(
-                "calendar sync over `{}` is not built yet: only a DavAccount (CalDAV) syncs so far (issue: sync)",
-                spec.account
-            ));
-        };
-        if spec.export.enabled && matches!(spec.export.groups, AllOrList::List(_)) {
-            return Err(
-                "export.groups by group is not built yet for a DavAccount; use `all` (issue: sync)"
-                    .into(),
-            );
-        }
-        let account_object = set
-            .object(Kind::DavAccount, &spec.account)
-            .ok_or("the DavAccount object is missing")?;
-        let secrets = crate::connector::resolve_secrets(account_object)
-            .map_err(|e| format!("DavAccount {}: {e}", spec.account))?;
-        let password = secrets
-            .get("/password")
-            .cloned()
-            .ok_or("the DavAccount's password did not resolve")?;
-        let ca_file = account.ca_file.as_ref().map(|p| {
-            if p.is_absolute() {
-                p.clone()
-            } else {
-                account_object.origin.dir().join(p)
-            }
-        });
-        let client = DavClient::new(&account.username, password, ca_file.as_deref())?;
-        let text = |l: &AllOrList| match l {
-            AllOrList::All(_) => "all".to_owned(),
-            AllOrList::List(list) => list.join("\n"),
-        };
-        let collections_key = hex::encode(Sha256::digest(
-            format!(
-                "{}\n{}\n{}\n{}",
-                account.url.as_str(),
-                account.username,
-                text(&spec.import_meetings.calendars),
-                text(&spec.import_tasks.folders)
-            )
-            .as_bytes(),
-        ));
-        let company_addresses: Vec<String> = set
-            .specs::<UserSpec>()
-            .map(|(_, u)| u.email.to_string().to_lowercase())
-            .collect();
-        let mut company_domains: Vec<String> = company_addresses
-            .iter()
-            .filter_map(|a| a.rsplit_once('@').map(|(_, d)| d.to_owned()))
-            .collect();
-        company_domains.sort();
-        company_domains.dedup();
+        let origin = format!("CalendarSync/{}", object.name);
+        let (remote, owner) = remote_for(spec, set, &origin)?;
+        CalendarSyncConnector::with_remote(object, remote, &owner)
+    }
+
+    /// The connector of `object` over `remote`, for the account's `User` `owner` (what
+    /// [`CalendarSyncConnector::new`] builds from [`remote_for`]; a test hands in a fake).
+    pub fn with_remote(
+        object: &Object,
+        remote: Box<dyn CalendarRemote>,
+        owner: &str,
+    ) -> Result<CalendarSyncConnector, String> {
+        let spec = CalendarSyncSpec::from_spec(&object.spec)
+            .ok_or_else(|| format!("{} is not a CalendarSync", object.id()))?;
         Ok(CalendarSyncConnector {
             origin: format!("CalendarSync/{}", object.name),
             recorder: RunRecorder::new("CalendarSync", &object.name),
-            url: account.url.url().clone(),
             spec: spec.clone(),
-            owner: account.user.clone(),
-            company_addresses,
-            company_domains,
-            collections_key,
-            client,
+            owner: owner.to_owned(),
+            remote,
         })
     }
 
-    /// Whether the server must not schedule `address` (BX-03).
-    fn client_only(&self, address: &str) -> bool {
+    /// Who a write may notify (BX-03).
+    fn notify(&self) -> Notify {
         match self.spec.invitations {
-            Invitations::None => true,
-            Invitations::All => false,
-            Invitations::External => {
-                self.company_addresses.iter().any(|a| a == address)
-                    || address
-                        .rsplit_once('@')
-                        .is_some_and(|(_, d)| self.company_domains.iter().any(|c| c == d))
-            }
+            Invitations::None => Notify::None,
+            Invitations::External => Notify::External,
+            Invitations::All => Notify::All,
         }
-    }
-
-    fn quiet(&self) -> bool {
-        self.spec.invitations == Invitations::None
     }
 
     fn check_cancel(ctx: &SyncContext<'_>) -> Result<(), ConnectorError> {
@@ -355,69 +367,6 @@ impl CalendarSyncConnector {
 
     fn count_conflict(&self, ctx: &SyncContext<'_>) {
         self.recorder.conflict(ctx);
-    }
-
-    /// The selected calendars: remembered, else discovered and selected now.
-    async fn collections(&self, ctx: &SyncContext<'_>) -> Result<Selected, ConnectorError> {
-        let origin = self.origin.clone();
-        let remembered = ctx
-            .store
-            .call(move |s| s.sync_checkpoint(&origin, "collections"))
-            .await
-            .map_err(store_err)?;
-        if let Some(text) = remembered {
-            let mut lines = text.lines();
-            if lines.next() == Some(self.collections_key.as_str()) {
-                let mut sel = Selected::default();
-                for l in lines {
-                    match l.split_once(' ') {
-                        Some(("meetings", u)) => sel.meetings.extend(Url::parse(u).ok()),
-                        Some(("tasks", u)) => sel.tasks.extend(Url::parse(u).ok()),
-                        _ => {}
-                    }
-                }
-                if !sel.all().is_empty() {
-                    return Ok(sel);
-                }
-            }
-        }
-        let found = self
-            .client
-            .discover_calendars(&self.url)
-            .await
-            .map_err(dav_err)?;
-        let sel = Selected {
-            meetings: select(&found, &self.spec.import_meetings.calendars, "VEVENT"),
-            tasks: select(&found, &self.spec.import_tasks.folders, "VTODO"),
-        };
-        if sel.all().is_empty() {
-            let names: Vec<String> = found
-                .iter()
-                .map(|c| {
-                    c.display_name
-                        .clone()
-                        .unwrap_or_else(|| c.url.path().to_owned())
-                })
-                .collect();
-            return Err(ConnectorError::Failed(format!(
-                "no calendar matches importMeetings.calendars or importTasks.folders (found: {})",
-                if names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    names.join(", ")
-                }
-            )));
-        }
-        let mut text = vec![self.collections_key.clone()];
-        text.extend(sel.meetings.iter().map(|u| format!("meetings {u}")));
-        text.extend(sel.tasks.iter().map(|u| format!("tasks {u}")));
-        let text = text.join("\n");
-        let (origin, at) = (self.origin.clone(), ctx.clock.now());
-        ctx.store
-            .call(move |s| s.set_sync_checkpoint(&origin, "collections", Some(&text), at))
-            .await
-            .map_err(store_err)?;
-        Ok(sel)
     }
 
     /// Whether an item not yet linked is older than `since` (AS-01).
@@ -448,119 +397,162 @@ impl CalendarSyncConnector {
         }
     }
 
-    /// Pulls one calendar; adds the ids of the activities it imported to `imported`.
+    /// Pulls one folder, page by page from its checkpoint; adds the ids of the activities it
+    /// imported to `imported`.
     async fn pull(
         &self,
         ctx: &SyncContext<'_>,
-        collection: &Url,
-        sel: &Selected,
+        selected: &Selected,
         report: &mut SyncReport,
         imported: &mut Vec<i64>,
     ) -> Result<(), ConnectorError> {
-        let scope = format!("token {collection}");
-        let (origin, scope2) = (self.origin.clone(), scope.clone());
-        let token = ctx
+        let folder = &selected.folder;
+        let take_events = self.spec.import_meetings.enabled && selected.events;
+        let take_tasks = self.spec.import_tasks.enabled && selected.tasks;
+        let token_scope = format!("token {}", folder.id);
+        let page_scope = format!("page {}", folder.id);
+        let (origin, t, p) = (self.origin.clone(), token_scope.clone(), page_scope.clone());
+        let (token, page) = ctx
             .store
-            .call(move |s| s.sync_checkpoint(&origin, &scope2))
+            .call(move |s| {
+                Ok((
+                    s.sync_checkpoint(&origin, &t)?,
+                    s.sync_checkpoint(&origin, &p)?,
+                ))
+            })
             .await
             .map_err(store_err)?;
-        let (delta, full) = match self
-            .client
-            .sync_collection(collection, token.as_deref())
-            .await
-        {
-            Err(DavError::InvalidSyncToken) => {
-                tracing::warn!(sync = %self.origin, collection = %collection, "the server refused the sync token; listing the calendar again");
-                let delta = self
-                    .client
-                    .sync_collection(collection, None)
-                    .await
-                    .map_err(dav_err)?;
-                (delta, true)
-            }
-            other => (other.map_err(dav_err)?, token.is_none()),
+        let mut at = match (page, token) {
+            (Some(page), _) => At::Page(page),
+            (None, Some(token)) => At::Token(token),
+            (None, None) => At::Start,
         };
         // The stored versions in one read, not one store call per listed item.
         let origin = self.origin.clone();
-        let versions: HashMap<String, Option<String>> = ctx
+        let known: HashMap<String, Option<String>> = ctx
             .store
             .call(move |s| s.sync_versions(&origin, RecordKind::Activity))
             .await
             .map_err(store_err)?
             .into_iter()
             .collect();
-        let wanted: Vec<String> = delta
-            .changed
-            .iter()
-            .filter(|(href, etag)| {
-                versions
-                    .get(href)
-                    .is_none_or(|known| etag.is_none() || known != etag)
-            })
-            .map(|(href, _)| href.clone())
-            .collect();
-        let take_events = self.spec.import_meetings.enabled && sel.meetings.contains(collection);
-        let take_tasks = self.spec.import_tasks.enabled && sel.tasks.contains(collection);
-        self.recorder.known(wanted.len());
-        for batch in wanted.chunks(MULTIGET_BATCH) {
+        // A full listing tells removals only when all its pages were read in this run.
+        let mut resumed = matches!(at, At::Page(_));
+        let mut full = true;
+        let mut listed: HashSet<String> = HashSet::new();
+        loop {
             Self::check_cancel(ctx)?;
-            let items = self
-                .client
-                .calendar_multiget(collection, batch)
-                .await
-                .map_err(dav_err)?;
-            for id in self
-                .import_batch(ctx, items, take_events, take_tasks)
-                .await?
-            {
-                report.items_in += 1;
-                imported.push(id);
+            let page = match self.remote.list(ctx, folder, at.cursor()).await {
+                Err(RemoteError::TokenExpired) if !matches!(at, At::Start) => {
+                    tracing::warn!(sync = %self.origin, collection = %folder.id, "the server refused the sync token; listing the calendar again");
+                    if matches!(at, At::Page(_)) {
+                        let (origin, scope, now) =
+                            (self.origin.clone(), page_scope.clone(), ctx.clock.now());
+                        ctx.store
+                            .call(move |s| s.set_sync_checkpoint(&origin, &scope, None, now))
+                            .await
+                            .map_err(store_err)?;
+                    }
+                    (at, resumed, full) = (At::Start, false, true);
+                    listed.clear();
+                    continue;
+                }
+                other => other?,
+            };
+            full &= page.full;
+            let mut items = Vec::new();
+            let mut wanted = Vec::new();
+            for entry in page.items {
+                listed.insert(entry.id().to_owned());
+                match entry {
+                    Listed::Version { id, version } => {
+                        if unseen(&known, &id, &version) {
+                            wanted.push(id);
+                        }
+                    }
+                    Listed::Item(item) => {
+                        if unseen(&known, &item.id, &item.version) {
+                            items.push(item);
+                        }
+                    }
+                }
             }
-            self.recorder.done(ctx, batch.len()).await?;
-        }
-        let mut removed: Vec<String> = if full {
-            Vec::new()
-        } else {
-            delta.removed.clone()
-        };
-        if full && token.is_some() {
-            let listed: std::collections::HashSet<&str> =
-                delta.changed.iter().map(|(h, _)| h.as_str()).collect();
-            let origin = self.origin.clone();
-            let links = ctx
-                .store
-                .call(move |s| s.sync_links(&origin, RecordKind::Activity))
-                .await
-                .map_err(store_err)?;
-            let prefix = collection.path().to_owned();
-            removed.extend(
-                links
-                    .into_iter()
-                    .map(|(_, href)| href)
-                    .filter(|h| h.starts_with(&prefix) && !listed.contains(h.as_str())),
-            );
-        }
-        for href in removed {
-            if self.remote_removed(ctx, &href).await? {
-                report.items_in += 1;
+            self.recorder.known(wanted.len() + items.len());
+            if !items.is_empty() {
+                let n = items.len();
+                for id in self
+                    .import_batch(ctx, items, take_events, take_tasks)
+                    .await?
+                {
+                    report.items_in += 1;
+                    imported.push(id);
+                }
+                self.recorder.done(ctx, n).await?;
+            }
+            for batch in wanted.chunks(READ_BATCH) {
+                Self::check_cancel(ctx)?;
+                let items = self.remote.read(ctx, folder, batch).await?;
+                for id in self
+                    .import_batch(ctx, items, take_events, take_tasks)
+                    .await?
+                {
+                    report.items_in += 1;
+                    imported.push(id);
+                }
+                self.recorder.done(ctx, batch.len()).await?;
+            }
+            // a full listing's tombstones are old history; what it does not list counts
+            if !page.full {
+                for id in page.removed {
+                    if self.remote_removed(ctx, &id).await? {
+                        report.items_in += 1;
+                    }
+                }
+            }
+            let (origin, now) = (self.origin.clone(), ctx.clock.now());
+            match page.next {
+                Next::More(cursor) => {
+                    let (scope, value) = (page_scope.clone(), cursor.clone());
+                    ctx.store
+                        .call(move |s| s.set_sync_checkpoint(&origin, &scope, Some(&value), now))
+                        .await
+                        .map_err(store_err)?;
+                    at = At::Page(cursor);
+                }
+                Next::Done(token) => {
+                    if full && !resumed {
+                        let gone: Vec<&String> = known
+                            .keys()
+                            .filter(|id| {
+                                !listed.contains(id.as_str()) && self.remote.holds(folder, id)
+                            })
+                            .collect();
+                        for id in gone {
+                            if self.remote_removed(ctx, id).await? {
+                                report.items_in += 1;
+                            }
+                        }
+                    }
+                    ctx.store
+                        .call(move |s| {
+                            s.set_sync_checkpoint(&origin, &token_scope, token.as_deref(), now)?;
+                            s.set_sync_checkpoint(&origin, &page_scope, None, now)
+                        })
+                        .await
+                        .map_err(store_err)?;
+                    return Ok(());
+                }
             }
         }
-        let (origin, at) = (self.origin.clone(), ctx.clock.now());
-        let token = delta.token.clone();
-        ctx.store
-            .call(move |s| s.set_sync_checkpoint(&origin, &scope, token.as_deref(), at))
-            .await
-            .map_err(store_err)?;
-        Ok(())
     }
 
     /// A remote item is gone: CS-05.
     async fn remote_removed(
         &self,
         ctx: &SyncContext<'_>,
-        href: &str,
+        id: &str,
     ) -> Result<bool, ConnectorError> {
-        let (origin, h) = (self.origin.clone(), href.to_owned());
+        let (origin, h) = (self.origin.clone(), id.to_owned());
         let propagate = self.spec.deletes == DeletePolicy::Propagate;
         let at = ctx.clock.now();
         ctx.store
@@ -578,83 +570,73 @@ impl CalendarSyncConnector {
             .map_err(store_err)
     }
 
-    /// Imports one object read from the server, resolving a conflict with a local change.
-    /// Imports one multiget answer: the local side of every item read in one store call,
+    /// Imports items read from the remote: the local side of every item in one store call,
     /// each conflict resolved here, and every import written in one transaction
     /// (`Store::import_remote_activities`). Returns the ids of the activities written.
     async fn import_batch(
         &self,
         ctx: &SyncContext<'_>,
-        items: Vec<Item>,
+        items: Vec<RemoteItem<Fields>>,
         take_events: bool,
         take_tasks: bool,
     ) -> Result<Vec<i64>, ConnectorError> {
-        let mut parsed = Vec::with_capacity(items.len());
-        for item in items {
-            let Some(remote) = ical::parse(&item.data) else {
-                tracing::info!(sync = %self.origin, item = %item.href, "no VEVENT or VTODO: not imported");
-                continue;
-            };
-            for w in &remote.warnings {
-                tracing::warn!(sync = %self.origin, item = %item.href, "{w}");
+        for item in &items {
+            for w in &item.fields.warnings {
+                tracing::warn!(sync = %self.origin, item = %item.id, "{w}");
             }
-            parsed.push((item, remote));
         }
-        let (origin, hrefs) = (
+        let (origin, ids) = (
             self.origin.clone(),
-            parsed
-                .iter()
-                .map(|(item, _)| item.href.clone())
-                .collect::<Vec<_>>(),
+            items.iter().map(|item| item.id.clone()).collect::<Vec<_>>(),
         );
         let locals = ctx
             .store
             .call(move |s| {
-                hrefs
-                    .iter()
-                    .map(|h| local_side(s, &origin, h))
+                ids.iter()
+                    .map(|id| local_side(s, &origin, id))
                     .collect::<Result<Vec<_>, _>>()
             })
             .await
             .map_err(store_err)?;
-        let mut writes = Vec::with_capacity(parsed.len());
-        for ((item, remote), (linked, local)) in parsed.into_iter().zip(locals) {
+        let mut writes = Vec::with_capacity(items.len());
+        for (item, (linked, local)) in items.into_iter().zip(locals) {
+            let remote = &item.fields;
             let wanted = match remote.kind {
                 ItemKind::Event => take_events,
                 ItemKind::Todo => take_tasks,
             };
-            if !linked && (!wanted || self.before_since(&remote)) {
+            if !linked && (!wanted || self.before_since(remote)) {
                 continue;
             }
             let mut changes = match local {
                 Some((activity, when)) => {
                     self.count_conflict(ctx);
-                    resolve(&self.spec.conflict, &activity, when, &remote)
+                    resolve(&self.spec.conflict, &activity, when, remote)
                 }
-                None => changes_of(&remote),
+                None => changes_of(remote),
             };
             if !linked {
                 changes.owner = Some(Some(self.owner.clone()));
             }
             let own = remote.uid.as_deref().and_then(|u| own_id(&self.origin, u));
-            writes.push((item, remote.uid, own, changes));
+            writes.push((item, own, changes));
         }
         if writes.is_empty() {
             return Ok(Vec::new());
         }
         let (origin, at) = (self.origin.clone(), ctx.clock.now());
-        let hrefs: Vec<String> = writes.iter().map(|(item, ..)| item.href.clone()).collect();
+        let ids: Vec<String> = writes.iter().map(|(item, ..)| item.id.clone()).collect();
         let results = ctx
             .store
             .call(move |s| {
                 let batch: Vec<RemoteActivity<'_>> = writes
                     .iter()
-                    .map(|(item, uid, own, changes)| RemoteActivity {
+                    .map(|(item, own, changes)| RemoteActivity {
                         sync: &origin,
-                        remote_id: &item.href,
-                        version: item.etag.as_deref(),
+                        remote_id: &item.id,
+                        version: item.version.as_deref(),
                         data: &item.data,
-                        uid: uid.as_deref(),
+                        uid: item.fields.uid.as_deref(),
                         own_id: *own,
                         changes: changes.clone(),
                     })
@@ -663,64 +645,92 @@ impl CalendarSyncConnector {
             })
             .await
             .map_err(store_err)?;
-        let mut ids = Vec::with_capacity(results.len());
-        for (href, result) in hrefs.iter().zip(results) {
+        let mut imported = Vec::with_capacity(results.len());
+        for (id, result) in ids.iter().zip(results) {
             match result {
-                Ok(activity) => ids.push(activity.id),
+                Ok(activity) => imported.push(activity.id),
                 Err(e) => {
-                    tracing::warn!(sync = %self.origin, item = %href, "object not imported: {e}")
+                    tracing::warn!(sync = %self.origin, item = %id, "object not imported: {e}")
                 }
             }
         }
-        Ok(ids)
+        Ok(imported)
     }
 
     async fn store_item(
         &self,
         ctx: &SyncContext<'_>,
-        item: &Item,
-        remote: &Fields,
+        item: RemoteItem<Fields>,
         changes: ActivityChanges,
     ) -> Result<Option<i64>, ConnectorError> {
-        let (origin, h, etag, data) = (
-            self.origin.clone(),
-            item.href.clone(),
-            item.etag.clone(),
-            item.data.clone(),
-        );
-        let uid = remote.uid.clone();
-        let own = uid.as_deref().and_then(|u| own_id(&self.origin, u));
+        let origin = self.origin.clone();
+        let own = item
+            .fields
+            .uid
+            .as_deref()
+            .and_then(|u| own_id(&self.origin, u));
         let at = ctx.clock.now();
+        let id = item.id.clone();
         let result = ctx
             .store
             .call(move |s| {
-                let item = RemoteActivity {
+                let remote = RemoteActivity {
                     sync: &origin,
-                    remote_id: &h,
-                    version: etag.as_deref(),
-                    data: &data,
-                    uid: uid.as_deref(),
+                    remote_id: &item.id,
+                    version: item.version.as_deref(),
+                    data: &item.data,
+                    uid: item.fields.uid.as_deref(),
                     own_id: own,
                     changes,
                 };
-                refused(s.import_remote_activity(&item, at))
+                refused(s.import_remote_activity(&remote, at))
             })
             .await
             .map_err(store_err)?;
         match result {
             Ok(a) => Ok(Some(a.id)),
             Err(e) => {
-                tracing::warn!(sync = %self.origin, item = %item.href, "object not imported: {e}");
+                tracing::warn!(sync = %self.origin, item = %id, "object not imported: {e}");
                 Ok(None)
             }
         }
+    }
+
+    /// Links activity `id` to `item` as exported up to `seq`, with the item's representation.
+    async fn link(
+        &self,
+        ctx: &SyncContext<'_>,
+        id: i64,
+        item: RemoteItem<Fields>,
+        seq: i64,
+        uid: Option<String>,
+    ) -> Result<(), ConnectorError> {
+        let state = SyncRecordState {
+            sync: self.origin.clone(),
+            kind: RecordKind::Activity,
+            record_id: id,
+            remote_id: item.id,
+            remote_version: item.version,
+            exported_seq: seq,
+        };
+        let (data, now) = (item.data, ctx.clock.now());
+        ctx.store
+            .call(move |s| {
+                s.set_sync_record_with_data(&state, &data, now)?;
+                match uid {
+                    Some(uid) => s.set_activity_ical_uid(id, &uid),
+                    None => Ok(()),
+                }
+            })
+            .await
+            .map_err(store_err)
     }
 
     /// Pushes the journal's activity changes since the exported position.
     async fn push(
         &self,
         ctx: &SyncContext<'_>,
-        sel: &Selected,
+        folders: &[Selected],
         report: &mut SyncReport,
     ) -> Result<(), ConnectorError> {
         let origin = self.origin.clone();
@@ -750,7 +760,7 @@ impl CalendarSyncConnector {
                 let moved = if op == ChangeOp::Delete {
                     self.push_delete(ctx, id).await?
                 } else {
-                    self.push_activity(ctx, sel, id, last).await?
+                    self.push_activity(ctx, folders, id, last).await?
                 };
                 if moved {
                     report.items_out += 1;
@@ -780,18 +790,22 @@ impl CalendarSyncConnector {
         };
         let mut moved = false;
         if self.spec.deletes == DeletePolicy::Propagate {
-            let url = join(&self.url, &link.remote_id).map_err(dav_err)?;
             match self
-                .client
-                .delete_calendar_object(&url, link.remote_version.as_deref(), self.quiet())
-                .await
-                .map_err(dav_err)?
+                .remote
+                .delete(
+                    ctx,
+                    &link.remote_id,
+                    link.remote_version.as_deref(),
+                    self.notify(),
+                )
+                .await?
             {
-                Written::Ok(_) => moved = true,
-                Written::PreconditionFailed => {
+                Written::Done(_) => moved = true,
+                Written::Conflict => {
                     self.count_conflict(ctx);
                     tracing::info!(sync = %self.origin, item = %link.remote_id, "not deleted remotely: it changed there since the last sync");
                 }
+                Written::Gone | Written::Exists(_) => {}
             }
         }
         let origin = self.origin.clone();
@@ -802,11 +816,11 @@ impl CalendarSyncConnector {
         Ok(moved)
     }
 
-    /// Writes activity `id` to the server (create or update), resolving 412s.
+    /// Writes activity `id` to the remote (create or update), resolving conflicts.
     async fn push_activity(
         &self,
         ctx: &SyncContext<'_>,
-        sel: &Selected,
+        folders: &[Selected],
         id: i64,
         seq: i64,
     ) -> Result<bool, ConnectorError> {
@@ -830,101 +844,73 @@ impl CalendarSyncConnector {
             if link.is_none() && activity.owner.as_deref() != Some(self.owner.as_str()) {
                 return Ok(false); // not the account user's: not exported by this sync
             }
-            let old = data.as_deref().and_then(ical::parse);
+            let old = data.as_deref().and_then(|d| self.remote.decode(d));
             let fields = fields_of(&activity, old.as_ref());
             let uid = old
                 .as_ref()
                 .and_then(|o| o.uid.clone())
                 .unwrap_or_else(|| stable_uid(&self.origin, id));
-            let (url, if_match) = match &link {
-                Some(l) => (
-                    join(&self.url, &l.remote_id).map_err(dav_err)?,
-                    Some(l.remote_version.clone().unwrap_or_else(|| "*".into())),
-                ),
-                None => {
-                    let target = match fields.kind {
-                        ItemKind::Event => sel.meetings.first(),
-                        ItemKind::Todo => sel.tasks.first(),
-                    };
-                    let Some(target) = target else {
-                        tracing::info!(sync = %self.origin, activity = id, "no selected calendar takes this kind of item: not exported");
-                        return Ok(false);
-                    };
-                    (join(target, &format!("{uid}.ics")).map_err(dav_err)?, None)
+            let current = link.as_ref().map(|l| RemoteItem {
+                id: l.remote_id.clone(),
+                version: l.remote_version.clone(),
+                data: data.clone().unwrap_or_default(),
+                fields: old.clone().unwrap_or_else(|| fields.clone()),
+            });
+            let folder = match (&current, target(folders, fields.kind)) {
+                (_, Some(folder)) => folder,
+                // an update stays where the item is
+                (Some(_), None) => match folders.first() {
+                    Some(s) => &s.folder,
+                    None => return Ok(false),
+                },
+                (None, None) => {
+                    tracing::info!(sync = %self.origin, activity = id, "no selected calendar takes this kind of item: not exported");
+                    return Ok(false);
                 }
             };
-            let now = ctx.clock.now();
-            let object = ical::patch(data.as_deref(), &fields, &uid, now, &|a| {
-                self.client_only(a)
-            });
-            if link.is_some() && data.as_deref().is_some_and(|d| ical::same(d, &object)) {
-                return Ok(false);
-            }
-            match self
-                .client
-                .put_calendar_object(&url, &object, if_match.as_deref(), self.quiet())
-                .await
-                .map_err(dav_err)?
-            {
-                Written::Ok(etag) => {
-                    let state = SyncRecordState {
-                        sync: self.origin.clone(),
-                        kind: RecordKind::Activity,
-                        record_id: id,
-                        remote_id: url.path().to_owned(),
-                        remote_version: etag,
-                        exported_seq: seq,
-                    };
-                    ctx.store
-                        .call(move |s| {
-                            s.set_sync_record_with_data(&state, &object, now)?;
-                            s.set_activity_ical_uid(id, &uid)
-                        })
-                        .await
-                        .map_err(store_err)?;
+            let write = Write {
+                folder,
+                current: current.as_ref(),
+                fields: &fields,
+                uid: &uid,
+            };
+            match self.remote.write(ctx, write, self.notify()).await? {
+                // nothing to change there
+                Written::Done(Some(item)) if current.as_ref() == Some(&item) => return Ok(false),
+                Written::Done(Some(item)) => {
+                    self.link(ctx, id, item, seq, Some(uid)).await?;
                     return Ok(true);
                 }
-                Written::PreconditionFailed => {
-                    let Some(item) = self.client.get(&url).await.map_err(dav_err)? else {
-                        self.remote_removed(ctx, url.path()).await?;
+                Written::Done(None) => {
+                    return Err(ConnectorError::Failed(format!(
+                        "activity {id}: the provider answered the write without the item"
+                    )));
+                }
+                Written::Conflict => {
+                    let Some(current) = current else {
+                        continue; // a create has no version to conflict with: try again
+                    };
+                    let Some(item) = self.remote.get(ctx, &current.id).await? else {
+                        self.remote_removed(ctx, &current.id).await?;
                         return Ok(false);
                     };
-                    let Some(remote) = ical::parse(&item.data) else {
-                        return Err(ConnectorError::Failed(format!(
-                            "{}: the server's object holds no VEVENT or VTODO",
-                            url.path()
-                        )));
-                    };
-                    let item = Item {
-                        href: url.path().to_owned(),
-                        ..item
-                    };
-                    if link.is_some() {
-                        self.count_conflict(ctx);
-                        let changes = resolve(
-                            &self.spec.conflict,
-                            &activity,
-                            Some(activity.updated_at),
-                            &remote,
-                        );
-                        self.store_item(ctx, &item, &remote, changes).await?;
-                    } else {
-                        // our own earlier create (a crash before the checkpoint): adopt it,
-                        // then update it
-                        let state = SyncRecordState {
-                            sync: self.origin.clone(),
-                            kind: RecordKind::Activity,
-                            record_id: id,
-                            remote_id: item.href.clone(),
-                            remote_version: item.etag.clone(),
-                            exported_seq: 0,
-                        };
-                        ctx.store
-                            .call(move |s| s.set_sync_record_with_data(&state, &item.data, now))
-                            .await
-                            .map_err(store_err)?;
-                    }
+                    self.count_conflict(ctx);
+                    let changes = resolve(
+                        &self.spec.conflict,
+                        &activity,
+                        Some(activity.updated_at),
+                        &item.fields,
+                    );
+                    self.store_item(ctx, item, changes).await?;
                 }
+                Written::Gone => {
+                    if let Some(current) = current {
+                        self.remote_removed(ctx, &current.id).await?;
+                    }
+                    return Ok(false);
+                }
+                // our own earlier create (a crash before the link): adopt it, then update it
+                Written::Exists(item) => self.link(ctx, id, item, 0, None).await?,
             }
         }
         Err(ConnectorError::Failed(format!(
@@ -970,21 +956,21 @@ impl Connector for CalendarSyncConnector {
 }
 
 impl CalendarSyncConnector {
-    /// One run: pull every selected calendar, then push.
+    /// One run: pull every selected folder, then push.
     async fn run(&self, ctx: &SyncContext<'_>) -> Result<SyncReport, ConnectorError> {
         let mut report = SyncReport::default();
-        let before = self.client.requests();
-        let sel = self.collections(ctx).await?;
+        let before = self.remote.requests();
+        let folders = group(self.remote.folders(ctx).await?);
         let mut imported = Vec::new();
         if self.spec.import_meetings.enabled || self.spec.import_tasks.enabled {
-            for c in sel.all() {
+            for selected in &folders {
                 Self::check_cancel(ctx)?;
-                self.pull(ctx, &c, &sel, &mut report, &mut imported).await?;
+                self.pull(ctx, selected, &mut report, &mut imported).await?;
             }
         }
         if self.spec.export.enabled {
             // a conflict resolved for this side, or a union, is written back now; an
-            // activity the object describes exactly costs nothing
+            // activity the item describes exactly costs nothing
             let seq = ctx
                 .store
                 .call(|s| s.last_change_seq())
@@ -992,17 +978,17 @@ impl CalendarSyncConnector {
                 .map_err(store_err)?;
             for id in imported {
                 Self::check_cancel(ctx)?;
-                if self.push_activity(ctx, &sel, id, seq).await? {
+                if self.push_activity(ctx, &folders, id, seq).await? {
                     report.items_out += 1;
                 }
             }
-            self.push(ctx, &sel, &mut report).await?;
+            self.push(ctx, &folders, &mut report).await?;
         }
         tracing::info!(
             sync = %self.origin,
             items_in = report.items_in,
             items_out = report.items_out,
-            requests = self.client.requests() - before,
+            requests = self.remote.requests() - before,
             "calendar sync done"
         );
         Ok(report)
@@ -1022,21 +1008,39 @@ mod tests {
     }
 
     #[test]
-    fn select_by_component_and_name() {
-        let cal = |path: &str, name: &str, comps: &[&str]| Calendar {
-            url: Url::parse(&format!("http://h{path}")).expect("url"),
-            display_name: Some(name.to_owned()),
-            components: comps.iter().map(|c| (*c).to_owned()).collect(),
+    fn a_calendar_selected_for_both_kinds_is_pulled_once_and_creates_each_kind() {
+        // REQ: AS-02 (shown in the schedule → the first meeting calendar, else the first task folder)
+        let folder = |id: &str| Folder {
+            id: id.to_owned(),
+            name: id.to_owned(),
         };
-        let found = vec![
-            cal("/u/work/", "Work", &["VEVENT"]),
-            cal("/u/todo/", "Todo", &["VTODO"]),
-            cal("/u/any/", "Any", &[]),
-        ];
-        let all = AllOrList::All(crate::config::types::AllLiteral::All);
-        assert_eq!(select(&found, &all, "VTODO").len(), 2);
-        let list = AllOrList::List(vec!["Work".into(), "/u/todo".into()]);
-        assert_eq!(select(&found, &list, "VEVENT").len(), 1);
-        assert_eq!(select(&found, &list, "VTODO")[0].path(), "/u/todo/");
+        let folders = group(vec![
+            (folder("work"), ItemKind::Event),
+            (folder("work"), ItemKind::Todo),
+            (folder("todo"), ItemKind::Todo),
+        ]);
+        assert_eq!(folders.len(), 2);
+        assert!(folders[0].events && folders[0].tasks);
+        assert!(!folders[1].events && folders[1].tasks);
+        assert_eq!(
+            target(&folders, ItemKind::Event).map(|f| f.id.as_str()),
+            Some("work")
+        );
+        let tasks_only = group(vec![(folder("todo"), ItemKind::Todo)]);
+        assert_eq!(target(&tasks_only, ItemKind::Event), None);
+        assert_eq!(
+            target(&tasks_only, ItemKind::Todo).map(|f| f.id.as_str()),
+            Some("todo")
+        );
+    }
+
+    #[test]
+    fn a_listed_version_is_read_unless_it_is_the_one_last_seen() {
+        let known: HashMap<String, Option<String>> =
+            [("/a".to_owned(), Some("\"1\"".to_owned()))].into();
+        assert!(!unseen(&known, "/a", &Some("\"1\"".into())));
+        assert!(unseen(&known, "/a", &Some("\"2\"".into())));
+        assert!(unseen(&known, "/a", &None), "no version given: read it");
+        assert!(unseen(&known, "/b", &Some("\"1\"".into())));
     }
 }

@@ -17,6 +17,7 @@ use url::Url;
 use crate::config::types::Secret;
 
 pub mod caldav;
+pub mod calendar_remote;
 pub mod contact_remote;
 
 /// How many items one `addressbook-multiget` asks for.

@@ -8,7 +8,11 @@
 //! - `dav/caldav.rs`: CalDAV discovery, `calendar-multiget`, iCalendar writes (BX-03).
 //! - `ical.rs`: iCalendar VEVENT / VTODO to and from the store's activity fields, patching only
 //!   the modelled properties.
-//! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`.
+//! - `calendar.rs`: the `CalendarSync` connector and its `KindConnectors`: the engine (pull,
+//!   push, conflicts, deletes, checkpoints) over a `CalendarRemote`, picked by the account's
+//!   kind (`remote_for`).
+//! - `dav/calendar_remote.rs`: the CalDAV `CalendarRemote` (discovery, `sync-collection` or
+//!   ETag listings, `calendar-multiget`, conditional writes with `SCHEDULE-AGENT`).
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.

@@ -287,8 +287,20 @@ pub trait CalendarRemote: Send + Sync {
         id: &'a str,
     ) -> RemoteFuture<'a, Option<RemoteItem<ical::Fields>>>;
 
+    /// The neutral fields of an item's stored representation ([`RemoteItem::data`] as kept with
+    /// the link), to hand back as [`Write::current`]; `None` when it holds no event or task.
+    fn decode(&self, data: &str) -> Option<ical::Fields>;
+
+    /// Whether linked item `id` belongs to `folder` (a full listing of the folder that does not
+    /// list it means it was removed there). The default: ids are prefixed with the folder's id.
+    fn holds(&self, folder: &Folder, id: &str) -> bool {
+        id.starts_with(&folder.id)
+    }
+
     /// Creates or updates an item; `notify` is who the provider may send invitations or updates
-    /// to (BX-03), already decided by the engine from `invitations`.
+    /// to (BX-03), already decided by the engine from `invitations`. An update that would
+    /// change nothing the provider holds may be skipped: then `Done` with `current` as it was
+    /// (the engine counts no write and keeps the link as it is).
     fn write<'a>(
         &'a self,
         ctx: &'a SyncContext<'a>,
