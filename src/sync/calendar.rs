@@ -65,6 +65,7 @@ use crate::store::{Store, StoreError};
 
 use super::contacts::{parse_rev, refused};
 use super::dav::calendar_remote::CalDavRemote;
+use super::google::calendar::GoogleCalendarRemote;
 use super::ical::{Fields, ItemKind};
 use super::remote::{
     CalendarRemote, Cursor, Folder, Listed, Next, Notify, RemoteError, RemoteItem, Write, Written,
@@ -108,9 +109,14 @@ pub fn remote_for(
             dav.user.clone(),
         ));
     }
-    if set.get::<GoogleAccountSpec>(account).is_some() {
-        return Err(format!(
-            "calendar sync over GoogleAccount `{account}` is not built yet: Google Calendar has no remote so far (issue: sync)"
+    if let Some(google) = set.get::<GoogleAccountSpec>(account) {
+        return Ok((
+            Box::new(GoogleCalendarRemote::for_account(
+                set,
+                account,
+                spec.import_meetings.calendars.clone(),
+            )?),
+            google.user.clone(),
         ));
     }
     if let Some(mailbox) = set.get::<MailboxSpec>(account)

@@ -564,6 +564,14 @@ impl CalendarRemote for GoogleCalendarRemote {
         Box::pin(self.get_item(ctx, id))
     }
 
+    fn decode(&self, data: &str) -> Option<Fields> {
+        decode(data)
+    }
+
+    fn holds(&self, folder: &Folder, id: &str) -> bool {
+        split_id(id).is_ok_and(|(calendar, _)| calendar == folder.id)
+    }
+
     fn write<'a>(
         &'a self,
         ctx: &'a SyncContext<'a>,
@@ -762,12 +770,13 @@ fn read_time(value: &Value, warnings: &mut Vec<String>) -> Option<(DateTime<Utc>
     }
 }
 
-/// The neutral fields of an item's stored data (the event JSON kept with the link); the
-/// defaults when it is no event.
-pub fn decode(data: &str) -> Fields {
+/// The neutral fields of an item's stored data (the event JSON kept with the link); `None`
+/// when it is no event.
+pub fn decode(data: &str) -> Option<Fields> {
     serde_json::from_str::<Value>(data)
+        .ok()
+        .filter(Value::is_object)
         .map(|event| fields_of(&event))
-        .unwrap_or_default()
 }
 
 /// The neutral fields of an event.
@@ -1127,8 +1136,8 @@ mod tests {
     fn no_modelled_change_leaves_the_event_as_read() {
         let event = group_event();
         assert_eq!(patch_event(&event, &fields_of(&event)), event);
-        assert_eq!(decode(&event.to_string()), fields_of(&event));
-        assert_eq!(decode("not json"), Fields::default());
+        assert_eq!(decode(&event.to_string()), Some(fields_of(&event)));
+        assert_eq!(decode("not json"), None);
     }
 
     #[test]
