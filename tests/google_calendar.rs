@@ -201,6 +201,41 @@ async fn a_google_calendar_syncs_both_ways_through_the_daemon() {
     assert_eq!(google.writes().len(), 1);
     assert_eq!(activities(&daemon).await.len(), list.len() + 1);
 
+    // Changed on both sides since the last run (conflict: newest): the later change, made in
+    // Google, wins on both sides.
+    let demo_id = demo[0]["id"].as_str().expect("event id").to_owned();
+    let patched = request(
+        &daemon,
+        Method::PATCH,
+        &format!(
+            "/api/v1/activities/{}",
+            made.body["id"].as_str().expect("activity id")
+        ),
+        ROOT,
+        &[],
+        Some(("application/json", json!({"title": "Demo (here)"}))),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    // Not a wait: Google's `updated` has millisecond resolution, so the two changes get
+    // distinct times.
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    google.edit_event(ACCOUNT, &demo_id, |e| e["summary"] = json!("Demo (there)"));
+    let o = sync_now(&daemon).await;
+    assert_eq!(o["runsFailed"], 0, "{o}");
+    let now = activities(&daemon).await;
+    assert_eq!(titled(&now, "Demo (there)").len(), 1, "{now:?}");
+    assert!(titled(&now, "Demo (here)").is_empty());
+    assert_eq!(
+        google.event(ACCOUNT, &demo_id).expect("event")["summary"],
+        "Demo (there)"
+    );
+    assert!(
+        o["sync"]["conflictsTotal"].as_u64().unwrap_or(0) >= 1,
+        "the conflict is counted: {o}"
+    );
+    let list_len = now.len();
+
     // The sync token expired: the calendar is listed again, nothing doubles.
     google.expire_sync_tokens();
     let o = sync_now(&daemon).await;
@@ -208,16 +243,16 @@ async fn a_google_calendar_syncs_both_ways_through_the_daemon() {
     assert!(google.gone() >= 1);
     let after = activities(&daemon).await;
     assert_eq!(titled(&after, "Quarterly review").len(), 1);
-    assert_eq!(titled(&after, "Demo").len(), 1);
-    assert_eq!(after.len(), list.len() + 1);
-    assert_eq!(google.writes().len(), 1);
+    assert_eq!(titled(&after, "Demo (there)").len(), 1);
+    assert_eq!(after.len(), list_len);
 
     // Deleted in Google (deletes: keep): the activity stays here, unlinked; nothing is sent.
+    let writes_before = google.writes().len();
     google.cancel_event(ACCOUNT, &gone_later);
     let o = sync_now(&daemon).await;
     assert_eq!(o["runsFailed"], 0, "{o}");
     assert_eq!(titled(&activities(&daemon).await, "Dentist").len(), 1);
-    assert_eq!(google.writes().len(), 1);
+    assert_eq!(google.writes().len(), writes_before);
 
     // 429: the run ends throttled; the data stays.
     google.throttle(1);
