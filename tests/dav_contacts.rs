@@ -395,6 +395,32 @@ async fn a_refused_sync_token_falls_back_to_a_listing_without_duplicates() {
 const NO_SYNC_COLLECTION: &str =
     "HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 
+/// What a busy server answers: 429 with the time to wait.
+const TOO_MANY_REQUESTS: &str = "HTTP/1.1 429 Too Many Requests\r\nRetry-After: 120\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+
+#[tokio::test]
+async fn a_429_ends_the_run_throttled_with_the_servers_retry_after_and_the_next_run_completes() {
+    // REQ: CS-04 (a throttled run loses nothing: the next one completes without duplicates)
+    let proxy = support::faults::FaultProxy::start(radicale().port).await;
+    let base = format!("http://127.0.0.1:{}", proxy.port());
+    let rig = rig_via("dav-throttled", TWO_WAY, &base).await;
+    rig.put(
+        "a.vcf",
+        &card("a", "FN:Ann\r\nN:;Ann;;;\r\nEMAIL:a@example.org\r\n"),
+    )
+    .await;
+    proxy.arm(b"sync-collection", Fault::Answer(TOO_MANY_REQUESTS));
+    match rig.try_sync().await {
+        Err(ConnectorError::Throttled { retry_after, .. }) => {
+            assert_eq!(retry_after, std::time::Duration::from_secs(120));
+        }
+        other => panic!("expected a throttled run, got {other:?}"),
+    }
+    assert_eq!(rig.sync().await.items_in, 1);
+    assert_eq!(rig.sync().await, SyncReport::default());
+    assert_eq!(rig.contacts().await.len(), 1);
+}
+
 #[tokio::test]
 async fn a_server_without_sync_collection_is_synced_by_comparing_etags() {
     // REQ: BX-01 (a server without sync-collection: ETag comparison of a PROPFIND listing;

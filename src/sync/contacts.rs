@@ -57,7 +57,7 @@ use url::Url;
 
 use crate::config::kinds::{
     ConflictPolicy, ConflictWinner, ContactCategory, ContactSyncSpec, DavAccountSpec, DeletePolicy,
-    ExportScope, UnionField,
+    ExportScope, MailboxSpec, UnionField,
 };
 use crate::config::types::AllOrList;
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
@@ -161,10 +161,28 @@ fn remote_for(
     if let Some(account) = set.get::<DavAccountSpec>(&spec.account) {
         return dav_remote(object, spec, set, account, origin);
     }
+    if set.get::<MailboxSpec>(&spec.account).is_some() {
+        return graph_remote(spec, set);
+    }
     Err(format!(
-        "contact sync over `{}` is not built yet: only a DavAccount (CardDAV) syncs so far (issue: sync)",
+        "contact sync over `{}` is not built yet: a DavAccount (CardDAV) and a Mailbox on microsoft365 (Graph) sync so far (issue: sync)",
         spec.account
     ))
+}
+
+/// A Microsoft 365 mailbox's contact folders through Graph: the mailbox's OAuth grant (the one
+/// its mail uses) and its provider's `apiBaseUrl`.
+fn graph_remote(spec: &ContactSyncSpec, set: &ConfigSet) -> Result<Arc<dyn ContactRemote>, String> {
+    let tokens = super::tokens::microsoft_mailbox(set, &spec.account)?;
+    let base = super::graph::mailbox_api_base(set, &spec.account)?;
+    let selected = match &spec.import.folders {
+        AllOrList::All(_) => None,
+        AllOrList::List(list) => Some(list.clone()),
+    };
+    let graph = Arc::new(super::graph::Graph::new(base.as_deref(), tokens));
+    Ok(Arc::new(super::graph::contacts::GraphContactsRemote::new(
+        graph, selected,
+    )))
 }
 
 fn dav_remote(

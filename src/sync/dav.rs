@@ -36,9 +36,32 @@ pub enum DavError {
     /// A precondition (`If-Match` / `If-None-Match`) failed: 412.
     #[error("precondition failed (412) on {0}")]
     PreconditionFailed(String),
+    /// The server answered 429 Too Many Requests: the run ends and the scheduler retries after
+    /// its `Retry-After` (a minute when it gives none).
+    #[error("{what}: 429 Too Many Requests")]
+    Throttled {
+        /// The request, without credentials.
+        what: String,
+        /// How long the server asked to wait.
+        retry_after: std::time::Duration,
+    },
     /// Anything else.
     #[error("{0}")]
     Other(String),
+}
+
+impl From<DavError> for crate::sync::remote::RemoteError {
+    fn from(e: DavError) -> Self {
+        use crate::sync::remote::RemoteError;
+        match e {
+            DavError::InvalidSyncToken => RemoteError::TokenExpired,
+            DavError::Throttled { what, retry_after } => RemoteError::Throttled {
+                message: format!("{what}: 429 Too Many Requests"),
+                retry_after,
+            },
+            other => RemoteError::Failed(other.to_string()),
+        }
+    }
 }
 
 /// An address book.
@@ -346,6 +369,7 @@ impl DavClient {
                     .map_err(|e| DavError::Other(format!("{method} {url}: bad redirect: {e}")))?;
                 continue;
             }
+            let retry_after = crate::net::retry_after(&response);
             let etag = response
                 .headers()
                 .get("etag")
@@ -359,6 +383,12 @@ impl DavClient {
                 return Err(DavError::Other(format!(
                     "{method} {url}: 401 Unauthorized (check username and password)"
                 )));
+            }
+            if status == StatusCode::TOO_MANY_REQUESTS {
+                return Err(DavError::Throttled {
+                    what: format!("{method} {url}"),
+                    retry_after: retry_after.unwrap_or(std::time::Duration::from_secs(60)),
+                });
             }
             return Ok((url, status, etag, text));
         }

@@ -15,6 +15,8 @@
 //!   ETag listings, `calendar-multiget`, conditional writes with `SCHEDULE-AGENT`).
 //! - `remote.rs`: the wire-side contract (`ContactRemote`, `CalendarRemote`) each provider
 //!   implements under the one engine.
+//! - `graph/`: Microsoft Graph (a Mailbox on `microsoft365`): the shared client (`mod.rs`:
+//!   base URL, bearer and refresh, throttling, delta links, errors) and the contacts remote.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //! - `tokens.rs`: the bearer tokens of the Google and Microsoft 365 clients (a GoogleAccount's
 //!   grant, a microsoft365 Mailbox's), Google's API bases, and a GoogleAccount's consent target.
@@ -30,6 +32,7 @@ pub mod company;
 pub mod contacts;
 pub mod dav;
 pub mod google;
+pub mod graph;
 pub mod ical;
 pub mod remote;
 pub mod report;

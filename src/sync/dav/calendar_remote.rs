@@ -59,10 +59,7 @@ pub struct CalDavRemote {
 }
 
 fn dav(e: DavError) -> RemoteError {
-    match e {
-        DavError::InvalidSyncToken => RemoteError::TokenExpired,
-        other => RemoteError::Failed(other.to_string()),
-    }
+    RemoteError::from(e)
 }
 
 fn store(e: StoreError) -> RemoteError {

@@ -41,10 +41,7 @@ pub struct DavContacts {
 }
 
 fn dav_err(e: DavError) -> RemoteError {
-    match e {
-        DavError::InvalidSyncToken => RemoteError::TokenExpired,
-        other => RemoteError::Failed(other.to_string()),
-    }
+    RemoteError::from(e)
 }
 
 fn store_err(e: crate::store::StoreError) -> RemoteError {
