@@ -124,6 +124,13 @@ async fn a_google_calendar_syncs_both_ways_through_the_daemon() {
         ACCOUNT,
         json!({"summary": "Dentist", "start": {"date": "2026-04-10"}, "end": {"date": "2026-04-11"}}),
     );
+    let invitation = google.add_invitation(
+        ACCOUNT,
+        "dave@partner.example",
+        "Partner sync",
+        "2026-03-03T09:00:00Z",
+        "2026-03-03T09:30:00Z",
+    );
     let port = free_port();
     let mut daemon = Daemon::start(port, &config(port, &oauth, &google, "external"), &[]);
     daemon.wait_ready().await;
@@ -235,6 +242,30 @@ async fn a_google_calendar_syncs_both_ways_through_the_daemon() {
         "the conflict is counted: {o}"
     );
     let list_len = now.len();
+
+    // AS-03: someone else's meeting, changed here, is not changed in Google (only the
+    // organizer's changes propagate), and the run goes on.
+    let partner = titled(&now, "Partner sync");
+    assert_eq!(partner.len(), 1);
+    assert_eq!(partner[0]["organizer"]["email"], "dave@partner.example");
+    let writes_before = google.writes().len();
+    let patched = request(
+        &daemon,
+        Method::PATCH,
+        &format!(
+            "/api/v1/activities/{}",
+            partner[0]["id"].as_str().expect("activity id")
+        ),
+        ROOT,
+        &[],
+        Some(("application/json", json!({"location": "Room 7"}))),
+    )
+    .await;
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let o = sync_now(&daemon).await;
+    assert_eq!(o["runsFailed"], 0, "{o}");
+    assert_eq!(google.writes().len(), writes_before);
+    assert!(google.event(ACCOUNT, &invitation).expect("event")["location"].is_null());
 
     // The sync token expired: the calendar is listed again, nothing doubles.
     google.expire_sync_tokens();

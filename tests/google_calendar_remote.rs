@@ -561,25 +561,19 @@ async fn an_attendees_copy_keeps_the_organizers_fields() {
         };
         let mut fields = item.fields.clone();
         fields.summary = Some("Renamed here".into());
+        let writes_before = r.fake.writes().len();
         let result = r
             .remote
-            .write(
-                &ctx,
-                Write {
-                    folder: &folder,
-                    current: Some(&item),
-                    fields: &fields,
-                    uid: "u",
-                },
-                Notify::None,
-            )
-            .await;
-        // Google refuses it: only the organizer's changes propagate (the engine must not send
-        // one; the remote reports the refusal rather than hiding it).
-        let err = result.expect_err("refused");
-        assert!(
-            err.to_string().contains("forbiddenForNonOrganizer"),
-            "{err}"
+            .write(&ctx, w(&folder, Some(&item), &fields, "u"), Notify::None)
+            .await
+            .expect("not an error");
+        // Only the organizer's changes propagate: nothing is sent (Google would refuse it with
+        // 403 forbiddenForNonOrganizer) and the event stays as it was.
+        assert_eq!(result, Written::Done(Some(item.clone())));
+        assert_eq!(r.fake.writes().len(), writes_before);
+        assert_eq!(
+            r.fake.event(ACCOUNT, &id).expect("event")["summary"],
+            "Partner sync"
         );
     });
 }

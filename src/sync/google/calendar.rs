@@ -42,7 +42,10 @@
 //!   [`Written::Exists`] with the event the first attempt made (one deleted since is brought
 //!   back), never a second copy. `sendUpdates` follows
 //!   [`Notify`] (BX-03): `none`, `externalOnly`, `all`. The organizer cannot be set (Google
-//!   makes the account the organizer of what it creates).
+//!   makes the account the organizer of what it creates). AS-03: an update of an event the
+//!   account does not organize (an invitation's copy, unless `guestsCanModify`) is not sent —
+//!   Google lets only the organizer change it — and answers `Done` with the event as it was,
+//!   so a change made here to someone else's meeting stays here and the run goes on.
 //! - *Errors*: `401` asks the [`TokenProvider`] for a fresh token and retries once; `429`, and
 //!   `403` with reason `rateLimitExceeded` / `userRateLimitExceeded`, end the run as
 //!   [`RemoteError::Throttled`] with the `Retry-After` (the scheduler waits, not this code);
@@ -421,7 +424,10 @@ impl GoogleCalendarRemote {
                 RemoteError::Failed(format!("the stored Google event {}: {e}", current.id))
             })?;
             let new = patch_event(&old, write.fields);
-            if new == old {
+            // AS-03: only the organizer's changes propagate. On an attendee's copy Google lets
+            // only the organizer change the event (403 forbiddenForNonOrganizer) unless guests
+            // may modify it: a change made here stays here, and the run goes on.
+            if new == old || !may_modify(&old) {
                 return Ok(Written::Done(Some(current.clone())));
             }
             return self
@@ -594,6 +600,12 @@ impl CalendarRemote for GoogleCalendarRemote {
     fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
+}
+
+/// Whether the account may change `event`'s shared fields: it organizes it (`organizer.self`),
+/// or the organizer lets guests modify it (`guestsCanModify`).
+fn may_modify(event: &Value) -> bool {
+    event["organizer"]["self"] == true || event["guestsCanModify"] == true
 }
 
 /// Google's `sendUpdates` for a [`Notify`] (BX-03).
@@ -1229,6 +1241,16 @@ mod tests {
         };
         let body = new_event(&id, "u", &day);
         assert_eq!(body["end"], json!({"date": "2026-05-06"}));
+    }
+
+    #[test]
+    fn only_the_organizer_or_a_guest_allowed_to_may_modify() {
+        // REQ: AS-03
+        assert!(may_modify(&group_event()));
+        let invitation = json!({"organizer": {"email": "dave@partner.example"}});
+        assert!(!may_modify(&invitation));
+        let open = json!({"organizer": {"email": "dave@partner.example"}, "guestsCanModify": true});
+        assert!(may_modify(&open));
     }
 
     #[test]
