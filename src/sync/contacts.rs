@@ -57,7 +57,7 @@ use url::Url;
 
 use crate::config::kinds::{
     ConflictPolicy, ConflictWinner, ContactCategory, ContactSyncSpec, DavAccountSpec, DeletePolicy,
-    ExportScope, MailboxSpec, UnionField,
+    ExportScope, GoogleAccountSpec, MailboxSpec, UnionField,
 };
 use crate::config::types::AllOrList;
 use crate::config::{ConfigSet, Kind, KindSpec, Object};
@@ -73,6 +73,7 @@ use crate::store::sync_state::RemoteContact;
 use super::company::Company;
 use super::dav::DavClient;
 use super::dav::contact_remote::DavContacts;
+use super::google::people::PeopleRemote;
 use super::remote::{
     ContactRemote, Cursor, Folder, Listed, Next, RemoteError, RemoteItem, Write, Written,
 };
@@ -98,6 +99,14 @@ impl KindConnectors for ContactSyncConnectors {
         Trigger::scheduled(
             ContactSyncSpec::from_spec(&object.spec).and_then(|s| s.schedule.as_ref()),
         )
+    }
+
+    /// The account's grant (a GoogleAccount and the Google app, or a Mailbox and its provider):
+    /// a new refresh token, client secret or `apiBaseUrl` rebuilds the connector.
+    fn inputs(&self, object: &Object, set: &ConfigSet) -> String {
+        ContactSyncSpec::from_spec(&object.spec)
+            .map(|spec| super::tokens::account_inputs(set, &spec.account))
+            .unwrap_or_default()
     }
 }
 
@@ -164,8 +173,11 @@ fn remote_for(
     if set.get::<MailboxSpec>(&spec.account).is_some() {
         return graph_remote(spec, set);
     }
+    if set.get::<GoogleAccountSpec>(&spec.account).is_some() {
+        return google_remote(spec, set);
+    }
     Err(format!(
-        "contact sync over `{}` is not built yet: a DavAccount (CardDAV) and a Mailbox on microsoft365 (Graph) sync so far (issue: sync)",
+        "contact sync over `{}` is not built yet: a DavAccount (CardDAV), a GoogleAccount and a Mailbox on microsoft365 (Graph) sync so far (issue: sync)",
         spec.account
     ))
 }
@@ -183,6 +195,21 @@ fn graph_remote(spec: &ContactSyncSpec, set: &ConfigSet) -> Result<Arc<dyn Conta
     Ok(Arc::new(super::graph::contacts::GraphContactsRemote::new(
         graph, selected,
     )))
+}
+
+/// The People API remote of a ContactSync over a GoogleAccount (CS-03..05): the account's
+/// grant, its `apiBaseUrl` (else Google's host), the `google.group` contact group.
+fn google_remote(
+    spec: &ContactSyncSpec,
+    set: &ConfigSet,
+) -> Result<Arc<dyn ContactRemote>, String> {
+    let google = spec
+        .google
+        .as_ref()
+        .ok_or("a ContactSync over a GoogleAccount needs `google: {tag, group}`")?;
+    let tokens = super::tokens::google_account(set, &spec.account)?;
+    let base = super::tokens::google_people_base(set, &spec.account);
+    Ok(Arc::new(PeopleRemote::new(&base, tokens, &google.group)))
 }
 
 fn dav_remote(
@@ -770,6 +797,13 @@ impl ContactSyncConnector {
                         self.remote_removed(ctx, &current.id).await?;
                         return Ok(false);
                     };
+                    if same_fields(&item.fields, &current.fields) {
+                        // Only what the sync does not model changed there (a new version,
+                        // the same fields): no conflict — write ours over the new version,
+                        // or the policy could undo this side's change for an unrelated edit.
+                        self.link(ctx, id, &item, 0).await?;
+                        continue;
+                    }
                     self.recorder.conflict(ctx);
                     let changes = resolve(
                         &self.conflict,
