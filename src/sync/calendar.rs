@@ -125,12 +125,18 @@ pub fn remote_for(
             .mail_provider_of(mailbox)
             .is_some_and(|(_, p)| p.provider_type == MailProviderType::Microsoft365)
     {
-        return Err(format!(
-            "calendar sync over Mailbox `{account}` is not built yet: Microsoft Graph calendars have no remote so far (issue: sync)"
+        let tokens = super::tokens::microsoft_mailbox(set, account)?;
+        let base = super::graph::mailbox_api_base(set, account)?;
+        let graph = super::graph::Graph::new(base.as_deref(), tokens);
+        return Ok((
+            Box::new(super::graph::calendar::GraphCalendarRemote::for_sync(
+                graph, spec,
+            )),
+            mailbox.owner.clone(),
         ));
     }
     Err(format!(
-        "calendar sync over `{account}` is not built yet: only a DavAccount (CalDAV) syncs so far (issue: sync)"
+        "calendar sync over `{account}` is not built yet: only a DavAccount (CalDAV) or a Mailbox on a microsoft365 provider syncs so far (issue: sync)"
     ))
 }
 

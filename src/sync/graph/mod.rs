@@ -18,6 +18,8 @@
 //!   ([`GraphPage::next`]); links are followed only on the base's own origin, so the bearer
 //!   never goes elsewhere.
 //!
+//! - `calendar.rs`: the `CalendarRemote` over calendars (`calendarView/delta`) and To Do lists.
+//!
 //! Statuses a caller decides on (`404`, `412` on a conditional write) come back as an
 //! [`Answer`] from [`Graph::call`].
 //!
@@ -39,6 +41,8 @@ use crate::connector::SyncContext;
 use crate::mail::graph::{DEFAULT_BASE_URL, error_message};
 
 use super::remote::{Next, RemoteError, TokenProvider};
+
+pub mod calendar;
 
 /// How long one request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
