@@ -2,8 +2,9 @@
 //! record store (AS-01's since-date and folder selection, AS-02, CS-04, CS-05, BX-01, BX-02,
 //! BX-03), over a provider's wire side, a [`CalendarRemote`] (`remote.rs`) picked by the
 //! account's kind ([`remote_for`]): a `DavAccount` runs over CalDAV (`dav/calendar_remote.rs`);
-//! Google Calendar and Microsoft Graph plug in as one arm each. Everything that is not wire
-//! format is here, item for item as `ContactSync` (`contacts.rs`):
+//! a `GoogleAccount` over Google Calendar (`google/calendar.rs`); a Mailbox on `microsoft365`
+//! over Microsoft Graph (`graph/calendar.rs`). Everything that is not wire format is here, item
+//! for item as `ContactSync` (`contacts.rs`):
 //!
 //! - *Folders*: the remote's meeting calendars and task lists, each with the kind it holds (one
 //!   calendar may hold both); meetings come from the first kind, tasks from the second, each
@@ -65,6 +66,7 @@ use crate::store::{Store, StoreError};
 
 use super::contacts::{parse_rev, refused};
 use super::dav::calendar_remote::CalDavRemote;
+use super::google::calendar::GoogleCalendarRemote;
 use super::ical::{Fields, ItemKind};
 use super::remote::{
     CalendarRemote, Cursor, Folder, Listed, Next, Notify, RemoteError, RemoteItem, Write, Written,
@@ -108,9 +110,14 @@ pub fn remote_for(
             dav.user.clone(),
         ));
     }
-    if set.get::<GoogleAccountSpec>(account).is_some() {
-        return Err(format!(
-            "calendar sync over GoogleAccount `{account}` is not built yet: Google Calendar has no remote so far (issue: sync)"
+    if let Some(google) = set.get::<GoogleAccountSpec>(account) {
+        return Ok((
+            Box::new(GoogleCalendarRemote::for_account(
+                set,
+                account,
+                spec.import_meetings.calendars.clone(),
+            )?),
+            google.user.clone(),
         ));
     }
     if let Some(mailbox) = set.get::<MailboxSpec>(account)
@@ -129,7 +136,7 @@ pub fn remote_for(
         ));
     }
     Err(format!(
-        "calendar sync over `{account}` is not built yet: only a DavAccount (CalDAV) or a Mailbox on a microsoft365 provider syncs so far (issue: sync)"
+        "calendar sync over `{account}` is not built yet: only a DavAccount (CalDAV), a GoogleAccount or a Mailbox on a microsoft365 provider syncs so far (issue: sync)"
     ))
 }
 

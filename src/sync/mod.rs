@@ -22,6 +22,8 @@
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //! - `tokens.rs`: the bearer tokens of the Google and Microsoft 365 clients (a GoogleAccount's
 //!   grant, a microsoft365 Mailbox's), Google's API bases, and a GoogleAccount's consent target.
+//! - `google/calendar.rs`: Google Calendar API v3 as a `CalendarRemote` (events, sync tokens,
+//!   etags, `sendUpdates`).
 //!
 //! *Must not*: run SQL (it calls the store), build DTOs, read secrets outside the connector's
 //! build (the DavAccount's password is resolved there, at apply), or read `Utc::now()` (time

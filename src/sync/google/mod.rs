@@ -1,5 +1,6 @@
-//! Google's REST APIs (People now, Calendar next) on the shared reqwest client (`crate::net`):
-//! one small client every Google remote uses.
+//! Google's REST APIs (People: `people.rs`; Calendar: `calendar.rs`) on the shared reqwest
+//! client (`crate::net`): one small client every Google remote uses (the Calendar remote still
+//! carries its own helper of the same rules, to fold into [`GoogleClient`]).
 //!
 //! - The base URL is the API's root (`https://people.googleapis.com`, or a GoogleAccount's
 //!   `apiBaseUrl`); callers pass paths such as `v1/people/me/connections`.
@@ -24,6 +25,7 @@ use crate::connector::SyncContext;
 
 use super::remote::{RemoteError, TokenProvider};
 
+pub mod calendar;
 pub mod people;
 
 /// The People API's own root.
