@@ -50,10 +50,16 @@
 //!     --site http://127.0.0.1:8080 --out /tmp/fakes.txt
 //! ```
 
+#[path = "../tests/support/gcalendar_fake.rs"]
+mod gcalendar_fake;
 #[path = "../tests/support/linkedin_fake.rs"]
 mod linkedin_fake;
 #[path = "../tests/support/messenger_fake.rs"]
 mod messenger_fake;
+#[path = "../tests/support/oauth_fake.rs"]
+mod oauth_fake;
+#[path = "../tests/support/people_fake.rs"]
+mod people_fake;
 #[allow(dead_code)]
 #[path = "../tests/support/telegram_fake.rs"]
 mod telegram_fake;
@@ -77,15 +83,19 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard::config::kinds::{
-    ChannelProvider, ChatChannelSpec, ColumnMapping, LeadIntegrationSpec, SettingsSpec,
+    CalendarSyncSpec, ChannelProvider, ChatChannelSpec, ColumnMapping, ContactSyncSpec,
+    GoogleAccountSpec, LeadIntegrationSpec, SettingsSpec,
 };
 use switchboard::config::types::Secret;
 use switchboard::config::{ConfigSet, Kind};
 use switchboard::connector::resolve_secrets;
 use tokio::net::TcpListener;
 
+use gcalendar_fake::GCalendarFake;
 use linkedin_fake::LinkedInFake;
 use messenger_fake::MessengerFake;
+use oauth_fake::OAuthFake;
+use people_fake::PeopleFake;
 use telegram_fake::TelegramFake;
 use twilio_fake::TwilioFake;
 
@@ -144,6 +154,16 @@ struct LeadAccount {
 struct Control {
     site: String,
     channels: Arc<BTreeMap<String, Fake>>,
+    google: Arc<BTreeMap<String, Arc<GoogleFake>>>,
+}
+
+/// One GoogleAccount's Google: the People API and the Calendar API behind one `apiBaseUrl`.
+struct GoogleFake {
+    people: PeopleFake,
+    calendar: GCalendarFake,
+    email: String,
+    /// The contact group its ContactSync syncs (`google.group`), if it has one.
+    group: Option<String>,
 }
 
 #[tokio::main]
@@ -266,14 +286,35 @@ async fn main() -> anyhow::Result<()> {
         lines.push((name, "apiBaseUrl", base, what));
     }
 
+    let mut google = BTreeMap::new();
+    let mut extra = Vec::new();
+    if let Some((oauth, accounts)) = google_accounts(&set).await? {
+        for (name, account, base) in accounts {
+            let what = format!(
+                "People and Calendar APIs of {} (seeded contacts and events)",
+                account.email
+            );
+            google.insert(name.clone(), account);
+            lines.push((name, "apiBaseUrl", base, what));
+        }
+        extra.push(format!("- googleTokenUrl {}/token\n", oauth.base));
+        extra.push(format!("- googleAuthUrl {}/auth\n", oauth.base));
+        println!(
+            "{:>18}  {:<40} Google's OAuth 2.0 token endpoint (Settings.google)",
+            "google oauth",
+            format!("{}/token", oauth.base)
+        );
+    }
+
     if lines.is_empty() {
-        bail!("the config has no ChatChannel or LeadIntegration to fake");
+        bail!("the config has no ChatChannel, LeadIntegration or synced GoogleAccount to fake");
     }
     let listener = bind().await?;
     let base = format!("http://{}", listener.local_addr()?);
     let control = Control {
         site,
         channels: Arc::new(channels),
+        google: Arc::new(google),
     };
     let mut router = axum::Router::new()
         .route("/{channel}/messages", axum::routing::post(customer_message))
@@ -282,7 +323,9 @@ async fn main() -> anyhow::Result<()> {
         .route("/{channel}/handbacks", axum::routing::get(handbacks))
         .route("/{channel}/leads", axum::routing::post(lead_form))
         .route("/{channel}/notify", axum::routing::post(renotify))
-        .route("/{channel}/subscription", axum::routing::get(subscription));
+        .route("/{channel}/subscription", axum::routing::get(subscription))
+        .route("/{channel}/contacts", axum::routing::get(google_contacts))
+        .route("/{channel}/events", axum::routing::get(google_events));
     for (name, backend) in sites {
         router = router.route(
             &format!("/callback/{name}"),
@@ -307,6 +350,7 @@ async fn main() -> anyhow::Result<()> {
         "control"
     );
     out.push_str(&format!("- control {base}\n"));
+    out.extend(extra);
     let tmp = args.out.with_extension("tmp");
     std::fs::write(&tmp, out).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
@@ -793,4 +837,209 @@ async fn subscription(State(control): State<Control>, Path(channel): Path<String
             ),
         ),
     }
+}
+
+/// Google for the config's GoogleAccounts that a ContactSync or CalendarSync syncs: one OAuth
+/// 2.0 token endpoint for the app of `Settings.google`, honouring each account's refresh
+/// token, and per account a People API and a Calendar API behind one base URL, seeded with
+/// contacts (in the ContactSync's group, and one outside it) and events as the user had them.
+/// `(oauth, [(account, fake, apiBaseUrl)])`; `None` when no Google account is synced.
+#[allow(clippy::type_complexity)]
+async fn google_accounts(
+    set: &ConfigSet,
+) -> anyhow::Result<Option<(OAuthFake, Vec<(String, Arc<GoogleFake>, String)>)>> {
+    let synced: Vec<(String, Option<String>)> = set
+        .specs::<ContactSyncSpec>()
+        .map(|(_, s)| {
+            (
+                s.account.clone(),
+                s.google.as_ref().map(|g| g.group.clone()),
+            )
+        })
+        .chain(
+            set.specs::<CalendarSyncSpec>()
+                .map(|(_, s)| (s.account.clone(), None)),
+        )
+        .collect();
+    let accounts: Vec<_> = set
+        .specs::<GoogleAccountSpec>()
+        .filter(|(o, _)| synced.iter().any(|(a, _)| *a == o.name))
+        .collect();
+    if accounts.is_empty() {
+        return Ok(None);
+    }
+    let (settings, app) = set
+        .specs::<SettingsSpec>()
+        .find_map(|(o, s)| s.google.clone().map(|g| (o, g)))
+        .context("synced GoogleAccounts need Settings.google (the Google app)")?;
+    let client_id = app.client_id.context("Settings.google has no clientId")?;
+    let secret = app
+        .client_secret
+        .context("Settings.google has no clientSecret")?
+        .resolve(settings.origin.dir())
+        .context("Settings.google.clientSecret")?;
+    let oauth = OAuthFake::start(&client_id, secret.expose(), Duration::from_secs(3600)).await;
+    let mut out = Vec::new();
+    for (object, spec) in accounts {
+        let email = spec.email.to_string();
+        let secrets = resolve_secrets(object)
+            .with_context(|| format!("the secrets of GoogleAccount/{}", object.name))?;
+        let token = secrets
+            .get("/refreshToken")
+            .with_context(|| format!("GoogleAccount/{} has no refreshToken", object.name))?;
+        oauth.allow(token.expose(), &email);
+        let people = PeopleFake::start().await;
+        people.accept_any_token();
+        let group = synced
+            .iter()
+            .find_map(|(a, g)| (*a == object.name).then(|| g.clone()).flatten());
+        if let Some(group) = &group {
+            people.create_group(group);
+            people.add(
+                "Lena Fischer",
+                &["lena.fischer@fabrikam.example"],
+                &[group.as_str()],
+            );
+            people.add(
+                "Omar Haddad",
+                &["omar.haddad@litware.example"],
+                &[group.as_str()],
+            );
+        }
+        // Not in the group: stays in Google.
+        people.add("Grandma Weber", &["oma.weber@family.example"], &[]);
+        let calendar = GCalendarFake::start(&email).await;
+        calendar.add_group_event(
+            &email,
+            "Low-Code Days booth briefing",
+            "2026-12-15T09:00:00+01:00",
+            "2026-12-15T10:00:00+01:00",
+            &["lena.fischer@fabrikam.example", "ava.lindqvist@example.com"],
+        );
+        calendar.add_event(
+            &email,
+            json!({"summary": "Webinar dry run", "start": {"dateTime": "2026-12-16T14:00:00Z"},
+                   "end": {"dateTime": "2026-12-16T15:00:00Z"}}),
+        );
+        let backends = Arc::new((people.base.clone(), calendar.base.clone()));
+        let router = axum::Router::new()
+            .fallback(google_proxy)
+            .with_state(backends);
+        let listener = bind().await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let fake = Arc::new(GoogleFake {
+            people,
+            calendar,
+            email,
+            group,
+        });
+        out.push((object.name.clone(), fake, base));
+    }
+    Ok(Some((oauth, out)))
+}
+
+/// One `apiBaseUrl` for both APIs, as Google's own hosts are one to the daemon: `/calendar/…`
+/// goes to the Calendar fake, everything else (`/v1/…`) to the People fake.
+async fn google_proxy(
+    State(backends): State<Arc<(String, String)>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let base = if uri.path().starts_with("/calendar/") {
+        &backends.1
+    } else {
+        &backends.0
+    };
+    let mut request = switchboard::net::http_client().request(method, format!("{base}{path}"));
+    for name in ["authorization", "content-type", "if-match"] {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value);
+        }
+    }
+    match request.body(body).send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let mut headers = HeaderMap::new();
+            for name in ["content-type", "retry-after", "etag"] {
+                if let Some(value) = answer.headers().get(name) {
+                    headers.insert(name, value.clone());
+                }
+            }
+            let body = answer.bytes().await.unwrap_or_default();
+            (status, headers, body).into_response()
+        }
+        Err(e) => text(
+            StatusCode::BAD_GATEWAY,
+            format!("the fake did not answer: {e}"),
+        ),
+    }
+}
+
+fn no_google_account(name: &str) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{name} is no synced GoogleAccount of the config"),
+    )
+}
+
+/// The contacts in the account's synced group at Google, one `Name <email>` a line.
+async fn google_contacts(State(control): State<Control>, Path(name): Path<String>) -> Response {
+    let Some(account) = control.google.get(&name) else {
+        return no_google_account(&name);
+    };
+    let Some(group) = &account.group else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("{name} has no synced contact group"),
+        );
+    };
+    let mut lines: Vec<String> = account
+        .people
+        .members(group)
+        .iter()
+        .filter_map(|id| account.people.person(id))
+        .map(|p| {
+            let n = &p["names"][0];
+            let full = format!(
+                "{} {}",
+                plain(&n["givenName"]),
+                n["familyName"].as_str().unwrap_or_default()
+            );
+            format!(
+                "{} <{}>",
+                full.trim(),
+                plain(&p["emailAddresses"][0]["value"])
+            )
+        })
+        .collect();
+    lines.sort();
+    text(
+        StatusCode::OK,
+        format!("group {group:?}: {}", lines.join(", ")),
+    )
+}
+
+/// The live events of the account's primary calendar at Google, `summary (start)`.
+async fn google_events(State(control): State<Control>, Path(name): Path<String>) -> Response {
+    let Some(account) = control.google.get(&name) else {
+        return no_google_account(&name);
+    };
+    let mut lines: Vec<String> = account
+        .calendar
+        .live_events(&account.email)
+        .iter()
+        .map(|e| {
+            let start = e["start"]["dateTime"]
+                .as_str()
+                .or(e["start"]["date"].as_str())
+                .unwrap_or_default();
+            format!("{} ({start})", plain(&e["summary"]))
+        })
+        .collect();
+    lines.sort();
+    text(StatusCode::OK, lines.join(", "))
 }
