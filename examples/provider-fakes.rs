@@ -1,7 +1,8 @@
 //! Fake providers for a demo of a config (`examples/contact-center/run.sh` and
 //! `examples/sales-team/run.sh` run it).
 //!
-//! For every `ChatChannel` and `LeadIntegration` of the config it serves, on loopback, the
+//! For every `ChatChannel`, `LeadIntegration` and synced account of the config it serves, on
+//! loopback, the
 //! fake of its provider — the same fakes the integration tests use
 //! (`tests/support/*_fake.rs`), so the demo and the tests speak one documented wire format
 //! each:
@@ -21,6 +22,17 @@
 //!   fields, others as custom questions — plus a `marketing_consent` checkbox and a
 //!   `utm_campaign` hidden field. A submitted form is notified, signed with the client secret,
 //!   to the webhook the daemon subscribed for the ad account.
+//! - `GoogleAccount` synced by a `ContactSync` or `CalendarSync`: Google's OAuth 2.0 token
+//!   endpoint for the app of `Settings.google` (honouring every such account's refresh token),
+//!   and per account the People API and the Calendar API behind one `apiBaseUrl` (`/v1/…` and
+//!   `/calendar/v3/…`), seeded with two contacts in the ContactSync's `google.group`, one
+//!   outside it and two events.
+//! - `Mailbox` of a `microsoft365` `MailProvider`, synced by a `ContactSync` or `CalendarSync`:
+//!   per provider, a token endpoint for its `oauth2` app (honouring each such mailbox's refresh
+//!   token) and one Graph `apiBaseUrl` that serves each mailbox its own contacts, calendars and
+//!   To Do (`/me` is whoever the bearer token was issued to), seeded with two contacts and a
+//!   meeting in a "Customer meetings" calendar. A mailbox whose refresh token is not at hand is
+//!   not faked.
 //!
 //! Secrets are read as the daemon reads them (`{env}`, `{file}`, `$CREDENTIALS_DIRECTORY`).
 //!
@@ -40,10 +52,15 @@
 //!   notification again.
 //! - `GET /{integration}/subscription`: the webhook subscribed for the integration's ad
 //!   account (404 while none).
+//! - `GET /{account}/contacts`: a GoogleAccount's contacts in its synced group, or a Mailbox's
+//!   Outlook contacts, `Name <address>`, sorted.
+//! - `GET /{account}/events`: a GoogleAccount's events in its primary calendar.
 //!
 //! Once everything listens, `--out FILE` is written (atomically): one line per channel and
 //! integration, `<name> apiBaseUrl|callbackUrl <url>` — where the demo's manifests must
-//! point — and `- control <url>`.
+//! point —, `- control <url>`, for Google `- googleTokenUrl <url>` and `- googleAuthUrl
+//! <url>` (`Settings.google`), and per microsoft365 provider `<provider> tokenUrl|authUrl
+//! <url>` (its `oauth2`).
 //!
 //! ```sh
 //! cargo run --example provider-fakes -- -c config.d -c examples/contact-center \
@@ -52,6 +69,10 @@
 
 #[path = "../tests/support/gcalendar_fake.rs"]
 mod gcalendar_fake;
+#[path = "../tests/support/graph_calendar_fake.rs"]
+mod graph_calendar_fake;
+#[path = "../tests/support/graph_contacts_fake.rs"]
+mod graph_contacts_fake;
 #[path = "../tests/support/linkedin_fake.rs"]
 mod linkedin_fake;
 #[path = "../tests/support/messenger_fake.rs"]
@@ -84,7 +105,8 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard::config::kinds::{
     CalendarSyncSpec, ChannelProvider, ChatChannelSpec, ColumnMapping, ContactSyncSpec,
-    GoogleAccountSpec, LeadIntegrationSpec, SettingsSpec,
+    GoogleAccountSpec, LeadIntegrationSpec, MailProviderSpec, MailProviderType, MailboxSpec,
+    SettingsSpec,
 };
 use switchboard::config::types::Secret;
 use switchboard::config::{ConfigSet, Kind};
@@ -92,6 +114,8 @@ use switchboard::connector::resolve_secrets;
 use tokio::net::TcpListener;
 
 use gcalendar_fake::GCalendarFake;
+use graph_calendar_fake::GraphCalendarFake;
+use graph_contacts_fake::GraphContactsFake;
 use linkedin_fake::LinkedInFake;
 use messenger_fake::MessengerFake;
 use oauth_fake::OAuthFake;
@@ -105,7 +129,9 @@ const OUR_APP: (&str, &str) = ("1000000000000001", "Switchboard (demo)");
 const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
-#[command(about = "Fake providers for every ChatChannel and LeadIntegration of a config")]
+#[command(
+    about = "Fake providers for every ChatChannel, LeadIntegration and synced account of a config"
+)]
 struct Args {
     /// A config directory (repeatable), as for `switchboard -c`.
     #[arg(short = 'c', long = "config", required = true)]
@@ -155,6 +181,14 @@ struct Control {
     site: String,
     channels: Arc<BTreeMap<String, Fake>>,
     google: Arc<BTreeMap<String, Arc<GoogleFake>>>,
+    /// Per synced Microsoft 365 mailbox (by name), its Graph.
+    graph: Arc<BTreeMap<String, Arc<GraphFake>>>,
+}
+
+/// One Microsoft 365 mailbox's Graph: contacts, calendars and To Do.
+struct GraphFake {
+    contacts: GraphContactsFake,
+    calendar: GraphCalendarFake,
 }
 
 /// One GoogleAccount's Google: the People API and the Calendar API behind one `apiBaseUrl`.
@@ -306,8 +340,25 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    let mut graph = BTreeMap::new();
+    for (provider, oauth, mailboxes, base) in graph_providers(&set).await? {
+        let what = format!(
+            "Microsoft Graph for {} (contacts, calendars, To Do; seeded)",
+            mailboxes.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        lines.push((provider.clone(), "apiBaseUrl", base, what));
+        extra.push(format!("{provider} tokenUrl {}/token\n", oauth.base));
+        extra.push(format!("{provider} authUrl {}/auth\n", oauth.base));
+        println!(
+            "{:>18}  {:<40} the Microsoft identity platform's token endpoint ({provider}'s oauth2)",
+            "microsoft oauth",
+            format!("{}/token", oauth.base)
+        );
+        graph.extend(mailboxes);
+    }
+
     if lines.is_empty() {
-        bail!("the config has no ChatChannel, LeadIntegration or synced GoogleAccount to fake");
+        bail!("the config has no ChatChannel, LeadIntegration or synced account to fake");
     }
     let listener = bind().await?;
     let base = format!("http://{}", listener.local_addr()?);
@@ -315,6 +366,7 @@ async fn main() -> anyhow::Result<()> {
         site,
         channels: Arc::new(channels),
         google: Arc::new(google),
+        graph: Arc::new(graph),
     };
     let mut router = axum::Router::new()
         .route("/{channel}/messages", axum::routing::post(customer_message))
@@ -921,12 +973,12 @@ async fn google_accounts(
             json!({"summary": "Webinar dry run", "start": {"dateTime": "2026-12-16T14:00:00Z"},
                    "end": {"dateTime": "2026-12-16T15:00:00Z"}}),
         );
-        let backends = Arc::new((people.base.clone(), calendar.base.clone()));
+        let listener = bind().await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let backends = Arc::new((base.clone(), people.base.clone(), calendar.base.clone()));
         let router = axum::Router::new()
             .fallback(google_proxy)
             .with_state(backends);
-        let listener = bind().await?;
-        let base = format!("http://{}", listener.local_addr()?);
         tokio::spawn(async move { axum::serve(listener, router).await });
         let fake = Arc::new(GoogleFake {
             people,
@@ -942,20 +994,34 @@ async fn google_accounts(
 /// One `apiBaseUrl` for both APIs, as Google's own hosts are one to the daemon: `/calendar/…`
 /// goes to the Calendar fake, everything else (`/v1/…`) to the People fake.
 async fn google_proxy(
-    State(backends): State<Arc<(String, String)>>,
+    State(backends): State<Arc<(String, String, String)>>,
     method: axum::http::Method,
     uri: axum::http::Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let base = if uri.path().starts_with("/calendar/") {
-        &backends.1
+    let (own, people, calendar) = &*backends;
+    let backend = if uri.path().starts_with("/calendar/") {
+        calendar
     } else {
-        &backends.0
+        people
     };
-    let mut request = switchboard::net::http_client().request(method, format!("{base}{path}"));
-    for name in ["authorization", "content-type", "if-match"] {
+    forward(method, &uri, &headers, body, backend, own).await
+}
+
+/// Forwards a request to `backend` and its answer back, with the backend's own URL in the
+/// answer (the links of a page) made `own`: a client follows links on its base's origin only.
+async fn forward(
+    method: axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    backend: &str,
+    own: &str,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = switchboard::net::http_client().request(method, format!("{backend}{path}"));
+    for name in ["authorization", "content-type", "if-match", "prefer"] {
         if let Some(value) = headers.get(name) {
             request = request.header(name, value);
         }
@@ -964,12 +1030,13 @@ async fn google_proxy(
         Ok(answer) => {
             let status = answer.status();
             let mut headers = HeaderMap::new();
-            for name in ["content-type", "retry-after", "etag"] {
+            for name in ["content-type", "retry-after", "etag", "location"] {
                 if let Some(value) = answer.headers().get(name) {
                     headers.insert(name, value.clone());
                 }
             }
             let body = answer.bytes().await.unwrap_or_default();
+            let body = String::from_utf8_lossy(&body).replace(backend, own);
             (status, headers, body).into_response()
         }
         Err(e) => text(
@@ -988,6 +1055,22 @@ fn no_google_account(name: &str) -> Response {
 
 /// The contacts in the account's synced group at Google, one `Name <email>` a line.
 async fn google_contacts(State(control): State<Control>, Path(name): Path<String>) -> Response {
+    if let Some(graph) = control.graph.get(&name) {
+        let mut lines: Vec<String> = graph
+            .contacts
+            .all_contacts()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} <{}>",
+                    plain(&c["displayName"]),
+                    plain(&c["emailAddresses"][0]["address"])
+                )
+            })
+            .collect();
+        lines.sort();
+        return text(StatusCode::OK, format!("Outlook: {}", lines.join(", ")));
+    }
     let Some(account) = control.google.get(&name) else {
         return no_google_account(&name);
     };
@@ -1042,4 +1125,165 @@ async fn google_events(State(control): State<Control>, Path(name): Path<String>)
         .collect();
     lines.sort();
     text(StatusCode::OK, lines.join(", "))
+}
+
+/// A microsoft365 MailProvider's Graph: `(provider, token endpoint, {mailbox: fake}, apiBaseUrl)`.
+type GraphProvider = (String, OAuthFake, BTreeMap<String, Arc<GraphFake>>, String);
+
+/// Microsoft Graph for the config's microsoft365 MailProviders whose Mailboxes a ContactSync
+/// or CalendarSync syncs: per provider, one token endpoint for its `oauth2` app, honouring
+/// each mailbox's refresh token, and one `apiBaseUrl` that serves each mailbox its own
+/// contacts, calendars and To Do (`/me` is whoever the bearer token was issued to), seeded as
+/// the user had them.
+async fn graph_providers(set: &ConfigSet) -> anyhow::Result<Vec<GraphProvider>> {
+    let synced: Vec<String> = set
+        .specs::<ContactSyncSpec>()
+        .map(|(_, s)| s.account.clone())
+        .chain(
+            set.specs::<CalendarSyncSpec>()
+                .map(|(_, s)| s.account.clone()),
+        )
+        .collect();
+    let mut out = Vec::new();
+    for (provider, spec) in set
+        .specs::<MailProviderSpec>()
+        .filter(|(_, s)| s.provider_type == MailProviderType::Microsoft365)
+    {
+        let mailboxes: Vec<_> = set
+            .specs::<MailboxSpec>()
+            .filter(|(o, m)| {
+                synced.contains(&o.name)
+                    && match &m.provider {
+                        Some(p) => *p == provider.name,
+                        None => spec.domains.contains(&m.address.domain()),
+                    }
+            })
+            .collect();
+        if mailboxes.is_empty() {
+            continue;
+        }
+        let app = spec
+            .oauth2
+            .as_ref()
+            .with_context(|| format!("MailProvider/{} has no oauth2 app", provider.name))?;
+        let secret = app
+            .client_secret
+            .resolve(provider.origin.dir())
+            .with_context(|| format!("MailProvider/{}'s oauth2.clientSecret", provider.name))?;
+        let oauth =
+            OAuthFake::start(&app.client_id, secret.expose(), Duration::from_secs(3600)).await;
+        let mut by_name = BTreeMap::new();
+        let mut by_user = HashMap::new();
+        for (mailbox, m) in mailboxes {
+            let address = m.address.to_string();
+            // A mailbox whose refresh token is not handed over is not faked (the demo hands
+            // over only the ones it syncs).
+            let Some(token) = resolve_secrets(mailbox)
+                .ok()
+                .and_then(|mut s| s.remove("/oauth2RefreshToken"))
+            else {
+                println!(
+                    "{:>18}  not faked: its oauth2RefreshToken is not at hand",
+                    mailbox.name
+                );
+                continue;
+            };
+            oauth.allow(token.expose(), &address);
+            let fake = Arc::new(GraphFake {
+                contacts: GraphContactsFake::start(50).await,
+                calendar: GraphCalendarFake::start(50).await,
+            });
+            seed_outlook(&fake, &address);
+            by_user.insert(address, Arc::clone(&fake));
+            by_name.insert(mailbox.name.clone(), fake);
+        }
+        let listener = bind().await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let proxy = Arc::new(GraphProxy {
+            own: base.clone(),
+            issued: Arc::clone(&oauth.state),
+            users: by_user,
+        });
+        let router = axum::Router::new().fallback(graph_proxy).with_state(proxy);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        out.push((provider.name.clone(), oauth, by_name, base));
+    }
+    Ok(out)
+}
+
+/// A mailbox's Outlook as its user had it: two contacts, a meeting with a customer.
+fn seed_outlook(fake: &GraphFake, address: &str) {
+    for (given, surname, email, company) in [
+        (
+            "Henrik",
+            "Dahl",
+            "henrik.dahl@fjord.example",
+            "Fjord Analytics",
+        ),
+        (
+            "Ingrid",
+            "Berg",
+            "ingrid.berg@nordlys.example",
+            "Nordlys Energi",
+        ),
+    ] {
+        fake.contacts.add_contact(
+            graph_contacts_fake::DEFAULT_FOLDER_ID,
+            json!({"givenName": given, "surname": surname, "displayName": format!("{given} {surname}"),
+                   "companyName": company, "categories": ["customer"],
+                   "emailAddresses": [{"address": email, "name": format!("{given} {surname}")}]}),
+        );
+    }
+    let customers = fake.calendar.add_calendar("Customer meetings");
+    fake.calendar.add_event_json(
+        &customers,
+        json!({"subject": "Renewal call with Fjord Analytics",
+               "start": {"dateTime": "2026-12-17T10:00:00.0000000", "timeZone": "UTC"},
+               "end": {"dateTime": "2026-12-17T10:30:00.0000000", "timeZone": "UTC"},
+               "organizer": {"emailAddress": {"name": address, "address": address}},
+               "attendees": [{"type": "required",
+                              "emailAddress": {"name": "Henrik Dahl", "address": "henrik.dahl@fjord.example"}}]}),
+    );
+}
+
+/// A provider's Graph: each request goes to the fakes of the mailbox its token was issued to.
+struct GraphProxy {
+    own: String,
+    issued: Arc<Mutex<oauth_fake::Inner>>,
+    users: HashMap<String, Arc<GraphFake>>,
+}
+
+async fn graph_proxy(
+    State(proxy): State<Arc<GraphProxy>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let user = proxy
+        .issued
+        .lock()
+        .expect("oauth state")
+        .issued
+        .get(token)
+        .map(|(user, _)| user.clone());
+    let Some(fake) = user.and_then(|u| proxy.users.get(&u)) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": {"code": "InvalidAuthenticationToken",
+                                        "message": "Access token is empty or invalid."}})),
+        )
+            .into_response();
+    };
+    let backend = if uri.path().starts_with("/v1.0/me/contact") {
+        &fake.contacts.base
+    } else {
+        &fake.calendar.base
+    };
+    forward(method, &uri, &headers, body, backend, &proxy.own).await
 }

@@ -4,7 +4,9 @@
 //! lead form a member submits must arrive through LinkedIn's signed notification and show as
 //! one lead, mapped, with its contact, through the operator API. Then Jonas's Google account
 //! syncs against the fake Google on "sync now": the contacts of his Google group come in with
-//! his tag, his events as activities, and a contact made here with his tag goes out.
+//! his tag, his events as activities, and a contact made here with his tag goes out; and Ava's
+//! Microsoft 365 mailbox against the fake Graph: her Outlook contacts and meeting come in, the
+//! customers here go out to her Outlook.
 
 #[path = "support/demo.rs"]
 mod demo;
@@ -13,7 +15,7 @@ mod support;
 use std::time::Duration;
 
 #[test]
-fn the_sales_team_demo_captures_linkedin_leads_and_syncs_google() {
+fn the_sales_team_demo_captures_linkedin_leads_and_syncs_google_and_microsoft_365() {
     // REQ: LI-01, LI-02, LI-03, LI-05, LI-08
     let run = demo::run(
         "examples/sales-team/run.sh",
@@ -83,7 +85,22 @@ fn the_sales_team_demo_captures_linkedin_leads_and_syncs_google() {
         "GET  /api/v1/activities → \"Low-Code Days booth briefing\" \"Webinar dry run\"",
         "contacts: group \"Bluefin\": Lena Fischer <lena.fischer@fabrikam.example>, \
          Omar Haddad <omar.haddad@litware.example>, Sofia Rossi <sofia.rossi@adatum.example>",
-        "Jonas's Google contacts synced both ways, his calendar's events imported",
+    ] {
+        assert!(stdout.contains(shown), "missing {shown:?}:\n{told}");
+    }
+    // REQ: CS-01, AS-01
+    // Microsoft 365: the Outlook contacts and the meeting came in; the customers here (the
+    // leads' contacts, the Google ones and the one made here) went out to Outlook.
+    for shown in [
+        "GET  /api/v1/contacts?q=henrik.dahl → Henrik Dahl",
+        "GET  /api/v1/contacts?q=ingrid.berg → Ingrid Berg",
+        "GET  /api/v1/activities → \"Low-Code Days booth briefing\" \
+         \"Renewal call with Fjord Analytics\" \"Webinar dry run\"",
+        "contacts: Outlook: Henrik Dahl <henrik.dahl@fjord.example>, \
+         Ingrid Berg <ingrid.berg@nordlys.example>, Lena Fischer <lena.fischer@fabrikam.example>, \
+         Maya Okafor <maya.okafor@northwind.example>, Omar Haddad <omar.haddad@litware.example>, \
+         Sofia Rossi <sofia.rossi@adatum.example>, Tomás Herrera <tomas.herrera@contoso.example>",
+        "Jonas's Google and Ava's Microsoft 365 contacts synced both ways, their calendars' events imported",
     ] {
         assert!(stdout.contains(shown), "missing {shown:?}:\n{told}");
     }
@@ -93,6 +110,8 @@ fn the_sales_team_demo_captures_linkedin_leads_and_syncs_google() {
         "AQdemo-linkedin-refresh-token",
         "demo-google-client-secret",
         "demo-google-refresh-token",
+        "demo-microsoft-client-secret",
+        "demo-m365-refresh-token",
     ] {
         assert!(!told.contains(secret), "{secret} was printed:\n{told}");
     }

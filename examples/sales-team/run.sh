@@ -11,7 +11,10 @@
 # People and Calendar APIs and the OAuth 2.0 token endpoint, seeded with his contacts and
 # events): Kai asks for "sync now" on its ContactSync and CalendarSync; the contacts in
 # Jonas's Google contact group come in with his tag, the events as activities, and a contact
-# made here with his tag goes out into the group.
+# made here with his tag goes out into the group. Then Ava's Microsoft 365 mailbox
+# (mail.yaml, sync.yaml), against a fake Microsoft Graph (contacts, calendars, To Do) and a fake
+# Microsoft identity platform token endpoint: her Outlook contacts and meetings come in, and
+# the customers here go out to her Outlook.
 #
 #   examples/sales-team/run.sh          # build, tell the story, stop
 #   examples/sales-team/run.sh --stay   # ... then keep everything running until Ctrl-C
@@ -119,11 +122,13 @@ credential linkedin-client-secret "${DEMO_LINKEDIN_CLIENT_SECRET:-demo-linkedin-
 credential linkedin-refresh-token "${DEMO_LINKEDIN_REFRESH_TOKEN:-AQdemo-linkedin-refresh-token-ava}"
 credential google-client-secret "${DEMO_GOOGLE_CLIENT_SECRET:-demo-google-client-secret}"
 credential google-refresh-token-jonas-weber "${DEMO_GOOGLE_REFRESH_TOKEN:-1//demo-google-refresh-token-jonas}"
+credential microsoft-client-secret "${DEMO_MICROSOFT_CLIENT_SECRET:-demo-microsoft-client-secret}"
+credential m365-refresh-token-ava-lindqvist "${DEMO_M365_REFRESH_TOKEN:-0.demo-m365-refresh-token-ava}"
 operator_token="${DEMO_OPERATOR_TOKEN:-demo-jonas-token}"
 admin_token="${DEMO_ADMIN_TOKEN:-demo-kai-token}"
-say secrets "the LinkedIn and Google apps' client secrets, Ava's and Jonas's refresh tokens in $CREDENTIALS_DIRECTORY; Jonas (marketing) signs in with \$DEMO_OPERATOR_TOKEN, Kai (administrator) with \$DEMO_ADMIN_TOKEN"
+say secrets "the LinkedIn, Google and Entra ID apps' client secrets, Ava's and Jonas's refresh tokens in $CREDENTIALS_DIRECTORY; Jonas (marketing) signs in with \$DEMO_OPERATOR_TOKEN, Kai (administrator) with \$DEMO_ADMIN_TOKEN"
 
-step "Starting the fake LinkedIn and the fake Google"
+step "Starting the fake LinkedIn, the fake Google and the fake Microsoft Graph"
 "$PROVIDER_FAKES_BIN" -c config.d -c "$example" --site "$sb" --out "$work/fakes.txt" >"$work/fakes.log" 2>&1 &
 pids+=($!)
 wait_for "the provider fakes" test -s "$work/fakes.txt"
@@ -131,10 +136,10 @@ sed 's/^/  /' "$work/fakes.log"
 control="$(awk '$1 == "-" && $2 == "control" { print $3 }' "$work/fakes.txt")"
 
 # The demo's config: the example's LinkedIn app, account and lead integrations, its Google app
-# and Jonas's GoogleAccount with its ContactSync and CalendarSync, and its people, changed only
-# where a demo must differ. Mail and the other accounts' sync stay out: they would reach for
-# servers that do not exist here.
-step "The demo's config: the example's lead capture and Google sync, pointed at the fakes"
+# and Jonas's GoogleAccount, its Microsoft 365 provider and Ava's Mailbox, each account with its
+# ContactSync and CalendarSync, and its people, changed only where a demo must differ. Mail and
+# the other accounts' sync stay out: they would reach for servers that do not exist here.
+step "The demo's config: the example's lead capture, Google and Microsoft 365 sync, pointed at the fakes"
 demo="$work/config"
 mkdir "$demo"
 {
@@ -174,29 +179,47 @@ awk -v fakes="$work/fakes.txt" '
   { print }
   lead && /^spec:$/ && (name in url) { print "  apiBaseUrl: " url[name] }
 ' "$example/leads.yaml" >"$demo/leads.yaml"
-# Jonas's GoogleAccount (with the fake's apiBaseUrl after `spec:`), its ContactSync and its
-# CalendarSync: the example's documents, comments included.
+# pick FILE NAME...: the example's documents of FILE named NAME..., comments included, pointed
+# at the fakes: a GoogleAccount's or MailProvider's apiBaseUrl (after `spec:`), a MailProvider's
+# oauth2 tokenUrl and authUrl; a Mailbox loads no mail (no mail server runs here).
+pick() {
+  local file=$1; shift
+  awk -v fakes="$work/fakes.txt" -v keep="$*" '
+    BEGIN {
+      while ((getline line < fakes) > 0) { split(line, f, " "); url[f[1] " " f[2]] = f[3] }
+      split(keep, k, " "); for (i in k) want[k[i]] = 1
+    }
+    function flush() {
+      if (name in want) printf "%s%s", (printed++ ? "---\n" : ""), doc
+      doc = ""; name = ""; kind = ""
+    }
+    /^---$/ { flush(); next }
+    /^kind: / { kind = $2 }
+    /^  name: / && name == "" { name = $2 }
+    kind == "MailProvider" && /^    (tokenUrl|authUrl): / {
+      key = name " " substr($1, 1, length($1) - 1)
+      if (key in url) sub(/: .*/, ": " url[key])
+    }
+    { doc = doc $0 "\n" }
+    /^spec:$/ && ((name " apiBaseUrl") in url) { doc = doc "  apiBaseUrl: " url[name " apiBaseUrl"] "\n" }
+    /^spec:$/ && kind == "Mailbox" { doc = doc "  load: {enabled: false}\n" }
+    END { flush() }
+  ' "$file"
+}
 google_account=jonas-weber-google
-awk -v fakes="$work/fakes.txt" -v keep="$google_account $google_account-contacts $google_account-calendar" '
-  BEGIN {
-    while ((getline line < fakes) > 0) { split(line, f, " "); url[f[1]] = f[3] }
-    split(keep, k, " "); for (i in k) want[k[i]] = 1
-  }
-  function flush() {
-    if (name in want) printf "%s%s", (printed++ ? "---\n" : ""), doc
-    doc = ""; name = ""; kind = ""
-  }
-  /^---$/ { flush(); next }
-  /^kind: / { kind = $2 }
-  /^  name: / && name == "" { name = $2 }
-  { doc = doc $0 "\n" }
-  /^spec:$/ && kind == "GoogleAccount" && (name in url) { doc = doc "  apiBaseUrl: " url[name] "\n" }
-  END { flush() }
-' "$example/sync.yaml" >"$demo/google-sync.yaml"
+pick "$example/sync.yaml" "$google_account" "$google_account-contacts" "$google_account-calendar" >"$demo/google-sync.yaml"
 [[ "$(grep -c '^kind: ' "$demo/google-sync.yaml")" == 3 ]] && grep -q '^  apiBaseUrl: ' "$demo/google-sync.yaml" ||
   fail "$example/sync.yaml has no GoogleAccount/$google_account with a ContactSync and a CalendarSync"
+m365_provider=bluefin-m365 mailbox=ava-lindqvist-m365 mailbox_sync=ava-lindqvist
+{
+  pick "$example/mail.yaml" "$m365_provider" "$mailbox"
+  echo ---
+  pick "$example/sync.yaml" "$mailbox_sync-contacts" "$mailbox_sync-calendar"
+} >"$demo/m365-sync.yaml"
+[[ "$(grep -c '^kind: ' "$demo/m365-sync.yaml")" == 4 && "$(grep -c ': http://127.0.0.1:' "$demo/m365-sync.yaml")" == 3 ]] ||
+  fail "$example has no MailProvider/$m365_provider and Mailbox/$mailbox with ContactSync/$mailbox_sync-contacts and CalendarSync/$mailbox_sync-calendar"
 say config "$demo: $(ls "$demo" | tr '\n' ' ')"
-say config "$(grep -c '^  apiBaseUrl: ' "$demo/leads.yaml") lead integrations on the fake LinkedIn; GoogleAccount/$google_account, its ContactSync and CalendarSync on the fake Google"
+say config "$(grep -c '^  apiBaseUrl: ' "$demo/leads.yaml") lead integrations on the fake LinkedIn; GoogleAccount/$google_account, its ContactSync and CalendarSync on the fake Google; MailProvider/$m365_provider (for Mailbox/$mailbox, its ContactSync and CalendarSync) on the fake Graph"
 say validate "$("$SWITCHBOARD_BIN" validate -c "$demo")"
 
 step "Starting switchboard on $sb"
@@ -335,7 +358,33 @@ say kai "GET  /api/v1/activities → $(grep -o '"title":"[^"]*"' <<<"$activities
 step "What went out, through the fake Google"
 say google "contacts: $(fake GET "/$google_account/contacts")"
 
-step "The story is complete: $leads leads from $leads LinkedIn lead forms, each notified, fetched, mapped and stored with its contact; Jonas's Google contacts synced both ways, his calendar's events imported"
+step "Ava's Microsoft 365 mailbox as she had it"
+say graph "contacts: $(fake GET "/$mailbox/contacts")"
+
+step "Sync now: ContactSync/$mailbox_sync-contacts and CalendarSync/$mailbox_sync-calendar"
+for object in "ContactSync/$mailbox_sync-contacts" "CalendarSync/$mailbox_sync-calendar"; do
+  api POST "/api/v1/objects/$object/sync" "$admin_token" >/dev/null
+  say kai "POST /api/v1/objects/$object/sync → queued"
+done
+in_outlook() { fake GET "/$mailbox/contacts" | grep -qF sofia.rossi@adatum.example; }
+wait_for "Henrik Dahl's import" found henrik.dahl Henrik
+wait_for "Ingrid Berg's import" found ingrid.berg Ingrid
+wait_for "Sofia Rossi's export to Outlook" in_outlook
+wait_for "the meeting's import" has_activity "Renewal call with Fjord Analytics"
+"$SWITCHBOARD_BIN" --state "$work/state.db" status | awk -v a="$mailbox_sync" 'NR == 1 || $1 ~ "^(ContactSync|CalendarSync)/" a' | cut -c1-110 | sed 's/^/  /'
+
+step "What came in, through the operator API"
+for who in henrik.dahl ingrid.berg; do
+  list="$(api GET "/api/v1/contacts?q=$who" "$admin_token")"
+  say kai "GET  /api/v1/contacts?q=$who → $(json name <<<"$list")"
+done
+activities="$(api GET '/api/v1/activities?limit=100' "$admin_token")"
+say kai "GET  /api/v1/activities → $(grep -o '"title":"[^"]*"' <<<"$activities" | sed 's/"title"://' | sort | tr '\n' ' ')"
+
+step "What went out, through the fake Graph (customers are exported)"
+say graph "contacts: $(fake GET "/$mailbox/contacts")"
+
+step "The story is complete: $leads leads from $leads LinkedIn lead forms, each notified, fetched, mapped and stored with its contact; Jonas's Google and Ava's Microsoft 365 contacts synced both ways, their calendars' events imported"
 
 if $stay; then
   cat <<EOF
@@ -345,6 +394,8 @@ Everything keeps running until Ctrl-C. Try, for instance:
   curl -s -X POST --data-urlencode form=7123456 --data-urlencode FIRST_NAME=Lea \\
        --data-urlencode EMAIL=lea@example.net $control/linkedin-ads/leads
   curl -N -H 'Authorization: Bearer $operator_token' $sb/api/v1/events
+  curl -s $control/$google_account/contacts $control/$mailbox/contacts
+  curl -s -X POST -H 'Authorization: Bearer $admin_token' $sb/api/v1/objects/ContactSync/$mailbox_sync-contacts/sync
 Logs: $work/switchboard.log, $work/fakes.log
 EOF
   wait "${pids[1]}"
