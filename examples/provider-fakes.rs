@@ -1,7 +1,8 @@
 //! Fake providers for a demo of a config (`examples/contact-center/run.sh` and
 //! `examples/sales-team/run.sh` run it).
 //!
-//! For every `ChatChannel` and `LeadIntegration` of the config it serves, on loopback, the
+//! For every `ChatChannel`, `LeadIntegration` and synced account of the config it serves, on
+//! loopback, the
 //! fake of its provider — the same fakes the integration tests use
 //! (`tests/support/*_fake.rs`), so the demo and the tests speak one documented wire format
 //! each:
@@ -21,6 +22,17 @@
 //!   fields, others as custom questions — plus a `marketing_consent` checkbox and a
 //!   `utm_campaign` hidden field. A submitted form is notified, signed with the client secret,
 //!   to the webhook the daemon subscribed for the ad account.
+//! - `GoogleAccount` synced by a `ContactSync` or `CalendarSync`: Google's OAuth 2.0 token
+//!   endpoint for the app of `Settings.google` (honouring every such account's refresh token),
+//!   and per account the People API and the Calendar API behind one `apiBaseUrl` (`/v1/…` and
+//!   `/calendar/v3/…`), seeded with two contacts in the ContactSync's `google.group`, one
+//!   outside it and two events.
+//! - `Mailbox` of a `microsoft365` `MailProvider`, synced by a `ContactSync` or `CalendarSync`:
+//!   per provider, a token endpoint for its `oauth2` app (honouring each such mailbox's refresh
+//!   token) and one Graph `apiBaseUrl` that serves each mailbox its own contacts, calendars and
+//!   To Do (`/me` is whoever the bearer token was issued to), seeded with two contacts and a
+//!   meeting in a "Customer meetings" calendar. A mailbox whose refresh token is not at hand is
+//!   not faked.
 //!
 //! Secrets are read as the daemon reads them (`{env}`, `{file}`, `$CREDENTIALS_DIRECTORY`).
 //!
@@ -40,20 +52,35 @@
 //!   notification again.
 //! - `GET /{integration}/subscription`: the webhook subscribed for the integration's ad
 //!   account (404 while none).
+//! - `GET /{account}/contacts`: a GoogleAccount's contacts in its synced group, or a Mailbox's
+//!   Outlook contacts, `Name <address>`, sorted.
+//! - `GET /{account}/events`: a GoogleAccount's events in its primary calendar.
 //!
 //! Once everything listens, `--out FILE` is written (atomically): one line per channel and
 //! integration, `<name> apiBaseUrl|callbackUrl <url>` — where the demo's manifests must
-//! point — and `- control <url>`.
+//! point —, `- control <url>`, for Google `- googleTokenUrl <url>` and `- googleAuthUrl
+//! <url>` (`Settings.google`), and per microsoft365 provider `<provider> tokenUrl|authUrl
+//! <url>` (its `oauth2`).
 //!
 //! ```sh
 //! cargo run --example provider-fakes -- -c config.d -c examples/contact-center \
 //!     --site http://127.0.0.1:8080 --out /tmp/fakes.txt
 //! ```
 
+#[path = "../tests/support/gcalendar_fake.rs"]
+mod gcalendar_fake;
+#[path = "../tests/support/graph_calendar_fake.rs"]
+mod graph_calendar_fake;
+#[path = "../tests/support/graph_contacts_fake.rs"]
+mod graph_contacts_fake;
 #[path = "../tests/support/linkedin_fake.rs"]
 mod linkedin_fake;
 #[path = "../tests/support/messenger_fake.rs"]
 mod messenger_fake;
+#[path = "../tests/support/oauth_fake.rs"]
+mod oauth_fake;
+#[path = "../tests/support/people_fake.rs"]
+mod people_fake;
 #[allow(dead_code)]
 #[path = "../tests/support/telegram_fake.rs"]
 mod telegram_fake;
@@ -77,15 +104,22 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::Sha256;
 use switchboard::config::kinds::{
-    ChannelProvider, ChatChannelSpec, ColumnMapping, LeadIntegrationSpec, SettingsSpec,
+    CalendarSyncSpec, ChannelProvider, ChatChannelSpec, ColumnMapping, ContactSyncSpec,
+    GoogleAccountSpec, LeadIntegrationSpec, MailProviderSpec, MailProviderType, MailboxSpec,
+    SettingsSpec,
 };
 use switchboard::config::types::Secret;
 use switchboard::config::{ConfigSet, Kind};
 use switchboard::connector::resolve_secrets;
 use tokio::net::TcpListener;
 
+use gcalendar_fake::GCalendarFake;
+use graph_calendar_fake::GraphCalendarFake;
+use graph_contacts_fake::GraphContactsFake;
 use linkedin_fake::LinkedInFake;
 use messenger_fake::MessengerFake;
+use oauth_fake::OAuthFake;
+use people_fake::PeopleFake;
 use telegram_fake::TelegramFake;
 use twilio_fake::TwilioFake;
 
@@ -95,7 +129,9 @@ const OUR_APP: (&str, &str) = ("1000000000000001", "Switchboard (demo)");
 const WAIT: Duration = Duration::from_secs(10);
 
 #[derive(Parser)]
-#[command(about = "Fake providers for every ChatChannel and LeadIntegration of a config")]
+#[command(
+    about = "Fake providers for every ChatChannel, LeadIntegration and synced account of a config"
+)]
 struct Args {
     /// A config directory (repeatable), as for `switchboard -c`.
     #[arg(short = 'c', long = "config", required = true)]
@@ -144,6 +180,24 @@ struct LeadAccount {
 struct Control {
     site: String,
     channels: Arc<BTreeMap<String, Fake>>,
+    google: Arc<BTreeMap<String, Arc<GoogleFake>>>,
+    /// Per synced Microsoft 365 mailbox (by name), its Graph.
+    graph: Arc<BTreeMap<String, Arc<GraphFake>>>,
+}
+
+/// One Microsoft 365 mailbox's Graph: contacts, calendars and To Do.
+struct GraphFake {
+    contacts: GraphContactsFake,
+    calendar: GraphCalendarFake,
+}
+
+/// One GoogleAccount's Google: the People API and the Calendar API behind one `apiBaseUrl`.
+struct GoogleFake {
+    people: PeopleFake,
+    calendar: GCalendarFake,
+    email: String,
+    /// The contact group its ContactSync syncs (`google.group`), if it has one.
+    group: Option<String>,
 }
 
 #[tokio::main]
@@ -266,14 +320,53 @@ async fn main() -> anyhow::Result<()> {
         lines.push((name, "apiBaseUrl", base, what));
     }
 
+    let mut google = BTreeMap::new();
+    let mut extra = Vec::new();
+    if let Some((oauth, accounts)) = google_accounts(&set).await? {
+        for (name, account, base) in accounts {
+            let what = format!(
+                "People and Calendar APIs of {} (seeded contacts and events)",
+                account.email
+            );
+            google.insert(name.clone(), account);
+            lines.push((name, "apiBaseUrl", base, what));
+        }
+        extra.push(format!("- googleTokenUrl {}/token\n", oauth.base));
+        extra.push(format!("- googleAuthUrl {}/auth\n", oauth.base));
+        println!(
+            "{:>18}  {:<40} Google's OAuth 2.0 token endpoint (Settings.google)",
+            "google oauth",
+            format!("{}/token", oauth.base)
+        );
+    }
+
+    let mut graph = BTreeMap::new();
+    for (provider, oauth, mailboxes, base) in graph_providers(&set).await? {
+        let what = format!(
+            "Microsoft Graph for {} (contacts, calendars, To Do; seeded)",
+            mailboxes.keys().cloned().collect::<Vec<_>>().join(", ")
+        );
+        lines.push((provider.clone(), "apiBaseUrl", base, what));
+        extra.push(format!("{provider} tokenUrl {}/token\n", oauth.base));
+        extra.push(format!("{provider} authUrl {}/auth\n", oauth.base));
+        println!(
+            "{:>18}  {:<40} the Microsoft identity platform's token endpoint ({provider}'s oauth2)",
+            "microsoft oauth",
+            format!("{}/token", oauth.base)
+        );
+        graph.extend(mailboxes);
+    }
+
     if lines.is_empty() {
-        bail!("the config has no ChatChannel or LeadIntegration to fake");
+        bail!("the config has no ChatChannel, LeadIntegration or synced account to fake");
     }
     let listener = bind().await?;
     let base = format!("http://{}", listener.local_addr()?);
     let control = Control {
         site,
         channels: Arc::new(channels),
+        google: Arc::new(google),
+        graph: Arc::new(graph),
     };
     let mut router = axum::Router::new()
         .route("/{channel}/messages", axum::routing::post(customer_message))
@@ -282,7 +375,9 @@ async fn main() -> anyhow::Result<()> {
         .route("/{channel}/handbacks", axum::routing::get(handbacks))
         .route("/{channel}/leads", axum::routing::post(lead_form))
         .route("/{channel}/notify", axum::routing::post(renotify))
-        .route("/{channel}/subscription", axum::routing::get(subscription));
+        .route("/{channel}/subscription", axum::routing::get(subscription))
+        .route("/{channel}/contacts", axum::routing::get(google_contacts))
+        .route("/{channel}/events", axum::routing::get(google_events));
     for (name, backend) in sites {
         router = router.route(
             &format!("/callback/{name}"),
@@ -307,6 +402,7 @@ async fn main() -> anyhow::Result<()> {
         "control"
     );
     out.push_str(&format!("- control {base}\n"));
+    out.extend(extra);
     let tmp = args.out.with_extension("tmp");
     std::fs::write(&tmp, out).with_context(|| format!("writing {}", tmp.display()))?;
     std::fs::rename(&tmp, &args.out).with_context(|| format!("writing {}", args.out.display()))?;
@@ -793,4 +889,401 @@ async fn subscription(State(control): State<Control>, Path(channel): Path<String
             ),
         ),
     }
+}
+
+/// Google for the config's GoogleAccounts that a ContactSync or CalendarSync syncs: one OAuth
+/// 2.0 token endpoint for the app of `Settings.google`, honouring each account's refresh
+/// token, and per account a People API and a Calendar API behind one base URL, seeded with
+/// contacts (in the ContactSync's group, and one outside it) and events as the user had them.
+/// `(oauth, [(account, fake, apiBaseUrl)])`; `None` when no Google account is synced.
+#[allow(clippy::type_complexity)]
+async fn google_accounts(
+    set: &ConfigSet,
+) -> anyhow::Result<Option<(OAuthFake, Vec<(String, Arc<GoogleFake>, String)>)>> {
+    let synced: Vec<(String, Option<String>)> = set
+        .specs::<ContactSyncSpec>()
+        .map(|(_, s)| {
+            (
+                s.account.clone(),
+                s.google.as_ref().map(|g| g.group.clone()),
+            )
+        })
+        .chain(
+            set.specs::<CalendarSyncSpec>()
+                .map(|(_, s)| (s.account.clone(), None)),
+        )
+        .collect();
+    let accounts: Vec<_> = set
+        .specs::<GoogleAccountSpec>()
+        .filter(|(o, _)| synced.iter().any(|(a, _)| *a == o.name))
+        .collect();
+    if accounts.is_empty() {
+        return Ok(None);
+    }
+    let (settings, app) = set
+        .specs::<SettingsSpec>()
+        .find_map(|(o, s)| s.google.clone().map(|g| (o, g)))
+        .context("synced GoogleAccounts need Settings.google (the Google app)")?;
+    let client_id = app.client_id.context("Settings.google has no clientId")?;
+    let secret = app
+        .client_secret
+        .context("Settings.google has no clientSecret")?
+        .resolve(settings.origin.dir())
+        .context("Settings.google.clientSecret")?;
+    let oauth = OAuthFake::start(&client_id, secret.expose(), Duration::from_secs(3600)).await;
+    let mut out = Vec::new();
+    for (object, spec) in accounts {
+        let email = spec.email.to_string();
+        let secrets = resolve_secrets(object)
+            .with_context(|| format!("the secrets of GoogleAccount/{}", object.name))?;
+        let token = secrets
+            .get("/refreshToken")
+            .with_context(|| format!("GoogleAccount/{} has no refreshToken", object.name))?;
+        oauth.allow(token.expose(), &email);
+        let people = PeopleFake::start().await;
+        people.accept_any_token();
+        let group = synced
+            .iter()
+            .find_map(|(a, g)| (*a == object.name).then(|| g.clone()).flatten());
+        if let Some(group) = &group {
+            people.create_group(group);
+            people.add(
+                "Lena Fischer",
+                &["lena.fischer@fabrikam.example"],
+                &[group.as_str()],
+            );
+            people.add(
+                "Omar Haddad",
+                &["omar.haddad@litware.example"],
+                &[group.as_str()],
+            );
+        }
+        // Not in the group: stays in Google.
+        people.add("Grandma Weber", &["oma.weber@family.example"], &[]);
+        let calendar = GCalendarFake::start(&email).await;
+        calendar.add_group_event(
+            &email,
+            "Low-Code Days booth briefing",
+            "2026-12-15T09:00:00+01:00",
+            "2026-12-15T10:00:00+01:00",
+            &["lena.fischer@fabrikam.example", "ava.lindqvist@example.com"],
+        );
+        calendar.add_event(
+            &email,
+            json!({"summary": "Webinar dry run", "start": {"dateTime": "2026-12-16T14:00:00Z"},
+                   "end": {"dateTime": "2026-12-16T15:00:00Z"}}),
+        );
+        let listener = bind().await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let backends = Arc::new((base.clone(), people.base.clone(), calendar.base.clone()));
+        let router = axum::Router::new()
+            .fallback(google_proxy)
+            .with_state(backends);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let fake = Arc::new(GoogleFake {
+            people,
+            calendar,
+            email,
+            group,
+        });
+        out.push((object.name.clone(), fake, base));
+    }
+    Ok(Some((oauth, out)))
+}
+
+/// One `apiBaseUrl` for both APIs, as Google's own hosts are one to the daemon: `/calendar/…`
+/// goes to the Calendar fake, everything else (`/v1/…`) to the People fake.
+async fn google_proxy(
+    State(backends): State<Arc<(String, String, String)>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (own, people, calendar) = &*backends;
+    let backend = if uri.path().starts_with("/calendar/") {
+        calendar
+    } else {
+        people
+    };
+    forward(method, &uri, &headers, body, backend, own).await
+}
+
+/// Forwards a request to `backend` and its answer back, with the backend's own URL in the
+/// answer (the links of a page) made `own`: a client follows links on its base's origin only.
+async fn forward(
+    method: axum::http::Method,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: Bytes,
+    backend: &str,
+    own: &str,
+) -> Response {
+    let path = uri.path_and_query().map_or("/", |p| p.as_str());
+    let mut request = switchboard::net::http_client().request(method, format!("{backend}{path}"));
+    for name in ["authorization", "content-type", "if-match", "prefer"] {
+        if let Some(value) = headers.get(name) {
+            request = request.header(name, value);
+        }
+    }
+    match request.body(body).send().await {
+        Ok(answer) => {
+            let status = answer.status();
+            let mut headers = HeaderMap::new();
+            for name in ["content-type", "retry-after", "etag", "location"] {
+                if let Some(value) = answer.headers().get(name) {
+                    headers.insert(name, value.clone());
+                }
+            }
+            let body = answer.bytes().await.unwrap_or_default();
+            let body = String::from_utf8_lossy(&body).replace(backend, own);
+            (status, headers, body).into_response()
+        }
+        Err(e) => text(
+            StatusCode::BAD_GATEWAY,
+            format!("the fake did not answer: {e}"),
+        ),
+    }
+}
+
+fn no_google_account(name: &str) -> Response {
+    text(
+        StatusCode::NOT_FOUND,
+        format!("{name} is no synced GoogleAccount of the config"),
+    )
+}
+
+/// The contacts in the account's synced group at Google, one `Name <email>` a line.
+async fn google_contacts(State(control): State<Control>, Path(name): Path<String>) -> Response {
+    if let Some(graph) = control.graph.get(&name) {
+        let mut lines: Vec<String> = graph
+            .contacts
+            .all_contacts()
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} <{}>",
+                    plain(&c["displayName"]),
+                    plain(&c["emailAddresses"][0]["address"])
+                )
+            })
+            .collect();
+        lines.sort();
+        return text(StatusCode::OK, format!("Outlook: {}", lines.join(", ")));
+    }
+    let Some(account) = control.google.get(&name) else {
+        return no_google_account(&name);
+    };
+    let Some(group) = &account.group else {
+        return text(
+            StatusCode::NOT_FOUND,
+            format!("{name} has no synced contact group"),
+        );
+    };
+    let mut lines: Vec<String> = account
+        .people
+        .members(group)
+        .iter()
+        .filter_map(|id| account.people.person(id))
+        .map(|p| {
+            let n = &p["names"][0];
+            let full = format!(
+                "{} {}",
+                plain(&n["givenName"]),
+                n["familyName"].as_str().unwrap_or_default()
+            );
+            format!(
+                "{} <{}>",
+                full.trim(),
+                plain(&p["emailAddresses"][0]["value"])
+            )
+        })
+        .collect();
+    lines.sort();
+    text(
+        StatusCode::OK,
+        format!("group {group:?}: {}", lines.join(", ")),
+    )
+}
+
+/// The live events of the account's primary calendar at Google, `summary (start)`.
+async fn google_events(State(control): State<Control>, Path(name): Path<String>) -> Response {
+    let Some(account) = control.google.get(&name) else {
+        return no_google_account(&name);
+    };
+    let mut lines: Vec<String> = account
+        .calendar
+        .live_events(&account.email)
+        .iter()
+        .map(|e| {
+            let start = e["start"]["dateTime"]
+                .as_str()
+                .or(e["start"]["date"].as_str())
+                .unwrap_or_default();
+            format!("{} ({start})", plain(&e["summary"]))
+        })
+        .collect();
+    lines.sort();
+    text(StatusCode::OK, lines.join(", "))
+}
+
+/// A microsoft365 MailProvider's Graph: `(provider, token endpoint, {mailbox: fake}, apiBaseUrl)`.
+type GraphProvider = (String, OAuthFake, BTreeMap<String, Arc<GraphFake>>, String);
+
+/// Microsoft Graph for the config's microsoft365 MailProviders whose Mailboxes a ContactSync
+/// or CalendarSync syncs: per provider, one token endpoint for its `oauth2` app, honouring
+/// each mailbox's refresh token, and one `apiBaseUrl` that serves each mailbox its own
+/// contacts, calendars and To Do (`/me` is whoever the bearer token was issued to), seeded as
+/// the user had them.
+async fn graph_providers(set: &ConfigSet) -> anyhow::Result<Vec<GraphProvider>> {
+    let synced: Vec<String> = set
+        .specs::<ContactSyncSpec>()
+        .map(|(_, s)| s.account.clone())
+        .chain(
+            set.specs::<CalendarSyncSpec>()
+                .map(|(_, s)| s.account.clone()),
+        )
+        .collect();
+    let mut out = Vec::new();
+    for (provider, spec) in set
+        .specs::<MailProviderSpec>()
+        .filter(|(_, s)| s.provider_type == MailProviderType::Microsoft365)
+    {
+        let mailboxes: Vec<_> = set
+            .specs::<MailboxSpec>()
+            .filter(|(o, m)| {
+                synced.contains(&o.name)
+                    && match &m.provider {
+                        Some(p) => *p == provider.name,
+                        None => spec.domains.contains(&m.address.domain()),
+                    }
+            })
+            .collect();
+        if mailboxes.is_empty() {
+            continue;
+        }
+        let app = spec
+            .oauth2
+            .as_ref()
+            .with_context(|| format!("MailProvider/{} has no oauth2 app", provider.name))?;
+        let secret = app
+            .client_secret
+            .resolve(provider.origin.dir())
+            .with_context(|| format!("MailProvider/{}'s oauth2.clientSecret", provider.name))?;
+        let oauth =
+            OAuthFake::start(&app.client_id, secret.expose(), Duration::from_secs(3600)).await;
+        let mut by_name = BTreeMap::new();
+        let mut by_user = HashMap::new();
+        for (mailbox, m) in mailboxes {
+            let address = m.address.to_string();
+            // A mailbox whose refresh token is not handed over is not faked (the demo hands
+            // over only the ones it syncs).
+            let Some(token) = resolve_secrets(mailbox)
+                .ok()
+                .and_then(|mut s| s.remove("/oauth2RefreshToken"))
+            else {
+                println!(
+                    "{:>18}  not faked: its oauth2RefreshToken is not at hand",
+                    mailbox.name
+                );
+                continue;
+            };
+            oauth.allow(token.expose(), &address);
+            let fake = Arc::new(GraphFake {
+                contacts: GraphContactsFake::start(50).await,
+                calendar: GraphCalendarFake::start(50).await,
+            });
+            seed_outlook(&fake, &address);
+            by_user.insert(address, Arc::clone(&fake));
+            by_name.insert(mailbox.name.clone(), fake);
+        }
+        let listener = bind().await?;
+        let base = format!("http://{}", listener.local_addr()?);
+        let proxy = Arc::new(GraphProxy {
+            own: base.clone(),
+            issued: Arc::clone(&oauth.state),
+            users: by_user,
+        });
+        let router = axum::Router::new().fallback(graph_proxy).with_state(proxy);
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        out.push((provider.name.clone(), oauth, by_name, base));
+    }
+    Ok(out)
+}
+
+/// A mailbox's Outlook as its user had it: two contacts, a meeting with a customer.
+fn seed_outlook(fake: &GraphFake, address: &str) {
+    for (given, surname, email, company) in [
+        (
+            "Henrik",
+            "Dahl",
+            "henrik.dahl@fjord.example",
+            "Fjord Analytics",
+        ),
+        (
+            "Ingrid",
+            "Berg",
+            "ingrid.berg@nordlys.example",
+            "Nordlys Energi",
+        ),
+    ] {
+        fake.contacts.add_contact(
+            graph_contacts_fake::DEFAULT_FOLDER_ID,
+            json!({"givenName": given, "surname": surname, "displayName": format!("{given} {surname}"),
+                   "companyName": company, "categories": ["customer"],
+                   "emailAddresses": [{"address": email, "name": format!("{given} {surname}")}]}),
+        );
+    }
+    let customers = fake.calendar.add_calendar("Customer meetings");
+    fake.calendar.add_event_json(
+        &customers,
+        json!({"subject": "Renewal call with Fjord Analytics",
+               "start": {"dateTime": "2026-12-17T10:00:00.0000000", "timeZone": "UTC"},
+               "end": {"dateTime": "2026-12-17T10:30:00.0000000", "timeZone": "UTC"},
+               "organizer": {"emailAddress": {"name": address, "address": address}},
+               "attendees": [{"type": "required",
+                              "emailAddress": {"name": "Henrik Dahl", "address": "henrik.dahl@fjord.example"}}]}),
+    );
+}
+
+/// A provider's Graph: each request goes to the fakes of the mailbox its token was issued to.
+struct GraphProxy {
+    own: String,
+    issued: Arc<Mutex<oauth_fake::Inner>>,
+    users: HashMap<String, Arc<GraphFake>>,
+}
+
+async fn graph_proxy(
+    State(proxy): State<Arc<GraphProxy>>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let user = proxy
+        .issued
+        .lock()
+        .expect("oauth state")
+        .issued
+        .get(token)
+        .map(|(user, _)| user.clone());
+    let Some(fake) = user.and_then(|u| proxy.users.get(&u)) else {
+        return (
+            StatusCode::UNAUTHORIZED,
+            axum::Json(json!({"error": {"code": "InvalidAuthenticationToken",
+                                        "message": "Access token is empty or invalid."}})),
+        )
+            .into_response();
+    };
+    let backend = if uri.path().starts_with("/v1.0/me/contact") {
+        &fake.contacts.base
+    } else {
+        &fake.calendar.base
+    };
+    forward(method, &uri, &headers, body, backend, &proxy.own).await
 }

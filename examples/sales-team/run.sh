@@ -7,6 +7,15 @@
 # integration's notifyRole) sees `lead.created` and reads the lead, its contact and the
 # integration's log through the operator API.
 #
+# Then Jonas's Google account (examples/sales-team/sync.yaml), against a fake Google (the
+# People and Calendar APIs and the OAuth 2.0 token endpoint, seeded with his contacts and
+# events): Kai asks for "sync now" on its ContactSync and CalendarSync; the contacts in
+# Jonas's Google contact group come in with his tag, the events as activities, and a contact
+# made here with his tag goes out into the group. Then Ava's Microsoft 365 mailbox
+# (mail.yaml, sync.yaml), against a fake Microsoft Graph (contacts, calendars, To Do) and a fake
+# Microsoft identity platform token endpoint: her Outlook contacts and meetings come in, and
+# the customers here go out to her Outlook.
+#
 #   examples/sales-team/run.sh          # build, tell the story, stop
 #   examples/sales-team/run.sh --stay   # ... then keep everything running until Ctrl-C
 #
@@ -111,21 +120,26 @@ export CREDENTIALS_DIRECTORY="$work/credentials"
 credential() { (umask 077 && printf %s "$2" >"$CREDENTIALS_DIRECTORY/$1"); }
 credential linkedin-client-secret "${DEMO_LINKEDIN_CLIENT_SECRET:-demo-linkedin-client-secret}"
 credential linkedin-refresh-token "${DEMO_LINKEDIN_REFRESH_TOKEN:-AQdemo-linkedin-refresh-token-ava}"
+credential google-client-secret "${DEMO_GOOGLE_CLIENT_SECRET:-demo-google-client-secret}"
+credential google-refresh-token-jonas-weber "${DEMO_GOOGLE_REFRESH_TOKEN:-1//demo-google-refresh-token-jonas}"
+credential microsoft-client-secret "${DEMO_MICROSOFT_CLIENT_SECRET:-demo-microsoft-client-secret}"
+credential m365-refresh-token-ava-lindqvist "${DEMO_M365_REFRESH_TOKEN:-0.demo-m365-refresh-token-ava}"
 operator_token="${DEMO_OPERATOR_TOKEN:-demo-jonas-token}"
 admin_token="${DEMO_ADMIN_TOKEN:-demo-kai-token}"
-say secrets "the LinkedIn app's client secret and Ava's refresh token in $CREDENTIALS_DIRECTORY; Jonas (marketing) signs in with \$DEMO_OPERATOR_TOKEN, Kai (administrator) with \$DEMO_ADMIN_TOKEN"
+say secrets "the LinkedIn, Google and Entra ID apps' client secrets, Ava's and Jonas's refresh tokens in $CREDENTIALS_DIRECTORY; Jonas (marketing) signs in with \$DEMO_OPERATOR_TOKEN, Kai (administrator) with \$DEMO_ADMIN_TOKEN"
 
-step "Starting the fake LinkedIn"
+step "Starting the fake LinkedIn, the fake Google and the fake Microsoft Graph"
 "$PROVIDER_FAKES_BIN" -c config.d -c "$example" --site "$sb" --out "$work/fakes.txt" >"$work/fakes.log" 2>&1 &
 pids+=($!)
 wait_for "the provider fakes" test -s "$work/fakes.txt"
 sed 's/^/  /' "$work/fakes.log"
 control="$(awk '$1 == "-" && $2 == "control" { print $3 }' "$work/fakes.txt")"
 
-# The demo's config: the example's LinkedIn app, account and lead integrations and its people,
-# changed only where a demo must differ; its files are named for leads. Mail, contact and
-# calendar sync stay out: they would reach for servers that do not exist here.
-step "The demo's config: the example's lead capture, pointed at the fake"
+# The demo's config: the example's LinkedIn app, account and lead integrations, its Google app
+# and Jonas's GoogleAccount, its Microsoft 365 provider and Ava's Mailbox, each account with its
+# ContactSync and CalendarSync, and its people, changed only where a demo must differ. Mail and
+# the other accounts' sync stay out: they would reach for servers that do not exist here.
+step "The demo's config: the example's lead capture, Google and Microsoft 365 sync, pointed at the fakes"
 demo="$work/config"
 mkdir "$demo"
 {
@@ -138,11 +152,18 @@ spec:
   siteUrl: $sb
   listen: 127.0.0.1:$port
 EOF
-  # The example's LinkedIn app, as it stands (clientId and the clientSecret credential).
-  awk '/^  linkedin:$/ { on = 1; print; next } on && /^    / { print; next } { on = 0 }' "$example/settings.yaml"
-} >"$demo/leads-settings.yaml"
-grep -q '^    clientSecret: {credential: linkedin-client-secret}$' "$demo/leads-settings.yaml" ||
+  # The example's LinkedIn and Google apps, as they stand (clientId and the clientSecret
+  # credential); Google's token and consent endpoints are the fake's.
+  for app in linkedin google; do
+    awk -v app="$app" '$0 == "  " app ":" { on = 1; print; next } on && /^    / { print; next } { on = 0 }' "$example/settings.yaml"
+    [[ $app == google ]] && awk '$1 == "-" && $2 == "googleTokenUrl" { print "    tokenUrl: " $3 }
+      $1 == "-" && $2 == "googleAuthUrl" { print "    authUrl: " $3 }' "$work/fakes.txt"
+  done
+} >"$demo/settings.yaml"
+grep -q '^    clientSecret: {credential: linkedin-client-secret}$' "$demo/settings.yaml" ||
   fail "$example/settings.yaml has no Settings.linkedin with the linkedin-client-secret credential"
+grep -q '^    tokenUrl: http://127.0.0.1:' "$demo/settings.yaml" ||
+  fail "$example/settings.yaml has no Settings.google, or the fakes serve no Google"
 # Jonas Weber (marketing: the integration's notifyRole) and Kai Moreau (administrator) get
 # API tokens.
 sed -e "/^  email: jonas.weber@marketing.example.com\$/a\\
@@ -158,8 +179,47 @@ awk -v fakes="$work/fakes.txt" '
   { print }
   lead && /^spec:$/ && (name in url) { print "  apiBaseUrl: " url[name] }
 ' "$example/leads.yaml" >"$demo/leads.yaml"
+# pick FILE NAME...: the example's documents of FILE named NAME..., comments included, pointed
+# at the fakes: a GoogleAccount's or MailProvider's apiBaseUrl (after `spec:`), a MailProvider's
+# oauth2 tokenUrl and authUrl; a Mailbox loads no mail (no mail server runs here).
+pick() {
+  local file=$1; shift
+  awk -v fakes="$work/fakes.txt" -v keep="$*" '
+    BEGIN {
+      while ((getline line < fakes) > 0) { split(line, f, " "); url[f[1] " " f[2]] = f[3] }
+      split(keep, k, " "); for (i in k) want[k[i]] = 1
+    }
+    function flush() {
+      if (name in want) printf "%s%s", (printed++ ? "---\n" : ""), doc
+      doc = ""; name = ""; kind = ""
+    }
+    /^---$/ { flush(); next }
+    /^kind: / { kind = $2 }
+    /^  name: / && name == "" { name = $2 }
+    kind == "MailProvider" && /^    (tokenUrl|authUrl): / {
+      key = name " " substr($1, 1, length($1) - 1)
+      if (key in url) sub(/: .*/, ": " url[key])
+    }
+    { doc = doc $0 "\n" }
+    /^spec:$/ && ((name " apiBaseUrl") in url) { doc = doc "  apiBaseUrl: " url[name " apiBaseUrl"] "\n" }
+    /^spec:$/ && kind == "Mailbox" { doc = doc "  load: {enabled: false}\n" }
+    END { flush() }
+  ' "$file"
+}
+google_account=jonas-weber-google
+pick "$example/sync.yaml" "$google_account" "$google_account-contacts" "$google_account-calendar" >"$demo/google-sync.yaml"
+[[ "$(grep -c '^kind: ' "$demo/google-sync.yaml")" == 3 ]] && grep -q '^  apiBaseUrl: ' "$demo/google-sync.yaml" ||
+  fail "$example/sync.yaml has no GoogleAccount/$google_account with a ContactSync and a CalendarSync"
+m365_provider=bluefin-m365 mailbox=ava-lindqvist-m365 mailbox_sync=ava-lindqvist
+{
+  pick "$example/mail.yaml" "$m365_provider" "$mailbox"
+  echo ---
+  pick "$example/sync.yaml" "$mailbox_sync-contacts" "$mailbox_sync-calendar"
+} >"$demo/m365-sync.yaml"
+[[ "$(grep -c '^kind: ' "$demo/m365-sync.yaml")" == 4 && "$(grep -c ': http://127.0.0.1:' "$demo/m365-sync.yaml")" == 3 ]] ||
+  fail "$example has no MailProvider/$m365_provider and Mailbox/$mailbox with ContactSync/$mailbox_sync-contacts and CalendarSync/$mailbox_sync-calendar"
 say config "$demo: $(ls "$demo" | tr '\n' ' ')"
-say config "$(grep -c '^  apiBaseUrl: ' "$demo/leads.yaml") lead integrations on the fake LinkedIn"
+say config "$(grep -c '^  apiBaseUrl: ' "$demo/leads.yaml") lead integrations on the fake LinkedIn; GoogleAccount/$google_account, its ContactSync and CalendarSync on the fake Google; MailProvider/$m365_provider (for Mailbox/$mailbox, its ContactSync and CalendarSync) on the fake Graph"
 say validate "$("$SWITCHBOARD_BIN" validate -c "$demo")"
 
 step "Starting switchboard on $sb"
@@ -253,7 +313,78 @@ step "The integration's log"
 log="$(api GET /api/v1/lead-integrations/linkedin-ads/log)"
 say jonas "GET  /api/v1/lead-integrations/linkedin-ads/log → $(grep -o '"event":"[^"]*"' <<<"$log" | sed 's/"event":"//; s/"$//' | tr '\n' ' ')(newest first)"
 
-step "The story is complete: $leads leads from $leads LinkedIn lead forms, each notified, fetched, mapped and stored with its contact"
+step "Jonas's Google account as he had it: contacts in his group, events in his calendar"
+say google "contacts: $(fake GET "/$google_account/contacts")"
+say google "events: $(fake GET "/$google_account/events")"
+
+# Kai (administrator) makes a contact here with Jonas's tag: the ContactSync exports it.
+tag="$(awk '/^  google:$/ { on = 1 } on && /^    tag: / { sub(/^    tag: /, ""); print; exit }' "$demo/google-sync.yaml")"
+step "Kai adds Sofia Rossi here, with Jonas's tag \"$tag\""
+sofia="$(curl -sS -X POST -H "Authorization: Bearer $admin_token" -H 'Content-Type: application/json' \
+  -d "{\"name\":\"Sofia Rossi\",\"emails\":[\"sofia.rossi@adatum.example\"],\"tags\":[\"$tag\"]}" \
+  -w '\n%{http_code}' "$sb/api/v1/contacts")"
+[[ "${sofia##*$'\n'}" == 201 ]] || fail "POST /api/v1/contacts: $sofia"
+say kai "POST /api/v1/contacts → contact $(json id <<<"${sofia%$'\n'*}"): Sofia Rossi <sofia.rossi@adatum.example>"
+
+step "Sync now: ContactSync/$google_account-contacts and CalendarSync/$google_account-calendar"
+for object in "ContactSync/$google_account-contacts" "CalendarSync/$google_account-calendar"; do
+  api POST "/api/v1/objects/$object/sync" "$admin_token" >/dev/null
+  say kai "POST /api/v1/objects/$object/sync → queued"
+done
+found() { # QUERY TEXT: the contacts matching QUERY include TEXT
+  api GET "/api/v1/contacts?q=$1" "$admin_token" | grep -qF "$2"
+}
+exported() { fake GET "/$google_account/contacts" | grep -qF sofia.rossi@adatum.example; }
+has_activity() { api GET '/api/v1/activities?limit=100' "$admin_token" | grep -qF "\"title\":\"$1\""; }
+wait_for "Lena Fischer's import" found lena.fischer "\"$tag\""
+wait_for "Omar Haddad's import" found omar.haddad "\"$tag\""
+wait_for "Sofia Rossi's export" exported
+wait_for "the events' import" has_activity "Webinar dry run"
+wait_for "the events' import" has_activity "Low-Code Days booth briefing"
+"$SWITCHBOARD_BIN" --state "$work/state.db" status | awk -v a="$google_account" 'NR == 1 || $1 ~ "^(ContactSync|CalendarSync|GoogleAccount)/" a' | cut -c1-110 | sed 's/^/  /'
+
+step "What came in, through the operator API"
+for who in lena.fischer omar.haddad oma.weber; do
+  list="$(api GET "/api/v1/contacts?q=$who" "$admin_token")"
+  if [[ "$(json total <<<"$list")" == 0 ]]; then
+    say kai "GET  /api/v1/contacts?q=$who → none: not in Jonas's Google group, stays in Google"
+  else
+    say kai "GET  /api/v1/contacts?q=$who → $(json name <<<"$list"), tags $(grep -o '"tags":\[[^]]*\]' <<<"$list" | head -n 1 | sed 's/^"tags"://')"
+  fi
+done
+activities="$(api GET '/api/v1/activities?limit=100' "$admin_token")"
+say kai "GET  /api/v1/activities → $(grep -o '"title":"[^"]*"' <<<"$activities" | sed 's/"title"://' | sort | tr '\n' ' ')"
+
+step "What went out, through the fake Google"
+say google "contacts: $(fake GET "/$google_account/contacts")"
+
+step "Ava's Microsoft 365 mailbox as she had it"
+say graph "contacts: $(fake GET "/$mailbox/contacts")"
+
+step "Sync now: ContactSync/$mailbox_sync-contacts and CalendarSync/$mailbox_sync-calendar"
+for object in "ContactSync/$mailbox_sync-contacts" "CalendarSync/$mailbox_sync-calendar"; do
+  api POST "/api/v1/objects/$object/sync" "$admin_token" >/dev/null
+  say kai "POST /api/v1/objects/$object/sync → queued"
+done
+in_outlook() { fake GET "/$mailbox/contacts" | grep -qF sofia.rossi@adatum.example; }
+wait_for "Henrik Dahl's import" found henrik.dahl Henrik
+wait_for "Ingrid Berg's import" found ingrid.berg Ingrid
+wait_for "Sofia Rossi's export to Outlook" in_outlook
+wait_for "the meeting's import" has_activity "Renewal call with Fjord Analytics"
+"$SWITCHBOARD_BIN" --state "$work/state.db" status | awk -v a="$mailbox_sync" 'NR == 1 || $1 ~ "^(ContactSync|CalendarSync)/" a' | cut -c1-110 | sed 's/^/  /'
+
+step "What came in, through the operator API"
+for who in henrik.dahl ingrid.berg; do
+  list="$(api GET "/api/v1/contacts?q=$who" "$admin_token")"
+  say kai "GET  /api/v1/contacts?q=$who → $(json name <<<"$list")"
+done
+activities="$(api GET '/api/v1/activities?limit=100' "$admin_token")"
+say kai "GET  /api/v1/activities → $(grep -o '"title":"[^"]*"' <<<"$activities" | sed 's/"title"://' | sort | tr '\n' ' ')"
+
+step "What went out, through the fake Graph (customers are exported)"
+say graph "contacts: $(fake GET "/$mailbox/contacts")"
+
+step "The story is complete: $leads leads from $leads LinkedIn lead forms, each notified, fetched, mapped and stored with its contact; Jonas's Google and Ava's Microsoft 365 contacts synced both ways, their calendars' events imported"
 
 if $stay; then
   cat <<EOF
@@ -263,6 +394,8 @@ Everything keeps running until Ctrl-C. Try, for instance:
   curl -s -X POST --data-urlencode form=7123456 --data-urlencode FIRST_NAME=Lea \\
        --data-urlencode EMAIL=lea@example.net $control/linkedin-ads/leads
   curl -N -H 'Authorization: Bearer $operator_token' $sb/api/v1/events
+  curl -s $control/$google_account/contacts $control/$mailbox/contacts
+  curl -s -X POST -H 'Authorization: Bearer $admin_token' $sb/api/v1/objects/ContactSync/$mailbox_sync-contacts/sync
 Logs: $work/switchboard.log, $work/fakes.log
 EOF
   wait "${pids[1]}"
