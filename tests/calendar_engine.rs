@@ -555,7 +555,8 @@ fn google_accounts_build_and_a_microsoft_365_mailbox_without_oauth_stays_pending
          apiVersion: switchboard/v1\nkind: Mailbox\nmetadata: {name: work}\nspec:\n  address: a@corp.example\n  owner: owner\n  password: {file: secret.txt}\n---\n\
          apiVersion: switchboard/v1\nkind: GoogleAccount\nmetadata: {name: gmail}\nspec:\n  user: owner\n  email: owner@gmail.example\n  refreshToken: {file: secret.txt}\n---\n\
          apiVersion: switchboard/v1\nkind: CalendarSync\nmetadata: {name: google}\nspec:\n  account: gmail\n  since: 2026-01-01\n  importMeetings: {enabled: true}\n  importTasks: {enabled: true}\n  export: {enabled: true}\n---\n\
-         apiVersion: switchboard/v1\nkind: CalendarSync\nmetadata: {name: graph}\nspec:\n  account: work\n  since: 2026-01-01\n  importMeetings: {enabled: true}\n  importTasks: {enabled: true}\n  export: {enabled: true}\n",
+         apiVersion: switchboard/v1\nkind: CalendarSync\nmetadata: {name: graph}\nspec:\n  account: work\n  since: 2026-01-01\n  importMeetings: {enabled: true}\n  importTasks: {enabled: true}\n  export: {enabled: true}\n---\n\
+         apiVersion: switchboard/v1\nkind: CalendarSync\nmetadata: {name: some-groups}\nspec:\n  account: gmail\n  since: 2026-01-01\n  importMeetings: {enabled: true}\n  importTasks: {enabled: true}\n  export: {enabled: true, groups: [Renewals]}\n",
     )
     .expect("manifest");
     let set = switchboard::config::load(&[dir.path().to_path_buf()])
@@ -574,5 +575,11 @@ fn google_accounts_build_and_a_microsoft_365_mailbox_without_oauth_stays_pending
         reason("graph").contains("`auth: oauth2`"),
         "{}",
         reason("graph")
+    );
+    // activities have no groups: a selection is pending, never silently exported in full
+    assert!(
+        reason("some-groups").contains("export.groups other than `all` is not built yet"),
+        "{}",
+        reason("some-groups")
     );
 }
