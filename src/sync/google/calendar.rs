@@ -153,24 +153,10 @@ impl GoogleCalendarRemote {
         segments: &[&str],
         query: &[(&str, String)],
     ) -> Result<Value, RemoteError> {
-        self.send(ctx, method.clone(), segments, query, None, None)
+        self.client
+            .send_to(ctx, method.clone(), segments, query, None, None)
             .await?
             .map_err(|e| failed(&method, segments, e))
-    }
-
-    /// [`GoogleClient::send_to`]: the error answers are the caller's to map.
-    async fn send(
-        &self,
-        ctx: &SyncContext<'_>,
-        method: Method,
-        segments: &[&str],
-        query: &[(&str, String)],
-        body: Option<&Value>,
-        if_match: Option<&str>,
-    ) -> Result<Result<Value, GoogleError>, RemoteError> {
-        self.client
-            .send_to(ctx, method, segments, query, body, if_match)
-            .await
     }
 
     /// The calendars `importMeetings.calendars` selects, discovered once.
@@ -239,7 +225,8 @@ impl GoogleCalendarRemote {
         }
         let segments = ["calendars", folder.id.as_str(), "events"];
         let body = match self
-            .send(ctx, Method::GET, &segments, &query, None, None)
+            .client
+            .send_to(ctx, Method::GET, &segments, &query, None, None)
             .await?
         {
             Ok(body) => body,
@@ -284,7 +271,8 @@ impl GoogleCalendarRemote {
         let (calendar, event) = split_id(id)?;
         let segments = ["calendars", calendar, "events", event];
         match self
-            .send(ctx, Method::GET, &segments, &[], None, None)
+            .client
+            .send_to(ctx, Method::GET, &segments, &[], None, None)
             .await?
         {
             Ok(body) if body["status"] == "cancelled" => Ok(None),
@@ -310,7 +298,8 @@ impl GoogleCalendarRemote {
             ("conferenceDataVersion", "1".to_owned()),
         ];
         let answer = self
-            .send(ctx, Method::PUT, &segments, &query, Some(event), etag)
+            .client
+            .send_to(ctx, Method::PUT, &segments, &query, Some(event), etag)
             .await?;
         written(answer, &Method::PUT, &segments, |body| {
             Some(to_item(calendar, &body))
@@ -357,7 +346,8 @@ impl GoogleCalendarRemote {
         let segments = ["calendars", calendar, "events"];
         let query = [("sendUpdates", send_updates(notify).to_owned())];
         match self
-            .send(ctx, Method::POST, &segments, &query, Some(&body), None)
+            .client
+            .send_to(ctx, Method::POST, &segments, &query, Some(&body), None)
             .await?
         {
             Ok(made) => return Ok(Written::Done(Some(to_item(calendar, &made)))),
@@ -369,7 +359,8 @@ impl GoogleCalendarRemote {
         // cancelled event, and its id stays taken) is brought back with these fields.
         let segments = ["calendars", calendar, "events", event_id.as_str()];
         let existing = match self
-            .send(ctx, Method::GET, &segments, &[], None, None)
+            .client
+            .send_to(ctx, Method::GET, &segments, &[], None, None)
             .await?
         {
             Ok(existing) => existing,
@@ -408,7 +399,8 @@ impl GoogleCalendarRemote {
         let segments = ["calendars", calendar, "events", event];
         let query = [("sendUpdates", send_updates(notify).to_owned())];
         let answer = self
-            .send(ctx, Method::DELETE, &segments, &query, None, version)
+            .client
+            .send_to(ctx, Method::DELETE, &segments, &query, None, version)
             .await?;
         written(answer, &Method::DELETE, &segments, |_| None)
     }

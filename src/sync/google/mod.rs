@@ -129,13 +129,13 @@ impl GoogleError {
     }
 }
 
-/// One request as [`GoogleClient::execute`] sends it.
-struct Request<'a> {
-    method: Method,
-    url: url::Url,
-    query: &'a [(&'a str, String)],
-    body: Option<&'a Value>,
-    if_match: Option<&'a str>,
+/// Where a request goes, under the API's root.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// A path as written (`v1/people/c1:updateContact`).
+    Path(&'a str),
+    /// Path segments, each percent-encoded.
+    Segments(&'a [&'a str]),
 }
 
 /// A Google API client: a base URL and a bearer.
@@ -189,18 +189,8 @@ impl GoogleClient {
         query: &[(&str, String)],
         body: Option<&Value>,
     ) -> Result<Result<Value, GoogleError>, RemoteError> {
-        let path = path.trim_start_matches('/');
-        let what = format!("{method} {path}");
-        let url = url::Url::parse(&format!("{}/{path}", self.base))
-            .map_err(|e| RemoteError::Failed(format!("{what}: bad API URL: {e}")))?;
-        let request = Request {
-            method,
-            url,
-            query,
-            body,
-            if_match: None,
-        };
-        self.execute(ctx, &what, request).await
+        self.execute(ctx, method, Target::Path(path), query, body, None)
+            .await
     }
 
     /// [`GoogleClient::send`] to the path made of `segments`, each percent-encoded (a Calendar
@@ -215,18 +205,39 @@ impl GoogleClient {
         body: Option<&Value>,
         if_match: Option<&str>,
     ) -> Result<Result<Value, GoogleError>, RemoteError> {
-        let what = format!("{method} {}", segments.join("/"));
-        let url = self.url_of(segments).map_err(|e| {
-            RemoteError::Failed(format!("{what}: bad API URL `{}`: {e}", self.base))
-        })?;
-        let request = Request {
+        self.execute(
+            ctx,
             method,
-            url,
+            Target::Segments(segments),
             query,
             body,
             if_match,
+        )
+        .await
+    }
+
+    /// What a message calls a request to `target` (never its query: it may hold tokens), and
+    /// its URL.
+    fn resolve(
+        &self,
+        method: &Method,
+        target: Target<'_>,
+    ) -> Result<(String, url::Url), RemoteError> {
+        let (what, url) = match target {
+            Target::Path(path) => {
+                let path = path.trim_start_matches('/');
+                let url = url::Url::parse(&format!("{}/{path}", self.base));
+                (format!("{method} {path}"), url.map_err(|e| e.to_string()))
+            }
+            Target::Segments(segments) => (
+                format!("{method} {}", segments.join("/")),
+                self.url_of(segments),
+            ),
         };
-        self.execute(ctx, &what, request).await
+        let url = url.map_err(|e| {
+            RemoteError::Failed(format!("{what}: bad API URL `{}`: {e}", self.base))
+        })?;
+        Ok((what, url))
     }
 
     /// The base URL with `segments` appended, each percent-encoded.
@@ -244,24 +255,28 @@ impl GoogleClient {
     async fn execute(
         &self,
         ctx: &SyncContext<'_>,
-        what: &str,
-        request: Request<'_>,
+        method: Method,
+        target: Target<'_>,
+        query: &[(&str, String)],
+        body: Option<&Value>,
+        if_match: Option<&str>,
     ) -> Result<Result<Value, GoogleError>, RemoteError> {
-        let mut url = request.url;
-        if !request.query.is_empty() {
-            url.query_pairs_mut().extend_pairs(request.query);
+        let (what, mut url) = self.resolve(&method, target)?;
+        let what = what.as_str();
+        if !query.is_empty() {
+            url.query_pairs_mut().extend_pairs(query);
         }
         let mut fresh = false;
         loop {
             let token = self.tokens.token(ctx, fresh).await?;
             let mut call = self
                 .http
-                .request(request.method.clone(), url.clone())
+                .request(method.clone(), url.clone())
                 .bearer_auth(token);
-            if let Some(etag) = request.if_match {
+            if let Some(etag) = if_match {
                 call = call.header(reqwest::header::IF_MATCH, etag);
             }
-            if let Some(body) = request.body {
+            if let Some(body) = body {
                 call = call.json(body);
             }
             self.requests.fetch_add(1, Ordering::Relaxed);
