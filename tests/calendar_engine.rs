@@ -273,6 +273,11 @@ struct Rig {
 const TWO_WAY: &str = "  since: 2026-01-01\n  importMeetings: {enabled: true}\n  importTasks: {enabled: true}\n  export: {enabled: true}\n";
 
 fn rig(spec: &str) -> Rig {
+    rig_with(spec, "")
+}
+
+/// [`rig`] with more manifests (`---`-separated documents) beside the sync's own.
+fn rig_with(spec: &str, more: &str) -> Rig {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config");
     std::fs::create_dir(&config).expect("config dir");
@@ -282,7 +287,7 @@ fn rig(spec: &str) -> Rig {
         format!(
             "apiVersion: switchboard/v1\nkind: User\nmetadata: {{name: owner}}\nspec: {{displayName: Owner, email: owner@example.com}}\n---\n\
              apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {{name: home}}\nspec:\n  user: owner\n  url: http://127.0.0.1:9/\n  username: owner\n  password: {{file: dav-password.txt}}\n---\n\
-             apiVersion: switchboard/v1\nkind: CalendarSync\nmetadata: {{name: cal}}\nspec:\n  account: home\n{spec}\n"
+             apiVersion: switchboard/v1\nkind: CalendarSync\nmetadata: {{name: cal}}\nspec:\n  account: home\n{spec}\n{more}"
         ),
     )
     .expect("manifest");
@@ -294,7 +299,7 @@ fn rig(spec: &str) -> Rig {
     let world = Arc::new(Mutex::new(World::default()));
     let object = set.object(Kind::CalendarSync, "cal").expect("sync object");
     let connector =
-        CalendarSyncConnector::with_remote(object, Box::new(Fake(world.clone())), "owner")
+        CalendarSyncConnector::with_remote(object, &set, Box::new(Fake(world.clone())), "owner")
             .map(|c| Arc::new(c) as Arc<dyn Connector>)
             .expect("connector");
     Rig {
@@ -514,6 +519,86 @@ async fn whole_items_are_imported_without_a_read_and_writes_carry_uid_target_and
     // nothing changed: nothing written, nothing read
     assert_eq!(rig.sync().await, SyncReport::default());
     assert_eq!(rig.with_world(|w| w.writes.len()), 2);
+}
+
+#[tokio::test]
+async fn a_meeting_is_its_organizers_when_they_sync_else_the_syncing_users() {
+    // REQ: AS-03 (keyed by organizer: a meeting organized by a User who has a CalendarSync of
+    // their own is that User's, and only their sync exports it; an organizer without a sync
+    // configured, a User or not, has the syncing user stand in as the organizer)
+    let rig = rig_with(
+        TWO_WAY,
+        "---\napiVersion: switchboard/v1\nkind: User\nmetadata: {name: olga}\nspec: {displayName: Olga, email: Olga@Example.com}\n---\n\
+         apiVersion: switchboard/v1\nkind: DavAccount\nmetadata: {name: olgas}\nspec:\n  user: olga\n  url: http://127.0.0.1:9/\n  username: olga\n  password: {file: dav-password.txt}\n---\n\
+         apiVersion: switchboard/v1\nkind: CalendarSync\nmetadata: {name: olgacal}\nspec:\n  account: olgas\n  since: 2026-01-01\n  importMeetings: {enabled: true}\n  importTasks: {enabled: true}\n  export: {enabled: true}\n---\n\
+         apiVersion: switchboard/v1\nkind: User\nmetadata: {name: pete}\nspec: {displayName: Pete, email: pete@example.com}\n",
+    );
+    let organized = |uid: &str, title: &str, organizer: &str| {
+        event(uid, title).replace(
+            "SUMMARY:",
+            &format!(
+                "ORGANIZER:mailto:{organizer}\r\nATTENDEE:mailto:owner@example.com\r\nSUMMARY:"
+            ),
+        )
+    };
+    rig.with_world(|w| {
+        let cal = w.items.entry("cal".into()).or_default();
+        for (uid, organizer) in [
+            ("by-olga", "olga@example.com"),
+            ("by-pete", "pete@example.com"),
+            ("by-guest", "guest@partner.example"),
+            ("by-owner", "owner@example.com"),
+        ] {
+            cal.insert(format!("cal/{uid}"), (1, organized(uid, uid, organizer)));
+        }
+    });
+    assert_eq!(rig.sync().await.items_in, 4);
+    let activities = rig.activities().await;
+    let owner_of = |title: &str| {
+        activities
+            .iter()
+            .find(|a| a.title == title)
+            .unwrap_or_else(|| panic!("no {title}: {activities:?}"))
+            .owner
+            .clone()
+    };
+    assert_eq!(owner_of("by-olga").as_deref(), Some("olga"), "she syncs");
+    assert_eq!(
+        owner_of("by-pete").as_deref(),
+        Some("owner"),
+        "a User without a sync"
+    );
+    assert_eq!(owner_of("by-guest").as_deref(), Some("owner"), "not a User");
+    assert_eq!(owner_of("by-owner").as_deref(), Some("owner"));
+
+    // Every one changed here: this sync writes all but Olga's (her own sync does).
+    for a in &activities {
+        let (id, title) = (a.id, format!("{} (moved)", a.title));
+        rig.store
+            .call(move |s| {
+                let changes = ActivityChanges {
+                    title: Some(title),
+                    ..ActivityChanges::default()
+                };
+                Ok(s.update_activity(id, None, &changes, "User/owner", Utc::now()))
+            })
+            .await
+            .expect("store")
+            .expect("update");
+    }
+    assert_eq!(rig.sync().await.items_out, 3);
+    let mut written: Vec<String> =
+        rig.with_world(|w| w.writes.iter().map(|(_, uid, _)| uid.clone()).collect());
+    written.sort();
+    assert_eq!(written, ["by-guest", "by-owner", "by-pete"]);
+    rig.with_world(|w| {
+        assert!(
+            w.items["cal"]["cal/by-olga"]
+                .1
+                .contains("SUMMARY:by-olga\r\n"),
+            "untouched"
+        )
+    });
 }
 
 #[tokio::test]

@@ -599,6 +599,19 @@ async fn throttling_ends_with_retry_after_and_401_gets_a_fresh_token() {
             other => panic!("{other:?}"),
         }
         assert_eq!(r.fake.throttled(), 1);
+        // Google's other rate-limit answer, a 403 with reason userRateLimitExceeded, is
+        // throttling too (no Retry-After: the client's default wait).
+        r.fake.throttle_with_403(1);
+        let err = r
+            .remote
+            .list(&ctx, &folder, Cursor::Start)
+            .await
+            .expect_err("throttled by a 403");
+        match err {
+            RemoteError::Throttled { retry_after, .. } => assert!(retry_after > Duration::ZERO),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(r.fake.throttled(), 2);
         // The access token expired: a fresh one, and the call goes through.
         r.fake.accept_only("token-2");
         let before = r.remote.requests();

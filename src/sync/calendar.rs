@@ -17,13 +17,17 @@
 //!   listed version that differs from the one last seen is read ([`CalendarRemote::read`], in
 //!   batches); a listed item is imported as it is. Each is imported with origin
 //!   `CalendarSync/NAME` (found by its link, else by its iCalendar UID, else the activity this
-//!   sync created under that UID, else created, owned by the account's user). `since` (AS-01):
+//!   sync created under that UID, else created). AS-03, keyed by organizer: an item not yet
+//!   linked is owned by its organizer when the organizer's address is a `User`'s who has a
+//!   `CalendarSync` of their own ([`organizers`]), else by the account's user, who stands in
+//!   as the organizer. `since` (AS-01):
 //!   an item not yet linked that starts (or is due) before `since` and does not recur past it
 //!   is skipped; already linked items are updated whatever their date. Removed items: a
 //!   delta's tombstones; after a full listing whose every page was read in this run, the
 //!   linked items of the folder ([`CalendarRemote::holds`]) it did not list.
 //! - *Push*: the journal's activity changes since the exported position, not made by this
-//!   sync. A linked activity is written as an update of the item last seen (the remote sends
+//!   sync, except those of an activity owned by another `User` who syncs their own calendar
+//!   (AS-03: their sync pushes it; this one only reads its copy). A linked activity is written as an update of the item last seen (the remote sends
 //!   its version: a DAV `If-Match`); an unlinked one owned by the account's user is created
 //!   under a stable UID derived from the sync and the activity id (`Write.uid`: a crash
 //!   between the write and the link makes no second copy, [`Written::Exists`]) — in the first
@@ -54,14 +58,14 @@ use sha2::{Digest, Sha256};
 
 use crate::config::kinds::{
     CalendarSyncSpec, ConflictPolicy, ConflictWinner, DavAccountSpec, DeletePolicy,
-    GoogleAccountSpec, Invitations, MailProviderType, MailboxSpec, UnionField,
+    GoogleAccountSpec, Invitations, MailProviderType, MailboxSpec, UnionField, UserSpec,
 };
 use crate::config::{ConfigSet, KindSpec, Object};
 use crate::connector::{
     Connector, ConnectorError, KindConnectors, SyncContext, SyncFuture, SyncReport, Trigger,
 };
 use crate::store::activities::{Activity, ActivityChanges, ActivityKind, RemoteActivity};
-use crate::store::records::{ChangeOp, RecordKind, SyncRecordState};
+use crate::store::records::{ChangeOp, RecordKind, SyncRecordState, normalize_email};
 use crate::store::{Store, StoreError};
 
 use super::contacts::{parse_rev, refused};
@@ -93,6 +97,42 @@ impl KindConnectors for CalendarSyncConnectors {
             CalendarSyncSpec::from_spec(&object.spec).and_then(|s| s.schedule.as_ref()),
         )
     }
+}
+
+/// The `User` of an account a `CalendarSync` runs over (as [`remote_for`] picks it: a
+/// `DavAccount`'s or `GoogleAccount`'s `user`, the `owner` of a Mailbox on a `microsoft365`
+/// provider), `None` for any other account.
+fn account_user<'a>(set: &'a ConfigSet, account: &str) -> Option<&'a str> {
+    if let Some(dav) = set.get::<DavAccountSpec>(account) {
+        return Some(&dav.user);
+    }
+    if let Some(google) = set.get::<GoogleAccountSpec>(account) {
+        return Some(&google.user);
+    }
+    set.get::<MailboxSpec>(account)
+        .filter(|m| {
+            set.mail_provider_of(m)
+                .is_some_and(|(_, p)| p.provider_type == MailProviderType::Microsoft365)
+        })
+        .map(|m| m.owner.as_str())
+}
+
+/// AS-03's key: the address (normalised) of every `User` who has a `CalendarSync` of their
+/// own, to that User. A meeting whose organizer is one of them is that User's: their sync
+/// exports it, every other sync that imports a copy of it only reads it.
+pub fn organizers(set: &ConfigSet) -> HashMap<String, String> {
+    let mut out = HashMap::new();
+    for (_, sync) in set.specs::<CalendarSyncSpec>() {
+        let Some(user) = account_user(set, &sync.account) else {
+            continue;
+        };
+        if let Some(spec) = set.get::<UserSpec>(user)
+            && let Some(email) = normalize_email(spec.email.as_str())
+        {
+            out.insert(email, user.to_owned());
+        }
+    }
+    out
 }
 
 /// The wire side a `CalendarSync` runs over, by its account's kind, and the account's `User`
@@ -148,6 +188,8 @@ pub struct CalendarSyncConnector {
     spec: CalendarSyncSpec,
     /// The account's `User`.
     owner: String,
+    /// AS-03: the organizers who sync themselves ([`organizers`]).
+    organizers: HashMap<String, String>,
     remote: Box<dyn CalendarRemote>,
 }
 
@@ -350,13 +392,14 @@ impl CalendarSyncConnector {
         }
         let origin = format!("CalendarSync/{}", object.name);
         let (remote, owner) = remote_for(spec, set, &origin)?;
-        CalendarSyncConnector::with_remote(object, remote, &owner)
+        CalendarSyncConnector::with_remote(object, set, remote, &owner)
     }
 
-    /// The connector of `object` over `remote`, for the account's `User` `owner` (what
+    /// The connector of `object` in `set` over `remote`, for the account's `User` `owner` (what
     /// [`CalendarSyncConnector::new`] builds from [`remote_for`]; a test hands in a fake).
     pub fn with_remote(
         object: &Object,
+        set: &ConfigSet,
         remote: Box<dyn CalendarRemote>,
         owner: &str,
     ) -> Result<CalendarSyncConnector, String> {
@@ -367,8 +410,32 @@ impl CalendarSyncConnector {
             recorder: RunRecorder::new("CalendarSync", &object.name),
             spec: spec.clone(),
             owner: owner.to_owned(),
+            organizers: organizers(set),
             remote,
         })
+    }
+
+    /// AS-03, the owner of an imported meeting: its organizer when the organizer is a `User`
+    /// with a `CalendarSync` of their own, else (an outside organizer, a User who does not
+    /// sync, no organizer) this sync's user, who stands in as the organizer.
+    fn owner_of(&self, remote: &Fields) -> &str {
+        remote
+            .organizer
+            .as_deref()
+            .and_then(normalize_email)
+            .and_then(|email| self.organizers.get(&email))
+            .map_or(self.owner.as_str(), String::as_str)
+    }
+
+    /// AS-03: whether this sync exports `activity`'s changes. Not when it is another `User`'s
+    /// who syncs their own calendar (that User's sync does); an activity with no owner or the
+    /// owner of one who does not sync is exported only when linked here.
+    fn exports(&self, activity: &Activity, linked: bool) -> bool {
+        match activity.owner.as_deref() {
+            Some(owner) if owner == self.owner => true,
+            Some(owner) if self.organizers.values().any(|u| u == owner) => false,
+            _ => linked,
+        }
     }
 
     /// Who a write may notify (BX-03).
@@ -639,7 +706,7 @@ impl CalendarSyncConnector {
                 None => changes_of(remote),
             };
             if !linked {
-                changes.owner = Some(Some(self.owner.clone()));
+                changes.owner = Some(Some(self.owner_of(remote).to_owned()));
             }
             let own = remote.uid.as_deref().and_then(|u| own_id(&self.origin, u));
             writes.push((item, own, changes));
@@ -864,8 +931,8 @@ impl CalendarSyncConnector {
             let Some((activity, link, data)) = state else {
                 return Ok(false);
             };
-            if link.is_none() && activity.owner.as_deref() != Some(self.owner.as_str()) {
-                return Ok(false); // not the account user's: not exported by this sync
+            if !self.exports(&activity, link.is_some()) {
+                return Ok(false); // not the account user's: not exported by this sync (AS-03)
             }
             let old = data.as_deref().and_then(|d| self.remote.decode(d));
             let fields = fields_of(&activity, old.as_ref());

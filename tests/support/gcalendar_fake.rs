@@ -22,7 +22,8 @@
 //! - Every write records its `sendUpdates` ([`GCalendarFake::writes`]).
 //! - A request without `Authorization: Bearer …` (or, after [`GCalendarFake::accept_only`],
 //!   with another token) gets `401 authError`; the next [`GCalendarFake::throttle`] requests
-//!   get `429 rateLimitExceeded` with `Retry-After: 1`.
+//!   get `429 rateLimitExceeded` with `Retry-After: 1` (or, after
+//!   [`GCalendarFake::throttle_with_403`], `403 userRateLimitExceeded` without one).
 //!
 //! Hooks change the calendar as a user in Google would: [`GCalendarFake::add_event`],
 //! [`GCalendarFake::add_group_event`] (attendees invited by the account),
@@ -75,6 +76,9 @@ pub struct Inner {
     pub throttle: u32,
     /// 429s answered.
     pub throttled: u32,
+    /// Throttle with Calendar's other rate-limit answer: `403 userRateLimitExceeded`, without
+    /// a `Retry-After`.
+    pub throttle_403: bool,
     /// 410s answered on listings.
     pub gone: u32,
     /// The only bearer token accepted, when set.
@@ -309,7 +313,18 @@ impl GCalendarFake {
 
     /// Answers the next `n` requests with 429.
     pub fn throttle(&self, n: u32) {
-        self.with(|s| s.throttle = n);
+        self.with(|s| {
+            s.throttle = n;
+            s.throttle_403 = false;
+        });
+    }
+
+    /// Answers the next `n` requests with `403 userRateLimitExceeded`.
+    pub fn throttle_with_403(&self, n: u32) {
+        self.with(|s| {
+            s.throttle = n;
+            s.throttle_403 = true;
+        });
     }
 
     /// Invalidates every sync and page token issued so far.
@@ -395,6 +410,14 @@ fn gate(s: &mut Inner, headers: &HeaderMap) -> Option<Response> {
     if s.throttle > 0 {
         s.throttle -= 1;
         s.throttled += 1;
+        if s.throttle_403 {
+            return Some(error(
+                StatusCode::FORBIDDEN,
+                "usageLimits",
+                "userRateLimitExceeded",
+                "User Rate Limit Exceeded",
+            ));
+        }
         let mut response = error(
             StatusCode::TOO_MANY_REQUESTS,
             "usageLimits",

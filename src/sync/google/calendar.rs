@@ -46,24 +46,22 @@
 //!   account does not organize (an invitation's copy, unless `guestsCanModify`) is not sent —
 //!   Google lets only the organizer change it — and answers `Done` with the event as it was,
 //!   so a change made here to someone else's meeting stays here and the run goes on.
-//! - *Errors*: `401` asks the [`TokenProvider`] for a fresh token and retries once; `429`, and
-//!   `403` with reason `rateLimitExceeded` / `userRateLimitExceeded`, end the run as
-//!   [`RemoteError::Throttled`] with the `Retry-After` (the scheduler waits, not this code);
-//!   other failures carry Google's error reason and message, never a token.
-//!
-//! The small HTTP helper here (bearer, one retry on 401, throttling, Google's error JSON) is
-//! the Calendar API's own until the shared Google client exists; it belongs there.
+//! - *Errors* (the shared [`GoogleClient`]): `401` asks the [`TokenProvider`] for a fresh token
+//!   and retries once; `429`, and `403` with reason `rateLimitExceeded` /
+//!   `userRateLimitExceeded`, end the run as [`RemoteError::Throttled`] with the `Retry-After`
+//!   (the scheduler waits, not this code); other failures carry Google's error reason and
+//!   message, never a token. Paths are built from percent-encoded segments (calendar ids hold
+//!   `@` and `#`).
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone, Utc};
-use reqwest::{Method, StatusCode};
+use reqwest::Method;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 use url::Url;
 
+use super::{GoogleClient, GoogleError};
 use crate::config::ConfigSet;
 use crate::config::types::AllOrList;
 use crate::connector::SyncContext;
@@ -80,8 +78,6 @@ use std::sync::Arc;
 const PAGE_SIZE: u32 = 250;
 /// Calendars per `calendarList` page (Google's maximum).
 const CALENDAR_PAGE_SIZE: u32 = 250;
-/// The wait when a throttled answer names none.
-const DEFAULT_RETRY_AFTER: Duration = Duration::from_secs(60);
 
 /// Google's Calendar API root for an account: `{apiBaseUrl}/calendar/v3`, Google's own host
 /// when the account names none.
@@ -96,22 +92,13 @@ pub fn calendar_base(api_base_url: Option<&str>) -> String {
 
 /// A Google account's calendars as the wire side of a `CalendarSync`.
 pub struct GoogleCalendarRemote {
-    /// The API root, ending in `/calendar/v3` (no slash).
-    base: Url,
-    tokens: Arc<dyn TokenProvider>,
+    /// The Calendar API, rooted at `.../calendar/v3`.
+    client: GoogleClient,
     /// `importMeetings.calendars`.
     calendars: AllOrList,
-    http: reqwest::Client,
     page_size: u32,
-    requests: AtomicU64,
     /// The selection, found once.
     folders: Mutex<Option<Vec<Folder>>>,
-}
-
-/// An answer the caller interprets itself (the status codes a method gives meaning to).
-struct Answer {
-    status: StatusCode,
-    body: Value,
 }
 
 impl GoogleCalendarRemote {
@@ -130,12 +117,9 @@ impl GoogleCalendarRemote {
             ));
         }
         Ok(GoogleCalendarRemote {
-            base,
-            tokens,
+            client: GoogleClient::new(base.as_str(), tokens),
             calendars,
-            http: crate::net::http_client(),
             page_size: PAGE_SIZE,
-            requests: AtomicU64::new(0),
             folders: Mutex::new(None),
         })
     }
@@ -161,86 +145,18 @@ impl GoogleCalendarRemote {
         self
     }
 
-    /// `base` with `segments` appended (each percent-encoded: calendar ids hold `@` and `#`).
-    fn url(&self, segments: &[&str]) -> Url {
-        let mut url = self.base.clone();
-        url.path_segments_mut()
-            .expect("checked in new: a base URL")
-            .pop_if_empty()
-            .extend(segments);
-        url
-    }
-
-    /// One request with the account's bearer token: a `401` gets a fresh token and one more
-    /// try; throttling becomes [`RemoteError::Throttled`]; the statuses in `accept` and every
-    /// success are the caller's, anything else a failure with Google's reason.
+    /// `method` on the path of `segments` (each percent-encoded), every error answer a failure.
     async fn call(
         &self,
         ctx: &SyncContext<'_>,
         method: Method,
-        url: Url,
-        body: Option<&Value>,
-        if_match: Option<&str>,
-        accept: &[StatusCode],
-    ) -> Result<Answer, RemoteError> {
-        let mut fresh = false;
-        loop {
-            if ctx.cancel.is_cancelled() {
-                return Err(RemoteError::Cancelled);
-            }
-            let token = self.tokens.token(ctx, fresh).await?;
-            let mut request = self
-                .http
-                .request(method.clone(), url.clone())
-                .bearer_auth(token);
-            if let Some(etag) = if_match {
-                request = request.header(reqwest::header::IF_MATCH, etag);
-            }
-            if let Some(body) = body {
-                request = request.json(body);
-            }
-            self.requests.fetch_add(1, Ordering::Relaxed);
-            let response = tokio::select! {
-                () = ctx.cancel.cancelled() => return Err(RemoteError::Cancelled),
-                r = request.send() => r,
-            }
-            .map_err(|e| {
-                RemoteError::Failed(format!(
-                    "Google Calendar {} {}: {}",
-                    method,
-                    url.path(),
-                    e.without_url()
-                ))
-            })?;
-            let status = response.status();
-            let retry_after = crate::net::retry_after(&response);
-            let text = response.text().await.unwrap_or_default();
-            let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-            if status == StatusCode::UNAUTHORIZED && !fresh {
-                fresh = true;
-                continue;
-            }
-            let (reason, message) = google_error(&body);
-            let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
-                || (status == StatusCode::FORBIDDEN
-                    && matches!(
-                        reason.as_str(),
-                        "rateLimitExceeded" | "userRateLimitExceeded"
-                    ));
-            if rate_limited {
-                return Err(RemoteError::Throttled {
-                    message: format!("Google Calendar throttled {} ({reason})", url.path()),
-                    retry_after: retry_after.unwrap_or(DEFAULT_RETRY_AFTER),
-                });
-            }
-            if status.is_success() || accept.contains(&status) {
-                return Ok(Answer { status, body });
-            }
-            return Err(RemoteError::Failed(format!(
-                "Google Calendar {method} {}: {status} {reason}: {message}",
-                url.path()
-            )));
-        }
+        segments: &[&str],
+        query: &[(&str, String)],
+    ) -> Result<Value, RemoteError> {
+        self.client
+            .send_to(ctx, method.clone(), segments, query, None, None)
+            .await?
+            .map_err(|e| failed(&method, segments, e))
     }
 
     /// The calendars `importMeetings.calendars` selects, discovered once.
@@ -251,15 +167,15 @@ impl GoogleCalendarRemote {
         let mut entries = Vec::new();
         let mut page: Option<String> = None;
         loop {
-            let mut url = self.url(&["users", "me", "calendarList"]);
-            url.query_pairs_mut()
-                .append_pair("maxResults", &CALENDAR_PAGE_SIZE.to_string());
+            let mut query = vec![("maxResults", CALENDAR_PAGE_SIZE.to_string())];
             if let Some(p) = &page {
-                url.query_pairs_mut().append_pair("pageToken", p);
+                query.push(("pageToken", p.clone()));
             }
-            let answer = self.call(ctx, Method::GET, url, None, None, &[]).await?;
-            entries.extend(answer.body["items"].as_array().cloned().unwrap_or_default());
-            match answer.body["nextPageToken"].as_str() {
+            let body = self
+                .call(ctx, Method::GET, &["users", "me", "calendarList"], &query)
+                .await?;
+            entries.extend(body["items"].as_array().cloned().unwrap_or_default());
+            match body["nextPageToken"].as_str() {
                 Some(p) => page = Some(p.to_owned()),
                 None => break,
             }
@@ -296,32 +212,30 @@ impl GoogleCalendarRemote {
             },
         };
         let full = sync_token.is_none();
-        let mut url = self.url(&["calendars", &folder.id, "events"]);
+        let mut query = vec![
+            ("maxResults", self.page_size.to_string()),
+            ("singleEvents", "false".to_owned()),
+        ];
+        match &sync_token {
+            Some(t) => query.push(("syncToken", t.clone())),
+            None => query.push(("showDeleted", "false".to_owned())),
+        }
+        if let Some(p) = &page_token {
+            query.push(("pageToken", p.clone()));
+        }
+        let segments = ["calendars", folder.id.as_str(), "events"];
+        let body = match self
+            .client
+            .send_to(ctx, Method::GET, &segments, &query, None, None)
+            .await?
         {
-            let mut q = url.query_pairs_mut();
-            q.append_pair("maxResults", &self.page_size.to_string());
-            q.append_pair("singleEvents", "false");
-            match &sync_token {
-                Some(t) => {
-                    q.append_pair("syncToken", t);
-                }
-                None => {
-                    q.append_pair("showDeleted", "false");
-                }
-            }
-            if let Some(p) = &page_token {
-                q.append_pair("pageToken", p);
-            }
-        }
-        let answer = self
-            .call(ctx, Method::GET, url, None, None, &[StatusCode::GONE])
-            .await?;
-        if answer.status == StatusCode::GONE {
-            return Err(RemoteError::TokenExpired);
-        }
+            Ok(body) => body,
+            Err(e) if e.http == 410 => return Err(RemoteError::TokenExpired),
+            Err(e) => return Err(failed(&Method::GET, &segments, e)),
+        };
         let mut items = Vec::new();
         let mut removed = Vec::new();
-        for event in answer.body["items"].as_array().into_iter().flatten() {
+        for event in body["items"].as_array().into_iter().flatten() {
             let Some(event_id) = event["id"].as_str() else {
                 continue;
             };
@@ -337,9 +251,9 @@ impl GoogleCalendarRemote {
             }
             items.push(Listed::Item(to_item(&folder.id, event)));
         }
-        let next = match answer.body["nextPageToken"].as_str() {
+        let next = match body["nextPageToken"].as_str() {
             Some(p) => Next::More(page_cursor(sync_token.as_deref(), p)),
-            None => Next::Done(answer.body["nextSyncToken"].as_str().map(str::to_owned)),
+            None => Next::Done(body["nextSyncToken"].as_str().map(str::to_owned)),
         };
         Ok(Page {
             items,
@@ -355,21 +269,17 @@ impl GoogleCalendarRemote {
         id: &str,
     ) -> Result<Option<RemoteItem<Fields>>, RemoteError> {
         let (calendar, event) = split_id(id)?;
-        let url = self.url(&["calendars", calendar, "events", event]);
-        let answer = self
-            .call(
-                ctx,
-                Method::GET,
-                url,
-                None,
-                None,
-                &[StatusCode::NOT_FOUND, StatusCode::GONE],
-            )
-            .await?;
-        if !answer.status.is_success() || answer.body["status"] == "cancelled" {
-            return Ok(None);
+        let segments = ["calendars", calendar, "events", event];
+        match self
+            .client
+            .send_to(ctx, Method::GET, &segments, &[], None, None)
+            .await?
+        {
+            Ok(body) if body["status"] == "cancelled" => Ok(None),
+            Ok(body) => Ok(Some(to_item(calendar, &body))),
+            Err(e) if matches!(e.http, 404 | 410) => Ok(None),
+            Err(e) => Err(failed(&Method::GET, &segments, e)),
         }
-        Ok(Some(to_item(calendar, &answer.body)))
     }
 
     /// `PUT`s `event` over the event `id` on `calendar`, conditionally on `etag`.
@@ -382,28 +292,17 @@ impl GoogleCalendarRemote {
         etag: Option<&str>,
         notify: Notify,
     ) -> Result<Written<Fields>, RemoteError> {
-        let mut url = self.url(&["calendars", calendar, "events", event_id]);
-        url.query_pairs_mut()
-            .append_pair("sendUpdates", send_updates(notify))
-            .append_pair("conferenceDataVersion", "1");
+        let segments = ["calendars", calendar, "events", event_id];
+        let query = [
+            ("sendUpdates", send_updates(notify).to_owned()),
+            ("conferenceDataVersion", "1".to_owned()),
+        ];
         let answer = self
-            .call(
-                ctx,
-                Method::PUT,
-                url,
-                Some(event),
-                etag,
-                &[
-                    StatusCode::PRECONDITION_FAILED,
-                    StatusCode::NOT_FOUND,
-                    StatusCode::GONE,
-                ],
-            )
+            .client
+            .send_to(ctx, Method::PUT, &segments, &query, Some(event), etag)
             .await?;
-        Ok(match answer.status {
-            StatusCode::PRECONDITION_FAILED => Written::Conflict,
-            StatusCode::NOT_FOUND | StatusCode::GONE => Written::Gone,
-            _ => Written::Done(Some(to_item(calendar, &answer.body))),
+        written(answer, &Method::PUT, &segments, |body| {
+            Some(to_item(calendar, &body))
         })
     }
 
@@ -444,38 +343,38 @@ impl GoogleCalendarRemote {
         let calendar = write.folder.id.as_str();
         let event_id = event_id_for(write.uid);
         let body = new_event(&event_id, write.uid, write.fields);
-        let mut url = self.url(&["calendars", calendar, "events"]);
-        url.query_pairs_mut()
-            .append_pair("sendUpdates", send_updates(notify));
-        let answer = self
-            .call(
-                ctx,
-                Method::POST,
-                url,
-                Some(&body),
-                None,
-                &[StatusCode::CONFLICT],
-            )
-            .await?;
-        if answer.status.is_success() {
-            return Ok(Written::Done(Some(to_item(calendar, &answer.body))));
+        let segments = ["calendars", calendar, "events"];
+        let query = [("sendUpdates", send_updates(notify).to_owned())];
+        match self
+            .client
+            .send_to(ctx, Method::POST, &segments, &query, Some(&body), None)
+            .await?
+        {
+            Ok(made) => return Ok(Written::Done(Some(to_item(calendar, &made)))),
+            Err(e) if e.http == 409 => {}
+            Err(e) => return Err(failed(&Method::POST, &segments, e)),
         }
         // 409: the id exists, made by an earlier attempt of this create: the engine links
         // that one and writes again as an update. One deleted since (Google keeps it as a
         // cancelled event, and its id stays taken) is brought back with these fields.
-        let url = self.url(&["calendars", calendar, "events", &event_id]);
-        let answer = self
-            .call(ctx, Method::GET, url, None, None, &[StatusCode::NOT_FOUND])
-            .await?;
-        if !answer.status.is_success() {
-            return Err(RemoteError::Failed(format!(
-                "Google Calendar refused event {event_id} as a duplicate but does not have it"
-            )));
+        let segments = ["calendars", calendar, "events", event_id.as_str()];
+        let existing = match self
+            .client
+            .send_to(ctx, Method::GET, &segments, &[], None, None)
+            .await?
+        {
+            Ok(existing) => existing,
+            Err(e) if e.http == 404 => {
+                return Err(RemoteError::Failed(format!(
+                    "Google Calendar refused event {event_id} as a duplicate but does not have it"
+                )));
+            }
+            Err(e) => return Err(failed(&Method::GET, &segments, e)),
+        };
+        if existing["status"] != "cancelled" {
+            return Ok(Written::Exists(to_item(calendar, &existing)));
         }
-        if answer.body["status"] != "cancelled" {
-            return Ok(Written::Exists(to_item(calendar, &answer.body)));
-        }
-        let mut new = patch_event(&answer.body, write.fields);
+        let mut new = patch_event(&existing, write.fields);
         new["status"] = json!(
             write
                 .fields
@@ -484,7 +383,7 @@ impl GoogleCalendarRemote {
                 .and_then(google_status)
                 .unwrap_or("confirmed")
         );
-        let etag = answer.body["etag"].as_str().map(str::to_owned);
+        let etag = existing["etag"].as_str().map(str::to_owned);
         self.put(ctx, calendar, &event_id, &new, etag.as_deref(), notify)
             .await
     }
@@ -497,28 +396,13 @@ impl GoogleCalendarRemote {
         notify: Notify,
     ) -> Result<Written<Fields>, RemoteError> {
         let (calendar, event) = split_id(id)?;
-        let mut url = self.url(&["calendars", calendar, "events", event]);
-        url.query_pairs_mut()
-            .append_pair("sendUpdates", send_updates(notify));
+        let segments = ["calendars", calendar, "events", event];
+        let query = [("sendUpdates", send_updates(notify).to_owned())];
         let answer = self
-            .call(
-                ctx,
-                Method::DELETE,
-                url,
-                None,
-                version,
-                &[
-                    StatusCode::PRECONDITION_FAILED,
-                    StatusCode::NOT_FOUND,
-                    StatusCode::GONE,
-                ],
-            )
+            .client
+            .send_to(ctx, Method::DELETE, &segments, &query, None, version)
             .await?;
-        Ok(match answer.status {
-            StatusCode::PRECONDITION_FAILED => Written::Conflict,
-            StatusCode::NOT_FOUND | StatusCode::GONE => Written::Gone,
-            _ => Written::Done(None),
-        })
+        written(answer, &Method::DELETE, &segments, |_| None)
     }
 }
 
@@ -598,7 +482,7 @@ impl CalendarRemote for GoogleCalendarRemote {
     }
 
     fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
+        self.client.requests()
     }
 }
 
@@ -617,16 +501,25 @@ pub fn send_updates(notify: Notify) -> &'static str {
     }
 }
 
-/// The reason and message of Google's error JSON
-/// (`{"error": {"code", "message", "errors": [{"reason", "message"}]}}`).
-fn google_error(body: &Value) -> (String, String) {
-    let error = &body["error"];
-    let reason = error["errors"][0]["reason"]
-        .as_str()
-        .or_else(|| error["status"].as_str())
-        .unwrap_or("unknown");
-    let message = error["message"].as_str().unwrap_or("no message");
-    (reason.to_owned(), message.to_owned())
+/// An error answer no caller maps, as a failure naming the method and the path.
+fn failed(method: &Method, segments: &[&str], error: GoogleError) -> RemoteError {
+    error.into_remote(&format!("Google Calendar {method} {}", segments.join("/")))
+}
+
+/// A conditional write's answer: `412` is [`Written::Conflict`] (a stale etag), `404` / `410`
+/// [`Written::Gone`], a success what `done` makes of the answer's body.
+fn written(
+    answer: Result<Value, GoogleError>,
+    method: &Method,
+    segments: &[&str],
+    done: impl FnOnce(Value) -> Option<RemoteItem<Fields>>,
+) -> Result<Written<Fields>, RemoteError> {
+    match answer {
+        Ok(body) => Ok(Written::Done(done(body))),
+        Err(e) if e.http == 412 => Ok(Written::Conflict),
+        Err(e) if matches!(e.http, 404 | 410) => Ok(Written::Gone),
+        Err(e) => Err(failed(method, segments, e)),
+    }
 }
 
 /// What an operator calls a calendar-list entry.
@@ -1322,19 +1215,6 @@ mod tests {
         assert_eq!(parse_page_cursor("something else"), None);
         assert_eq!(split_id("a@b.example/e1").ok(), Some(("a@b.example", "e1")));
         assert!(split_id("e1").is_err());
-    }
-
-    #[test]
-    fn google_errors_read_reason_and_message() {
-        let body = json!({"error": {"errors": [{"domain": "global", "reason": "fullSyncRequired", "message": "Sync token is no longer valid, a full sync is required."}], "code": 410, "message": "Sync token is no longer valid, a full sync is required."}});
-        assert_eq!(
-            google_error(&body),
-            (
-                "fullSyncRequired".into(),
-                "Sync token is no longer valid, a full sync is required.".into()
-            )
-        );
-        assert_eq!(google_error(&Value::Null).0, "unknown");
     }
 
     #[test]
