@@ -68,6 +68,7 @@ use crate::store::activities::{Activity, ActivityChanges, ActivityKind, RemoteAc
 use crate::store::records::{ChangeOp, RecordKind, SyncRecordState, normalize_email};
 use crate::store::{Store, StoreError};
 
+use super::checkpoints;
 use super::contacts::{parse_rev, refused};
 use super::dav::calendar_remote::CalDavRemote;
 use super::google::calendar::GoogleCalendarRemote;
@@ -536,10 +537,7 @@ impl CalendarSyncConnector {
                 Err(RemoteError::TokenExpired) if !matches!(at, At::Start) => {
                     tracing::warn!(sync = %self.origin, collection = %folder.id, "the server refused the sync token; listing the calendar again");
                     if matches!(at, At::Page(_)) {
-                        let (origin, scope, now) =
-                            (self.origin.clone(), page_scope.clone(), ctx.clock.now());
-                        ctx.store
-                            .call(move |s| s.set_sync_checkpoint(&origin, &scope, None, now))
+                        checkpoints::set(ctx, &self.origin, &page_scope, None)
                             .await
                             .map_err(store_err)?;
                     }
@@ -602,9 +600,7 @@ impl CalendarSyncConnector {
             let (origin, now) = (self.origin.clone(), ctx.clock.now());
             match page.next {
                 Next::More(cursor) => {
-                    let (scope, value) = (page_scope.clone(), cursor.clone());
-                    ctx.store
-                        .call(move |s| s.set_sync_checkpoint(&origin, &scope, Some(&value), now))
+                    checkpoints::set(ctx, &self.origin, &page_scope, Some(&cursor))
                         .await
                         .map_err(store_err)?;
                     at = At::Page(cursor);
@@ -823,10 +819,7 @@ impl CalendarSyncConnector {
         folders: &[Selected],
         report: &mut SyncReport,
     ) -> Result<(), ConnectorError> {
-        let origin = self.origin.clone();
-        let mut after: i64 = ctx
-            .store
-            .call(move |s| s.sync_checkpoint(&origin, "exported"))
+        let mut after: i64 = checkpoints::get(ctx, &self.origin, "exported")
             .await
             .map_err(store_err)?
             .and_then(|v| v.parse().ok())
@@ -856,11 +849,7 @@ impl CalendarSyncConnector {
                     report.items_out += 1;
                 }
             }
-            let (origin, at) = (self.origin.clone(), ctx.clock.now());
-            ctx.store
-                .call(move |s| {
-                    s.set_sync_checkpoint(&origin, "exported", Some(&last.to_string()), at)
-                })
+            checkpoints::set(ctx, &self.origin, "exported", Some(&last.to_string()))
                 .await
                 .map_err(store_err)?;
             after = last;

@@ -311,9 +311,7 @@ impl ContactSyncConnector {
         ctx: &SyncContext<'_>,
         scope: String,
     ) -> Result<Option<String>, ConnectorError> {
-        let origin = self.origin.clone();
-        ctx.store
-            .call(move |s| s.sync_checkpoint(&origin, &scope))
+        super::checkpoints::get(ctx, &self.origin, &scope)
             .await
             .map_err(store_err)
     }
@@ -324,9 +322,7 @@ impl ContactSyncConnector {
         scope: String,
         value: Option<String>,
     ) -> Result<(), ConnectorError> {
-        let (origin, at) = (self.origin.clone(), ctx.clock.now());
-        ctx.store
-            .call(move |s| s.set_sync_checkpoint(&origin, &scope, value.as_deref(), at))
+        super::checkpoints::set(ctx, &self.origin, &scope, value.as_deref())
             .await
             .map_err(store_err)
     }

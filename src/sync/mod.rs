@@ -19,6 +19,8 @@
 //!   base URL, bearer and refresh, throttling, delta links, errors) and the contacts remote.
 //! - `google/`: Google's APIs on one small client (`mod.rs`: base URL, bearer, 401 retry, 429,
 //!   error answers); `google/people.rs`: the People API as a `ContactRemote` (CS-03..05).
+//! - `checkpoints.rs`: a sync's checkpoints (tokens, cursors, remembered discovery), read and
+//!   written from a run.
 //! - `report.rs`: a run's conflicts, progress and run record, shared by the sync connectors.
 //! - `tokens.rs`: the bearer tokens of the Google and Microsoft 365 clients (a GoogleAccount's
 //!   grant, a microsoft365 Mailbox's), Google's API bases, and a GoogleAccount's consent target.
@@ -30,6 +32,7 @@
 //! comes from `SyncContext.clock`).
 
 pub mod calendar;
+pub mod checkpoints;
 pub mod company;
 pub mod contacts;
 pub mod dav;

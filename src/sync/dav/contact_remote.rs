@@ -87,9 +87,7 @@ impl DavContacts {
         ctx: &SyncContext<'_>,
         scope: String,
     ) -> Result<Option<String>, RemoteError> {
-        let origin = self.origin.clone();
-        ctx.store
-            .call(move |s| s.sync_checkpoint(&origin, &scope))
+        crate::sync::checkpoints::get(ctx, &self.origin, &scope)
             .await
             .map_err(store_err)
     }
@@ -100,9 +98,7 @@ impl DavContacts {
         scope: String,
         value: String,
     ) -> Result<(), RemoteError> {
-        let (origin, at) = (self.origin.clone(), ctx.clock.now());
-        ctx.store
-            .call(move |s| s.set_sync_checkpoint(&origin, &scope, Some(&value), at))
+        crate::sync::checkpoints::set(ctx, &self.origin, &scope, Some(&value))
             .await
             .map_err(store_err)
     }
