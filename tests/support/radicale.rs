@@ -42,8 +42,11 @@ pub fn contact_sync_manifest(base: &str, user: &str, extra: &str) -> (&'static s
 
 /// The running server.
 pub struct Radicale {
-    /// All of its state: `config`, `users`, `collections/`, `radicale.log`.
+    /// All of its state: `config`, `users`, `collections/` (removed when the test binary exits).
     pub dir: PathBuf,
+    /// Its log: `$TMPDIR/sb-radicale-<test binary>.log`, outside `dir` so it outlives the run
+    /// (the last run of each test binary keeps its log, to read after a failure).
+    pub log_path: PathBuf,
     /// Its HTTP port on 127.0.0.1.
     pub port: u16,
 }
@@ -81,7 +84,18 @@ impl Radicale {
              [web]\ntype = none\n"
         );
         std::fs::write(dir.join("config"), config).expect("config");
-        let log = std::fs::File::create(dir.join("radicale.log")).expect("log file");
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            // `dav_faults-8323edd3d7df25f2`: the name without cargo's hash, so a rebuild
+            // overwrites the same file
+            .map(|s| {
+                s.rsplit_once('-')
+                    .map_or(s.clone(), |(name, _)| name.to_owned())
+            })
+            .unwrap_or_else(|| "tests".into());
+        let log_path = std::env::temp_dir().join(format!("sb-radicale-{binary}.log"));
+        let log = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new("radicale")
             .arg("--config")
             .arg(dir.join("config"))
@@ -91,7 +105,11 @@ impl Radicale {
             .spawn()
             .expect("start radicale (is Debian's `radicale` installed? tests/run.sh installs it)");
         super::dovecot::reap_after_exit(child.id(), &dir);
-        let server = Radicale { dir, port };
+        let server = Radicale {
+            dir,
+            log_path,
+            port,
+        };
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if server.probe() {
@@ -130,7 +148,7 @@ impl Radicale {
 
     /// Everything Radicale logged so far.
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("radicale.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     /// How many requests `user` made so far (each authenticated request logs one login).
